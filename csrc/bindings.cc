@@ -1,0 +1,419 @@
+// The thin pybind11 layer: converts between Python objects and the native
+// core, releases the GIL around I/O and checksum work, and maps
+// tfckpt::Error to the exception classes of tfckpt.errors.
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <memory>
+#include <string>
+
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include "bundle.h"
+#include "coding.h"
+#include "crc32c.h"
+#include "errors.h"
+#include "snappy.h"
+#include "table.h"
+
+namespace py = pybind11;
+using namespace tfckpt;
+
+namespace {
+
+// A read-only view of a Python object's bytes, held for as long as needed.
+class BufferRef {
+ public:
+  explicit BufferRef(const py::object& obj) : owner_(obj) {
+    if (PyObject_GetBuffer(obj.ptr(), &view_, PyBUF_SIMPLE) != 0) throw py::error_already_set();
+  }
+  ~BufferRef() {
+    py::gil_scoped_acquire gil;
+    PyBuffer_Release(&view_);
+  }
+  BufferRef(const BufferRef&) = delete;
+  BufferRef& operator=(const BufferRef&) = delete;
+  const uint8_t* data() const { return static_cast<const uint8_t*>(view_.buf); }
+  size_t size() const { return static_cast<size_t>(view_.len); }
+  std::string_view view() const {
+    return std::string_view(reinterpret_cast<const char*>(data()), size());
+  }
+
+ private:
+  py::object owner_;
+  Py_buffer view_;
+};
+
+// A file mapped read-only into memory. Exposes the buffer protocol, so numpy
+// arrays and memoryviews over it keep the mapping alive.
+class MappedFile {
+ public:
+  explicit MappedFile(const std::string& path) : path_(path) {
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+      PyErr_SetFromErrnoWithFilename(PyExc_OSError, path.c_str());
+      throw py::error_already_set();
+    }
+    struct stat st;
+    if (::fstat(fd, &st) != 0) {
+      int saved = errno;
+      ::close(fd);
+      errno = saved;
+      PyErr_SetFromErrnoWithFilename(PyExc_OSError, path.c_str());
+      throw py::error_already_set();
+    }
+    if (S_ISDIR(st.st_mode)) {
+      ::close(fd);
+      errno = EISDIR;
+      PyErr_SetFromErrnoWithFilename(PyExc_OSError, path.c_str());
+      throw py::error_already_set();
+    }
+    size_ = static_cast<size_t>(st.st_size);
+    if (size_ > 0) {
+      void* p = ::mmap(nullptr, size_, PROT_READ, MAP_SHARED, fd, 0);
+      if (p == MAP_FAILED) {
+        int saved = errno;
+        ::close(fd);
+        errno = saved;
+        PyErr_SetFromErrnoWithFilename(PyExc_OSError, path.c_str());
+        throw py::error_already_set();
+      }
+      data_ = static_cast<uint8_t*>(p);
+    }
+    ::close(fd);
+  }
+  ~MappedFile() {
+    if (data_) ::munmap(data_, size_);
+  }
+  MappedFile(const MappedFile&) = delete;
+  MappedFile& operator=(const MappedFile&) = delete;
+
+  const uint8_t* data() const { return data_ ? data_ : &empty_; }
+  size_t size() const { return size_; }
+  const std::string& path() const { return path_; }
+
+  // Hints the kernel to read a range ahead (sequential checksum passes).
+  void WillNeed(size_t offset, size_t length) const {
+    if (!data_ || offset >= size_) return;
+    const size_t page = static_cast<size_t>(::sysconf(_SC_PAGESIZE));
+    size_t start = offset / page * page;
+    size_t end = std::min(size_, offset + std::min(length, size_ - offset));
+    ::madvise(data_ + start, end - start, MADV_WILLNEED);
+  }
+
+ private:
+  std::string path_;
+  uint8_t* data_ = nullptr;
+  size_t size_ = 0;
+  static const uint8_t empty_;
+};
+const uint8_t MappedFile::empty_ = 0;
+
+std::string KeyBytes(const py::handle& key) {
+  if (PyBytes_Check(key.ptr())) return std::string(py::reinterpret_borrow<py::bytes>(key));
+  if (PyUnicode_Check(key.ptr())) {
+    PyObject* b = PyUnicode_AsEncodedString(key.ptr(), "utf-8", "surrogateescape");
+    if (!b) throw py::error_already_set();
+    std::string s(PyBytes_AS_STRING(b), PyBytes_GET_SIZE(b));
+    Py_DECREF(b);
+    return s;
+  }
+  throw py::type_error("a checkpoint key must be str or bytes");
+}
+
+py::str KeyStr(const std::string& key) {
+  PyObject* s = PyUnicode_DecodeUTF8(key.data(), key.size(), "surrogateescape");
+  if (!s) throw py::error_already_set();
+  return py::reinterpret_steal<py::str>(s);
+}
+
+py::tuple ShapeTuple(const std::vector<int64_t>& shape) {
+  py::tuple t(shape.size());
+  for (size_t i = 0; i < shape.size(); ++i) t[i] = py::int_(shape[i]);
+  return t;
+}
+
+py::list SlicesList(const std::vector<Slice>& slices) {
+  py::list out;
+  for (const Slice& s : slices) {
+    py::list extents;
+    for (const Extent& e : s) extents.append(py::make_tuple(e.start, e.length));
+    out.append(std::move(extents));
+  }
+  return out;
+}
+
+Slice SliceFromPython(const py::handle& obj) {
+  Slice slice;
+  for (const py::handle& item : obj) {
+    auto pair = item.cast<std::pair<int64_t, int64_t>>();
+    Extent e;
+    e.start = pair.first;
+    e.length = pair.second;
+    slice.push_back(e);
+  }
+  return slice;
+}
+
+// An opened index, holding the buffer it was parsed from.
+class PyIndex {
+ public:
+  PyIndex(const py::object& buffer, const std::string& name)
+      : buffer_(std::make_unique<BufferRef>(buffer)) {
+    py::gil_scoped_release release;
+    bundle_ = std::make_unique<Bundle>(buffer_->data(), buffer_->size(), name);
+  }
+
+  size_t Lookup(const py::handle& key) const {
+    std::string k = KeyBytes(key);
+    ptrdiff_t i = k.empty() ? -1 : bundle_->Find(k);
+    if (i < 0) {
+      throw Error(ErrorKind::kKeyNotFound,
+                  "Key " + Printable(k) + " not found in checkpoint " + bundle_->table().name());
+    }
+    return static_cast<size_t>(i);
+  }
+
+  py::tuple Entry(const py::handle& key) const {
+    size_t i = Lookup(key);
+    const tfckpt::Entry& e = bundle_->entry(i);
+    if (!e.error.empty()) {
+      throw Corrupt(bundle_->table().name() + ": entry for key " + Printable(bundle_->key(i)) +
+                    ": " + e.error);
+    }
+    return py::make_tuple(e.dtype, ShapeTuple(e.shape), e.shard_id, e.offset, e.size,
+                          e.crc32c, SlicesList(e.slices), e.num_elements);
+  }
+
+  py::list Keys(bool hidden) const {
+    py::list out;
+    for (size_t i = 0; i < bundle_->size(); ++i) {
+      if (hidden || !bundle_->hidden(i)) out.append(KeyStr(bundle_->key(i)));
+    }
+    return out;
+  }
+
+  py::list RawKeys() const {
+    py::list out;
+    for (size_t i = 0; i < bundle_->size(); ++i) out.append(py::bytes(bundle_->key(i)));
+    return out;
+  }
+
+  // One row per listed key: (key, dtype, shape, size, num_elements, error, sliced).
+  py::list Listing(bool hidden) const {
+    py::list out;
+    for (size_t i = 0; i < bundle_->size(); ++i) {
+      if (!hidden && bundle_->hidden(i)) continue;
+      const tfckpt::Entry& e = bundle_->entry(i);
+      py::object error = e.error.empty() ? py::object(py::none()) : py::object(py::str(e.error));
+      out.append(py::make_tuple(KeyStr(bundle_->key(i)), e.dtype, ShapeTuple(e.shape), e.size,
+                                e.num_elements, error, !e.slices.empty()));
+    }
+    return out;
+  }
+
+  py::bytes RawValue(const py::handle& key) const {
+    std::string_view v = bundle_->raw_value(Lookup(key));
+    return py::bytes(v.data(), v.size());
+  }
+
+  bool Contains(const py::handle& key) const {
+    std::string k = KeyBytes(key);
+    return !k.empty() && bundle_->Find(k) >= 0;
+  }
+
+  bool Hidden(const py::handle& key) const { return bundle_->hidden(Lookup(key)); }
+
+  py::tuple HeaderTuple() const {
+    const Header& h = bundle_->header();
+    return py::make_tuple(h.num_shards, h.endianness, h.producer, h.min_consumer,
+                          py::cast(h.bad_consumers));
+  }
+
+  py::dict TableStats() const {
+    const auto& s = bundle_->table().stats();
+    py::dict d;
+    d["data_blocks"] = s.data_blocks;
+    d["snappy_blocks"] = s.snappy_blocks;
+    d["index_handle"] = py::make_tuple(s.index_handle.offset, s.index_handle.size);
+    d["metaindex_handle"] = py::make_tuple(s.metaindex_handle.offset, s.metaindex_handle.size);
+    d["file_size"] = buffer_->size();
+    return d;
+  }
+
+  size_t Size() const { return bundle_->size(); }
+  const std::string& Name() const { return bundle_->table().name(); }
+
+ private:
+  std::unique_ptr<BufferRef> buffer_;
+  std::unique_ptr<Bundle> bundle_;
+};
+
+uint32_t Crc(const py::object& data, uint32_t crc, bool portable) {
+  BufferRef buf(data);
+  py::gil_scoped_release release;
+  return portable ? crc32c::ExtendPortable(crc, buf.data(), buf.size())
+                  : crc32c::Extend(crc, buf.data(), buf.size());
+}
+
+py::object g_errors;  // the tfckpt.errors module
+
+void RaiseTranslated(const Error& e) {
+  const char* name = "CorruptCheckpointError";
+  switch (e.kind()) {
+    case ErrorKind::kCorrupt: name = "CorruptCheckpointError"; break;
+    case ErrorKind::kChecksum: name = "ChecksumMismatchError"; break;
+    case ErrorKind::kKeyNotFound: name = "KeyNotFoundError"; break;
+    case ErrorKind::kUnsupported: name = "UnsupportedCheckpointError"; break;
+    case ErrorKind::kInvalidArgument: name = "InvalidArgumentError"; break;
+    case ErrorKind::kIo: name = "CheckpointError"; break;
+  }
+  py::object cls = g_errors.attr(name);
+  const std::string what = e.what();
+  PyObject* text = PyUnicode_DecodeUTF8(what.data(), what.size(), "backslashreplace");
+  if (!text) throw py::error_already_set();
+  py::object message = py::reinterpret_steal<py::object>(text);
+  py::object exc;
+  if (e.kind() == ErrorKind::kChecksum && !e.key.empty()) {
+    exc = cls(message, py::arg("key") = KeyStr(e.key), py::arg("stored") = e.stored,
+              py::arg("computed") = e.computed);
+  } else {
+    exc = cls(message);
+  }
+  PyErr_SetObject(cls.ptr(), exc.ptr());
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_native, m) {
+  m.doc() = "Native core of tfckpt: the TensorBundle index table, entries, payloads, CRC32C.";
+  g_errors = py::module_::import("tfckpt.errors");
+  // Keep the module alive for the lifetime of the interpreter.
+  g_errors.inc_ref();
+
+  py::register_exception_translator([](std::exception_ptr p) {
+    try {
+      if (p) std::rethrow_exception(p);
+    } catch (const Error& e) {
+      RaiseTranslated(e);
+    }
+  });
+
+  m.attr("crc32c_implementation") = crc32c::Implementation();
+  m.def("crc32c", [](const py::object& d, uint32_t crc) { return Crc(d, crc, false); },
+        py::arg("data"), py::arg("crc") = 0,
+        "CRC-32C of data, extending `crc` (the CRC of preceding bytes). GIL released.");
+  m.def("crc32c_portable", [](const py::object& d, uint32_t crc) { return Crc(d, crc, true); },
+        py::arg("data"), py::arg("crc") = 0);
+  m.def("mask_crc", &crc32c::Mask);
+  m.def("unmask_crc", &crc32c::Unmask);
+
+  m.def("snappy_decompress", [](const py::object& data, size_t max_output) {
+    BufferRef buf(data);
+    std::string out, error;
+    bool ok;
+    {
+      py::gil_scoped_release release;
+      ok = snappy::Decompress(buf.data(), buf.size(), max_output, &out, &error);
+    }
+    if (!ok) throw Corrupt("corrupted compressed block contents (" + error + ")");
+    return py::bytes(out);
+  }, py::arg("data"), py::arg("max_output"));
+
+  py::list sizes;
+  for (int dt = 0; dt < 34; ++dt) sizes.append(DtypeSize(dt));
+  m.attr("dtype_sizes") = sizes;
+
+  m.def("slice_key", [](const py::handle& name, const py::handle& slice) {
+    return py::bytes(EncodeTensorNameSlice(KeyBytes(name), SliceFromPython(slice)));
+  }, py::arg("name"), py::arg("slice"),
+        "The index key of one slice of a partitioned tensor (OrderedCode).");
+  m.def("decode_slice_key", [](const py::bytes& key) -> py::object {
+    std::string name;
+    Slice slice;
+    if (!DecodeTensorNameSlice(std::string(key), &name, &slice)) return py::none();
+    py::list extents;
+    for (const Extent& e : slice) extents.append(py::make_tuple(e.start, e.length));
+    return py::make_tuple(py::bytes(name), extents);
+  }, py::arg("key"));
+
+  m.def("decode_strings", [](const py::object& data, uint64_t n, bool swap, bool verify,
+                             const std::string& key) {
+    BufferRef buf(data);
+    std::vector<std::string_view> items;
+    uint32_t crc;
+    {
+      py::gil_scoped_release release;
+      crc = DecodeStrings(buf.view(), n, swap, verify, key, &items);
+    }
+    py::list out(items.size());
+    for (size_t i = 0; i < items.size(); ++i) {
+      out[i] = py::bytes(items[i].data(), items[i].size());
+    }
+    return py::make_tuple(out, crc);
+  }, py::arg("data"), py::arg("n"), py::arg("swap"), py::arg("verify"), py::arg("key"));
+
+  m.def("decode_variants", [](const py::object& data, uint64_t n, bool verify,
+                              const std::string& key) {
+    BufferRef buf(data);
+    std::vector<std::string_view> items;
+    uint32_t crc;
+    {
+      py::gil_scoped_release release;
+      crc = DecodeVariants(buf.view(), n, verify, key, &items);
+    }
+    py::list out(items.size());
+    for (size_t i = 0; i < items.size(); ++i) {
+      out[i] = py::bytes(items[i].data(), items[i].size());
+    }
+    return py::make_tuple(out, crc);
+  }, py::arg("data"), py::arg("n"), py::arg("verify"), py::arg("key"));
+
+  m.def("build_table", [](const py::iterable& items, size_t block_size, int restart_interval) {
+    std::vector<std::pair<std::string, std::string>> kvs;
+    for (const py::handle& item : items) {
+      auto kv = item.cast<std::pair<py::bytes, py::bytes>>();
+      kvs.emplace_back(std::string(kv.first), std::string(kv.second));
+    }
+    std::string out;
+    {
+      py::gil_scoped_release release;
+      TableBuilder builder(block_size, restart_interval);
+      for (auto& kv : kvs) builder.Add(kv.first, kv.second);
+      out = builder.Finish();
+    }
+    return py::bytes(out);
+  }, py::arg("items"), py::arg("block_size") = 262144, py::arg("restart_interval") = 16,
+        "Builds table bytes from (key, value) pairs given in strictly increasing key order.");
+
+  py::class_<MappedFile>(m, "MappedFile", py::buffer_protocol())
+      .def(py::init<const std::string&>(), py::arg("path"))
+      .def_property_readonly("size", &MappedFile::size)
+      .def_property_readonly("path", &MappedFile::path)
+      .def("__len__", &MappedFile::size)
+      .def("will_need", &MappedFile::WillNeed, py::arg("offset"), py::arg("length"))
+      .def_buffer([](MappedFile& f) {
+        return py::buffer_info(const_cast<uint8_t*>(f.data()), 1,
+                               py::format_descriptor<uint8_t>::format(), 1,
+                               {static_cast<py::ssize_t>(f.size())}, {1}, /*readonly=*/true);
+      });
+
+  py::class_<PyIndex>(m, "Index")
+      .def(py::init<const py::object&, const std::string&>(), py::arg("buffer"), py::arg("name"))
+      .def_property_readonly("header", &PyIndex::HeaderTuple)
+      .def_property_readonly("table_stats", &PyIndex::TableStats)
+      .def_property_readonly("name", &PyIndex::Name)
+      .def("__len__", &PyIndex::Size)
+      .def("__contains__", &PyIndex::Contains)
+      .def("keys", &PyIndex::Keys, py::arg("hidden") = false)
+      .def("raw_keys", &PyIndex::RawKeys)
+      .def("listing", &PyIndex::Listing, py::arg("hidden") = false)
+      .def("entry", &PyIndex::Entry, py::arg("key"))
+      .def("raw_value", &PyIndex::RawValue, py::arg("key"))
+      .def("is_hidden", &PyIndex::Hidden, py::arg("key"));
+}

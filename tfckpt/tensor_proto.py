@@ -1,0 +1,88 @@
+"""TensorProto -> numpy, for the tensors inside variant values (and format V1 data)."""
+
+from __future__ import annotations
+
+from .dtypes import by_code, numpy_dtype
+from .errors import CorruptCheckpointError, UnsupportedCheckpointError
+
+__all__ = ["to_numpy"]
+
+# Which repeated field holds the values of a dtype when tensor_content is empty.
+_FIELD = {
+    1: "float_val", 2: "double_val", 3: "int_val", 4: "int_val", 5: "int_val", 6: "int_val",
+    7: "string_val", 8: "scomplex_val", 9: "int64_val", 10: "bool_val", 11: "int_val",
+    12: "int_val", 13: "int_val", 14: "half_val", 15: "int_val", 16: "int_val", 17: "int_val",
+    18: "dcomplex_val", 19: "half_val", 21: "variant_val", 22: "uint32_val", 23: "uint64_val",
+    29: "int_val", 30: "int_val", 31: "int_val", 32: "int_val",
+}
+_FLOAT8 = range(24, 29)
+_MAX_ELEMENTS = 1 << 31  # a typed field value is repeated at most this far
+
+
+def to_numpy(tp):
+    """Converts a TensorProto message to a numpy array (object arrays for strings/variants)."""
+    import numpy as np
+
+    code = tp.dtype
+    shape = tuple(d.size for d in tp.tensor_shape.dim)
+    if any(d < 0 for d in shape):
+        raise CorruptCheckpointError(f"TensorProto with invalid shape {list(shape)}")
+    n = 1
+    for d in shape:
+        n *= d
+    d = by_code(code)
+    if code == 20:
+        return np.array([repr(h) for h in tp.resource_handle_val], dtype=object).reshape(shape) \
+            if n == len(tp.resource_handle_val) else np.empty(shape, dtype=object)
+    if d.numpy is None:
+        raise UnsupportedCheckpointError(f"TensorProto of dtype {d.name} cannot be converted")
+    dtype = numpy_dtype(code)
+    if tp.tensor_content and code not in (7, 21):
+        if len(tp.tensor_content) != n * dtype.itemsize:
+            raise CorruptCheckpointError(
+                f"TensorProto tensor_content of {len(tp.tensor_content)} bytes for "
+                f"{d.name}{list(shape)}")
+        return np.frombuffer(tp.tensor_content, dtype=dtype).reshape(shape).copy()
+    if code in _FLOAT8 or code == 33:
+        raw = np.frombuffer(tp.float8_val, dtype=np.uint8)
+        values = raw.view(dtype)
+    else:
+        field = _FIELD.get(code)
+        if field is None:
+            raise UnsupportedCheckpointError(f"TensorProto of dtype {d.name} cannot be converted")
+        values = list(getattr(tp, field))
+        if code == 21:
+            from .proto import VariantTensorDataProto  # noqa: F401 (same message type)
+            from .reader import Variant
+
+            values = [Variant(v.type_name, bytes(v.metadata), [to_numpy(t) for t in v.tensors])
+                      for v in values]
+    if n > _MAX_ELEMENTS and len(values) < n:
+        raise CorruptCheckpointError(f"TensorProto declares {n} elements but stores {len(values)}")
+    if code in (7, 21):
+        out = np.empty(n, dtype=object)
+        if values:
+            out[: len(values)] = values[:n]
+            out[len(values):] = [values[-1]] * max(0, n - len(values))
+        return out.reshape(shape)
+    if code in (8, 18):
+        flat = np.asarray(values, dtype=np.float32 if code == 8 else np.float64)
+        values = flat[0::2] + 1j * flat[1::2] if flat.size else flat
+    if code in (14, 19):
+        arr = np.asarray(values, dtype=np.uint32).astype(np.uint16).view(dtype)
+    elif d.is_quantized:
+        base = dtype.fields[d.name][0]
+        arr = np.asarray(values, dtype=np.int64).astype(base).view(dtype)
+    else:
+        arr = np.asarray(values).astype(dtype)
+    if arr.size == n:
+        return arr.reshape(shape)
+    if arr.size == 0:
+        return np.zeros(shape, dtype=dtype)
+    if arr.size > n:
+        raise CorruptCheckpointError(f"TensorProto stores {arr.size} values for {n} elements")
+    # TensorFlow repeats the last value to fill the tensor.
+    out = np.empty(n, dtype=dtype)
+    out[: arr.size] = arr
+    out[arr.size:] = arr[-1]
+    return out.reshape(shape)
