@@ -1,0 +1,495 @@
+"""The ``tfckpt`` command. One function per subcommand; each calls the public API.
+
+Exit status: 0 all is well, 1 damage found (corrupt bytes, checksum mismatch, missing shard),
+2 usage or I/O error (a bad path, a missing key, a file that is not a checkpoint).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import signal
+import sys
+import time
+from typing import List, Optional, Sequence, TextIO
+
+from .errors import (
+    CheckpointError,
+    CorruptCheckpointError,
+    KeyNotFoundError,
+    MissingShardError,
+)
+
+EXIT_OK, EXIT_DAMAGE, EXIT_TROUBLE = 0, 1, 2
+
+_INSPECT_FLAGS = ("--file_name", "--tensor_name", "--all_tensors", "--all_tensor_names",
+                  "--count_exclude_pattern", "--printoptions")
+
+
+class UsageError(Exception):
+    """A mistake in how the command was called."""
+
+
+# -- formatting -------------------------------------------------------------------------
+
+def format_shape(shape: Sequence[int]) -> str:
+    """``[5,3]``, ``[]`` for a scalar, as TensorFlow's debug strings write shapes."""
+    return "[" + ",".join(str(d) for d in shape) + "]"
+
+
+def format_bytes(n: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if n < 1024 or unit == "TiB":
+            return f"{n} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n} B"  # pragma: no cover
+
+
+def _set_printoptions(options: Sequence[str]) -> None:
+    """Applies ``k=v`` numpy print options, as inspect_checkpoint's --printoptions does."""
+    import numpy as np
+
+    current = np.get_printoptions()
+    for kv in options:
+        k, sep, v = kv.partition("=")
+        if not sep or not k:
+            raise UsageError(f"'{kv}' is not in the form k=v.")
+        if k not in current:
+            raise UsageError(f"'{k}' is not a valid printoption.")
+        kind = type(current[k])
+        if kind is type(None):
+            raise UsageError(f"Setting '{k}' from the command line is not supported.")
+        try:
+            value = (v.lower() in ("true", "t", "1", "yes")) if kind is bool else kind(v)
+        except ValueError as e:
+            raise UsageError(f"bad value for printoption {k}: {e}") from None
+        np.set_printoptions(**{k: value})
+
+
+class Progress:
+    """A one-line progress display on stderr, only when stderr is a terminal."""
+
+    def __init__(self, total: int, label: str, stream: TextIO = sys.stderr) -> None:
+        self.total = max(total, 1)
+        self.label = label
+        self.stream = stream
+        self.enabled = stream.isatty()
+        self.done = 0
+        self.start = time.monotonic()
+        self.last = 0.0
+
+    def update(self, n: int) -> None:
+        self.done += n
+        now = time.monotonic()
+        if self.enabled and (now - self.last > 0.1 or self.done >= self.total):
+            self.last = now
+            rate = self.done / max(now - self.start, 1e-9)
+            self.stream.write(
+                f"\r{self.label}: {100 * self.done / self.total:5.1f}%  "
+                f"{format_bytes(self.done)} / {format_bytes(self.total)}  "
+                f"{format_bytes(int(rate))}/s ")
+            self.stream.flush()
+
+    def close(self) -> None:
+        if self.enabled:
+            self.stream.write("\r\033[K")
+            self.stream.flush()
+
+
+# -- dump -------------------------------------------------------------------------------
+
+def _describe(reader):
+    def describe(key: str) -> str:
+        if key not in reader:
+            return "(missing from the index)"
+        e = reader.entry(key)
+        return f"{e.dtype_name}{format_shape(e.shape)}"
+    return describe
+
+
+def cmd_dump(args, out: TextIO) -> int:
+    import tfckpt
+
+    if args.printoptions:
+        _set_printoptions(args.printoptions)
+    with tfckpt.open(args.path) as reader:
+        if args.tree:
+            return _dump_tree(reader, args, out)
+        if args.tensor:
+            for key in args.tensor:
+                value = reader.read(key)
+                e = reader.entry(key)
+                if args.json:
+                    out.write(json.dumps(_json_value(key, e, value)) + "\n")
+                else:
+                    out.write(f"tensor: {key} ({e.dtype_name}) {format_shape(e.shape)}\n")
+                    print(value, file=out)
+            return EXIT_OK
+        return _dump_listing(reader, args, out)
+
+
+def _dump_listing(reader, args, out: TextIO) -> int:
+    from .dtypes import by_code
+
+    rows = reader.listing(hidden=args.all_keys)
+    all_rows = reader.listing(hidden=True) if not args.all_keys else rows
+    status = EXIT_OK
+    total_params = 0
+    for key, dtype, shape, size, n, error, sliced in rows:
+        if error is None:
+            total_params += n
+    # Bytes in data files: every entry that holds data (slice entries, not their full key).
+    total_bytes = sum(r[3] for r in all_rows if r[5] is None and not r[6])
+    if args.json:
+        tensors = []
+        for key, dtype, shape, size, n, error, sliced in rows:
+            rec = {"key": key, "dtype": by_code(dtype).name, "shape": list(shape)}
+            if error:
+                rec["error"] = error
+                status = EXIT_DAMAGE
+            else:
+                e = reader.entry(key)
+                rec.update(size=e.size, num_elements=n, shard=e.shard_id, offset=e.offset,
+                           crc32c=e.crc32c, partitioned=sliced)
+                if sliced:
+                    rec["slices"] = [s.spec for s in e.slices]
+                    rec.pop("shard"), rec.pop("offset"), rec.pop("crc32c")
+                    rec["size"] = _partitioned_size(reader, e)
+            if args.all:
+                if error is None:
+                    rec["value"] = _json_value(key, reader.entry(key), reader.read(key))["value"]
+            tensors.append(rec)
+        h = reader.header
+        doc = {
+            "prefix": reader.prefix,
+            "header": {"num_shards": h.num_shards, "endianness": h.endianness,
+                       "version": {"producer": h.producer, "min_consumer": h.min_consumer,
+                                   "bad_consumers": list(h.bad_consumers)}},
+            "tensors": tensors,
+            "totals": {"tensors": len(rows), "parameters": total_params, "bytes": total_bytes},
+        }
+        json.dump(doc, out, indent=1)
+        out.write("\n")
+        return status
+
+    width_key = min(max((len(r[0]) for r in rows), default=3), 80)
+    for key, dtype, shape, size, n, error, sliced in rows:
+        name = by_code(dtype).name
+        if error:
+            out.write(f"{key:<{width_key}}  ERROR: {error}\n")
+            status = EXIT_DAMAGE
+            continue
+        if sliced:
+            e = reader.entry(key)
+            size = _partitioned_size(reader, e)
+            extra = f"  ({len(e.slices)} slices)"
+        else:
+            extra = ""
+        out.write(f"{key:<{width_key}}  {name:<10} {format_shape(shape):<16} "
+                  f"{format_bytes(size):>10}{extra}\n")
+        if args.all:
+            print(reader.read(key), file=out)
+    out.write(f"# {len(rows)} tensors, {total_params} parameters, {format_bytes(total_bytes)}"
+              f" in {reader.header.num_shards} data shard"
+              f"{'s' if reader.header.num_shards != 1 else ''}\n")
+    return status
+
+
+def _partitioned_size(reader, e) -> int:
+    from . import _native
+
+    total = 0
+    for s in e.slices:
+        k = _native.slice_key(e.key, s._native_extents())
+        if k in reader._index:
+            total += reader.entry(k).size
+    return total
+
+
+def _json_value(key, entry, value):
+    import numpy as np
+
+    def convert(v):
+        if isinstance(v, bytes):
+            try:
+                return v.decode("utf-8")
+            except UnicodeDecodeError:
+                return {"base64": __import__("base64").b64encode(v).decode("ascii")}
+        if isinstance(v, np.ndarray):
+            return [convert(x) for x in v.tolist()] if v.dtype == object else _plain(v)
+        if isinstance(v, list):
+            return [convert(x) for x in v]
+        if hasattr(v, "type_name"):
+            return {"type_name": v.type_name, "metadata_bytes": len(v.metadata),
+                    "tensors": [convert(t) for t in v.tensors]}
+        return v
+
+    def _plain(arr):
+        if arr.dtype.names:  # quantized: a one-field structured dtype
+            arr = arr[arr.dtype.names[0]]
+        if arr.dtype.kind == "c":
+            return [[z.real, z.imag] for z in arr.reshape(-1).tolist()] if arr.ndim else \
+                [arr.item().real, arr.item().imag]
+        if arr.dtype.kind not in "biuf":  # ml_dtypes types
+            arr = arr.astype(np.float64) if "float" in arr.dtype.name else arr.astype(np.int64)
+        return _finite(arr.tolist())
+
+    def _finite(x):
+        if isinstance(x, list):
+            return [_finite(y) for y in x]
+        if isinstance(x, float) and (x != x or x in (float("inf"), float("-inf"))):
+            return str(x)
+        return x
+
+    if entry.dtype_code in (7, 21):
+        out = convert(value.tolist() if value.ndim else [value.item()])
+        if not value.ndim:
+            out = out[0]
+    else:
+        out = convert(value)
+    return {"key": key, "dtype": entry.dtype_name, "shape": list(entry.shape), "value": out}
+
+
+def _dump_tree(reader, args, out: TextIO) -> int:
+    graph = reader.object_graph
+    if graph is None:
+        raise UsageError(
+            f"{reader.prefix} is a name-based checkpoint (no {'_CHECKPOINTABLE_OBJECT_GRAPH'} "
+            "key): it has no object graph to show; use 'tfckpt dump' for its keys")
+    if args.json:
+        json.dump(graph.to_json(), out, indent=1)
+        out.write("\n")
+    else:
+        out.write(graph.render(_describe(reader)) + "\n")
+    return EXIT_OK
+
+
+# -- verify -----------------------------------------------------------------------------
+
+def cmd_verify(args, out: TextIO) -> int:
+    import tfckpt
+
+    with tfckpt.open(args.path) as reader:
+        rows = reader.listing(hidden=True)
+        total = sum(r[3] for r in rows if r[5] is None and not r[6])
+        progress = Progress(total, "verifying")
+        damaged = []
+        checked = 0
+        try:
+            for key, dtype, shape, size, n, error, sliced in rows:
+                if error is not None:
+                    damaged.append({"key": key, "error": error})
+                    continue
+                if sliced:
+                    continue  # its slice entries are checked as keys of their own
+                try:
+                    reader.verify_key(key)
+                    checked += 1
+                except (CorruptCheckpointError, MissingShardError,
+                        tfckpt.UnsupportedCheckpointError) as e:
+                    damaged.append({"key": key, "error": str(e)})
+                progress.update(size)
+        finally:
+            progress.close()
+        if args.json:
+            json.dump({"prefix": reader.prefix, "ok": not damaged, "tensors_checked": checked,
+                       "bytes_checked": total, "damaged": damaged}, out, indent=1)
+            out.write("\n")
+        else:
+            for d in damaged:
+                out.write(f"DAMAGED {_printable_key(d['key'])}: {d['error']}\n")
+            if not args.quiet or damaged:
+                verdict = "OK" if not damaged else f"{len(damaged)} damaged"
+                out.write(f"{reader.prefix}: {verdict} ({checked} tensors, "
+                          f"{format_bytes(total)} checked; index blocks verified)\n")
+        return EXIT_OK if not damaged else EXIT_DAMAGE
+
+
+def _printable_key(key: str) -> str:
+    return key.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace") \
+        if any(ord(c) < 32 for c in key) or "\udc80" <= max(key, default=" ") else key
+
+
+# -- inspect_checkpoint compatibility ---------------------------------------------------
+
+def _bool_flag(v: Optional[str]) -> bool:
+    return True if v is None else v.lower() == "true"
+
+
+def inspect_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="tfckpt inspect",
+        description="Drop-in for TensorFlow's inspect_checkpoint: same flags, same output.")
+    p.add_argument("--file_name", type=str, default="")
+    p.add_argument("--tensor_name", type=str, default="")
+    p.add_argument("--count_exclude_pattern", type=str, default="")
+    p.add_argument("--all_tensors", nargs="?", const="true", default="false")
+    p.add_argument("--all_tensor_names", nargs="?", const="true", default="false")
+    p.add_argument("--printoptions", nargs="*", default=[])
+    return p
+
+
+def cmd_inspect(argv: Sequence[str], out: TextIO) -> int:
+    import numpy as np
+
+    import tfckpt
+
+    args, _unknown = inspect_parser().parse_known_args(argv)
+    if not args.file_name:
+        out.write("Usage: inspect_checkpoint --file_name=checkpoint_file_name "
+                  "[--tensor_name=tensor_to_print] [--all_tensors] [--all_tensor_names] "
+                  "[--count_exclude_pattern] [--printoptions]\n")
+        return 1
+    if args.printoptions:
+        _set_printoptions(args.printoptions)
+    all_tensors = _bool_flag(args.all_tensors)
+    all_names = _bool_flag(args.all_tensor_names)
+    try:
+        reader = tfckpt.open(args.file_name)
+        rows = {r[0]: r for r in reader.listing()}
+        if all_tensors or all_names:
+            for key in sorted(rows):
+                _, dtype, shape, *_ = rows[key]
+                out.write(f"tensor: {key} ({reader.entry(key).dtype_name}) {list(shape)}\n")
+                if all_tensors:
+                    print(reader.read(key), file=out)
+        elif not args.tensor_name:
+            out.write(_debug_string(reader) + "\n")
+        else:
+            if args.tensor_name not in rows:
+                out.write(f"Tensor {args.tensor_name} not found in checkpoint\n")
+                return EXIT_OK
+            e = reader.entry(args.tensor_name)
+            out.write(f"tensor: {args.tensor_name} ({e.dtype_name}) {list(e.shape)}\n")
+            print(reader.read(args.tensor_name), file=out)
+        shapes = {k: r[2] for k, r in rows.items()}
+        if args.count_exclude_pattern:
+            pattern = re.compile(args.count_exclude_pattern)
+            excluded = [k for k in shapes if pattern.search(k)]
+            out.write(f"# Excluding {len(excluded)} tensors "
+                      f"({sum(int(np.prod(shapes[k])) for k in excluded)} params) that match "
+                      f"{args.count_exclude_pattern} when counting.\n")
+            shapes = {k: s for k, s in shapes.items() if k not in excluded}
+        total = sum(int(np.prod(s)) for s in shapes.values())
+        out.write(f"# Total number of params: {total}\n")
+    except CheckpointError as e:
+        out.write(f"{e}\n")
+        if "corrupted compressed block contents" in str(e):
+            out.write("It's likely that your checkpoint file has been compressed with SNAPPY.\n")
+    return EXIT_OK
+
+
+def _debug_string(reader) -> str:
+    """BundleReader::DebugString: every entry without slices, in table order, slice keys
+    included, as ``key (DT_X) [shape]``; invalid UTF-8 dropped as inspect_checkpoint does."""
+    from .dtypes import by_code
+
+    lines = []
+    for key, dtype, shape, size, n, error, sliced in reader.listing(hidden=True):
+        if sliced:
+            continue
+        raw = key.encode("utf-8", "surrogateescape").decode("utf-8", "ignore")
+        lines.append(f"{raw} ({by_code(dtype).enum_name}) {format_shape(shape)}\n")
+    return "".join(lines)
+
+
+# -- entry point ------------------------------------------------------------------------
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="tfckpt",
+        description="Read, verify and inspect TensorFlow checkpoints without TensorFlow.",
+        epilog="Exit status: 0 ok, 1 damage found, 2 usage or I/O error. "
+               "TensorFlow's inspect_checkpoint flags (--file_name ...) work too.")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    d = sub.add_parser("dump", help="list keys with dtype, shape and size; print values",
+                       description="One line per key (dtype, shape, bytes), then totals.")
+    d.add_argument("path", help="checkpoint prefix, .index/.data file, directory or SavedModel")
+    d.add_argument("--tensor", action="append", metavar="KEY", help="print this tensor's value")
+    d.add_argument("--all", action="store_true", help="print every value")
+    d.add_argument("--json", action="store_true", help="machine-readable output")
+    d.add_argument("--tree", action="store_true",
+                   help="show the object graph: paths, aliases and optimizer slots")
+    d.add_argument("--all-keys", action="store_true",
+                   help="also list the slice entries of partitioned tensors")
+    d.add_argument("--printoptions", nargs="*", default=[], metavar="K=V",
+                   help="numpy print options, e.g. threshold=100000")
+    d.set_defaults(func=cmd_dump)
+
+    v = sub.add_parser("verify", help="check every block and tensor checksum",
+                       description="Checks every index block CRC and every tensor CRC; names "
+                                   "each damaged tensor. Exit 1 if anything is damaged.")
+    v.add_argument("path")
+    v.add_argument("--json", action="store_true")
+    v.add_argument("-q", "--quiet", action="store_true", help="print only damage")
+    v.set_defaults(func=cmd_verify)
+
+    sub.add_parser("inspect", add_help=False,
+                   help="TensorFlow inspect_checkpoint drop-in (--file_name=... flags)")
+    return p
+
+
+def _wants_inspect(argv: Sequence[str]) -> bool:
+    return any(a.split("=", 1)[0] in _INSPECT_FLAGS for a in argv)
+
+
+def run(argv: Optional[Sequence[str]] = None, out: Optional[TextIO] = None,
+        err: Optional[TextIO] = None) -> int:
+    """Runs the command line `argv` and returns the exit status (for scripts and tests)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    out = out or sys.stdout
+    err = err or sys.stderr
+    try:
+        if argv and argv[0] == "inspect":
+            return cmd_inspect(argv[1:], out)
+        if argv and argv[0] == "dump" and _wants_inspect(argv[1:]):
+            return cmd_inspect(argv[1:], out)
+        if argv and _wants_inspect(argv) and argv[0].startswith("--"):
+            return cmd_inspect(argv, out)
+        parser = build_parser()
+        try:
+            args = parser.parse_args(argv)
+        except SystemExit as e:
+            return EXIT_OK if e.code == 0 else EXIT_TROUBLE
+        if not getattr(args, "func", None):
+            parser.print_help(out)
+            return EXIT_TROUBLE
+        return args.func(args, out)
+    except UsageError as e:
+        err.write(f"tfckpt: {e}\n")
+        return EXIT_TROUBLE
+    except KeyNotFoundError as e:
+        err.write(f"tfckpt: {e}\n")
+        return EXIT_TROUBLE
+    except (CorruptCheckpointError, MissingShardError) as e:
+        err.write(f"tfckpt: {e}\n")
+        return EXIT_DAMAGE
+    except CheckpointError as e:
+        err.write(f"tfckpt: {e}\n")
+        return EXIT_TROUBLE
+    except OSError as e:
+        if isinstance(e, BrokenPipeError):
+            raise
+        err.write(f"tfckpt: {e}\n")
+        return EXIT_TROUBLE
+
+
+def main() -> None:
+    """Console entry point."""
+    # Behave like a Unix tool in a pipe: `tfckpt dump X | head` ends quietly.
+    if hasattr(signal, "SIGPIPE"):
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    try:
+        code = run()
+        sys.stdout.flush()
+    except KeyboardInterrupt:
+        sys.stderr.write("tfckpt: interrupted\n")
+        code = 130
+    sys.exit(code)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,278 @@
+"""The TrackableObjectGraph of an object-based checkpoint, as a tree people can walk.
+
+Every object has a canonical path (the breadth-first path TensorFlow uses to build keys)
+and every other path that reaches it: Keras 3, for one, tracks a model's variables under
+the optimizer too, so one value sits under several paths. Optimizer slot variables know
+which variable and which optimizer they belong to.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Dict, Iterator, List, Optional, Tuple
+
+from .errors import CorruptCheckpointError
+
+__all__ = ["ObjectGraph", "Node", "Attribute", "SlotVariable", "escape_local_name"]
+
+_MAX_PATHS_PER_NODE = 16  # enough to show every alias people meet; bounds hostile graphs
+
+
+def escape_local_name(name: str) -> str:
+    """Escapes an edge name as checkpoint keys do: ``.`` -> ``..``, then ``/`` -> ``.S``."""
+    return name.replace(".", "..").replace("/", ".S")
+
+
+@dataclass(frozen=True)
+class Attribute:
+    name: str            # e.g. VARIABLE_VALUE
+    full_name: str       # the variable's TF1 name, e.g. dense/kernel
+    checkpoint_key: str  # the bundle key holding the value
+
+
+@dataclass(frozen=True)
+class SlotVariable:
+    original_node_id: int
+    slot_name: str
+    slot_node_id: int
+
+
+@dataclass
+class Node:
+    id: int
+    children: List[Tuple[str, int]]
+    attributes: List[Attribute]
+    slot_variables: List[SlotVariable]
+    registered_saver: Optional[Tuple[str, str]] = None
+    has_checkpoint_values: Optional[bool] = None
+    #: The canonical path (escaped local names joined by "/"); "" for the root, None if
+    #: nothing reaches the node.
+    path: Optional[str] = None
+    #: Every path found that reaches this node (the canonical one first).
+    paths: List[str] = field(default_factory=list)
+    #: For a slot variable: (original variable node id, optimizer node id, slot name).
+    slot_of: Optional[Tuple[int, int, str]] = None
+
+    @property
+    def keys(self) -> List[str]:
+        return [a.checkpoint_key for a in self.attributes]
+
+
+class ObjectGraph:
+    """The decoded graph. ``nodes[0]`` is the root (usually the tf.train.Checkpoint)."""
+
+    def __init__(self, nodes: List[Node], problems: List[str]) -> None:
+        self.nodes = nodes
+        #: Things that are wrong with the graph (dangling node ids, say); empty when sound.
+        self.problems = problems
+        self._by_key: Dict[str, List[int]] = {}
+        for n in nodes:
+            for a in n.attributes:
+                self._by_key.setdefault(a.checkpoint_key, []).append(n.id)
+        self._assign_paths()
+
+    @classmethod
+    def parse(cls, data: bytes, reader=None) -> "ObjectGraph":
+        """Decodes a serialized TrackableObjectGraph."""
+        from .proto import TrackableObjectGraph
+
+        msg = TrackableObjectGraph()
+        try:
+            msg.ParseFromString(data)
+        except Exception as e:
+            where = f"{reader.index_path}: " if reader is not None else ""
+            raise CorruptCheckpointError(
+                f"{where}the object graph (_CHECKPOINTABLE_OBJECT_GRAPH) does not parse: {e}"
+            ) from None
+        nodes = []
+        for i, obj in enumerate(msg.nodes):
+            saver = None
+            if obj.HasField("registered_saver"):
+                saver = (obj.registered_saver.name, obj.registered_saver.object_name)
+            nodes.append(Node(
+                id=i,
+                children=[(c.local_name, c.node_id) for c in obj.children],
+                attributes=[Attribute(a.name, a.full_name, a.checkpoint_key)
+                            for a in obj.attributes],
+                slot_variables=[SlotVariable(s.original_variable_node_id, s.slot_name,
+                                             s.slot_variable_node_id)
+                                for s in obj.slot_variables],
+                registered_saver=saver,
+                has_checkpoint_values=(obj.has_checkpoint_values.value
+                                       if obj.HasField("has_checkpoint_values") else None),
+            ))
+        return cls(nodes, [])
+
+    # -- paths ------------------------------------------------------------------------
+    def _valid(self, node_id: int, context: str) -> bool:
+        if 0 <= node_id < len(self.nodes):
+            return True
+        self.problems.append(f"{context} refers to node {node_id}, but the graph has "
+                             f"{len(self.nodes)} nodes")
+        return False
+
+    def _assign_paths(self) -> None:
+        if not self.nodes:
+            return
+        root = self.nodes[0]
+        root.path = ""
+        root.paths = [""]
+        queue = deque([(0, "")])
+        while queue:
+            nid, path = queue.popleft()
+            for name, cid in self.nodes[nid].children:
+                if not self._valid(cid, f"child {name!r} of node {nid}"):
+                    continue
+                child = self.nodes[cid]
+                cpath = f"{path}/{escape_local_name(name)}" if path else escape_local_name(name)
+                if len(child.paths) >= _MAX_PATHS_PER_NODE or cpath in child.paths:
+                    continue
+                if child.path is None:
+                    child.path = cpath
+                child.paths.append(cpath)
+                queue.append((cid, cpath))
+        # Slot variables hang off their original variable, under the optimizer's path.
+        for opt in self.nodes:
+            for s in opt.slot_variables:
+                if not (self._valid(s.slot_node_id, f"slot {s.slot_name!r} of node {opt.id}")
+                        and self._valid(s.original_node_id,
+                                        f"slot {s.slot_name!r} of node {opt.id}")):
+                    continue
+                slot = self.nodes[s.slot_node_id]
+                slot.slot_of = (s.original_node_id, opt.id, s.slot_name)
+                original = self.nodes[s.original_node_id]
+                if slot.path is None and original.path is not None and opt.path is not None:
+                    slot.path = (f"{original.path}/.OPTIMIZER_SLOT/{opt.path}/"
+                                 f"{escape_local_name(s.slot_name)}")
+                    slot.paths.append(slot.path)
+
+    # -- queries ------------------------------------------------------------------------
+    @property
+    def root(self) -> Node:
+        return self.nodes[0]
+
+    def __len__(self) -> int:
+        return len(self.nodes)
+
+    def node(self, path: str) -> Node:
+        """The node at an escaped path such as ``model/dense/kernel``."""
+        for n in self.nodes:
+            if path in n.paths:
+                return n
+        raise KeyError(f"no object at path {path!r}")
+
+    def nodes_for_key(self, key: str) -> List[Node]:
+        """The objects whose value is stored under checkpoint `key`."""
+        return [self.nodes[i] for i in self._by_key.get(key, [])]
+
+    def paths_for_key(self, key: str) -> List[str]:
+        """Every object path that reaches the value stored under `key`."""
+        out: List[str] = []
+        for n in self.nodes_for_key(key):
+            out.extend(p for p in n.paths if p not in out)
+        return out
+
+    def walk(self) -> Iterator[Node]:
+        """Nodes reachable from the root, in breadth-first order, then slot variables."""
+        reached = [n for n in self.nodes if n.path is not None]
+        return iter(sorted(reached, key=lambda n: (n.slot_of is not None, n.id)))
+
+    def variables(self) -> List[dict]:
+        """One record per stored value: key, attribute, canonical path, all paths, TF1 name,
+        and for slots the variable and optimizer they belong to."""
+        out = []
+        for n in self.nodes:
+            for a in n.attributes:
+                rec = {
+                    "key": a.checkpoint_key,
+                    "attribute": a.name,
+                    "node": n.id,
+                    "path": n.path,
+                    "paths": list(n.paths),
+                    "full_name": a.full_name,
+                }
+                if n.slot_of is not None:
+                    orig, opt, slot = n.slot_of
+                    rec["slot"] = {"name": slot, "variable": self.nodes[orig].path,
+                                   "optimizer": self.nodes[opt].path}
+                out.append(rec)
+        return out
+
+    def to_json(self) -> dict:
+        return {
+            "nodes": [
+                {
+                    "id": n.id,
+                    "path": n.path,
+                    "paths": n.paths,
+                    "children": [{"name": c, "node": i} for c, i in n.children],
+                    "attributes": [{"name": a.name, "full_name": a.full_name,
+                                    "checkpoint_key": a.checkpoint_key} for a in n.attributes],
+                    "slot_variables": [{"original": s.original_node_id, "slot": s.slot_name,
+                                        "node": s.slot_node_id} for s in n.slot_variables],
+                    **({"registered_saver": {"name": n.registered_saver[0],
+                                             "object_name": n.registered_saver[1]}}
+                       if n.registered_saver else {}),
+                }
+                for n in self.nodes
+            ],
+            "problems": list(self.problems),
+        }
+
+    # -- rendering ----------------------------------------------------------------------
+    def render(self, describe=None) -> str:
+        """A text tree. `describe(key)` may return a short text for a value (dtype, shape)."""
+        lines: List[str] = ["(root)" + self._node_suffix(self.root, describe)]
+        placed = {0}
+        slots_by_original: Dict[int, List[Node]] = {}
+        for n in self.nodes:
+            if n.slot_of is not None:
+                slots_by_original.setdefault(n.slot_of[0], []).append(n)
+
+        def emit(nid: int, indent: str) -> None:
+            node = self.nodes[nid]
+            items: List[Tuple[str, Optional[int], Optional[Node]]] = []
+            for name, cid in node.children:
+                items.append((name, cid, None))
+            for slot in slots_by_original.get(nid, []):
+                items.append(("", None, slot))
+            for i, (name, cid, slot) in enumerate(items):
+                last = i == len(items) - 1
+                branch = "└── " if last else "├── "
+                deeper = indent + ("    " if last else "│   ")
+                if slot is not None:
+                    _, opt, slot_name = slot.slot_of  # type: ignore[misc]
+                    opt_path = self.nodes[opt].path or f"node {opt}"
+                    lines.append(f"{indent}{branch}[slot {slot_name} of {opt_path}]"
+                                 + self._node_suffix(slot, describe))
+                    continue
+                if cid is None or not 0 <= cid < len(self.nodes):
+                    lines.append(f"{indent}{branch}{name} -> missing node {cid}")
+                    continue
+                child = self.nodes[cid]
+                if cid in placed:
+                    lines.append(f"{indent}{branch}{name} = same object as "
+                                 f"{child.path or '(root)'}")
+                    continue
+                placed.add(cid)
+                lines.append(f"{indent}{branch}{name}" + self._node_suffix(child, describe))
+                emit(cid, deeper)
+
+        emit(0, "")
+        for p in self.problems:
+            lines.append(f"problem: {p}")
+        return "\n".join(lines)
+
+    @staticmethod
+    def _node_suffix(node: Node, describe) -> str:
+        parts = []
+        for a in node.attributes:
+            text = describe(a.checkpoint_key) if describe else ""
+            attr = "" if a.name == "VARIABLE_VALUE" else f" {a.name}"
+            parts.append(f"{attr}{(' ' + text) if text else ''} <- {a.checkpoint_key}")
+        if node.registered_saver:
+            parts.append(f" (registered saver {node.registered_saver[0]})")
+        if len(node.paths) > 1:
+            parts.append("  (also " + ", ".join(node.paths[1:]) + ")")
+        return ("  " + "".join(parts).strip()) if parts else ""
