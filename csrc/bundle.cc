@@ -366,10 +366,10 @@ bool ReadSignedNumIncreasing(const uint8_t** p, const uint8_t* end, int64_t* v) 
   const uint8_t b0 = first ^ inv;
   int len;
   if (b0 != 0xff) {
-    len = 1;
-    for (uint8_t t = static_cast<uint8_t>(b0 ^ 0xff); !(t & 0x80); t <<= 1) ++len;
-    // b0 ^ 0xff is non-zero here, so the loop ends within 8 steps.
-    if (len > 8) return false;
+    // L is the number of leading zero bits of (b0 ^ 0xff), which is non-zero here.
+    len = 0;
+    for (uint8_t t = static_cast<uint8_t>(b0 ^ 0xff); !(t & 0x80); t = static_cast<uint8_t>(t << 1)) ++len;
+    if (len < 1 || len > 7) return false;
   } else {
     if (end - *p < 2) return false;
     const uint8_t b1 = (*p)[1] ^ inv;

@@ -227,8 +227,6 @@ def _json_value(key, entry, value):
         return v
 
     def _plain(arr):
-        if arr.dtype.names:  # quantized: a one-field structured dtype
-            arr = arr[arr.dtype.names[0]]
         if arr.dtype.kind == "c":
             return [[z.real, z.imag] for z in arr.reshape(-1).tolist()] if arr.ndim else \
                 [arr.item().real, arr.item().imag]

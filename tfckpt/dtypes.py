@@ -117,8 +117,8 @@ def by_name(name: str) -> DType:
 def numpy_dtype(code: int):
     """The numpy dtype of values of DataType `code`, as TensorFlow's reader returns them.
 
-    Quantized types are numpy structured dtypes with one field, as ``tf.qint8.as_numpy_dtype``;
-    bfloat16, float8, int4, int2 and float4 come from ml_dtypes.
+    Quantized types come back as their integer base type (qint8 -> int8), as TensorFlow's
+    checkpoint reader returns them; bfloat16, float8, int4, int2 and float4 come from ml_dtypes.
     """
     import numpy as np
 
@@ -130,5 +130,5 @@ def numpy_dtype(code: int):
 
         return np.dtype(getattr(ml_dtypes, d.numpy[3:]))
     if d.numpy.startswith("q:"):
-        return np.dtype([(d.name, np.dtype(d.numpy[2:]))])
+        return np.dtype(d.numpy[2:])
     return np.dtype(d.numpy)

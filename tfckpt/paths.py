@@ -50,13 +50,14 @@ def _from_state_file(state_path: str) -> str:
     if not state.model_checkpoint_path:
         raise NotACheckpointError(
             f"{state_path}: invalid checkpoint state: model_checkpoint_path is empty")
-    candidates = [state.model_checkpoint_path]
     if not os.path.isabs(state.model_checkpoint_path):
         candidates = [os.path.join(directory, state.model_checkpoint_path)]
     else:
         # A TF1 Saver records absolute paths; after the directory is moved or copied they
-        # point elsewhere. The same base name beside the state file is the same checkpoint.
-        candidates.append(os.path.join(directory, os.path.basename(state.model_checkpoint_path)))
+        # point elsewhere. The same base name beside the state file is the checkpoint the
+        # user pointed at; the recorded path is the fallback.
+        candidates = [os.path.join(directory, os.path.basename(state.model_checkpoint_path)),
+                      state.model_checkpoint_path]
     for prefix in candidates:
         if os.path.isfile(prefix + ".index"):
             return prefix

@@ -410,6 +410,10 @@ class Reader(Mapping[str, Any]):
             index = tuple(slice(a, b) for a, b in bounds)
         if not isinstance(index, tuple):
             index = (index,)
+        if any(item is Ellipsis for item in index):
+            at = next(i for i, item in enumerate(index) if item is Ellipsis)
+            fill = (slice(None),) * max(0, len(shape) - len(index) + 1)
+            index = index[:at] + fill + index[at + 1:]
         if len(index) > len(shape):
             raise InvalidArgumentError(
                 f"too many indices for {e.key} of shape {list(shape)}: {index!r}")

@@ -71,8 +71,7 @@ def to_numpy(tp):
     if code in (14, 19):
         arr = np.asarray(values, dtype=np.uint32).astype(np.uint16).view(dtype)
     elif d.is_quantized:
-        base = dtype.fields[d.name][0]
-        arr = np.asarray(values, dtype=np.int64).astype(base).view(dtype)
+        arr = np.asarray(values, dtype=np.int64).astype(dtype)
     else:
         arr = np.asarray(values).astype(dtype)
     if arr.size == n:

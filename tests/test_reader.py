@@ -1,0 +1,426 @@
+"""The reader against TensorFlow: every key, dtype, shape and value of real checkpoints."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+
+import numpy as np
+import pytest
+
+import tfckpt
+from tfckpt import _native
+
+V2_KINDS = {"raw_savev2", "tf2_object", "tf2_sharded", "tf1_name_based", "savedmodel"}
+V2_CASES = [
+    "big_key_count", "data_iterator", "dtypes", "keras_adam", "keras_model_only", "lookup_table",
+    "module_nested", "multi_device", "multi_device_default", "multi_device_tf1",
+    "name_based_v1_saver_scalar", "savedmodel", "sharded_policy", "strings", "tf1_partitioned",
+    "tf1_savedmodel", "tf2_optimizer_slots",
+]
+
+
+def test_corpus_cases_are_all_covered(corpus):
+    assert sorted(n for n, c in corpus.items() if c.kind in V2_KINDS) == sorted(V2_CASES)
+
+
+def _same_value(ours, theirs) -> None:
+    """Bit-exact equality with what TensorFlow's get_tensor returned."""
+    if isinstance(theirs, bytes):  # TF returns a scalar string as bytes
+        assert ours.shape == () and ours.item() == theirs
+        return
+    theirs = np.asarray(theirs)
+    assert ours.shape == theirs.shape
+    if theirs.dtype == object:
+        assert ours.dtype == object
+        assert ours.tolist() == theirs.tolist()
+        return
+    assert ours.dtype == theirs.dtype, (ours.dtype, theirs.dtype)
+    assert ours.tobytes() == theirs.tobytes()
+
+
+@pytest.mark.parametrize("case", V2_CASES)
+def test_keys_dtypes_shapes_match_tensorflow(corpus, oracles, case):
+    o = oracles[case]
+    assert o["open_error"] is None
+    with tfckpt.open(corpus[case].prefix) as r:
+        assert r.keys() == [k for k, _ in o["list_variables"]]
+        assert len(r) == len(o["list_variables"])
+        for key, shape in o["list_variables"]:
+            assert key in r
+            e = r.entry(key)
+            assert list(e.shape) == shape, key
+            assert e.dtype_name == o["dtypes"][key], key
+
+
+@pytest.mark.parametrize("case", V2_CASES)
+def test_values_bit_exact_with_tensorflow(corpus, oracles, case):
+    o = oracles[case]
+    with tfckpt.open(corpus[case].prefix) as r:
+        for key, theirs in o["values"].items():
+            _same_value(r.read(key), theirs)
+            _same_value(r[key], theirs)
+        # Everything TensorFlow refuses, tfckpt reads.
+        for key in o["errors"]:
+            r.read(key)
+
+
+def test_every_dtype_tensorflow_saves(corpus, oracles):
+    """dtype and numpy type of each of the 31 memcpy/string dtypes, incl. float8, int4, int2,
+    float4, quantized, complex, bool, bfloat16 and half."""
+    o = oracles["dtypes"]
+    with tfckpt.open(corpus["dtypes"].prefix) as r:
+        seen = {r.entry(k).dtype_name for k in r}
+        assert seen == set(corpus["dtypes"].extra["dtype_names"]) | {"string"} or \
+            seen >= set(corpus["dtypes"].extra["dtype_names"])
+        for key in r:
+            e = r.entry(key)
+            v = r.read(key)
+            assert v.dtype == np.asarray(o["values"][key]).dtype or e.dtype_name == "string"
+            if e.dtype_name.startswith(("int4", "uint4", "int2", "uint2", "float8", "float4")):
+                assert v.dtype.itemsize == 1  # unpacked, one byte per element
+            if e.dtype_name.startswith(("qint", "quint")):
+                assert v.dtype == np.dtype(e.dtype_name[1:])  # qint8 -> int8, as TF returns
+
+
+def test_numeric_values_are_zero_copy_read_only_views(corpus):
+    with tfckpt.open(corpus["dtypes"].prefix) as r:
+        key = next(k for k in r if r.entry(k).dtype_name == "float32" and r.entry(k).size)
+        v = r.read(key)
+        assert not v.flags.writeable
+        assert not v.flags.owndata
+    # The mapping outlives the reader: the array stays valid after close.
+    assert v.copy().tobytes() == v.tobytes()
+
+
+def test_variant_iterator_state_decoded(corpus, oracles):
+    key = "it/.ATTRIBUTES/ITERATOR_STATE"
+    o = oracles["data_iterator"]
+    assert "not convertible to numpy" in o["errors"][key][1]  # TF's own reader cannot show it
+    with tfckpt.open(corpus["data_iterator"].prefix) as r:
+        e = r.entry(key)
+        assert e.dtype_name == "variant"
+        v = r.read(key)
+        assert v.shape == tuple(e.shape) and v.dtype == object
+        for element in v:
+            assert isinstance(element, tfckpt.Variant)
+            assert element.type_name == "tensorflow::Iterator"
+            assert element.metadata
+            for t in element.tensors:
+                assert isinstance(t, np.ndarray)
+
+
+def _tf_restore_slicewise(prefix, key, entry):
+    """TensorFlow's own bytes for a partitioned tensor it cannot assemble: each stored slice
+    restored by RestoreV2 on exactly its own extent, placed by numpy."""
+    import tensorflow as tf
+
+    dtype = tf.as_dtype(entry.dtype_name if entry.dtype_name != "string" else tf.string)
+    out = np.empty(entry.shape, dtype=object if entry.dtype_name == "string" else entry.dtype)
+    for s in entry.slices:
+        spec = " ".join(str(d) for d in entry.shape) + " " + s.spec
+        (part,) = tf.raw_ops.RestoreV2(prefix=prefix, tensor_names=[key],
+                                       shape_and_slices=[spec], dtypes=[dtype])
+        out[tuple(slice(a, b) for a, b in s.bounds(entry.shape))] = part.numpy()
+    return out
+
+
+@pytest.mark.parametrize("var", ["half", "u16", "text", "big", "bf16", "c64"])
+def test_partitioned_assembles_every_dtype(corpus, oracles, var):
+    prefix = corpus["sharded_policy"].prefix
+    key = f"{var}/.ATTRIBUTES/VARIABLE_VALUE"
+    o = oracles["sharded_policy"]
+    with tfckpt.open(prefix) as r:
+        e = r.entry(key)
+        assert len(e.slices) > 1
+        ours = r.read(key)
+    if key in o["errors"]:
+        assert "not supported" in o["errors"][key][1]  # e.g. "Dtype half not supported."
+    else:
+        _same_value(ours, o["values"][key])
+    expected = _tf_restore_slicewise(prefix, key, e)
+    if ours.dtype == object:
+        assert ours.tolist() == expected.tolist()
+    else:
+        assert ours.tobytes() == expected.tobytes()
+
+
+def test_slice_keys_hidden_but_readable(corpus):
+    with tfckpt.open(corpus["tf1_partitioned"].prefix) as r:
+        raw = r.raw_keys
+        slice_keys = [k for k in raw if k.startswith(b"\x00")]
+        assert slice_keys and all(k.decode("utf-8", "surrogateescape") not in r.keys()
+                                  for k in slice_keys)
+        for k in slice_keys:
+            name, extents = _native.decode_slice_key(k)
+            assert name.decode() in r
+            full = r.entry(name.decode())
+            assert _native.slice_key(name, extents) == k  # re-encoding is byte-exact
+            assert r.read(k).shape == tuple(
+                full.shape[d] if ln < 0 else ln for d, (st, ln) in enumerate(extents))
+
+
+def test_read_slice_rows_of_a_tensor(corpus):
+    with tfckpt.open(corpus["sharded_policy"].prefix) as r:
+        for var in ("big", "half", "text", "small"):
+            key = f"{var}/.ATTRIBUTES/VARIABLE_VALUE"
+            full = r.read(key)
+            n = full.shape[0]
+            for index in (np.s_[3:n - 2], np.s_[n // 2], np.s_[0:0], np.s_[1:4, ...]):
+                got = r.read_slice(key, index)
+                want = full[index]
+                if not isinstance(want, np.ndarray):  # an element of a 1-D array
+                    want = np.array(want, dtype=full.dtype)
+                assert got.shape == want.shape
+                assert got.tolist() == want.tolist() if full.dtype == object else \
+                    got.tobytes() == np.ascontiguousarray(want).tobytes()
+        big = r.read("big/.ATTRIBUTES/VARIABLE_VALUE")
+        assert r.read_slice("big/.ATTRIBUTES/VARIABLE_VALUE", "10,20:5,3").tobytes() == \
+            np.ascontiguousarray(big[10:30, 5:8]).tobytes()
+        with pytest.raises(tfckpt.InvalidArgumentError):
+            r.read_slice("big/.ATTRIBUTES/VARIABLE_VALUE", "0,1")
+
+
+def test_read_slice_touches_only_needed_bytes(tmp_path):
+    """Rows 1000-2000 of a 64 MiB embedding come back even when every other byte of the
+    shard is garbage: nothing else was read."""
+    import tensorflow as tf
+
+    emb = np.arange(16384 * 1024, dtype=np.float32).reshape(16384, 1024)
+    prefix = str(tmp_path / "emb")
+    tf.raw_ops.SaveV2(prefix=prefix, tensor_names=["emb"], shape_and_slices=[""],
+                      tensors=[tf.constant(emb)])
+    shard = prefix + ".data-00000-of-00001"
+    with open(shard, "r+b") as f:
+        data = bytearray(f.read())
+        row = 1024 * 4
+        keep = bytes(data[1000 * row: 2000 * row])
+        data[:] = b"\xff" * len(data)
+        data[1000 * row: 2000 * row] = keep
+        f.seek(0)
+        f.write(data)
+    with tfckpt.open(prefix) as r:
+        got = r.read_slice("emb", np.s_[1000:2000])
+        assert np.array_equal(got, emb[1000:2000])
+        with pytest.raises(tfckpt.ChecksumMismatchError):
+            r.read("emb")
+
+
+def test_entry_checksums_match_crcmod(corpus):
+    import crcmod.predefined
+
+    crc = crcmod.predefined.mkCrcFun("crc-32c")
+    with tfckpt.open(corpus["dtypes"].prefix) as r:
+        with open(r.shard_path(0), "rb") as f:
+            data = f.read()
+        for key in r:
+            e = r.entry(key)
+            if e.dtype_name == "string":
+                continue  # its CRC covers fixed-width lengths, not the varints stored
+            assert e.checksum == crc(data[e.offset:e.offset + e.size]), key
+            assert _native.mask_crc(e.checksum) == e.crc32c
+
+
+def test_header(corpus):
+    with tfckpt.open(corpus["multi_device"].prefix) as r:
+        assert r.header.num_shards == corpus["multi_device"].extra["expected_num_shards"] > 1
+        assert r.header.endianness == "little"
+        assert (r.header.producer, r.header.min_consumer) == (1, 0)
+
+
+def test_object_graph_keras_kernel_under_optimizer(corpus):
+    with tfckpt.open(corpus["keras_adam"].prefix) as r:
+        g = r.object_graph
+        keys = {v["key"] for v in g.variables()}
+        assert keys <= set(r.keys())
+        # Every stored variable value is reached from the object graph.
+        assert keys == {k for k in r.keys() if k != tfckpt.OBJECT_GRAPH_KEY}
+        trainable = [v for v in g.variables() if v["key"].startswith("optimizer/_trainable")]
+        assert trainable
+        for v in trainable:
+            # The kernel is the model's too: a path under "model" reaches the same object.
+            assert any(p.startswith("model/") for p in v["paths"]), v
+
+
+def test_object_graph_slot_variables(corpus):
+    with tfckpt.open(corpus["tf2_optimizer_slots"].prefix) as r:
+        g = r.object_graph
+        slots = [v for v in g.variables() if "slot" in v]
+        assert slots
+        for v in slots:
+            s = v["slot"]
+            assert v["key"] == f"{s['variable']}/.OPTIMIZER_SLOT/{s['optimizer']}/" \
+                               f"{s['name']}/.ATTRIBUTES/VARIABLE_VALUE"
+            assert v["key"] in r
+        text = g.render()
+        assert "[slot m of" in text and "[slot v of" in text
+
+
+def test_object_graph_escaped_names(corpus):
+    with tfckpt.open(corpus["module_nested"].prefix) as r:
+        g = r.object_graph
+        for v in g.variables():
+            assert v["key"] == f"{v['path']}/.ATTRIBUTES/{v['attribute']}"
+        assert any("k..x.Sy" in v["path"] for v in g.variables())
+        assert "k.x/y" in g.render()
+
+
+def test_name_based_checkpoint_has_no_object_graph(corpus):
+    with tfckpt.open(corpus["tf1_partitioned"].prefix) as r:
+        assert r.object_graph is None
+
+
+# -- what the user points at ------------------------------------------------------------
+
+def test_paths_resolve_like_latest_checkpoint(corpus):
+    c = corpus["keras_adam"]
+    d = os.path.dirname(c.prefix)
+    assert tfckpt.open(d).prefix == c.prefix  # the newest, ckpt-2
+    assert tfckpt.open(os.path.join(d, "checkpoint")).prefix == c.prefix
+    assert tfckpt.open(c.prefix + ".index").prefix == c.prefix
+    assert tfckpt.open(c.prefix + ".data-00000-of-00001").prefix == c.prefix
+    sm = corpus["savedmodel"]
+    assert tfckpt.open(sm.extra["savedmodel_dir"]).prefix == sm.prefix
+
+
+def test_moved_tf1_directory_with_absolute_state_paths(corpus, tmp_path):
+    src = os.path.dirname(corpus["tf1_partitioned"].prefix)
+    dst = tmp_path / "moved"
+    shutil.copytree(src, dst)
+    with open(dst / "checkpoint") as f:
+        assert src in f.read()  # absolute paths to the old place
+    assert tfckpt.open(str(dst)).prefix == str(dst / os.path.basename(
+        corpus["tf1_partitioned"].prefix))
+
+
+@pytest.mark.parametrize("case, words", [
+    ("keras_weights", "HDF5"),
+    ("keras_archive", "Keras v3 archive"),
+])
+def test_not_a_checkpoint_says_what_it_is(corpus, case, words):
+    with pytest.raises(tfckpt.NotACheckpointError, match=words):
+        tfckpt.open(corpus[case].prefix)
+
+
+def test_v1_checkpoint_named(corpus):
+    with pytest.raises(tfckpt.UnsupportedCheckpointError, match="V1"):
+        tfckpt.open(corpus["v1_format"].prefix)
+
+
+@pytest.mark.parametrize("content, words", [
+    (b"", "empty file"),
+    (b"version https://git-lfs.github.com/spec/v1\noid sha256:abc\nsize 12\n", "git-lfs"),
+    (b"hello, this is text\n", "text file"),
+])
+def test_other_files_named(tmp_path, content, words):
+    p = tmp_path / "thing.ckpt"
+    p.write_bytes(content)
+    with pytest.raises(tfckpt.NotACheckpointError, match=words):
+        tfckpt.open(str(p))
+
+
+def test_missing_prefix_suggests_candidates(corpus):
+    prefix = corpus["keras_adam"].prefix
+    with pytest.raises(tfckpt.NotACheckpointError, match="did you mean") as ei:
+        tfckpt.open(prefix[:-2])
+    assert prefix in str(ei.value)
+
+
+def test_missing_key_is_a_key_error(corpus):
+    with tfckpt.open(corpus["strings"].prefix) as r:
+        with pytest.raises(KeyError):
+            r["nope"]
+        with pytest.raises(tfckpt.KeyNotFoundError, match="Key nope not found in checkpoint"):
+            r.read("nope")
+        assert "nope" not in r
+        assert r.get("nope") is None
+
+
+# -- concurrency ------------------------------------------------------------------------
+
+def test_threads_read_at_once(corpus, oracles):
+    o = oracles["dtypes"]
+    r = tfckpt.open(corpus["dtypes"].prefix)
+    errors = []
+
+    def work():
+        try:
+            for _ in range(5):
+                for key, theirs in o["values"].items():
+                    _same_value(r.read(key), theirs)
+        except Exception as e:  # pragma: no cover - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+
+
+# -- big-endian ---------------------------------------------------------------------------
+
+def _entry_bytes(dtype, shape, offset, size, crc, shard=0):
+    from tfckpt.proto import BundleEntryProto
+
+    e = BundleEntryProto(dtype=dtype, shard_id=shard, offset=offset, size=size, crc32c=crc)
+    for d in shape:
+        e.shape.dim.add(size=d)
+    if not shape:
+        e.shape.SetInParent()
+    return e.SerializeToString()
+
+
+def test_big_endian_bundle_reads_byteswapped(tmp_path):
+    """A hand-built bundle marked BIG, its payloads written big-endian: values come back
+    right, CRCs checked on the bytes as stored (FORMAT.md 5.6)."""
+    from tfckpt.proto import BundleHeaderProto
+
+    values = {
+        "f32": np.array([1.5, -2.0, 3.25], dtype=np.float32),
+        "i64": np.array([[1, -2], [3, 2**40]], dtype=np.int64),
+        "c64": np.array([1 + 2j, -3.5j], dtype=np.complex64),
+        "f16": np.array([0.5, -1.0], dtype=np.float16),
+        "u8": np.array([1, 255], dtype=np.uint8),
+        "bf16": np.array([1.0, -0.5], dtype=tfckpt.dtypes.numpy_dtype(14)),
+    }
+    codes = {"f32": 1, "i64": 9, "c64": 8, "f16": 19, "u8": 4, "bf16": 14}
+    units = {"f32": 4, "i64": 8, "c64": 4, "f16": 2, "u8": 1, "bf16": 2}
+    data = bytearray()
+    items = []
+    header = BundleHeaderProto(num_shards=1, endianness=BundleHeaderProto.BIG)
+    header.version.producer = 1
+    items.append((b"", header.SerializeToString()))
+    # Strings: the CRC covers lengths as the writer's (big-endian) uint32s.
+    strings = [b"hi", b"", b"xyz"]
+    entries = {}
+    for name in sorted(values):
+        v = values[name]
+        u = units[name]
+        raw = v.view(np.uint8) if u == 1 else v.view(f"u{u}").byteswap().view(np.uint8)
+        raw = raw.tobytes()
+        entries[name.encode()] = _entry_bytes(codes[name], v.shape, len(data), len(raw),
+                                              _native.mask_crc(_native.crc32c(raw)))
+        data += raw
+    lens = b"".join(bytes([len(s)]) for s in strings)
+    c = _native.crc32c(b"".join(len(s).to_bytes(4, "big") for s in strings))
+    checksum = _native.mask_crc(c).to_bytes(4, "big")
+    c = _native.crc32c(checksum, c)
+    c = _native.crc32c(b"".join(strings), c)
+    payload = lens + checksum + b"".join(strings)
+    entries[b"str"] = _entry_bytes(7, [3], len(data), len(payload), _native.mask_crc(c))
+    data += payload
+    items += sorted(entries.items())
+    prefix = str(tmp_path / "be")
+    with open(prefix + ".index", "wb") as f:
+        f.write(_native.build_table(items))
+    with open(prefix + ".data-00000-of-00001", "wb") as f:
+        f.write(bytes(data))
+    with tfckpt.open(prefix) as r:
+        assert r.header.endianness == "big"
+        for name, v in values.items():
+            got = r.read(name)
+            assert got.dtype == v.dtype and got.tobytes() == v.tobytes(), name
+        assert r.read("str").tolist() == strings
