@@ -230,7 +230,7 @@ class ObjectGraph:
             if n.slot_of is not None:
                 slots_by_original.setdefault(n.slot_of[0], []).append(n)
 
-        def emit(nid: int, indent: str) -> None:
+        def emit(nid: int, indent: str, path: str) -> None:
             node = self.nodes[nid]
             items: List[Tuple[str, Optional[int], Optional[Node]]] = []
             for name, cid in node.children:
@@ -251,15 +251,18 @@ class ObjectGraph:
                     lines.append(f"{indent}{branch}{name} -> missing node {cid}")
                     continue
                 child = self.nodes[cid]
-                if cid in placed:
+                edge_path = f"{path}/{escape_local_name(name)}" if path else escape_local_name(name)
+                # Each object is shown once, under its canonical path (the one its keys use);
+                # every other edge to it is an alias.
+                if cid in placed or (child.path is not None and child.path != edge_path):
                     lines.append(f"{indent}{branch}{name} = same object as "
                                  f"{child.path or '(root)'}")
                     continue
                 placed.add(cid)
                 lines.append(f"{indent}{branch}{name}" + self._node_suffix(child, describe))
-                emit(cid, deeper)
+                emit(cid, deeper, edge_path)
 
-        emit(0, "")
+        emit(0, "", "")
         for p in self.problems:
             lines.append(f"problem: {p}")
         return "\n".join(lines)
