@@ -15,6 +15,7 @@ SOURCES = [
     "csrc/snappy.cc",
     "csrc/table.cc",
     "csrc/bundle.cc",
+    "csrc/writer.cc",
     "csrc/bindings.cc",
 ]
 

@@ -20,6 +20,7 @@
 #include "errors.h"
 #include "snappy.h"
 #include "table.h"
+#include "writer.h"
 
 namespace py = pybind11;
 using namespace tfckpt;
@@ -288,6 +289,75 @@ void RaiseTranslated(const Error& e) {
   PyErr_SetObject(cls.ptr(), exc.ptr());
 }
 
+std::vector<int64_t> ShapeVector(const py::handle& shape) {
+  std::vector<int64_t> out;
+  for (const py::handle& d : shape) out.push_back(d.cast<int64_t>());
+  return out;
+}
+
+std::vector<std::string_view> BytesViews(const py::list& items, std::vector<py::bytes>* keep) {
+  std::vector<std::string_view> out;
+  out.reserve(items.size());
+  for (const py::handle& item : items) {
+    if (!PyBytes_Check(item.ptr())) throw py::type_error("expected a list of bytes");
+    keep->push_back(py::reinterpret_borrow<py::bytes>(item));
+    out.emplace_back(PyBytes_AS_STRING(item.ptr()), PyBytes_GET_SIZE(item.ptr()));
+  }
+  return out;
+}
+
+// The native writer; every method that moves bytes releases the GIL.
+class PyWriter {
+ public:
+  PyWriter(const std::string& prefix, uint64_t max_shard_bytes, bool big_endian)
+      : w_(prefix, max_shard_bytes, big_endian) {}
+
+  void Add(const py::handle& key, int32_t dtype, const py::handle& shape, const py::object& data) {
+    std::string k = KeyBytes(key);
+    std::vector<int64_t> dims = ShapeVector(shape);
+    BufferRef buf(data);
+    py::gil_scoped_release release;
+    w_.Add(k, dtype, dims, buf.data(), buf.size());
+  }
+  void AddRaw(const py::handle& key, int32_t dtype, const py::handle& shape, const py::object& data,
+              uint32_t masked_crc) {
+    std::string k = KeyBytes(key);
+    std::vector<int64_t> dims = ShapeVector(shape);
+    BufferRef buf(data);
+    py::gil_scoped_release release;
+    w_.AddRaw(k, dtype, dims, buf.data(), buf.size(), masked_crc);
+  }
+  void AddStrings(const py::handle& key, const py::handle& shape, const py::list& items) {
+    std::string k = KeyBytes(key);
+    std::vector<int64_t> dims = ShapeVector(shape);
+    std::vector<py::bytes> keep;
+    std::vector<std::string_view> views = BytesViews(items, &keep);
+    py::gil_scoped_release release;
+    w_.AddStrings(k, dims, views);
+  }
+  void AddVariants(const py::handle& key, const py::handle& shape, const py::list& items) {
+    std::string k = KeyBytes(key);
+    std::vector<int64_t> dims = ShapeVector(shape);
+    std::vector<py::bytes> keep;
+    std::vector<std::string_view> views = BytesViews(items, &keep);
+    py::gil_scoped_release release;
+    w_.AddVariants(k, dims, views);
+  }
+  void AddSliceMeta(const py::handle& key, int32_t dtype, const py::handle& shape,
+                    const py::handle& slice) {
+    w_.AddSliceMeta(KeyBytes(key), dtype, ShapeVector(shape), SliceFromPython(slice));
+  }
+  int Finish() {
+    py::gil_scoped_release release;
+    return w_.Finish();
+  }
+  void Abort() { w_.Abort(); }
+  uint64_t BytesWritten() const { return w_.bytes_written(); }
+
+ private:
+  BundleWriter w_;
+};
+
 }  // namespace
 
 PYBIND11_MODULE(_native, m) {
@@ -402,6 +472,29 @@ PYBIND11_MODULE(_native, m) {
                                py::format_descriptor<uint8_t>::format(), 1,
                                {static_cast<py::ssize_t>(f.size())}, {1}, /*readonly=*/true);
       });
+
+  m.def("serialize_entry", [](int32_t dtype, const py::handle& shape, int32_t shard_id,
+                              int64_t offset, int64_t size, uint32_t crc, const py::list& slices) {
+    std::vector<Slice> sl;
+    for (const py::handle& s : slices) sl.push_back(SliceFromPython(s));
+    return py::bytes(SerializeEntry(dtype, ShapeVector(shape), shard_id, offset, size, crc, sl));
+  }, py::arg("dtype"), py::arg("shape"), py::arg("shard_id"), py::arg("offset"), py::arg("size"),
+        py::arg("crc32c"), py::arg("slices"),
+        "A BundleEntryProto serialized byte for byte as TensorFlow does.");
+
+  py::class_<PyWriter>(m, "BundleWriter")
+      .def(py::init<const std::string&, uint64_t, bool>(), py::arg("prefix"),
+           py::arg("max_shard_bytes") = 0, py::arg("big_endian") = false)
+      .def("add", &PyWriter::Add, py::arg("key"), py::arg("dtype"), py::arg("shape"), py::arg("data"))
+      .def("add_raw", &PyWriter::AddRaw, py::arg("key"), py::arg("dtype"), py::arg("shape"),
+           py::arg("data"), py::arg("crc32c"))
+      .def("add_strings", &PyWriter::AddStrings, py::arg("key"), py::arg("shape"), py::arg("items"))
+      .def("add_variants", &PyWriter::AddVariants, py::arg("key"), py::arg("shape"), py::arg("items"))
+      .def("add_slice_meta", &PyWriter::AddSliceMeta, py::arg("key"), py::arg("dtype"),
+           py::arg("shape"), py::arg("slice"))
+      .def("finish", &PyWriter::Finish)
+      .def("abort", &PyWriter::Abort)
+      .def_property_readonly("bytes_written", &PyWriter::BytesWritten);
 
   py::class_<PyIndex>(m, "Index")
       .def(py::init<const py::object&, const std::string&>(), py::arg("buffer"), py::arg("name"))
