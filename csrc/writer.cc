@@ -1,0 +1,411 @@
+#include "writer.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <random>
+
+#include "coding.h"
+#include "crc32c.h"
+#include "errors.h"
+#include "table.h"
+
+namespace tfckpt {
+namespace {
+
+std::string DataFilename(const std::string& prefix, int shard, int num_shards) {
+  char buf[64];
+  snprintf(buf, sizeof buf, ".data-%05d-of-%05d", shard, num_shards);
+  return prefix + buf;
+}
+
+bool Exists(const std::string& path) {
+  struct stat st;
+  return ::stat(path.c_str(), &st) == 0;
+}
+
+std::string RandomSuffix() {
+  std::random_device rd;
+  uint64_t r = (static_cast<uint64_t>(rd()) << 32) ^ rd();
+  return std::to_string(r);
+}
+
+void PutTag(std::string* out, int field, int wire_type) {
+  PutVarint(out, (static_cast<uint64_t>(field) << 3) | wire_type);
+}
+
+void PutLengthDelimited(std::string* out, int field, const std::string& bytes) {
+  PutTag(out, field, 2);
+  PutVarint(out, bytes.size());
+  out->append(bytes);
+}
+
+std::string SerializeShape(const std::vector<int64_t>& shape) {
+  std::string s;
+  for (int64_t d : shape) {
+    std::string dim;
+    if (d != 0) {
+      PutTag(&dim, 1, 0);
+      PutVarint(&dim, static_cast<uint64_t>(d));
+    }
+    PutLengthDelimited(&s, 2, dim);
+  }
+  return s;
+}
+
+std::string SerializeSlice(const Slice& slice) {
+  std::string s;
+  for (const Extent& e : slice) {
+    std::string extent;
+    if (e.length >= 0) {  // a full dimension is an empty Extent
+      if (e.start != 0) {
+        PutTag(&extent, 1, 0);
+        PutVarint(&extent, static_cast<uint64_t>(e.start));
+      }
+      PutTag(&extent, 2, 0);  // in a oneof: written even when 0
+      PutVarint(&extent, static_cast<uint64_t>(e.length));
+    }
+    PutLengthDelimited(&s, 1, extent);
+  }
+  return s;
+}
+
+std::string ShapeText(const std::vector<int64_t>& shape) {
+  std::string s = "[";
+  for (size_t i = 0; i < shape.size(); ++i) s += (i ? "," : "") + std::to_string(shape[i]);
+  return s + "]";
+}
+
+}  // namespace
+
+std::string SerializeEntry(int32_t dtype, const std::vector<int64_t>& shape, int32_t shard_id,
+                           int64_t offset, int64_t size, uint32_t masked_crc,
+                           const std::vector<Slice>& slices) {
+  std::string out;
+  if (dtype != 0) {
+    PutTag(&out, 1, 0);
+    PutVarint(&out, static_cast<uint64_t>(static_cast<int64_t>(dtype)));
+  }
+  PutLengthDelimited(&out, 2, SerializeShape(shape));
+  if (shard_id != 0) {
+    PutTag(&out, 3, 0);
+    PutVarint(&out, static_cast<uint64_t>(static_cast<int64_t>(shard_id)));
+  }
+  if (offset != 0) {
+    PutTag(&out, 4, 0);
+    PutVarint(&out, static_cast<uint64_t>(offset));
+  }
+  if (size != 0) {
+    PutTag(&out, 5, 0);
+    PutVarint(&out, static_cast<uint64_t>(size));
+  }
+  if (masked_crc != 0) {
+    PutTag(&out, 6, 5);
+    PutFixed32(&out, masked_crc);
+  }
+  for (const Slice& s : slices) PutLengthDelimited(&out, 7, SerializeSlice(s));
+  return out;
+}
+
+std::string SerializeHeader(int32_t num_shards, bool big_endian) {
+  std::string out;
+  if (num_shards != 0) {
+    PutTag(&out, 1, 0);
+    PutVarint(&out, static_cast<uint64_t>(num_shards));
+  }
+  if (big_endian) {
+    PutTag(&out, 2, 0);
+    PutVarint(&out, 1);
+  }
+  std::string version;
+  PutTag(&version, 1, 0);
+  PutVarint(&version, 1);  // producer = kTensorBundleVersion; min_consumer 0 omitted
+  PutLengthDelimited(&out, 3, version);
+  return out;
+}
+
+BundleWriter::BundleWriter(std::string prefix, uint64_t max_shard_bytes, bool big_endian)
+    : prefix_(std::move(prefix)), max_shard_bytes_(max_shard_bytes), big_endian_(big_endian) {}
+
+BundleWriter::~BundleWriter() {
+  if (!finished_) Abort();
+}
+
+void BundleWriter::CheckOpen() const {
+  if (finished_) throw Error(ErrorKind::kInvalidArgument, "BundleWriter is closed");
+  if (failed_) throw Error(ErrorKind::kInvalidArgument, "BundleWriter failed earlier; nothing more can be written");
+}
+
+void BundleWriter::Fail(const std::string& message) {
+  failed_ = true;
+  Abort();
+  throw Error(ErrorKind::kIo, message);
+}
+
+void BundleWriter::Abort() {
+  for (Shard& s : shards_) {
+    if (s.file) {
+      std::fclose(s.file);
+      s.file = nullptr;
+    }
+    if (!s.temp_path.empty()) ::unlink(s.temp_path.c_str());
+  }
+  if (!index_temp_.empty()) ::unlink(index_temp_.c_str());
+  finished_ = true;
+}
+
+BundleWriter::PendingEntry& BundleWriter::NewEntry(const std::string& key, int32_t dtype,
+                                                   const std::vector<int64_t>& shape,
+                                                   uint64_t size) {
+  CheckOpen();
+  if (key.empty()) throw Error(ErrorKind::kInvalidArgument, "the empty key is reserved for the header");
+  if (entries_.count(key)) {
+    throw Error(ErrorKind::kInvalidArgument, "Adding duplicate key: " + Printable(key));
+  }
+  if (shape.size() > static_cast<size_t>(kMaxDims)) {
+    throw Error(ErrorKind::kInvalidArgument, "key " + Printable(key) + ": more than 254 dimensions");
+  }
+  // Start a new shard when this tensor would take the current one past the limit.
+  if (shards_.empty() || (max_shard_bytes_ && shards_.back().size > 0 &&
+                          shards_.back().size + size > max_shard_bytes_)) {
+    Shard s;
+    s.temp_path = prefix_ + ".tfckpt-tmp" + RandomSuffix() + ".data-" +
+                  std::to_string(shards_.size());
+    s.file = std::fopen(s.temp_path.c_str(), "wb");
+    if (!s.file) {
+      int err = errno;
+      Fail(s.temp_path + ": cannot create data file: " + std::strerror(err));
+    }
+    shards_.push_back(s);
+  }
+  PendingEntry& e = entries_[key];
+  e.dtype = dtype;
+  e.shape = shape;
+  e.shard_id = static_cast<int32_t>(shards_.size() - 1);
+  e.offset = static_cast<int64_t>(shards_.back().size);
+  e.size = static_cast<int64_t>(size);
+  e.has_data = true;
+  return e;
+}
+
+void BundleWriter::Write(const void* data, size_t n, uint32_t* crc) {
+  if (n == 0) return;
+  Shard& s = shards_.back();
+  if (std::fwrite(data, 1, n, s.file) != n) {
+    int err = errno;
+    Fail(s.temp_path + ": write failed: " + std::strerror(err));
+  }
+  s.size += n;
+  total_bytes_ += n;
+  if (crc) *crc = crc32c::Extend(*crc, data, n);
+}
+
+void BundleWriter::Add(const std::string& key, int32_t dtype, const std::vector<int64_t>& shape,
+                       const uint8_t* data, size_t size) {
+  PendingEntry& e = NewEntry(key, dtype, shape, size);
+  uint32_t crc = 0;
+  Write(data, size, &crc);
+  e.crc = crc32c::Mask(crc);
+}
+
+void BundleWriter::AddRaw(const std::string& key, int32_t dtype, const std::vector<int64_t>& shape,
+                          const uint8_t* data, size_t size, uint32_t masked_crc) {
+  PendingEntry& e = NewEntry(key, dtype, shape, size);
+  uint32_t crc = 0;
+  Write(data, size, &crc);
+  if (crc32c::Mask(crc) != masked_crc) {
+    failed_ = true;
+    Abort();
+    Error err(ErrorKind::kChecksum,
+              "key " + Printable(key) + ": the source bytes do not match their stored checksum "
+              "(stored " + std::to_string(crc32c::Unmask(masked_crc)) + ", computed " +
+              std::to_string(crc) + "); refusing to copy damaged data");
+    err.key = key;
+    err.stored = crc32c::Unmask(masked_crc);
+    err.computed = crc;
+    throw err;
+  }
+  e.crc = masked_crc;
+}
+
+void BundleWriter::AddStrings(const std::string& key, const std::vector<int64_t>& shape,
+                              const std::vector<std::string_view>& strings) {
+  std::string head;
+  uint32_t crc = 0;
+  uint64_t total = 0;
+  for (std::string_view s : strings) {
+    PutVarint(&head, s.size());
+    total += s.size();
+    uint64_t len = s.size();
+    if (len <= 0xffffffffull) {
+      uint32_t v = static_cast<uint32_t>(len);
+      if (big_endian_) v = __builtin_bswap32(v);
+      crc = crc32c::Extend(crc, &v, 4);  // little-endian host
+    } else {
+      uint64_t v = big_endian_ ? __builtin_bswap64(len) : len;
+      crc = crc32c::Extend(crc, &v, 8);
+    }
+  }
+  uint32_t length_checksum = crc32c::Mask(crc);
+  if (big_endian_) length_checksum = __builtin_bswap32(length_checksum);
+  PutFixed32(&head, length_checksum);
+  PendingEntry& e = NewEntry(key, kDtString, shape, head.size() + total);
+  Write(head.data(), head.size() - 4, nullptr);
+  Write(head.data() + head.size() - 4, 4, &crc);
+  for (std::string_view s : strings) Write(s.data(), s.size(), &crc);
+  e.crc = crc32c::Mask(crc);
+}
+
+void BundleWriter::AddVariants(const std::string& key, const std::vector<int64_t>& shape,
+                               const std::vector<std::string_view>& serialized) {
+  uint64_t size = 0;
+  for (std::string_view s : serialized) {
+    std::string v;
+    PutVarint(&v, s.size());
+    size += v.size() + s.size() + 4;
+  }
+  PendingEntry& e = NewEntry(key, kDtVariant, shape, size);
+  uint32_t crc = 0;
+  for (std::string_view s : serialized) {
+    std::string len;
+    PutVarint(&len, s.size());
+    Write(len.data(), len.size(), nullptr);
+    uint64_t len64 = s.size();
+    crc = crc32c::Extend(crc, &len64, 8);
+    Write(s.data(), s.size(), &crc);
+    std::string check;
+    PutFixed32(&check, crc32c::Mask(crc));
+    Write(check.data(), 4, &crc);
+  }
+  e.crc = crc32c::Mask(crc);
+}
+
+void BundleWriter::AddSliceMeta(const std::string& full_key, int32_t dtype,
+                                const std::vector<int64_t>& full_shape, const Slice& slice) {
+  CheckOpen();
+  if (slice.size() != full_shape.size()) {
+    throw Error(ErrorKind::kInvalidArgument,
+                "slice of rank " + std::to_string(slice.size()) + " for " + Printable(full_key) +
+                    " of shape " + ShapeText(full_shape));
+  }
+  for (size_t d = 0; d < slice.size(); ++d) {
+    const Extent& x = slice[d];
+    if (x.length >= 0 && (x.start < 0 || x.length == 0 || x.start + x.length > full_shape[d])) {
+      throw Error(ErrorKind::kInvalidArgument,
+                  "slice extent " + std::to_string(x.start) + "," + std::to_string(x.length) +
+                      " does not fit dimension " + std::to_string(d) + " of " +
+                      Printable(full_key) + " " + ShapeText(full_shape));
+    }
+  }
+  auto it = entries_.find(full_key);
+  if (it == entries_.end()) {
+    PendingEntry& e = entries_[full_key];
+    e.dtype = dtype;
+    e.shape = full_shape;
+    e.slices.push_back(slice);
+    return;
+  }
+  PendingEntry& e = it->second;
+  if (e.has_data) {
+    throw Error(ErrorKind::kInvalidArgument,
+                "Adding duplicate key: " + Printable(full_key) + " (already a whole tensor)");
+  }
+  if (e.dtype != dtype || e.shape != full_shape) {
+    throw Error(ErrorKind::kInvalidArgument,
+                "slices of " + Printable(full_key) + " disagree on dtype or full shape");
+  }
+  e.slices.push_back(slice);
+}
+
+int BundleWriter::Finish() {
+  CheckOpen();
+  if (shards_.empty()) {
+    // TensorFlow writes one (empty) data file even for an empty bundle.
+    Shard s;
+    s.temp_path = prefix_ + ".tfckpt-tmp" + RandomSuffix() + ".data-0";
+    s.file = std::fopen(s.temp_path.c_str(), "wb");
+    if (!s.file) {
+      int err = errno;
+      Fail(s.temp_path + ": cannot create data file: " + std::strerror(err));
+    }
+    shards_.push_back(s);
+  }
+  for (Shard& s : shards_) {
+    if (std::fclose(s.file) != 0) {
+      s.file = nullptr;
+      int err = errno;
+      Fail(s.temp_path + ": write failed: " + std::strerror(err));
+    }
+    s.file = nullptr;
+  }
+  // Name the shards so that no existing file is overwritten: the index rename is
+  // then the single moment the checkpoint changes, and an interrupt before it
+  // leaves any previous checkpoint at this prefix intact.
+  const int used = static_cast<int>(shards_.size());
+  int n = used;
+  auto collides = [&](int count) {
+    for (int i = 0; i < count; ++i) {
+      if (Exists(DataFilename(prefix_, i, count))) return true;
+    }
+    return false;
+  };
+  while (collides(n)) ++n;
+  for (int i = used; i < n; ++i) {  // padding shards: empty files, never referenced
+    Shard s;
+    s.temp_path = prefix_ + ".tfckpt-tmp" + RandomSuffix() + ".data-" + std::to_string(i);
+    FILE* f = std::fopen(s.temp_path.c_str(), "wb");
+    if (!f || std::fclose(f) != 0) {
+      int err = errno;
+      Fail(s.temp_path + ": cannot create data file: " + std::strerror(err));
+    }
+    shards_.push_back(s);
+  }
+
+  TableBuilder table;
+  table.Add("", SerializeHeader(n, big_endian_));
+  for (const auto& kv : entries_) {
+    const PendingEntry& e = kv.second;
+    if (!e.has_data && e.slices.empty()) continue;
+    table.Add(kv.first, e.has_data ? SerializeEntry(e.dtype, e.shape, e.shard_id, e.offset, e.size,
+                                                    e.crc, {})
+                                   : SerializeEntry(e.dtype, e.shape, 0, 0, 0, 0, e.slices));
+  }
+  const std::string index = table.Finish();
+  index_temp_ = prefix_ + ".index.tempstate" + RandomSuffix();
+  FILE* f = std::fopen(index_temp_.c_str(), "wb");
+  if (!f) {
+    int err = errno;
+    Fail(index_temp_ + ": cannot create index file: " + std::strerror(err));
+  }
+  bool ok = std::fwrite(index.data(), 1, index.size(), f) == index.size();
+  int err = errno;
+  if (std::fclose(f) != 0 && ok) {
+    ok = false;
+    err = errno;
+  }
+  if (!ok) Fail(index_temp_ + ": write failed: " + std::strerror(err));
+
+  for (int i = 0; i < n; ++i) {
+    const std::string final_name = DataFilename(prefix_, i, n);
+    if (std::rename(shards_[i].temp_path.c_str(), final_name.c_str()) != 0) {
+      int e = errno;
+      Fail(final_name + ": cannot rename data file into place: " + std::strerror(e));
+    }
+    shards_[i].temp_path.clear();
+  }
+  const std::string index_name = prefix_ + ".index";
+  if (std::rename(index_temp_.c_str(), index_name.c_str()) != 0) {
+    int e = errno;
+    // The data files are in place under new names; without the index they are
+    // unreferenced, and any previous checkpoint is untouched.
+    for (int i = 0; i < n; ++i) ::unlink(DataFilename(prefix_, i, n).c_str());
+    Fail(index_name + ": cannot rename index into place: " + std::strerror(e));
+  }
+  index_temp_.clear();
+  finished_ = true;
+  return n;
+}
+
+}  // namespace tfckpt
