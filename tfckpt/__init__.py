@@ -12,6 +12,7 @@ from .errors import (
     UnsupportedCheckpointError,
 )
 from .reader import OBJECT_GRAPH_KEY, Entry, Header, Reader, TensorSlice, Variant, open
+from .writer import Writer, object_key, update_checkpoint_state, write
 
 __version__ = "0.1.0"
 #: Which CRC32C implementation the native core uses on this CPU.
@@ -24,6 +25,10 @@ __all__ = [
     "Header",
     "TensorSlice",
     "Variant",
+    "Writer",
+    "write",
+    "object_key",
+    "update_checkpoint_state",
     "OBJECT_GRAPH_KEY",
     "CheckpointError",
     "ChecksumMismatchError",

@@ -279,3 +279,91 @@ class ObjectGraph:
         if len(node.paths) > 1:
             parts.append("  (also " + ", ".join(node.paths[1:]) + ")")
         return ("  " + "".join(parts).strip()) if parts else ""
+
+
+def _split_path(path) -> Tuple[str, ...]:
+    if isinstance(path, str):
+        parts = tuple(path.split("/"))
+    else:
+        parts = tuple(path)
+    if not parts or any(not p for p in parts):
+        raise ValueError(f"bad object path {path!r}: empty local name")
+    return parts
+
+
+def build_object_graph(variables, slots=()) -> Tuple[bytes, Dict]:
+    """Builds a serialized TrackableObjectGraph for variables at plain object paths.
+
+    `variables` are paths (``"model/dense/kernel"`` or tuples of local names); `slots` are
+    (variable path, optimizer path, slot name) triples. Nodes are numbered breadth-first with
+    slot variables last, as TensorFlow numbers them. Returns the bytes and a dict from each
+    given path / slot triple to its checkpoint key.
+    """
+    from .proto import TrackableObjectGraph
+
+    # The tree of local names, children in the order first given.
+    tree: Dict[Tuple[str, ...], Dict[str, None]] = {(): {}}
+    values = set()
+
+    def ensure(parts: Tuple[str, ...]) -> None:
+        for i in range(1, len(parts) + 1):
+            parent, child = parts[: i - 1], parts[i - 1]
+            tree.setdefault(parent, {})[child] = None
+            tree.setdefault(parts[:i], {})
+
+    var_parts = [_split_path(v) for v in variables]
+    for parts in var_parts:
+        if parts in values:
+            raise ValueError(f"object path {'/'.join(parts)!r} given twice")
+        ensure(parts)
+        values.add(parts)
+    slot_specs = []
+    for var, opt, name in slots:
+        vp, op = _split_path(var), _split_path(opt)
+        if vp not in values:
+            raise ValueError(f"slot {name!r} belongs to {var!r}, which is not among the variables")
+        ensure(op)
+        slot_specs.append((vp, op, name))
+
+    order: List[Tuple[str, ...]] = []
+    queue = deque([()])
+    while queue:
+        parts = queue.popleft()
+        order.append(parts)
+        for child in tree[parts]:
+            queue.append(parts + (child,))
+    ids = {parts: i for i, parts in enumerate(order)}
+
+    def path_of(parts: Tuple[str, ...]) -> str:
+        return "/".join(escape_local_name(p) for p in parts)
+
+    msg = TrackableObjectGraph()
+    key_of: Dict = {}
+    for parts in order:
+        node = msg.nodes.add()
+        for child in tree[parts]:
+            node.children.add(node_id=ids[parts + (child,)], local_name=child)
+        if parts in values:
+            key = f"{path_of(parts)}/.ATTRIBUTES/VARIABLE_VALUE"
+            node.attributes.add(name="VARIABLE_VALUE", full_name="/".join(parts),
+                                checkpoint_key=key)
+            key_of[variables[var_parts.index(parts)]] = key
+    for (vp, op, name), spec in zip(slot_specs, slots):
+        slot_id = len(msg.nodes)
+        slot = msg.nodes.add()
+        key = (f"{path_of(vp)}/.OPTIMIZER_SLOT/{path_of(op)}/{escape_local_name(name)}"
+               "/.ATTRIBUTES/VARIABLE_VALUE")
+        slot.attributes.add(name="VARIABLE_VALUE", full_name=f"{'/'.join(vp)}/{name}",
+                            checkpoint_key=key)
+        msg.nodes[ids[op]].slot_variables.add(original_variable_node_id=ids[vp],
+                                              slot_name=name, slot_variable_node_id=slot_id)
+        key_of[tuple(spec)] = key
+
+    # has_checkpoint_values: the node or a descendant holds something.
+    has = [bool(n.attributes or n.slot_variables) for n in msg.nodes]
+    for parts in reversed(order):
+        if any(has[ids[parts + (c,)]] for c in tree[parts]):
+            has[ids[parts]] = True
+    for n, h in zip(msg.nodes, has):
+        n.has_checkpoint_values.value = h
+    return msg.SerializeToString(), key_of

@@ -85,3 +85,46 @@ def to_numpy(tp):
     out[: arr.size] = arr
     out[arr.size:] = arr[-1]
     return out.reshape(shape)
+
+
+def from_numpy(arr):
+    """A TensorProto message holding `arr` (tensor_content for numbers, string_val for
+    strings, variant_val for Variant objects)."""
+    import numpy as np
+
+    from .proto import TensorProto
+    from .writer import dtype_code_of
+
+    arr = np.asarray(arr)
+    tp = TensorProto()
+    if arr.dtype == object and arr.size and all(hasattr(x, "type_name")
+                                                for x in arr.reshape(-1)):
+        tp.dtype = 21
+        for v in arr.reshape(-1):
+            tp.variant_val.add().CopyFrom(_variant_message(v))
+    else:
+        tp.dtype = dtype_code_of(arr)
+        if tp.dtype == 7:
+            tp.string_val.extend(x if isinstance(x, bytes) else str(x).encode("utf-8")
+                                 for x in arr.reshape(-1).tolist())
+        else:
+            tp.tensor_content = np.ascontiguousarray(arr).tobytes()
+    for d in arr.shape:
+        tp.tensor_shape.dim.add(size=int(d))
+    return tp
+
+
+def _variant_message(v):
+    from .proto import VariantTensorDataProto
+
+    msg = VariantTensorDataProto(type_name=v.type_name, metadata=bytes(v.metadata))
+    for t in v.tensors:
+        msg.tensors.add().CopyFrom(from_numpy(t))
+    return msg
+
+
+def variant_to_bytes(v) -> bytes:
+    """Serializes a tfckpt.Variant (or raw bytes, passed through) for a DT_VARIANT tensor."""
+    if isinstance(v, (bytes, bytearray)):
+        return bytes(v)
+    return _variant_message(v).SerializeToString()

@@ -1,0 +1,360 @@
+"""Writing checkpoints that TensorFlow restores as if it had written them.
+
+``write(prefix, tensors)`` for a mapping, ``Writer(prefix)`` to stream tensors one by one
+(partitioned slices, several data shards with a size limit). Object-based checkpoints are
+built from plain paths: ``write(p, {"model/dense/kernel": w}, object_graph=True)``.
+Files are written under temporary names and appear only when complete.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
+
+from . import _native
+from .dtypes import by_code, by_name
+from .errors import CheckpointError, InvalidArgumentError
+from .paths import STATE_FILE, data_filename, read_checkpoint_state
+
+__all__ = ["Writer", "write", "dtype_code_of", "update_checkpoint_state",
+           "object_key", "OBJECT_GRAPH_KEY"]
+
+OBJECT_GRAPH_KEY = "_CHECKPOINTABLE_OBJECT_GRAPH"
+_SWAP_ORDER = os.sys.byteorder == "big"  # payloads are written little-endian
+
+
+def _np():
+    import numpy as np
+
+    return np
+
+
+def dtype_code_of(array) -> int:
+    """The TensorFlow DataType of a numpy array (strings: bytes/str object arrays)."""
+    np = _np()
+    dt = array.dtype
+    if dt == object or dt.kind in "SU":
+        return 7
+    for code in range(1, 34):
+        d = by_code(code)
+        if d.numpy is None or code in (7, 21, 11, 12, 13, 15, 16):
+            continue  # quantized types are written only when asked for by name
+        if np.dtype(d.to_numpy()) == dt:
+            return code
+    raise InvalidArgumentError(f"numpy dtype {dt} has no TensorFlow equivalent")
+
+
+def _as_array(key: str, value, dtype: Optional[str]):
+    """A numpy array from an array, scalar, bytes, str or nested list; clear errors for
+    ragged input."""
+    np = _np()
+    if isinstance(value, (bytes, str)):
+        value = np.array(value if isinstance(value, bytes) else value.encode("utf-8"),
+                         dtype=object)
+    if not isinstance(value, np.ndarray):
+        try:
+            value = np.asarray(value)
+        except ValueError as e:
+            raise InvalidArgumentError(f"{key}: cannot make an array ({e}); ragged input?") \
+                from None
+        if value.dtype == object and any(isinstance(x, (list, tuple, np.ndarray))
+                                         for x in value.reshape(-1)):
+            raise InvalidArgumentError(f"{key}: ragged nested sequence; every row must have "
+                                       "the same length")
+    if dtype is not None:
+        d = by_name(dtype)
+        if d.code == 7:
+            value = value.astype(object)
+        else:
+            value = value.astype(d.to_numpy())
+        return value, d.code
+    return value, dtype_code_of(value)
+
+
+def _string_items(key: str, arr) -> List[bytes]:
+    out = []
+    for x in arr.reshape(-1).tolist():
+        if isinstance(x, bytes):
+            out.append(x)
+        elif isinstance(x, str):
+            out.append(x.encode("utf-8"))
+        else:
+            raise InvalidArgumentError(
+                f"{key}: a string tensor holds {type(x).__name__}, not bytes or str")
+    return out
+
+
+def object_key(path: Union[str, Sequence[str]], attribute: str = "VARIABLE_VALUE") -> str:
+    """The checkpoint key of an object path: ``model/dense/kernel`` ->
+    ``model/dense/kernel/.ATTRIBUTES/VARIABLE_VALUE`` (local names escaped)."""
+    from .objects import escape_local_name
+
+    parts = path.split("/") if isinstance(path, str) else list(path)
+    return "/".join(escape_local_name(p) for p in parts) + f"/.ATTRIBUTES/{attribute}"
+
+
+class Writer:
+    """Streams tensors into a new checkpoint at `prefix`.
+
+    ::
+
+        with tfckpt.Writer("out/ckpt-1") as w:
+            w.add("dense/kernel", kernel)                         # a whole tensor
+            w.add_slice("emb", (1000, 64), np.s_[0:500], part0)   # a partitioned one
+            w.add_slice("emb", (1000, 64), np.s_[500:1000], part1)
+
+    Nothing appears at `prefix` until the block ends without error. `max_shard_bytes`
+    starts a new data shard before a tensor that would pass the limit. An existing checkpoint
+    at `prefix` is replaced only with ``overwrite=True``, and then atomically: the new index
+    replaces the old in one rename, and the old data files are removed after.
+    """
+
+    def __init__(self, prefix: "str | os.PathLike[str]", *, max_shard_bytes: int = 0,
+                 overwrite: bool = False, update_state: bool = False) -> None:
+        self.prefix = os.fspath(prefix)
+        directory = os.path.dirname(self.prefix) or "."
+        try:
+            os.makedirs(directory, exist_ok=True)
+        except OSError as e:
+            raise CheckpointError(f"cannot write {self.prefix}: cannot create directory "
+                                  f"{directory}: {e.strerror}") from None
+        self._old_shards = self._existing_shards()
+        if os.path.exists(self.prefix + ".index") and not overwrite:
+            raise CheckpointError(f"{self.prefix}.index exists; pass overwrite=True to replace "
+                                  "that checkpoint")
+        self._update_state = update_state
+        self._native = _native.BundleWriter(self.prefix, max_shard_bytes)
+        self._keys: set = set()
+        self._sliced: Dict[str, Tuple[int, Tuple[int, ...]]] = {}
+        self._closed = False
+
+    def _existing_shards(self) -> List[str]:
+        index = self.prefix + ".index"
+        if not os.path.exists(index):
+            return []
+        try:
+            num = _native.Index(_native.MappedFile(index), index).header[0]
+        except Exception:
+            return []
+        return [data_filename(self.prefix, i, num) for i in range(num)]
+
+    # -- adding ---------------------------------------------------------------------------
+    def _check_key(self, key: str) -> None:
+        if self._closed:
+            raise CheckpointError("this Writer is closed")
+        if not isinstance(key, str) or not key:
+            raise InvalidArgumentError(f"a key must be a non-empty str, not {key!r}")
+        if key in self._keys:
+            raise InvalidArgumentError(f"Adding duplicate key: {key}")
+
+    def add(self, key: str, value, *, dtype: Optional[str] = None) -> None:
+        """Adds a whole tensor. `value` is a numpy array (any dtype tfckpt reads), a scalar,
+        bytes/str, or a nested list; `dtype` (a tf.DType name) converts first, e.g. to write
+        ``qint8`` or ``bfloat16`` from plain numbers."""
+        self._check_key(key)
+        arr, code = _as_array(key, value, dtype)
+        self._add_array(key, arr, code)
+        self._keys.add(key)
+
+    def _add_array(self, key, arr, code: int) -> None:
+        np = _np()
+        shape = tuple(int(d) for d in arr.shape)
+        if code == 7:
+            self._native.add_strings(key, shape, _string_items(key, arr))
+        elif code == 21:
+            from .tensor_proto import variant_to_bytes
+
+            self._native.add_variants(key, shape, [variant_to_bytes(v)
+                                                   for v in arr.reshape(-1).tolist()])
+        else:
+            if by_code(code).itemsize <= 0:
+                raise InvalidArgumentError(f"{key}: dtype {by_code(code).name} cannot be saved")
+            data = np.ascontiguousarray(arr)
+            if _SWAP_ORDER and data.dtype.itemsize > 1:  # pragma: no cover - big-endian hosts
+                data = data.byteswap()
+            self._native.add(key, code, shape, data.view(np.uint8).reshape(-1) if data.size
+                             else b"")
+
+    def add_slice(self, key: str, full_shape: Sequence[int], index, value, *,
+                  dtype: Optional[str] = None) -> None:
+        """Adds one slice of a partitioned tensor of `full_shape`. `index` is a tuple of
+        Python slices (``np.s_[0:500]``) or a TF slice spec (``"0,500:-"``). TensorFlow
+        restores partitioned half, uint16 and string tensors only as whole slices; tfckpt
+        reads them all."""
+        if self._closed:
+            raise CheckpointError("this Writer is closed")
+        arr, code = _as_array(key, value, dtype)
+        full_shape = tuple(int(d) for d in full_shape)
+        extents = _extents(key, full_shape, index)
+        want = tuple(d if ln < 0 else ln for (st, ln), d in zip(extents, full_shape))
+        if tuple(arr.shape) != want:
+            raise InvalidArgumentError(f"{key}: slice {index!r} of {list(full_shape)} has shape "
+                                       f"{list(want)}, the value has {list(arr.shape)}")
+        if all(ln < 0 or (st == 0 and ln == d) for (st, ln), d in zip(extents, full_shape)):
+            self.add(key, arr)  # a full slice is a plain tensor (as BundleWriter::AddSlice)
+            return
+        if key in self._keys:
+            raise InvalidArgumentError(f"Adding duplicate key: {key} (already a whole tensor)")
+        prev = self._sliced.get(key)
+        if prev is not None and prev != (code, full_shape):
+            raise InvalidArgumentError(f"{key}: slices disagree on dtype or full shape")
+        self._native.add_slice_meta(key, code, full_shape, extents)
+        self._sliced[key] = (code, full_shape)
+        self._add_array(_native.slice_key(key, extents), arr, code)
+
+    def add_raw(self, key: Union[str, bytes], dtype_code: int, shape: Sequence[int], data,
+                crc32c: int) -> None:
+        """Copies a stored payload through unchanged (CRC re-checked as it is written)."""
+        self._native.add_raw(key, dtype_code, tuple(shape), data, crc32c)
+        if isinstance(key, str):
+            self._keys.add(key)
+
+    def add_slice_meta(self, key: str, dtype_code: int, full_shape, extents) -> None:
+        self._native.add_slice_meta(key, dtype_code, tuple(full_shape), list(extents))
+        self._sliced[key] = (dtype_code, tuple(full_shape))
+
+    # -- finishing --------------------------------------------------------------------------
+    def close(self) -> str:
+        """Writes the index and moves every file into place; returns the prefix."""
+        if self._closed:
+            return self.prefix
+        self._closed = True
+        num_shards = self._native.finish()
+        new = {data_filename(self.prefix, i, num_shards) for i in range(num_shards)}
+        for old in self._old_shards:
+            if old not in new:
+                try:
+                    os.unlink(old)
+                except OSError:
+                    pass
+        if self._update_state:
+            update_checkpoint_state(self.prefix)
+        return self.prefix
+
+    def abort(self) -> None:
+        """Discards everything written; any previous checkpoint at the prefix is untouched."""
+        if not self._closed:
+            self._closed = True
+            self._native.abort()
+
+    def __enter__(self) -> "Writer":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+    def __del__(self) -> None:
+        if not getattr(self, "_closed", True):
+            self.abort()
+
+
+def _extents(key, full_shape, index) -> List[Tuple[int, int]]:
+    if isinstance(index, str):
+        parts = index.split(":") if index else []
+        if len(parts) != len(full_shape):
+            raise InvalidArgumentError(f"{key}: slice spec {index!r} does not match rank "
+                                       f"{len(full_shape)}")
+        out = []
+        for p in parts:
+            if p == "-":
+                out.append((0, -1))
+            else:
+                a, b = (int(x) for x in p.split(","))
+                out.append((a, b))
+        return out
+    if not isinstance(index, tuple):
+        index = (index,)
+    out = []
+    for i, d in enumerate(full_shape):
+        item = index[i] if i < len(index) else slice(None)
+        if not isinstance(item, slice):
+            raise InvalidArgumentError(f"{key}: slices are given as ranges, not {item!r}")
+        start, stop, step = item.indices(d)
+        if step != 1 or stop <= start:
+            raise InvalidArgumentError(f"{key}: bad slice {item!r} of dimension {i} ({d})")
+        out.append((start, stop - start))
+    return out
+
+
+def write(prefix: "str | os.PathLike[str]", tensors: Mapping[str, Any], *,
+          object_graph: bool = False, save_counter: Optional[int] = None,
+          slots: Optional[Mapping[Tuple[str, str, str], Any]] = None,
+          dtypes: Optional[Mapping[str, str]] = None, max_shard_bytes: int = 0,
+          overwrite: bool = False, update_state: bool = False) -> str:
+    """Writes a checkpoint of `tensors` and returns its prefix.
+
+    By default keys are written as given (a name-based checkpoint, as
+    ``tf.compat.v1.train.Saver`` writes). With ``object_graph=True`` the keys are object
+    paths (``"model/dense/kernel"``) and the TrackableObjectGraph is built so that
+    ``tf.train.Checkpoint(model=...).restore(prefix).assert_consumed()`` passes;
+    `save_counter` adds ``save_counter`` as tf.train.Checkpoint.save does, `slots` maps
+    (variable path, optimizer path, slot name) to values for optimizers with named slots.
+    Every value is checked before anything is written.
+    """
+    dtypes = dict(dtypes or {})
+    arrays: Dict[str, Tuple[Any, int]] = {}
+    for key, value in tensors.items():
+        arrays[key] = _as_array(key, value, dtypes.get(key))
+    graph_bytes = None
+    if object_graph or save_counter is not None or slots:
+        from .objects import build_object_graph
+
+        np = _np()
+        variables = dict(arrays)
+        slot_arrays = {k: _as_array(str(k), v, None) for k, v in (slots or {}).items()}
+        if save_counter is not None:
+            variables["save_counter"] = (np.array(save_counter, dtype=np.int64), 9)
+        graph_bytes, key_of = build_object_graph(list(variables), list(slot_arrays))
+        arrays = {key_of[p]: v for p, v in variables.items()}
+        arrays.update({key_of[s]: v for s, v in slot_arrays.items()})
+    with Writer(prefix, max_shard_bytes=max_shard_bytes, overwrite=overwrite,
+                update_state=update_state) as w:
+        for key, (arr, code) in arrays.items():
+            w._check_key(key)
+            w._add_array(key, arr, code)
+            w._keys.add(key)
+        if graph_bytes is not None:
+            w.add(OBJECT_GRAPH_KEY, graph_bytes)
+    return os.fspath(prefix)
+
+
+def update_checkpoint_state(prefix: str, *, max_to_keep: Optional[int] = None) -> None:
+    """Records `prefix` as the latest checkpoint in its directory's ``checkpoint`` file, as
+    tf.train.CheckpointManager does (relative paths, timestamps, written atomically), so
+    ``tf.train.latest_checkpoint`` finds it."""
+    from google.protobuf import text_format
+
+    from .proto import CheckpointState
+
+    directory = os.path.dirname(prefix) or "."
+    name = os.path.basename(prefix)
+    path = os.path.join(directory, STATE_FILE)
+    state = CheckpointState()
+    if os.path.exists(path):
+        try:
+            state = read_checkpoint_state(path)
+        except CheckpointError:
+            state = CheckpointState()
+    paths = list(state.all_model_checkpoint_paths)
+    stamps = list(state.all_model_checkpoint_timestamps)
+    if len(stamps) != len(paths):
+        stamps = [time.time()] * len(paths)
+    kept = [(p, t) for p, t in zip(paths, stamps) if p != name and
+            os.path.basename(p) != name]
+    kept.append((name, time.time()))
+    if max_to_keep is not None:
+        kept = kept[-max_to_keep:]
+    new = CheckpointState(model_checkpoint_path=name,
+                          all_model_checkpoint_paths=[p for p, _ in kept],
+                          all_model_checkpoint_timestamps=[t for _, t in kept])
+    if state.last_preserved_timestamp:
+        new.last_preserved_timestamp = state.last_preserved_timestamp
+    tmp = f"{path}.tmp{uuid.uuid4().hex}"
+    with open(tmp, "w") as f:
+        f.write(text_format.MessageToString(new))
+    os.replace(tmp, path)
