@@ -12,6 +12,7 @@ from .errors import (
     UnsupportedCheckpointError,
 )
 from .reader import OBJECT_GRAPH_KEY, Entry, Header, Reader, TensorSlice, Variant, open
+from .edit import EditPlan, edit
 from .writer import Writer, object_key, update_checkpoint_state, write
 
 __version__ = "0.1.0"
@@ -26,6 +27,8 @@ __all__ = [
     "TensorSlice",
     "Variant",
     "Writer",
+    "edit",
+    "EditPlan",
     "write",
     "object_key",
     "update_checkpoint_state",

@@ -1,0 +1,312 @@
+"""Editing checkpoints: set, rename, drop and add values without TensorFlow.
+
+Untouched tensors are copied byte for byte (their CRC re-checked on the way), never decoded.
+The object graph of an object-based checkpoint is kept consistent: renamed values move to the
+object path their new key names, dropped values leave it, added ones join it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+
+from . import _native
+from .errors import CheckpointError, InvalidArgumentError, KeyNotFoundError
+from .reader import OBJECT_GRAPH_KEY, Reader
+from .writer import Writer, _as_array
+
+__all__ = ["edit", "EditPlan"]
+
+_ATTR_RE = re.compile(r"^(?P<path>.+)/\.ATTRIBUTES/(?P<attr>[^/]+)$")
+
+
+@dataclass
+class EditPlan:
+    """What an edit does (or did): key lists by action, the output prefix."""
+
+    src: str
+    dst: str
+    kept: List[str] = field(default_factory=list)
+    renamed: Dict[str, str] = field(default_factory=dict)
+    dropped: List[str] = field(default_factory=list)
+    set: Dict[str, str] = field(default_factory=dict)  # key -> "dtype[shape] -> dtype[shape]"
+    added: List[str] = field(default_factory=list)
+    bytes_before: int = 0
+    bytes_after: int = 0
+
+    def describe(self) -> str:
+        lines = []
+        for k in self.dropped:
+            lines.append(f"drop    {k}")
+        for old, new in self.renamed.items():
+            lines.append(f"rename  {old} -> {new}")
+        for k, what in self.set.items():
+            lines.append(f"set     {k}: {what}")
+        for k in self.added:
+            lines.append(f"add     {k}")
+        lines.append(f"# {len(self.kept)} kept, {len(self.renamed)} renamed, "
+                     f"{len(self.dropped)} dropped, {len(self.set)} set, {len(self.added)} "
+                     f"added; data {self.bytes_before} -> {self.bytes_after} bytes")
+        return "\n".join(lines)
+
+
+def _unescape(segment: str) -> str:
+    out, i = [], 0
+    while i < len(segment):
+        c = segment[i]
+        if c == "." and i + 1 < len(segment):
+            nxt = segment[i + 1]
+            out.append("." if nxt == "." else "/" if nxt == "S" else c + nxt)
+            i += 2
+            continue
+        out.append(c)
+        i += 1
+    return "".join(out)
+
+
+def _split_escaped_path(path: str) -> List[str]:
+    return [_unescape(p) for p in path.split("/")]
+
+
+def _size_of(reader: Reader, key: str) -> int:
+    e = reader.entry(key)
+    if not e.slices:
+        return e.size
+    return sum(reader.entry(_native.slice_key(key, s._native_extents())).size
+               for s in e.slices)
+
+
+def edit(src, dst=None, *, set: Optional[Mapping[str, Any]] = None,  # noqa: A002
+         rename: Optional[Mapping[str, str]] = None, drop: Iterable[str] = (),
+         add: Optional[Mapping[str, Any]] = None,
+         rename_regex: Sequence[Tuple[str, str]] = (), drop_regex: Sequence[str] = (),
+         allow_dtype_change: bool = False, allow_shape_change: bool = False,
+         in_place: bool = False, overwrite: bool = False, dry_run: bool = False,
+         update_state: bool = False) -> EditPlan:
+    """Writes a copy of checkpoint `src` to `dst` with values set, renamed, dropped or added.
+
+    ::
+
+        tfckpt.edit("run/ckpt-9", "slim/ckpt-9", drop_regex=[r"\\.OPTIMIZER_SLOT|^optimizer/"])
+
+    `set` maps existing keys to new values; their dtype and shape must stay unless
+    `allow_dtype_change` / `allow_shape_change`. `rename` maps old keys to new ones;
+    `rename_regex` applies ``re.sub(pattern, repl, key)`` to every key. `drop` and
+    `drop_regex` remove keys. `add` maps new keys to values. Editing `src` in place needs
+    ``in_place=True`` (and is atomic: the old checkpoint stays whole until the new index
+    replaces it). With `dry_run` nothing is written; the returned plan says what would be.
+    """
+    set_values = dict(set or {})
+    add_values = dict(add or {})
+    rename_map = dict(rename or {})
+    reader = Reader(src)
+    if dst is None:
+        if not in_place:
+            raise InvalidArgumentError("give a destination, or in_place=True to edit in place")
+        dst = reader.prefix
+    dst = os.fspath(dst)
+    same = os.path.abspath(dst) == os.path.abspath(reader.prefix)
+    if same and not in_place:
+        raise InvalidArgumentError(f"{dst} is the source checkpoint; pass in_place=True to "
+                                   "edit it in place")
+    keys = [k for k in reader.keys() if k != OBJECT_GRAPH_KEY]
+    keyset = frozenset(keys)
+    plan = EditPlan(src=reader.prefix, dst=dst)
+
+    for k in list(drop) + list(rename_map) + list(set_values):
+        if k not in keyset:
+            raise KeyNotFoundError(f"Key {k} not found in checkpoint {reader.prefix}")
+    dropped = {k for k in drop}
+    for pattern in drop_regex:
+        rx = re.compile(pattern)
+        dropped.update(k for k in keys if rx.search(k))
+    for pattern, repl in rename_regex:
+        rx = re.compile(pattern)
+        for k in keys:
+            if k not in rename_map and k not in dropped:
+                new = rx.sub(repl, k)
+                if new != k:
+                    rename_map[k] = new
+    final: Dict[str, str] = {}
+    for k in keys:
+        if k in dropped:
+            continue
+        new = rename_map.get(k, k)
+        if not new:
+            raise InvalidArgumentError(f"renaming {k} gives an empty key")
+        if new in final.values():
+            other = next(o for o, n in final.items() if n == new)
+            raise InvalidArgumentError(f"{k} and {other} would both be named {new}")
+        final[k] = new
+    for k in add_values:
+        if k in final.values() or k == OBJECT_GRAPH_KEY:
+            raise InvalidArgumentError(f"cannot add {k}: the key exists")
+
+    set_arrays = {}
+    for k, v in set_values.items():
+        e = reader.entry(k)
+        arr, code = _as_array(k, v, None)
+        if code != e.dtype_code and not allow_dtype_change:
+            # A value of the same kind is cast (float64 numbers into a float32 tensor), but
+            # a different kind is refused.
+            target = e.dtype
+            if arr.dtype.kind == target.kind or (arr.dtype == object and e.dtype_code == 7):
+                arr, code = arr.astype(target), e.dtype_code
+            else:
+                raise InvalidArgumentError(
+                    f"{k}: the value is {arr.dtype}, the checkpoint holds {e.dtype_name}; "
+                    "pass allow_dtype_change to change the dtype")
+        if tuple(arr.shape) != tuple(e.shape) and not allow_shape_change:
+            raise InvalidArgumentError(
+                f"{k}: the value has shape {list(arr.shape)}, the checkpoint holds "
+                f"{list(e.shape)}; pass allow_shape_change to change the shape")
+        set_arrays[k] = (arr, code)
+        plan.set[k] = (f"{e.dtype_name}{list(e.shape)} -> "
+                       f"{_dtype_name(code)}{list(arr.shape)}")
+    add_arrays = {k: _as_array(k, v, None) for k, v in add_values.items()}
+
+    plan.dropped = sorted(dropped)
+    plan.renamed = {k: n for k, n in final.items() if n != k}
+    plan.kept = [k for k in final if k not in set_arrays and final[k] == k]
+    plan.added = sorted(add_arrays)
+    plan.bytes_before = sum(_size_of(reader, k) for k in keys)
+    plan.bytes_after = (sum(_size_of(reader, k) for k in final if k not in set_arrays)
+                        + sum(a.nbytes for a, _ in set_arrays.values())
+                        + sum(a.nbytes for a, _ in add_arrays.values()))
+    if dry_run:
+        return plan
+
+    graph = None
+    if OBJECT_GRAPH_KEY in reader:
+        graph = _edit_graph(reader, dropped, final, add_arrays)
+
+    # Copy in file order: sequential reads of the source shards.
+    def location(k):
+        e = reader.entry(k)
+        return (e.shard_id, e.offset) if not e.slices else (-1, 0)
+
+    with Writer(dst, overwrite=overwrite or same, update_state=update_state) as w:
+        for k in sorted(final, key=location):
+            new = final[k]
+            if k in set_arrays:
+                arr, code = set_arrays[k]
+                w._check_key(new)
+                w._add_array(new, arr, code)
+                w._keys.add(new)
+                continue
+            e = reader.entry(k)
+            if e.slices:
+                for s in e.slices:
+                    extents = s._native_extents()
+                    sub = reader.entry(_native.slice_key(k, extents))
+                    w.add_slice_meta(new, e.dtype_code, e.shape, extents)
+                    w.add_raw(_native.slice_key(new, extents), sub.dtype_code, sub.shape,
+                              reader._payload(sub), sub.crc32c)
+                w._keys.add(new)
+            else:
+                w.add_raw(new, e.dtype_code, e.shape, reader._payload(e), e.crc32c)
+        for k, (arr, code) in add_arrays.items():
+            w._check_key(k)
+            w._add_array(k, arr, code)
+            w._keys.add(k)
+        if graph is not None:
+            w.add(OBJECT_GRAPH_KEY, graph)
+    return plan
+
+
+def _dtype_name(code: int) -> str:
+    from .dtypes import by_code
+
+    return by_code(code).name
+
+
+def _edit_graph(reader: Reader, dropped, final: Dict[str, str], added) -> bytes:
+    """The object graph with dropped values removed, renamed ones moved to the path their
+    new key names, and added object keys attached."""
+    from .proto import TrackableObjectGraph
+
+    msg = TrackableObjectGraph()
+    msg.ParseFromString(reader.read(OBJECT_GRAPH_KEY).item())
+    nodes = msg.nodes
+    # Canonical paths, to find where a renamed key should live.
+    from .objects import ObjectGraph
+
+    view = ObjectGraph.parse(msg.SerializeToString())
+    path_to_id = {}
+    for n in view.nodes:
+        for p in n.paths:
+            path_to_id.setdefault(p, n.id)
+
+    def node_at(escaped_path: str) -> int:
+        if escaped_path in path_to_id:
+            return path_to_id[escaped_path]
+        parts = escaped_path.split("/")
+        parent = 0
+        for i in range(1, len(parts) + 1):
+            sub = "/".join(parts[:i])
+            if sub in path_to_id:
+                parent = path_to_id[sub]
+                continue
+            new_id = len(nodes)
+            nodes.add()
+            nodes[parent].children.add(node_id=new_id, local_name=_unescape(parts[i - 1]))
+            path_to_id[sub] = new_id
+            parent = new_id
+        return parent
+
+    slot_nodes = {s.slot_variable_node_id for n in nodes for s in n.slot_variables}
+    moved: Dict[int, int] = {}
+    for nid in range(len(nodes)):
+        node = nodes[nid]
+        keep = []
+        for a in node.attributes:
+            key = a.checkpoint_key
+            if key in dropped:
+                continue
+            new = final.get(key, key)
+            if new != key:
+                m = _ATTR_RE.match(new)
+                old_m = _ATTR_RE.match(key)
+                a.checkpoint_key = new
+                if (m and nid not in slot_nodes and ".OPTIMIZER_SLOT" not in new
+                        and old_m and m.group("path") != old_m.group("path")):
+                    target = node_at(m.group("path"))
+                    a.name = m.group("attr")
+                    nodes[target].attributes.add().CopyFrom(a)
+                    moved[nid] = target
+                    continue
+            keep.append(a)
+        del node.attributes[:]
+        node.attributes.extend(keep)
+    # Slots follow their variable to its new node; slots whose value was dropped go.
+    for node in nodes:
+        keep = []
+        for s in node.slot_variables:
+            if s.original_variable_node_id in moved and not \
+                    nodes[s.original_variable_node_id].attributes:
+                s.original_variable_node_id = moved[s.original_variable_node_id]
+            if nodes[s.slot_variable_node_id].attributes:
+                keep.append(s)
+        del node.slot_variables[:]
+        node.slot_variables.extend(keep)
+    for key in added:
+        m = _ATTR_RE.match(key)
+        if m and ".OPTIMIZER_SLOT" not in key:
+            a = nodes[node_at(m.group("path"))].attributes.add()
+            a.name, a.checkpoint_key = m.group("attr"), key
+            a.full_name = "/".join(_split_escaped_path(m.group("path")))
+    # has_checkpoint_values, recomputed to a fixed point (graphs may share nodes).
+    has = [bool(n.attributes or n.slot_variables or n.HasField("registered_saver"))
+           for n in nodes]
+    changed = True
+    while changed:
+        changed = False
+        for i, n in enumerate(nodes):
+            if not has[i] and any(0 <= c.node_id < len(nodes) and has[c.node_id]
+                                  for c in n.children):
+                has[i] = changed = True
+    for n, h in zip(nodes, has):
+        n.has_checkpoint_values.value = h
+    return msg.SerializeToString()
