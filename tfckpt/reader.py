@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import sys
-import threading
 from dataclasses import dataclass
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
 
@@ -133,23 +132,23 @@ class Reader(Mapping[str, Any]):
     Use :meth:`entry` for metadata without reading data.
     """
 
-    def __init__(self, path: "str | os.PathLike[str]") -> None:
-        self.prefix = resolve_prefix(path)
-        self.index_path = self.prefix + ".index"
-        try:
-            self._index_file = _native.MappedFile(self.index_path)
-        except FileNotFoundError:
-            raise NotACheckpointError(f"No checkpoint index at {self.index_path}") from None
-        except OSError as e:
-            raise NotACheckpointError(f"Cannot open {self.index_path}: {e.strerror}") from None
-        self._index = _native.Index(self._index_file, self.index_path)
+    def __init__(self, path: "str | os.PathLike[str] | None" = None, *, storage=None) -> None:
+        if storage is None:
+            if path is None:
+                raise TypeError("give a path or a storage")
+            from .storage import LocalStorage
+
+            storage = LocalStorage(resolve_prefix(path))
+        self._storage = storage
+        self.prefix = storage.prefix
+        self.index_path = storage.index_path
+        self._index_buffer = storage.index_buffer()
+        self._index = _native.Index(self._index_buffer, self.index_path)
         num_shards, endianness, producer, min_consumer, bad = self._index.header
         self.header = Header(num_shards, "big" if endianness == 1 else "little",
                              producer, min_consumer, tuple(bad))
         self._check_header()
         self._swap = (self.header.endianness == "big") != _HOST_BIG_ENDIAN
-        self._shards: Dict[int, Any] = {}
-        self._lock = threading.Lock()
         self._keys: Optional[List[str]] = None
         self._object_graph = None
 
@@ -229,44 +228,21 @@ class Reader(Mapping[str, Any]):
 
     # -- data shards ----------------------------------------------------------------------
     def shard_path(self, shard_id: int) -> str:
-        return data_filename(self.prefix, shard_id, self.header.num_shards)
+        return self._storage.shard_path(shard_id, self.header.num_shards)
 
-    def _shard(self, shard_id: int, key: str):
-        f = self._shards.get(shard_id)
-        if f is not None:
-            return f
-        if shard_id >= self.header.num_shards:
+    def _payload(self, e: Entry):
+        """The entry's bytes in its data shard, bounds-checked by the storage."""
+        if e.shard_id >= self.header.num_shards:
             raise CorruptCheckpointError(
-                f"{self.index_path}: key {key} is in data shard {shard_id}, but the header "
+                f"{self.index_path}: key {e.key} is in data shard {e.shard_id}, but the header "
                 f"says there are {self.header.num_shards} shards")
-        path = self.shard_path(shard_id)
-        with self._lock:
-            f = self._shards.get(shard_id)
-            if f is None:
-                try:
-                    f = _native.MappedFile(path)
-                except FileNotFoundError:
-                    raise MissingShardError(
-                        f"Data shard {shard_id} of {self.header.num_shards} is missing: {path} "
-                        f"does not exist (needed for key {key})", path=path, shard=shard_id
-                    ) from None
-                except OSError as e:
-                    raise MissingShardError(
-                        f"Cannot open data shard {path}: {e.strerror} (needed for key {key})",
-                        path=path, shard=shard_id) from None
-                self._shards[shard_id] = f
-        return f
-
-    def _payload(self, e: Entry) -> memoryview:
-        """The entry's bytes in its data shard, bounds-checked (memoryview slicing would
-        silently shorten a range that runs past the end)."""
-        f = self._shard(e.shard_id, e.key)
-        if e.offset + e.size > f.size:
-            raise CorruptCheckpointError(
-                f"{self.shard_path(e.shard_id)}: key {e.key}: bytes [{e.offset}, "
-                f"{e.offset + e.size}) lie past the end of the {f.size}-byte data file "
-                "(truncated shard?)")
-        return memoryview(f)[e.offset: e.offset + e.size]
+        try:
+            return self._storage.read(e.shard_id, self.header.num_shards, e.offset, e.size)
+        except MissingShardError as err:
+            raise MissingShardError(f"{err} (needed for key {e.key})", path=err.path,
+                                    shard=err.shard) from None
+        except CorruptCheckpointError as err:
+            raise CorruptCheckpointError(f"{err} (key {e.key})") from None
 
     def _check_crc(self, e: Entry, computed: int) -> None:
         stored = _native.unmask_crc(e.crc32c)
@@ -519,7 +495,7 @@ class Reader(Mapping[str, Any]):
     def close(self) -> None:
         """Drops this reader's references to its files. Arrays already returned stay valid:
         each keeps its mapping alive."""
-        self._shards = {}
+        self._storage.close()
 
     def __enter__(self) -> "Reader":
         return self
