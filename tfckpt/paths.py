@@ -134,6 +134,8 @@ def resolve_prefix(path: "str | os.PathLike[str]") -> str:
     """Turns whatever the user pointed at into a checkpoint prefix whose .index exists."""
     path = os.fspath(path)
     looked: List[str] = []
+    if os.path.isfile(path + ".index"):  # the common case first: a prefix
+        return path
 
     if os.path.isdir(path):
         state = os.path.join(path, STATE_FILE)
