@@ -7,6 +7,8 @@ Exit status: 0 all is well, 1 damage found (corrupt bytes, checksum mismatch, mi
 from __future__ import annotations
 
 import argparse
+import contextlib
+import glob
 import json
 import os
 import re
@@ -26,6 +28,10 @@ EXIT_OK, EXIT_DAMAGE, EXIT_TROUBLE = 0, 1, 2
 
 _INSPECT_FLAGS = ("--file_name", "--tensor_name", "--all_tensors", "--all_tensor_names",
                   "--count_exclude_pattern", "--printoptions")
+#: The flags only inspect_checkpoint has (`dump` has a --printoptions of its own).
+_INSPECT_ONLY_FLAGS = _INSPECT_FLAGS[:-1]
+#: Dtypes TensorFlow's CheckpointReader.get_tensor cannot turn into numpy (DT_VARIANT).
+_TF_UNCONVERTIBLE = (21,)
 
 
 class UsageError(Exception):
@@ -62,16 +68,40 @@ def _set_printoptions(options: Sequence[str]) -> None:
         if kind is type(None):
             raise UsageError(f"Setting '{k}' from the command line is not supported.")
         try:
-            value = (v.lower() in ("true", "t", "1", "yes")) if kind is bool else kind(v)
+            value = _absl_bool(v) if kind is bool else kind(v)
         except ValueError as e:
             raise UsageError(f"bad value for printoption {k}: {e}") from None
         np.set_printoptions(**{k: value})
 
 
+def _absl_bool(v: str) -> bool:
+    """A boolean as absl's BooleanParser (used by inspect_checkpoint) reads one."""
+    if v.lower() in ("true", "t", "1"):
+        return True
+    if v.lower() in ("false", "f", "0"):
+        return False
+    raise ValueError(f"Non-boolean argument to boolean flag: {v!r}")
+
+
+@contextlib.contextmanager
+def _printoptions(options: Sequence[str]):
+    """Applies `options` for the duration of a command, then restores numpy's print options
+    (so `run()` called in-process leaves no global state behind)."""
+    if not options:
+        yield
+        return
+    import numpy as np
+
+    with np.printoptions():
+        _set_printoptions(options)
+        yield
+
+
 class Progress:
     """A one-line progress display on stderr, only when stderr is a terminal."""
 
-    def __init__(self, total: int, label: str, stream: TextIO = sys.stderr) -> None:
+    def __init__(self, total: int, label: str, stream: Optional[TextIO] = None) -> None:
+        stream = sys.stderr if stream is None else stream
         self.total = max(total, 1)
         self.label = label
         self.stream = stream
@@ -112,9 +142,7 @@ def _describe(reader):
 def cmd_dump(args, out: TextIO) -> int:
     import tfckpt
 
-    if args.printoptions:
-        _set_printoptions(args.printoptions)
-    with tfckpt.open(args.path) as reader:
+    with _printoptions(args.printoptions), tfckpt.open(args.path) as reader:
         if args.tree:
             return _dump_tree(reader, args, out)
         if args.tensor:
@@ -218,7 +246,7 @@ def _json_value(key, entry, value):
             except UnicodeDecodeError:
                 return {"base64": __import__("base64").b64encode(v).decode("ascii")}
         if isinstance(v, np.ndarray):
-            return [convert(x) for x in v.tolist()] if v.dtype == object else _plain(v)
+            return convert(v.tolist()) if v.dtype == object else _plain(v)
         if isinstance(v, list):
             return [convert(x) for x in v]
         if hasattr(v, "type_name"):
@@ -267,47 +295,88 @@ def _dump_tree(reader, args, out: TextIO) -> int:
 # -- verify -----------------------------------------------------------------------------
 
 def cmd_verify(args, out: TextIO) -> int:
+    import dataclasses
+
     import tfckpt
 
     with tfckpt.open(args.path) as reader:
         rows = reader.listing(hidden=True)
         total = sum(r[3] for r in rows if r[5] is None and not r[6])
-        progress = Progress(total, "verifying")
+        progress = Progress(total, "verifying", getattr(args, "err", None))
         damaged = []
-        checked = 0
+        bad_tensors = set()
         try:
+            # Every stored entry once: plain tensors, and the slice entries of partitioned
+            # ones, which are named as "tensor (slice spec)" rather than by their raw key.
             for key, dtype, shape, size, n, error, sliced in rows:
+                tensor, spec = _slice_owner(key)
                 if error is not None:
-                    damaged.append({"key": key, "error": error})
+                    damaged.append(_damage(tensor, spec, error))
+                    bad_tensors.add(tensor)
                     continue
                 if sliced:
-                    continue  # its slice entries are checked as keys of their own
+                    continue  # its slice entries are checked as entries of their own
                 try:
-                    reader.verify_key(key)
-                    checked += 1
+                    if spec is None:
+                        reader.verify_key(key)
+                    else:
+                        e = reader.entry(key)
+                        reader._read_whole(
+                            dataclasses.replace(e, key=f"{tensor} (slice {spec})"), True)
                 except (CorruptCheckpointError, MissingShardError,
                         tfckpt.UnsupportedCheckpointError) as e:
-                    damaged.append({"key": key, "error": str(e)})
+                    damaged.append(_damage(tensor, spec, str(e)))
+                    bad_tensors.add(tensor)
                 progress.update(size)
         finally:
             progress.close()
+        listed = len(reader)
         if args.json:
-            json.dump({"prefix": reader.prefix, "ok": not damaged, "tensors_checked": checked,
-                       "bytes_checked": total, "damaged": damaged}, out, indent=1)
+            json.dump({"prefix": reader.prefix, "ok": not damaged, "tensors_checked": listed,
+                       "tensors_damaged": len(bad_tensors), "bytes_checked": total,
+                       "damaged": damaged}, out, indent=1)
             out.write("\n")
         else:
             for d in damaged:
-                out.write(f"DAMAGED {_printable_key(d['key'])}: {d['error']}\n")
-            if not args.quiet or damaged:
-                verdict = "OK" if not damaged else f"{len(damaged)} damaged"
-                out.write(f"{reader.prefix}: {verdict} ({checked} tensors, "
-                          f"{format_bytes(total)} checked; index blocks verified)\n")
+                where = f" (slice {d['slice']})" if "slice" in d else ""
+                out.write(f"DAMAGED {_printable_key(d['key'])}{where}: {d['error']}\n")
+            if not damaged and not args.quiet:
+                out.write(f"{reader.prefix}: OK ({listed} tensors, {format_bytes(total)} "
+                          "checked; index blocks verified)\n")
+            elif damaged:
+                out.write(f"{reader.prefix}: {len(bad_tensors)} of {listed} tensors damaged "
+                          f"({format_bytes(total)} checked; index blocks verified)\n")
         return EXIT_OK if not damaged else EXIT_DAMAGE
 
 
+def _slice_owner(key: str):
+    """(tensor key, slice spec) for the index key of one slice of a partitioned tensor,
+    else (key, None)."""
+    from . import _native
+    from .reader import TensorSlice
+
+    if not key.startswith("\x00"):
+        return key, None
+    decoded = _native.decode_slice_key(key.encode("utf-8", "surrogateescape"))
+    if decoded is None:
+        return key, None
+    name, extents = decoded
+    spec = TensorSlice(tuple((s, None if n < 0 else n) for s, n in extents)).spec
+    return name.decode("utf-8", "surrogateescape"), spec
+
+
+def _damage(key: str, spec, error: str) -> dict:
+    d = {"key": key, "error": error}
+    if spec is not None:
+        d["slice"] = spec
+    return d
+
+
 def _printable_key(key: str) -> str:
-    return key.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace") \
-        if any(ord(c) < 32 for c in key) or "\udc80" <= max(key, default=" ") else key
+    """`key` safe for a terminal: invalid UTF-8 and control characters as escapes."""
+    raw = key.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii")
+                   for c in raw)
 
 
 # -- inspect_checkpoint compatibility ---------------------------------------------------
@@ -330,21 +399,38 @@ def inspect_parser() -> argparse.ArgumentParser:
 
 
 def cmd_inspect(argv: Sequence[str], out: TextIO) -> int:
+    """TensorFlow's inspect_checkpoint: the same output on stdout and the same exit status
+    (0 even when it prints an error, 1 for the usage line, 2 for a bad flag)."""
+    try:
+        args, _unknown = inspect_parser().parse_known_args(argv)
+    except SystemExit as e:  # --help, or argparse's own usage error
+        return e.code if isinstance(e.code, int) else EXIT_TROUBLE
+    # TensorFlow applies --printoptions while parsing, before it looks at --file_name.
+    with _printoptions(args.printoptions):
+        if not args.file_name:
+            out.write("Usage: inspect_checkpoint --file_name=checkpoint_file_name "
+                      "[--tensor_name=tensor_to_print] [--all_tensors] [--all_tensor_names] "
+                      "[--count_exclude_pattern] [--printoptions]\n")
+            return 1
+        _inspect(args, out)
+    return EXIT_OK
+
+
+def _inspect(args, out: TextIO) -> None:
+    """print_tensors_in_checkpoint_file: like TensorFlow, any error is printed on stdout
+    (as str(e)) and ends the output."""
     import numpy as np
 
     import tfckpt
 
-    args, _unknown = inspect_parser().parse_known_args(argv)
-    if not args.file_name:
-        out.write("Usage: inspect_checkpoint --file_name=checkpoint_file_name "
-                  "[--tensor_name=tensor_to_print] [--all_tensors] [--all_tensor_names] "
-                  "[--count_exclude_pattern] [--printoptions]\n")
-        return 1
-    if args.printoptions:
-        _set_printoptions(args.printoptions)
     all_tensors = _bool_flag(args.all_tensors)
     all_names = _bool_flag(args.all_tensor_names)
     try:
+        if not os.path.exists(args.file_name + ".index") and not glob.glob(args.file_name):
+            # Neither a V2 prefix nor a file: TensorFlow's words for it.
+            raise tfckpt.NotACheckpointError(
+                "Unsuccessful TensorSliceReader constructor: Failed to find any matching files "
+                f"for {args.file_name}")
         reader = tfckpt.open(args.file_name)
         rows = {r[0]: r for r in reader.listing()}
         if all_tensors or all_names:
@@ -352,15 +438,21 @@ def cmd_inspect(argv: Sequence[str], out: TextIO) -> int:
                 _, dtype, shape, *_ = rows[key]
                 out.write(f"tensor: {key} ({reader.entry(key).dtype_name}) {list(shape)}\n")
                 if all_tensors:
-                    print(reader.read(key), file=out)
+                    if dtype in _TF_UNCONVERTIBLE:  # TF's get_tensor: InternalError
+                        out.write("<not convertible to a numpy dtype>\n")
+                    else:
+                        print(reader.read(key), file=out)
         elif not args.tensor_name:
             out.write(_debug_string(reader) + "\n")
         else:
             if args.tensor_name not in rows:
                 out.write(f"Tensor {args.tensor_name} not found in checkpoint\n")
-                return EXIT_OK
+                return
             e = reader.entry(args.tensor_name)
             out.write(f"tensor: {args.tensor_name} ({e.dtype_name}) {list(e.shape)}\n")
+            if e.dtype_code in _TF_UNCONVERTIBLE:  # uncaught there: printed, output ends
+                out.write(f"Tensorflow type {e.dtype_code} not convertible to numpy dtype.\n")
+                return
             print(reader.read(args.tensor_name), file=out)
         shapes = {k: r[2] for k, r in rows.items()}
         if args.count_exclude_pattern:
@@ -372,11 +464,12 @@ def cmd_inspect(argv: Sequence[str], out: TextIO) -> int:
             shapes = {k: s for k, s in shapes.items() if k not in excluded}
         total = sum(int(np.prod(s)) for s in shapes.values())
         out.write(f"# Total number of params: {total}\n")
-    except CheckpointError as e:
+    except BrokenPipeError:
+        raise
+    except Exception as e:  # noqa: BLE001 - inspect_checkpoint prints every error
         out.write(f"{e}\n")
         if "corrupted compressed block contents" in str(e):
             out.write("It's likely that your checkpoint file has been compressed with SNAPPY.\n")
-    return EXIT_OK
 
 
 def _debug_string(reader) -> str:
@@ -430,8 +523,18 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _wants_inspect(argv: Sequence[str]) -> bool:
-    return any(a.split("=", 1)[0] in _INSPECT_FLAGS for a in argv)
+def _wants_inspect(argv: Sequence[str], flags: Sequence[str] = _INSPECT_FLAGS,
+                   abbrev: bool = False) -> bool:
+    """Whether `argv` holds an inspect_checkpoint flag; with `abbrev`, also an unambiguous
+    or ambiguous prefix of one (``--file=``), which TensorFlow's argparse accepts."""
+    for a in argv:
+        name = a.split("=", 1)[0]
+        if name in flags:
+            return True
+        if abbrev and len(name) > 2 and name.startswith("--") and \
+                any(f.startswith(name) for f in flags):
+            return True
+    return False
 
 
 def run(argv: Optional[Sequence[str]] = None, out: Optional[TextIO] = None,
@@ -443,9 +546,9 @@ def run(argv: Optional[Sequence[str]] = None, out: Optional[TextIO] = None,
     try:
         if argv and argv[0] == "inspect":
             return cmd_inspect(argv[1:], out)
-        if argv and argv[0] == "dump" and _wants_inspect(argv[1:]):
+        if argv and argv[0] == "dump" and _wants_inspect(argv[1:], _INSPECT_ONLY_FLAGS):
             return cmd_inspect(argv[1:], out)
-        if argv and _wants_inspect(argv) and argv[0].startswith("--"):
+        if argv and argv[0].startswith("--") and _wants_inspect(argv, abbrev=True):
             return cmd_inspect(argv, out)
         parser = build_parser()
         try:
@@ -455,6 +558,7 @@ def run(argv: Optional[Sequence[str]] = None, out: Optional[TextIO] = None,
         if not getattr(args, "func", None):
             parser.print_help(out)
             return EXIT_TROUBLE
+        args.err = err
         return args.func(args, out)
     except UsageError as e:
         err.write(f"tfckpt: {e}\n")
@@ -475,17 +579,22 @@ def run(argv: Optional[Sequence[str]] = None, out: Optional[TextIO] = None,
         return EXIT_TROUBLE
 
 
-def main() -> None:
-    """Console entry point."""
-    # Behave like a Unix tool in a pipe: `tfckpt dump X | head` ends quietly.
+def main(argv: Optional[Sequence[str]] = None) -> None:
+    """Console entry point (also of ``python -m tfckpt`` and
+    ``python -m tfckpt.inspect_checkpoint``)."""
+    # Behave like a Unix tool in a pipe: `tfckpt dump X | head` ends quietly, the process
+    # ended by SIGPIPE as `cat` or `grep` would be.
     if hasattr(signal, "SIGPIPE"):
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     try:
-        code = run()
+        code = run(argv)
         sys.stdout.flush()
     except KeyboardInterrupt:
         sys.stderr.write("tfckpt: interrupted\n")
         code = 130
+    except Exception as e:  # noqa: BLE001 - a bug: still one line, no traceback
+        sys.stderr.write(f"tfckpt: internal error: {type(e).__name__}: {e}\n")
+        code = EXIT_TROUBLE
     sys.exit(code)
 
 

@@ -2,7 +2,7 @@
 
 import sys
 
-from .cli import cmd_inspect
+from .cli import main
 
 if __name__ == "__main__":
-    sys.exit(cmd_inspect(sys.argv[1:], sys.stdout))
+    main(["inspect", *sys.argv[1:]])
