@@ -54,7 +54,10 @@ class BufferRef {
 // arrays and memoryviews over it keep the mapping alive.
 class MappedFile {
  public:
-  explicit MappedFile(const std::string& path) : path_(path) {
+  // With `track_size`, CurrentSize() looks at the file again, so a file that
+  // shrinks under the mapping is noticed (no descriptor is kept: readers of
+  // thousands of checkpoints must not run out of them).
+  MappedFile(const std::string& path, bool track_size) : path_(path) {
     int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
       PyErr_SetFromErrnoWithFilename(PyExc_OSError, path.c_str());
@@ -86,10 +89,26 @@ class MappedFile {
       }
       data_ = static_cast<uint8_t*>(p);
     }
+    track_size_ = track_size;
+    dev_ = st.st_dev;
+    ino_ = st.st_ino;
     ::close(fd);
   }
   ~MappedFile() {
     if (data_) ::munmap(data_, size_);
+  }
+
+  // The file's size now. Pages of a mapping past the end of a file that was
+  // truncated after mapping raise SIGBUS when touched, so readers check this
+  // before handing out a range.
+  size_t CurrentSize() const {
+    if (!track_size_) return size_;
+    struct stat st;
+    if (::stat(path_.c_str(), &st) != 0) return 0;
+    // A different file now at the path (replaced by a rename) leaves our mapping of
+    // the old one intact.
+    if (st.st_dev != dev_ || st.st_ino != ino_) return size_;
+    return std::min(size_, static_cast<size_t>(st.st_size));
   }
   MappedFile(const MappedFile&) = delete;
   MappedFile& operator=(const MappedFile&) = delete;
@@ -111,6 +130,9 @@ class MappedFile {
   std::string path_;
   uint8_t* data_ = nullptr;
   size_t size_ = 0;
+  bool track_size_ = false;
+  dev_t dev_ = 0;
+  ino_t ino_ = 0;
   static const uint8_t empty_;
 };
 const uint8_t MappedFile::empty_ = 0;
@@ -462,9 +484,10 @@ PYBIND11_MODULE(_native, m) {
         "Builds table bytes from (key, value) pairs given in strictly increasing key order.");
 
   py::class_<MappedFile>(m, "MappedFile", py::buffer_protocol())
-      .def(py::init<const std::string&>(), py::arg("path"))
+      .def(py::init<const std::string&, bool>(), py::arg("path"), py::arg("track_size") = false)
       .def_property_readonly("size", &MappedFile::size)
       .def_property_readonly("path", &MappedFile::path)
+      .def("current_size", &MappedFile::CurrentSize)
       .def("__len__", &MappedFile::size)
       .def("will_need", &MappedFile::WillNeed, py::arg("offset"), py::arg("length"))
       .def_buffer([](MappedFile& f) {

@@ -39,7 +39,15 @@ class Wire {
     p_ += len;
     return true;
   }
-  bool Skip(uint32_t wire_type) {
+  // Skips one field's value. A group (wire type 3) is skipped up to its
+  // matching end tag, however deeply nested, without recursion.
+  bool Skip(uint32_t wire_type, uint32_t field = 0) {
+    if (wire_type == 3) return SkipGroup(field);
+    return SkipScalar(wire_type);
+  }
+
+ private:
+  bool SkipScalar(uint32_t wire_type) {
     uint64_t v;
     std::string_view s;
     switch (wire_type) {
@@ -47,9 +55,28 @@ class Wire {
       case 1: if (end_ - p_ < 8) return false; p_ += 8; return true;
       case 2: return Bytes(&s);
       case 5: if (end_ - p_ < 4) return false; p_ += 4; return true;
-      default: return false;  // groups never occur in these messages
+      default: return false;
     }
   }
+  bool SkipGroup(uint32_t field) {
+    std::vector<uint32_t> open{field};
+    while (!open.empty()) {
+      uint32_t f, wt;
+      if (!Tag(&f, &wt)) return false;
+      if (wt == 3) {
+        if (open.size() > 1000) return false;
+        open.push_back(f);
+      } else if (wt == 4) {
+        if (f != open.back()) return false;
+        open.pop_back();
+      } else if (!SkipScalar(wt)) {
+        return false;
+      }
+    }
+    return true;
+  }
+
+ public:
 
  private:
   const uint8_t* p_;
@@ -94,7 +121,7 @@ std::string DecodeShape(std::string_view bytes, std::vector<int64_t>* shape) {
           uint64_t v;
           if (!d.Varint(&v)) return "unparseable shape dimension";
           size = static_cast<int64_t>(v);
-        } else if (!d.Skip(wt2)) {
+        } else if (!d.Skip(wt2, f2)) {
           return "unparseable shape dimension";
         }
       }
@@ -106,7 +133,7 @@ std::string DecodeShape(std::string_view bytes, std::vector<int64_t>* shape) {
       uint64_t v;
       if (!w.Varint(&v)) return "unparseable shape";
       if (v) return "shape has unknown rank";
-    } else if (!w.Skip(wt)) {
+    } else if (!w.Skip(wt, field)) {
       return "unparseable shape";
     }
   }
@@ -132,7 +159,7 @@ std::string DecodeSlice(std::string_view bytes, Slice* slice) {
           if (!e.Varint(&v)) return "unparseable slice extent";
           if (f2 == 1) extent.start = static_cast<int64_t>(v);
           else { extent.length = static_cast<int64_t>(v); has_length = true; }
-        } else if (!e.Skip(wt2)) {
+        } else if (!e.Skip(wt2, f2)) {
           return "unparseable slice extent";
         }
       }
@@ -146,7 +173,7 @@ std::string DecodeSlice(std::string_view bytes, Slice* slice) {
       }
       if (slice->size() >= static_cast<size_t>(kMaxDims)) return "slice has too many dimensions";
       slice->push_back(extent);
-    } else if (!w.Skip(wt)) {
+    } else if (!w.Skip(wt, field)) {
       return "unparseable slice";
     }
   }
@@ -199,11 +226,11 @@ Header DecodeHeader(std::string_view value, const std::string& where) {
             if (!GetVarint(&p, end, &v)) throw fail();
             h.bad_consumers.push_back(static_cast<int32_t>(v));
           }
-        } else if (!vw.Skip(wt2)) {
+        } else if (!vw.Skip(wt2, f2)) {
           throw fail();
         }
       }
-    } else if (!w.Skip(wt)) {
+    } else if (!w.Skip(wt, field)) {
       throw fail();
     }
   }
@@ -244,7 +271,7 @@ Entry DecodeEntry(std::string_view value, const std::string& key) {
       std::string err = DecodeSlice(bytes, &slice);
       if (!err.empty()) { e.error = err; return e; }
       e.slices.push_back(std::move(slice));
-    } else if (!w.Skip(wt)) {
+    } else if (!w.Skip(wt, field)) {
       e.error = unparseable;
       return e;
     }

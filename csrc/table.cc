@@ -125,6 +125,7 @@ void Table::ParseBlock(std::string_view block, const char* what,
   }
   if (num_restarts == 0) return;  // TensorFlow reads such a block as empty
   const size_t restarts_offset = n - 4 - 4 * static_cast<size_t>(num_restarts);
+  if (restarts_offset == 0) return;  // an empty block: restarts [0] and nothing else
   const uint8_t* restarts = base + restarts_offset;
   const uint8_t* end = base + restarts_offset;
 

@@ -10,6 +10,7 @@ from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 from . import _native
 from .dtypes import by_code, numpy_dtype
 from .errors import (
+    CheckpointError,
     ChecksumMismatchError,
     CorruptCheckpointError,
     InvalidArgumentError,
@@ -281,6 +282,29 @@ class Reader(Mapping[str, Any]):
         return self._read_whole(e, verify)
 
     def _read_whole(self, e: Entry, verify: bool):
+        try:
+            return self._read_whole_unchecked(e, verify)
+        except ChecksumMismatchError as err:
+            if err.key is not None and err.shard is None:  # from a native payload decoder
+                raise ChecksumMismatchError(
+                    f"{self.shard_path(e.shard_id)}: {err} (offset {e.offset})", key=e.key,
+                    shard=e.shard_id, offset=e.offset, stored=err.stored,
+                    computed=err.computed) from None
+            raise
+        except CorruptCheckpointError as err:
+            if not str(err).startswith(self.shard_path(e.shard_id)) and \
+                    self.index_path not in str(err) and self.prefix not in str(err):
+                raise CorruptCheckpointError(
+                    f"{self.shard_path(e.shard_id)}: {err} (offset {e.offset})") from None
+            raise
+        except ValueError as err:  # numpy cannot hold some valid shapes (> 64 dims, ...)
+            if isinstance(err, CheckpointError):
+                raise
+            raise UnsupportedCheckpointError(
+                f"{self.index_path}: key {e.key}: a {e.dtype_name} tensor of shape "
+                f"{list(e.shape)} cannot be held in a numpy array ({err})") from None
+
+    def _read_whole_unchecked(self, e: Entry, verify: bool):
         import numpy as np
 
         itemsize = self._check_size(e)
@@ -422,12 +446,12 @@ class Reader(Mapping[str, Any]):
 
         stored = [s.bounds(e.shape) for s in e.slices]
         # No two stored slices may overlap (TensorFlow's RegisterTensorSlice rule).
-        for i in range(len(stored)):
-            for j in range(i + 1, len(stored)):
-                if _volume(_intersect(stored[i], stored[j])) > 0:
-                    raise CorruptCheckpointError(
-                        f"{self.index_path}: partitioned tensor {e.key}: slices "
-                        f"{e.slices[i].spec} and {e.slices[j].spec} overlap")
+        clash = _first_overlap(stored)
+        if clash is not None:
+            i, j = clash
+            raise CorruptCheckpointError(
+                f"{self.index_path}: partitioned tensor {e.key}: slices "
+                f"{e.slices[i].spec} and {e.slices[j].spec} overlap")
         parts = []
         covered = 0
         for s, b in zip(e.slices, stored):
@@ -505,6 +529,31 @@ class Reader(Mapping[str, Any]):
 
     def __repr__(self) -> str:
         return f"<tfckpt.Reader {self.prefix!r}: {len(self)} keys, {self.header.num_shards} shards>"
+
+
+def _first_overlap(boxes) -> Optional[Tuple[int, int]]:
+    """A pair of boxes that overlap, or None. Sweeps along the dimension with the most
+    distinct starts, so partitions along one dimension cost n log n, not n^2."""
+    import heapq
+
+    nonempty = [i for i, b in enumerate(boxes) if _volume(b) > 0]
+    if len(nonempty) < 2:
+        return None
+    rank = len(boxes[nonempty[0]])
+    if rank == 0:
+        return nonempty[0], nonempty[1]
+    dim = max(range(rank), key=lambda d: len({boxes[i][d][0] for i in nonempty}))
+    order = sorted(nonempty, key=lambda i: boxes[i][dim][0])
+    active: List[Tuple[int, int]] = []  # heap of (end along dim, box index)
+    for i in order:
+        start = boxes[i][dim][0]
+        while active and active[0][0] <= start:
+            heapq.heappop(active)
+        for _, j in active:
+            if _volume(_intersect(boxes[i], boxes[j])) > 0:
+                return (min(i, j), max(i, j))
+        heapq.heappush(active, (boxes[i][dim][1], i))
+    return None
 
 
 def _intersect(a, b):
