@@ -12,6 +12,10 @@ from .errors import (
     UnsupportedCheckpointError,
 )
 from .reader import OBJECT_GRAPH_KEY, Entry, Header, Reader, TensorSlice, Variant, open
+# Imported eagerly, not through _LAZY below: the function `scan` shares its name with its
+# module, and importing the module `tfckpt.scan` (by anyone, first) would bind the package
+# attribute to the module, never reaching __getattr__.
+from .scan import scan, scan_to_dask
 
 __version__ = "0.1.0"
 #: Which CRC32C implementation the native core uses on this CPU.
@@ -25,6 +29,18 @@ _LAZY = {
     "update_checkpoint_state": "writer",
     "edit": "edit",
     "EditPlan": "edit",
+    "diff": "tools",
+    "DiffResult": "tools",
+    "ValueChange": "tools",
+    "average": "tools",
+    "migrate": "tools",
+    "MigrationReport": "tools",
+    "optimizer_keys": "tools",
+    "to_npz": "tools",
+    "from_npz": "tools",
+    "to_safetensors": "tools",
+    "from_safetensors": "tools",
+    "ConversionReport": "tools",
 }
 
 
@@ -49,7 +65,21 @@ __all__ = [
     "Writer",
     "write",
     "edit",
+    "scan",
+    "scan_to_dask",
     "EditPlan",
+    "diff",
+    "DiffResult",
+    "ValueChange",
+    "average",
+    "migrate",
+    "MigrationReport",
+    "optimizer_keys",
+    "to_npz",
+    "from_npz",
+    "to_safetensors",
+    "from_safetensors",
+    "ConversionReport",
     "object_key",
     "update_checkpoint_state",
     "OBJECT_GRAPH_KEY",

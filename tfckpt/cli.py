@@ -15,7 +15,7 @@ import re
 import signal
 import sys
 import time
-from typing import List, Optional, Sequence, TextIO
+from typing import Optional, Sequence, TextIO
 
 from .errors import (
     CheckpointError,
@@ -491,7 +491,7 @@ def _debug_string(reader) -> str:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="tfckpt",
-        description="Read, verify and inspect TensorFlow checkpoints without TensorFlow.",
+        description="Read, write, verify and inspect TensorFlow checkpoints without TensorFlow.",
         epilog="Exit status: 0 ok, 1 damage found, 2 usage or I/O error. "
                "TensorFlow's inspect_checkpoint flags (--file_name ...) work too.")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
@@ -520,6 +520,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("inspect", add_help=False,
                    help="TensorFlow inspect_checkpoint drop-in (--file_name=... flags)")
+
+    from .cli_tools import register as register_tools
+
+    register_tools(sub)
     return p
 
 

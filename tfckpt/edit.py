@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 from . import _native
-from .errors import CheckpointError, InvalidArgumentError, KeyNotFoundError
+from .errors import InvalidArgumentError, KeyNotFoundError
 from .reader import OBJECT_GRAPH_KEY, Reader
 from .writer import Writer, _as_array
 

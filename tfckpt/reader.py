@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 from dataclasses import dataclass
-from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
 
 from . import _native
 from .dtypes import by_code, numpy_dtype
@@ -14,12 +14,10 @@ from .errors import (
     ChecksumMismatchError,
     CorruptCheckpointError,
     InvalidArgumentError,
-    KeyNotFoundError,
     MissingShardError,
-    NotACheckpointError,
     UnsupportedCheckpointError,
 )
-from .paths import data_filename, resolve_prefix
+from .paths import resolve_prefix
 
 __all__ = ["open", "Reader", "Entry", "Header", "TensorSlice", "Variant", "OBJECT_GRAPH_KEY"]
 

@@ -52,7 +52,6 @@ def to_numpy(tp):
             raise UnsupportedCheckpointError(f"TensorProto of dtype {d.name} cannot be converted")
         values = list(getattr(tp, field))
         if code == 21:
-            from .proto import VariantTensorDataProto  # noqa: F401 (same message type)
             from .reader import Variant
 
             values = [Variant(v.type_name, bytes(v.metadata), [to_numpy(t) for t in v.tensors])
