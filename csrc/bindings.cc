@@ -466,6 +466,22 @@ PYBIND11_MODULE(_native, m) {
     return py::make_tuple(out, crc);
   }, py::arg("data"), py::arg("n"), py::arg("verify"), py::arg("key"));
 
+  m.def("read_table", [](const py::object& buffer, const std::string& name) {
+    BufferRef buf(buffer);
+    std::unique_ptr<Table> table;
+    {
+      py::gil_scoped_release release;
+      table = std::make_unique<Table>(buf.data(), buf.size(), name);
+    }
+    py::list out;
+    for (const TableEntry& e : table->entries()) {
+      out.append(py::make_tuple(py::bytes(e.key), py::bytes(e.value.data(), e.value.size())));
+    }
+    return out;
+  }, py::arg("buffer"), py::arg("name"),
+        "Every (key, value) of a LevelDB-style table, every block CRC checked (format V1 files "
+        "are such a table).");
+
   m.def("build_table", [](const py::iterable& items, size_t block_size, int restart_interval) {
     std::vector<std::pair<std::string, std::string>> kvs;
     for (const py::handle& item : items) {

@@ -28,6 +28,9 @@ def decode_strings(data: Buffer, n: int, swap: bool, verify: bool, key: str) -> 
 def decode_variants(data: Buffer, n: int, verify: bool, key: str) -> Tuple[List[bytes], int]:
     """The n serialized VariantTensorDataProto of a DT_VARIANT payload, and its CRC32C."""
 
+def read_table(buffer: Buffer, name: str) -> List[Tuple[bytes, bytes]]:
+    """Every (key, value) of a table file, in order, every block CRC checked."""
+
 def build_table(items: Iterable[Tuple[bytes, bytes]], block_size: int = 262144,
                 restart_interval: int = 16) -> bytes:
     """A LevelDB-style table of the given (key, value) pairs, keys strictly increasing."""
