@@ -141,7 +141,10 @@ void BundleWriter::CheckOpen() const {
 void BundleWriter::Fail(const std::string& message) {
   failed_ = true;
   Abort();
-  throw Error(ErrorKind::kIo, message);
+  // The temporary files named in `message` are gone by now; say which checkpoint
+  // failed and that nothing of it was left behind.
+  throw Error(ErrorKind::kIo, "cannot write checkpoint " + prefix_ + ": " + message +
+                                  " (nothing was written)");
 }
 
 void BundleWriter::Abort() {
@@ -212,21 +215,51 @@ void BundleWriter::Add(const std::string& key, int32_t dtype, const std::vector<
 
 void BundleWriter::AddRaw(const std::string& key, int32_t dtype, const std::vector<int64_t>& shape,
                           const uint8_t* data, size_t size, uint32_t masked_crc) {
-  PendingEntry& e = NewEntry(key, dtype, shape, size);
-  uint32_t crc = 0;
-  Write(data, size, &crc);
-  if (crc32c::Mask(crc) != masked_crc) {
+  auto mismatch = [&](uint32_t computed) {
     failed_ = true;
     Abort();
     Error err(ErrorKind::kChecksum,
               "key " + Printable(key) + ": the source bytes do not match their stored checksum "
               "(stored " + std::to_string(crc32c::Unmask(masked_crc)) + ", computed " +
-              std::to_string(crc) + "); refusing to copy damaged data");
+              std::to_string(computed) + "); refusing to copy damaged data");
     err.key = key;
     err.stored = crc32c::Unmask(masked_crc);
-    err.computed = crc;
+    err.computed = computed;
     throw err;
+  };
+  if (dtype == kDtString || dtype == kDtVariant) {
+    // The CRC of a string or variant entry is not the CRC of its bytes: lengths are
+    // hashed as fixed-width integers, with per-element checks in between (FORMAT.md
+    // 5.3, 5.4). Decode to compute it the way TensorFlow does, before writing.
+    CheckOpen();
+    uint64_t n = 1;
+    for (int64_t d : shape) n *= static_cast<uint64_t>(d < 0 ? 0 : d);
+    std::string_view view(reinterpret_cast<const char*>(data), size);
+    std::vector<std::string_view> items;
+    uint32_t crc = 0;
+    try {
+      crc = dtype == kDtString ? DecodeStrings(view, n, big_endian_, true, key, &items)
+                               : DecodeVariants(view, n, true, key, &items);
+    } catch (const Error& e) {
+      failed_ = true;
+      Abort();
+      Error err(e.kind(), "key " + Printable(key) + ": the source bytes are damaged (" +
+                              e.what() + "); refusing to copy damaged data");
+      err.key = key;
+      err.stored = e.stored;
+      err.computed = e.computed;
+      throw err;
+    }
+    if (crc32c::Mask(crc) != masked_crc) mismatch(crc);
+    PendingEntry& e = NewEntry(key, dtype, shape, size);
+    Write(data, size, nullptr);
+    e.crc = masked_crc;
+    return;
   }
+  PendingEntry& e = NewEntry(key, dtype, shape, size);
+  uint32_t crc = 0;
+  Write(data, size, &crc);
+  if (crc32c::Mask(crc) != masked_crc) mismatch(crc);
   e.crc = masked_crc;
 }
 
@@ -368,9 +401,22 @@ int BundleWriter::Finish() {
   for (const auto& kv : entries_) {
     const PendingEntry& e = kv.second;
     if (!e.has_data && e.slices.empty()) continue;
-    table.Add(kv.first, e.has_data ? SerializeEntry(e.dtype, e.shape, e.shard_id, e.offset, e.size,
-                                                    e.crc, {})
-                                   : SerializeEntry(e.dtype, e.shape, 0, 0, 0, 0, e.slices));
+    if (e.has_data) {
+      table.Add(kv.first, SerializeEntry(e.dtype, e.shape, e.shard_id, e.offset, e.size, e.crc, {}));
+      continue;
+    }
+    // A partitioned tensor's full entry holds no data, but TensorFlow's MergeBundles
+    // leaves it the shard_id of the first shard holding one of its slices (FORMAT.md
+    // 1.3); a single BundleWriter leaves 0. The first such shard is the lowest.
+    int32_t shard = -1;
+    for (const Slice& s : e.slices) {
+      auto it = entries_.find(EncodeTensorNameSlice(kv.first, s));
+      if (it != entries_.end() && it->second.has_data &&
+          (shard < 0 || it->second.shard_id < shard)) {
+        shard = it->second.shard_id;
+      }
+    }
+    table.Add(kv.first, SerializeEntry(e.dtype, e.shape, shard < 0 ? 0 : shard, 0, 0, 0, e.slices));
   }
   const std::string index = table.Finish();
   index_temp_ = prefix_ + ".index.tempstate" + RandomSuffix();
@@ -391,6 +437,9 @@ int BundleWriter::Finish() {
     const std::string final_name = DataFilename(prefix_, i, n);
     if (std::rename(shards_[i].temp_path.c_str(), final_name.c_str()) != 0) {
       int e = errno;
+      // Shards already renamed are unreferenced new files (their names collide with
+      // nothing that existed): remove them too, so that nothing is left behind.
+      for (int j = 0; j < i; ++j) ::unlink(DataFilename(prefix_, j, n).c_str());
       Fail(final_name + ": cannot rename data file into place: " + std::strerror(e));
     }
     shards_[i].temp_path.clear();

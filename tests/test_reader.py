@@ -424,3 +424,19 @@ def test_big_endian_bundle_reads_byteswapped(tmp_path):
             got = r.read(name)
             assert got.dtype == v.dtype and got.tobytes() == v.tobytes(), name
         assert r.read("str").tolist() == strings
+
+
+def test_editing_a_big_endian_bundle_keeps_its_byte_order(tmp_path):
+    """Copied payloads keep their bytes; new values are swapped to match the header."""
+    test_big_endian_bundle_reads_byteswapped(tmp_path)
+    out = str(tmp_path / "edited")
+    tfckpt.edit(str(tmp_path / "be"), out, set={"f32": np.array([7, 8, 9], np.float32)},
+                add={"new": np.arange(3, dtype=np.int64)})
+    with tfckpt.open(out) as r, tfckpt.open(str(tmp_path / "be")) as src:
+        assert r.header.endianness == "big"
+        assert r.read("f32").tolist() == [7, 8, 9]
+        assert r.read("new").tolist() == [0, 1, 2]
+        for key in ("i64", "c64", "f16", "bf16", "u8", "str"):
+            assert r.read(key).tobytes() == src.read(key).tobytes() if key != "str" else \
+                r.read(key).tolist() == src.read(key).tolist()
+        assert r.entry("i64").crc32c == src.entry("i64").crc32c

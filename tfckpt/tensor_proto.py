@@ -108,6 +108,7 @@ def from_numpy(arr):
                                  for x in arr.reshape(-1).tolist())
         else:
             tp.tensor_content = np.ascontiguousarray(arr).tobytes()
+    tp.tensor_shape.SetInParent()  # a scalar's shape is present and empty, as TF writes it
     for d in arr.shape:
         tp.tensor_shape.dim.add(size=int(d))
     return tp

@@ -794,7 +794,7 @@ def migrate(old, like, out, *, name_map: Optional[Mapping[str, str]] = None,
                 for key in sorted(report.unfilled, key=_file_order(rl)):
                     _copy_entry(w, rl, key)
             if left_out:
-                from .edit import _edit_graph
+                from .editing import _edit_graph
 
                 w.add(OBJECT_GRAPH_KEY, _edit_graph(rl, left_out, {k: k for k in written}, {}))
             else:
@@ -1065,7 +1065,7 @@ _SLOT_KEY_RE = re.compile(
 
 def _graph_for_names(names: Sequence[str]):
     """(object graph bytes, name -> checkpoint key) for object paths or object keys."""
-    from .edit import _split_escaped_path, _unescape
+    from .editing import _split_escaped_path, _unescape
     from .objects import build_object_graph
 
     variables: List[Tuple[str, ...]] = []

@@ -9,9 +9,10 @@ Files are written under temporary names and appear only when complete.
 from __future__ import annotations
 
 import os
+import re
 import time
 import uuid
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 from . import _native
 from .dtypes import by_code, by_name
@@ -22,7 +23,7 @@ __all__ = ["Writer", "write", "dtype_code_of", "update_checkpoint_state",
            "object_key", "OBJECT_GRAPH_KEY"]
 
 OBJECT_GRAPH_KEY = "_CHECKPOINTABLE_OBJECT_GRAPH"
-_SWAP_ORDER = os.sys.byteorder == "big"  # payloads are written little-endian
+_HOST_BIG_ENDIAN = os.sys.byteorder == "big"
 
 
 def _np():
@@ -64,13 +65,33 @@ def _as_array(key: str, value, dtype: Optional[str]):
             raise InvalidArgumentError(f"{key}: ragged nested sequence; every row must have "
                                        "the same length")
     if dtype is not None:
-        d = by_name(dtype)
+        try:
+            d = by_name(dtype)
+        except ValueError as e:
+            raise InvalidArgumentError(f"{key}: {e}") from None
+        if d.numpy is None or d.itemsize < 0:
+            raise InvalidArgumentError(f"{key}: dtype {d.name} cannot be saved in a checkpoint")
         if d.code == 7:
             value = value.astype(object)
         else:
             value = value.astype(d.to_numpy())
         return value, d.code
-    return value, dtype_code_of(value)
+    try:
+        return value, dtype_code_of(value)
+    except InvalidArgumentError as e:
+        raise InvalidArgumentError(f"{key}: {e}") from None
+
+
+def _check_value(key: str, arr, code: int) -> None:
+    """Raises the errors `_add_array` would raise for this value, before anything is
+    written: non-strings in a string tensor, dtypes that cannot be saved."""
+    if code == 7:
+        for x in arr.flat:
+            if not isinstance(x, (bytes, str)):
+                raise InvalidArgumentError(
+                    f"{key}: a string tensor holds {type(x).__name__}, not bytes or str")
+    elif code != 21 and by_code(code).itemsize <= 0:
+        raise InvalidArgumentError(f"{key}: dtype {by_code(code).name} cannot be saved")
 
 
 def _string_items(key: str, arr) -> List[bytes]:
@@ -108,37 +129,48 @@ class Writer:
     Nothing appears at `prefix` until the block ends without error. `max_shard_bytes`
     starts a new data shard before a tensor that would pass the limit. An existing checkpoint
     at `prefix` is replaced only with ``overwrite=True``, and then atomically: the new index
-    replaces the old in one rename, and the old data files are removed after.
+    replaces the old in one rename, and the old data files are removed after (with any that
+    an interrupted write left under this prefix's data file names).
     """
 
     def __init__(self, prefix: "str | os.PathLike[str]", *, max_shard_bytes: int = 0,
-                 overwrite: bool = False, update_state: bool = False) -> None:
+                 overwrite: bool = False, update_state: bool = False,
+                 big_endian: bool = False) -> None:
         self.prefix = os.fspath(prefix)
+        # Payload byte order: little-endian as every TensorFlow release writes, or big-endian
+        # (to keep a big-endian checkpoint's order when editing it).
+        self.big_endian = big_endian
+        self._swap = big_endian != _HOST_BIG_ENDIAN
         directory = os.path.dirname(self.prefix) or "."
         try:
             os.makedirs(directory, exist_ok=True)
         except OSError as e:
             raise CheckpointError(f"cannot write {self.prefix}: cannot create directory "
                                   f"{directory}: {e.strerror}") from None
-        self._old_shards = self._existing_shards()
         if os.path.exists(self.prefix + ".index") and not overwrite:
             raise CheckpointError(f"{self.prefix}.index exists; pass overwrite=True to replace "
                                   "that checkpoint")
         self._update_state = update_state
-        self._native = _native.BundleWriter(self.prefix, max_shard_bytes)
+        self._native = _native.BundleWriter(self.prefix, max_shard_bytes, big_endian)
         self._keys: set = set()
         self._sliced: Dict[str, Tuple[int, Tuple[int, ...]]] = {}
+        self._slice_bounds: Dict[str, Tuple[Any, int]] = {}  # (n x rank x 2 array, n)
         self._closed = False
 
-    def _existing_shards(self) -> List[str]:
-        index = self.prefix + ".index"
-        if not os.path.exists(index):
-            return []
+    def _stale_shards(self, num_shards: int) -> List[str]:
+        """Data files named for this prefix that the new index does not use: the replaced
+        checkpoint's, and any that an interrupted write left under final names."""
+        directory = os.path.dirname(self.prefix) or "."
+        base = os.path.basename(self.prefix)
+        pattern = re.compile(re.escape(base) + r"\.data-\d{5,}-of-\d{5,}")
+        keep = {os.path.basename(data_filename(self.prefix, i, num_shards))
+                for i in range(num_shards)}
         try:
-            num = _native.Index(_native.MappedFile(index), index).header[0]
-        except Exception:
+            names = os.listdir(directory)
+        except OSError:
             return []
-        return [data_filename(self.prefix, i, num) for i in range(num)]
+        return [os.path.join(directory, n) for n in names
+                if n not in keep and pattern.fullmatch(n)]
 
     # -- adding ---------------------------------------------------------------------------
     def _check_key(self, key: str) -> None:
@@ -155,6 +187,7 @@ class Writer:
         ``qint8`` or ``bfloat16`` from plain numbers."""
         self._check_key(key)
         arr, code = _as_array(key, value, dtype)
+        _check_value(key, arr, code)
         self._add_array(key, arr, code)
         self._keys.add(key)
 
@@ -166,14 +199,18 @@ class Writer:
         elif code == 21:
             from .tensor_proto import variant_to_bytes
 
+            if self.big_endian:
+                raise InvalidArgumentError(f"{key}: variant tensors cannot be written to a "
+                                           "big-endian checkpoint (TensorFlow cannot read them)")
             self._native.add_variants(key, shape, [variant_to_bytes(v)
                                                    for v in arr.reshape(-1).tolist()])
         else:
             if by_code(code).itemsize <= 0:
                 raise InvalidArgumentError(f"{key}: dtype {by_code(code).name} cannot be saved")
             data = np.ascontiguousarray(arr)
-            if _SWAP_ORDER and data.dtype.itemsize > 1:  # pragma: no cover - big-endian hosts
-                data = data.byteswap()
+            unit = by_code(code).swap
+            if self._swap and unit > 0:
+                data = data.reshape(-1).view(np.dtype(f"u{unit}")).byteswap()
             self._native.add(key, code, shape, data.view(np.uint8).reshape(-1) if data.size
                              else b"")
 
@@ -182,7 +219,9 @@ class Writer:
         """Adds one slice of a partitioned tensor of `full_shape`. `index` is a tuple of
         Python slices (``np.s_[0:500]``) or a TF slice spec (``"0,500:-"``). TensorFlow
         restores partitioned half, uint16 and string tensors only as whole slices; tfckpt
-        reads them all."""
+        reads them all. A slice that repeats or overlaps one already added is refused
+        before anything is written. ``np.s_`` gives explicit extents for every dimension,
+        as the TF1 Saver does (``0,3:0,3``); ``"-"`` in a spec is TF's whole dimension."""
         if self._closed:
             raise CheckpointError("this Writer is closed")
         arr, code = _as_array(key, value, dtype)
@@ -193,16 +232,58 @@ class Writer:
             raise InvalidArgumentError(f"{key}: slice {index!r} of {list(full_shape)} has shape "
                                        f"{list(want)}, the value has {list(arr.shape)}")
         if all(ln < 0 or (st == 0 and ln == d) for (st, ln), d in zip(extents, full_shape)):
-            self.add(key, arr)  # a full slice is a plain tensor (as BundleWriter::AddSlice)
+            # A full slice is a plain tensor (as BundleWriter::AddSlice), of the dtype asked
+            # for: the array alone cannot tell qint8 from int8.
+            self._check_key(key)
+            _check_value(key, arr, code)
+            self._add_array(key, arr, code)
+            self._keys.add(key)
             return
         if key in self._keys:
             raise InvalidArgumentError(f"Adding duplicate key: {key} (already a whole tensor)")
         prev = self._sliced.get(key)
         if prev is not None and prev != (code, full_shape):
             raise InvalidArgumentError(f"{key}: slices disagree on dtype or full shape")
+        # Everything that can be refused is checked before the slice is registered, so a
+        # refused slice leaves no trace in the full tensor's entry.
+        _check_value(key, arr, code)
+        bounds = tuple((0, d) if ln < 0 else (st, st + ln)
+                       for (st, ln), d in zip(extents, full_shape))
+        other = self._overlapped_slice(key, bounds)
+        if other is not None:
+            what = "is already added" if other == bounds else f"overlaps slice {other}"
+            raise InvalidArgumentError(f"{key}: slice {bounds} {what}; the slices of a "
+                                       "partitioned tensor must not overlap")
         self._native.add_slice_meta(key, code, full_shape, extents)
         self._sliced[key] = (code, full_shape)
+        self._record_slice(key, bounds)
         self._add_array(_native.slice_key(key, extents), arr, code)
+
+    def _overlapped_slice(self, key: str, bounds):
+        """The (start, stop) bounds of an added slice of `key` that overlaps `bounds`, or
+        None. One vectorized pass over the slices added so far."""
+        np = _np()
+        buf, n = self._slice_bounds.get(key, (None, 0))
+        if not n:
+            return None
+        new = np.asarray(bounds, dtype=np.int64)
+        old = buf[:n]
+        hit = np.all(np.maximum(old[:, :, 0], new[:, 0]) < np.minimum(old[:, :, 1], new[:, 1]),
+                     axis=1)
+        if not hit.any():
+            return None
+        return tuple(tuple(int(x) for x in dim) for dim in old[int(np.argmax(hit))])
+
+    def _record_slice(self, key: str, bounds) -> None:
+        np = _np()
+        buf, n = self._slice_bounds.get(key, (None, 0))
+        if buf is None or n == len(buf):
+            grown = np.empty((max(8, 2 * n), len(bounds), 2), dtype=np.int64)
+            if n:
+                grown[:n] = buf[:n]
+            buf = grown
+        buf[n] = bounds
+        self._slice_bounds[key] = (buf, n + 1)
 
     def add_raw(self, key: Union[str, bytes], dtype_code: int, shape: Sequence[int], data,
                 crc32c: int) -> None:
@@ -222,13 +303,11 @@ class Writer:
             return self.prefix
         self._closed = True
         num_shards = self._native.finish()
-        new = {data_filename(self.prefix, i, num_shards) for i in range(num_shards)}
-        for old in self._old_shards:
-            if old not in new:
-                try:
-                    os.unlink(old)
-                except OSError:
-                    pass
+        for old in self._stale_shards(num_shards):
+            try:
+                os.unlink(old)
+            except OSError:
+                pass
         if self._update_state:
             update_checkpoint_state(self.prefix)
         return self.prefix
@@ -299,7 +378,7 @@ def write(prefix: "str | os.PathLike[str]", tensors: Mapping[str, Any], *,
     dtypes = dict(dtypes or {})
     arrays: Dict[str, Tuple[Any, int]] = {}
     for key, value in tensors.items():
-        arrays[key] = _as_array(key, value, dtypes.get(key))
+        arrays[key] = _as_array(str(key), value, dtypes.get(key))
     graph_bytes = None
     if object_graph or save_counter is not None or slots:
         from .objects import build_object_graph
@@ -308,10 +387,20 @@ def write(prefix: "str | os.PathLike[str]", tensors: Mapping[str, Any], *,
         variables = dict(arrays)
         slot_arrays = {k: _as_array(str(k), v, None) for k, v in (slots or {}).items()}
         if save_counter is not None:
+            if any(p in ("save_counter", ("save_counter",)) for p in variables):
+                raise InvalidArgumentError("save_counter is given twice: as a value and as "
+                                           "save_counter=")
             variables["save_counter"] = (np.array(save_counter, dtype=np.int64), 9)
-        graph_bytes, key_of = build_object_graph(list(variables), list(slot_arrays))
+        try:
+            graph_bytes, key_of = build_object_graph(list(variables), list(slot_arrays))
+        except ValueError as e:
+            raise InvalidArgumentError(str(e)) from None
         arrays = {key_of[p]: v for p, v in variables.items()}
         arrays.update({key_of[s]: v for s, v in slot_arrays.items()})
+    for key, (arr, code) in arrays.items():
+        if not isinstance(key, str) or not key:
+            raise InvalidArgumentError(f"a key must be a non-empty str, not {key!r}")
+        _check_value(key, arr, code)
     with Writer(prefix, max_shard_bytes=max_shard_bytes, overwrite=overwrite,
                 update_state=update_state) as w:
         for key, (arr, code) in arrays.items():

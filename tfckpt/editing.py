@@ -187,7 +187,9 @@ def edit(src, dst=None, *, set: Optional[Mapping[str, Any]] = None,  # noqa: A00
         e = reader.entry(k)
         return (e.shard_id, e.offset) if not e.slices else (-1, 0)
 
-    with Writer(dst, overwrite=overwrite or same, update_state=update_state) as w:
+    # Copied payloads keep their byte order, so the output keeps the source's.
+    with Writer(dst, overwrite=overwrite or same, update_state=update_state,
+                big_endian=reader.header.endianness == "big") as w:
         for k in sorted(final, key=location):
             new = final[k]
             if k in set_arrays:
