@@ -12,21 +12,19 @@ from .errors import (
     UnsupportedCheckpointError,
 )
 from .reader import OBJECT_GRAPH_KEY, Entry, Header, Reader, TensorSlice, Variant, open
-# Imported eagerly, not through _LAZY below: the function `scan` shares its name with its
-# module, and importing the module `tfckpt.scan` (by anyone, first) would bind the package
-# attribute to the module, never reaching __getattr__.
-from .scan import scan, scan_to_dask
 
 __version__ = "0.1.0"
 #: Which CRC32C implementation the native core uses on this CPU.
 crc32c_implementation = _crc_impl
 
-# Writing and editing are imported on first use, so reading stays quick to start.
+# Writing, editing, scanning and the tools are imported on first use, so reading starts quickly.
 _LAZY = {
     "Writer": "writer",
     "write": "writer",
     "object_key": "writer",
     "update_checkpoint_state": "writer",
+    "scan": "scanning",
+    "scan_to_dask": "scanning",
     "edit": "editing",
     "EditPlan": "editing",
     "diff": "tools",

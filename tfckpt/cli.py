@@ -521,9 +521,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("inspect", add_help=False,
                    help="TensorFlow inspect_checkpoint drop-in (--file_name=... flags)")
 
-    from .cli_tools import register as register_tools
+    from . import cli_scan, cli_tools
 
-    register_tools(sub)
+    cli_scan.register(sub)
+    cli_tools.register(sub)
     return p
 
 
