@@ -303,9 +303,12 @@ def test_not_a_checkpoint_says_what_it_is(corpus, case, words):
         tfckpt.open(corpus[case].prefix)
 
 
-def test_v1_checkpoint_named(corpus):
+def test_v1_checkpoint_opens_as_v1(corpus):
+    """tfckpt.open reads format V1 (tests/test_v1.py); the V2-only Reader names it."""
+    with tfckpt.open(corpus["v1_format"].prefix) as r:
+        assert r.header.format == "V1" and len(r) == 10
     with pytest.raises(tfckpt.UnsupportedCheckpointError, match="V1"):
-        tfckpt.open(corpus["v1_format"].prefix)
+        tfckpt.Reader(corpus["v1_format"].prefix)
 
 
 @pytest.mark.parametrize("content, words", [

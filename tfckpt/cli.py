@@ -181,9 +181,12 @@ def _dump_listing(reader, args, out: TextIO) -> int:
                 e = reader.entry(key)
                 rec.update(size=e.size, num_elements=n, shard=e.shard_id, offset=e.offset,
                            crc32c=e.crc32c, partitioned=sliced)
+                if reader.header.format == "V1":  # shard = the file; no offsets nor CRCs
+                    rec.pop("offset"), rec.pop("crc32c")
                 if sliced:
                     rec["slices"] = [s.spec for s in e.slices]
-                    rec.pop("shard"), rec.pop("offset"), rec.pop("crc32c")
+                    for field in ("shard", "offset", "crc32c"):
+                        rec.pop(field, None)
                     rec["size"] = _partitioned_size(reader, e)
             if args.all:
                 if error is None:
@@ -192,7 +195,8 @@ def _dump_listing(reader, args, out: TextIO) -> int:
         h = reader.header
         doc = {
             "prefix": reader.prefix,
-            "header": {"num_shards": h.num_shards, "endianness": h.endianness,
+            "header": {"format": h.format, "num_shards": h.num_shards,
+                       "endianness": h.endianness,
                        "version": {"producer": h.producer, "min_consumer": h.min_consumer,
                                    "bad_consumers": list(h.bad_consumers)}},
             "tensors": tensors,
@@ -219,15 +223,18 @@ def _dump_listing(reader, args, out: TextIO) -> int:
                   f"{format_bytes(size):>10}{extra}\n")
         if args.all:
             print(reader.read(key), file=out)
+    n = reader.header.num_shards
+    where = "format V1 file" if reader.header.format == "V1" else "data shard"
     out.write(f"# {len(rows)} tensors, {total_params} parameters, {format_bytes(total_bytes)}"
-              f" in {reader.header.num_shards} data shard"
-              f"{'s' if reader.header.num_shards != 1 else ''}\n")
+              f" in {n} {where}{'s' if n != 1 else ''}\n")
     return status
 
 
 def _partitioned_size(reader, e) -> int:
     from . import _native
 
+    if reader.header.format == "V1":
+        return e.size  # a V1 entry's size already counts all its slices
     total = 0
     for s in e.slices:
         k = _native.slice_key(e.key, s._native_extents())
@@ -300,6 +307,8 @@ def cmd_verify(args, out: TextIO) -> int:
     import tfckpt
 
     with tfckpt.open(args.path) as reader:
+        v1 = reader.header.format == "V1"
+        checked = "table blocks verified" if v1 else "index blocks verified"
         rows = reader.listing(hidden=True)
         total = sum(r[3] for r in rows if r[5] is None and not r[6])
         progress = Progress(total, "verifying", getattr(args, "err", None))
@@ -314,7 +323,9 @@ def cmd_verify(args, out: TextIO) -> int:
                     damaged.append(_damage(tensor, spec, error))
                     bad_tensors.add(tensor)
                     continue
-                if sliced:
+                if v1 and spec is not None:
+                    continue  # V1: a slice is checked with its tensor (the error names it)
+                if sliced and not v1:
                     continue  # its slice entries are checked as entries of their own
                 try:
                     if spec is None:
@@ -342,10 +353,10 @@ def cmd_verify(args, out: TextIO) -> int:
                 out.write(f"DAMAGED {_printable_key(d['key'])}{where}: {d['error']}\n")
             if not damaged and not args.quiet:
                 out.write(f"{reader.prefix}: OK ({listed} tensors, {format_bytes(total)} "
-                          "checked; index blocks verified)\n")
+                          f"checked; {checked})\n")
             elif damaged:
                 out.write(f"{reader.prefix}: {len(bad_tensors)} of {listed} tensors damaged "
-                          f"({format_bytes(total)} checked; index blocks verified)\n")
+                          f"({format_bytes(total)} checked; {checked})\n")
         return EXIT_OK if not damaged else EXIT_DAMAGE
 
 
@@ -474,10 +485,19 @@ def _inspect(args, out: TextIO) -> None:
 
 def _debug_string(reader) -> str:
     """BundleReader::DebugString: every entry without slices, in table order, slice keys
-    included, as ``key (DT_X) [shape]``; invalid UTF-8 dropped as inspect_checkpoint does."""
+    included, as ``key (DT_X) [shape]``; invalid UTF-8 dropped as inspect_checkpoint does.
+    For format V1, TensorSliceReader::DebugString: every tensor, ``, N slices`` added when
+    it has more than one (TensorFlow lists them in hash-map order; here, sorted)."""
     from .dtypes import by_code
 
     lines = []
+    if reader.header.format == "V1":
+        for key, dtype, shape, size, n, error, sliced in reader.listing():
+            raw = key.encode("utf-8", "surrogateescape").decode("utf-8", "ignore")
+            count = len(reader.entry(key).slices)
+            more = f", {count} slices" if count > 1 else ""
+            lines.append(f"{raw} ({by_code(dtype).enum_name}) {format_shape(shape)}{more}\n")
+        return "".join(lines)
     for key, dtype, shape, size, n, error, sliced in reader.listing(hidden=True):
         if sliced:
             continue

@@ -151,10 +151,19 @@ def cmd_convert(args, out: TextIO) -> int:
     src, dst = args.src, args.dst
     src_ext = os.path.splitext(src)[1].lower()
     dst_ext = os.path.splitext(dst)[1].lower()
-    if src_ext in _CONVERT_EXTENSIONS and dst_ext in _CONVERT_EXTENSIONS:
+    if args.to == "v2" or (src_ext not in _CONVERT_EXTENSIONS
+                           and dst_ext not in _CONVERT_EXTENSIONS and _is_v1(src)):
+        if dst_ext in _CONVERT_EXTENSIONS:
+            raise _usage_error(f"convert --to v2: DST is a checkpoint prefix, not a "
+                               f"{dst_ext} file")
+        if args.object_graph or args.compress or args.skip_unsupported:
+            raise _usage_error("convert --to v2 takes none of --object-graph, --compress, "
+                               "--skip-unsupported")
+        report = tools.to_v2(src, dst, overwrite=args.overwrite)
+    elif src_ext in _CONVERT_EXTENSIONS and dst_ext in _CONVERT_EXTENSIONS:
         raise _usage_error("convert: one side must be a checkpoint (a prefix), the other a "
                            ".npz or .safetensors file")
-    if src_ext in _CONVERT_EXTENSIONS:
+    elif src_ext in _CONVERT_EXTENSIONS:
         if not os.path.isfile(src):
             raise _usage_error(f"convert: {src}: no such file")
         fn = tools.from_npz if src_ext == ".npz" else tools.from_safetensors
@@ -171,13 +180,25 @@ def cmd_convert(args, out: TextIO) -> int:
                                       overwrite=args.overwrite)
     else:
         raise _usage_error("convert: the direction is chosen by extension: SRC or DST must "
-                           "end in .npz or .safetensors")
+                           "end in .npz or .safetensors (or give --to v2, which a format V1 "
+                           "SRC implies)")
     if args.json:
         json.dump(report.to_json(), out, indent=1)
         out.write("\n")
     else:
         out.write(report.describe() + "\n")
     return EXIT_OK
+
+
+def _is_v1(path: str) -> bool:
+    """Whether `path` names a format V1 checkpoint."""
+    from .errors import CheckpointError
+    from .paths import locate
+
+    try:
+        return locate(path).format == "V1"
+    except CheckpointError:
+        return False
 
 
 # -- the parsers ------------------------------------------------------------------------
@@ -255,11 +276,16 @@ def register(sub) -> None:
     d.set_defaults(func=cmd_diff)
 
     c = sub.add_parser(
-        "convert", help="checkpoint <-> .npz / .safetensors",
+        "convert", help="checkpoint <-> .npz / .safetensors; format V1 -> V2",
         description="The direction follows the extensions: a checkpoint to OUT.npz or "
-                    "OUT.safetensors, or a .npz / .safetensors file to a checkpoint prefix.")
+                    "OUT.safetensors, or a .npz / .safetensors file to a checkpoint prefix. "
+                    "A format V1 checkpoint (a file, or a pattern such as "
+                    "'model.ckpt-?????-of-00003') to a V2 prefix: 'convert SRC DST', or "
+                    "'--to v2' to say so explicitly. Partitioned tensors keep their slices.")
     c.add_argument("src", metavar="SRC")
     c.add_argument("dst", metavar="DST")
+    c.add_argument("--to", choices=["v2"], default=None,
+                   help="v2: write SRC (format V1) as a format V2 checkpoint at prefix DST")
     c.add_argument("--object-graph", action="store_true",
                    help="into a checkpoint: names are object paths, build an object graph; "
                         "into .npz: store _CHECKPOINTABLE_OBJECT_GRAPH too")

@@ -28,7 +28,7 @@ class DType:
         """Bytes per element in a data file; 0 for strings and variants, -1 if not storable."""
         from . import _native
 
-        return _native.dtype_sizes[self.code] if self.code < len(_native.dtype_sizes) else -1
+        return _native.dtype_sizes[self.code] if 0 <= self.code < len(_native.dtype_sizes) else -1
 
     @property
     def is_quantized(self) -> bool:

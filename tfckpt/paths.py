@@ -2,7 +2,9 @@
 
 Accepted: a prefix (``ckpt-3``), its ``.index`` or a ``.data-*`` file, a directory with a
 ``checkpoint`` state file (resolved as ``tf.train.latest_checkpoint`` does), the state file
-itself, a SavedModel directory or its ``variables/`` directory. Anything else gets an error
+itself, a SavedModel directory or its ``variables/`` directory. Format V1 checkpoints too:
+a V1 file, a sharded V1 pattern (``model.ckpt-?????-of-00003``, or any glob of V1 files),
+one shard file of it, or a directory or state file naming one. Anything else gets an error
 that says what the file is instead, where that can be told.
 """
 
@@ -11,13 +13,19 @@ from __future__ import annotations
 import glob
 import os
 import re
-from typing import List, Optional
+from dataclasses import dataclass
+from typing import List, Optional, Tuple
 
-from .errors import NotACheckpointError, UnsupportedCheckpointError
+from .errors import MissingShardError, NotACheckpointError, UnsupportedCheckpointError
 
-__all__ = ["resolve_prefix", "data_filename", "read_checkpoint_state", "sniff"]
+__all__ = ["locate", "Located", "resolve_prefix", "data_filename", "read_checkpoint_state",
+           "sniff"]
 
 _DATA_RE = re.compile(r"^(?P<prefix>.*)\.data-(?P<shard>\d{5,})-of-(?P<num>\d{5,})$")
+# A V1 shard file (ShardedFilename: "%s-%05d-of-%05d") and the pattern naming all of them
+# (ShardedFilespec: "%s-?????-of-%05d"), FORMAT.md 9.1.
+_V1_SHARD_RE = re.compile(r"^(?P<base>.*)-(?P<shard>\d{5,})-of-(?P<num>\d{5,})$")
+_V1_SPEC_RE = re.compile(r"^(?P<base>.*)-\?{5}-of-(?P<num>\d{5,})$")
 _TABLE_MAGIC = bytes.fromhex("57fb808b247547db")
 STATE_FILE = "checkpoint"
 
@@ -44,7 +52,120 @@ def read_checkpoint_state(path: str):
     return state
 
 
-def _from_state_file(state_path: str) -> str:
+@dataclass(frozen=True)
+class Located:
+    """A checkpoint found on disk.
+
+    ``format`` is "V2" (``prefix`` is the bundle prefix) or "V1" (``prefix`` is the V1 file,
+    or the pattern naming its shards, as TensorFlow's saver returns it; ``files`` are the
+    table files, sorted)."""
+
+    format: str
+    prefix: str
+    files: Tuple[str, ...] = ()
+
+
+def _v2(prefix: str) -> Located:
+    return Located("V2", prefix)
+
+
+def _has_glob(path: str) -> bool:
+    return any(c in path for c in "*?[")
+
+
+def _v1_shard_name(base: str, shard: int, num_text: str) -> str:
+    return "%s-%05d-of-%s" % (base, shard, num_text)
+
+
+def _v1_present_shards(base: str, num_text: str) -> List[str]:
+    """The shard files of `base` that exist (found by listing, not by trying every name:
+    the count comes from a file name and may be absurd)."""
+    directory = os.path.dirname(base) or "."
+    name = re.compile(re.escape(os.path.basename(base)) + r"-(\d{5,})-of-" + re.escape(num_text))
+    try:
+        entries = os.listdir(directory)
+    except OSError:
+        return []
+    num = int(num_text)
+    found = []
+    for e in entries:
+        m = name.fullmatch(e)
+        if m and int(m.group(1)) < num:
+            path = os.path.join(os.path.dirname(base), e)
+            if path == _v1_shard_name(base, int(m.group(1)), num_text) and os.path.isfile(path):
+                found.append(path)
+    return sorted(found)
+
+
+def _v1_shards(base: str, num_text: str) -> Located:
+    """All shards of a sharded V1 checkpoint, every one required to exist."""
+    num = int(num_text)
+    files = _v1_present_shards(base, num_text)
+    if len(files) != num:
+        present = set(files)
+        i = next(i for i in range(num) if _v1_shard_name(base, i, num_text) not in present)
+        missing = _v1_shard_name(base, i, num_text)
+        raise MissingShardError(
+            f"V1 checkpoint {base}-?????-of-{num_text}: shard {i} of {num} is missing: "
+            f"{missing} does not exist ({len(files)} of {num} shard files found)",
+            path=missing, shard=i)
+    return Located("V1", f"{base}-?????-of-{num_text}", tuple(files))
+
+
+def _v1_file(path: str) -> Located:
+    """A V1 table file: a single-file checkpoint, or one shard of a sharded one (then the
+    whole set, as a .data-* file of format V2 stands for its whole checkpoint)."""
+    m = _V1_SHARD_RE.match(path)
+    if m and path == _v1_shard_name(m.group("base"), int(m.group("shard")), m.group("num")) \
+            and int(m.group("shard")) < int(m.group("num")):
+        return _v1_shards(m.group("base"), m.group("num"))
+    return Located("V1", path, (path,))
+
+
+def _v1_pattern(pattern: str) -> Optional[Located]:
+    """A glob naming V1 table files (TensorFlow's TensorSliceReader takes one), or None."""
+    m = _V1_SPEC_RE.match(pattern)
+    if m:
+        present = _v1_present_shards(m.group("base"), m.group("num"))
+        if present and _is_table(present[0]):
+            return _v1_shards(m.group("base"), m.group("num"))  # every shard, or an error
+    if not _has_glob(pattern):
+        return None
+    files = sorted(f for f in glob.glob(pattern) if os.path.isfile(f))
+    if not files:
+        return None
+    not_v1 = [f for f in files
+              if f.endswith(".index") or _DATA_RE.match(f) or not _is_table(f)]
+    if not_v1:
+        what = ("it belongs to a format V2 checkpoint: give its prefix"
+                if not_v1[0].endswith(".index") or _DATA_RE.match(not_v1[0])
+                else sniff(not_v1[0]))
+        raise NotACheckpointError(
+            f"{pattern} matches {len(files)} file{'s' if len(files) != 1 else ''}, but "
+            f"{not_v1[0]} is not a V1 "
+            f"checkpoint file: {what}")
+    return Located("V1", pattern, tuple(files))
+
+
+def _v1_in_directory(directory: str) -> List[Located]:
+    """The V1 checkpoints among the files of a directory (shards grouped), by name."""
+    found = {}
+    try:
+        names = sorted(os.listdir(directory))
+    except OSError:
+        return []
+    for name in names:
+        path = os.path.join(directory, name)
+        if name.startswith(".") or name.endswith(".index") or _DATA_RE.match(name) \
+                or not os.path.isfile(path) or not _is_table(path):
+            continue
+        m = _V1_SHARD_RE.match(path)
+        key = f"{m.group('base')}-?????-of-{m.group('num')}" if m else path
+        found.setdefault(key, path)
+    return [_v1_file(path) for _, path in sorted(found.items())]
+
+
+def _from_state_file(state_path: str) -> Located:
     directory = os.path.dirname(state_path) or "."
     state = read_checkpoint_state(state_path)
     if not state.model_checkpoint_path:
@@ -60,12 +181,14 @@ def _from_state_file(state_path: str) -> str:
                       state.model_checkpoint_path]
     for prefix in candidates:
         if os.path.isfile(prefix + ".index"):
-            return prefix
+            return _v2(prefix)
+        # latest_checkpoint accepts <path> itself for format V1 (FORMAT.md 1.4): a file or
+        # the pattern of a sharded save.
         if os.path.isfile(prefix) and _is_table(prefix):
-            raise UnsupportedCheckpointError(
-                f"{prefix}: this is a format V1 checkpoint (a single table file, "
-                "written by tf.compat.v1.train.Saver with write_version=V1); "
-                "tfckpt reads format V2 (.index + .data files)")
+            return _v1_file(prefix)
+        v1 = _v1_pattern(prefix)
+        if v1 is not None:
+            return v1
     raise NotACheckpointError(
         f"{state_path} names checkpoint {state.model_checkpoint_path!r}, but "
         f"{candidates[0]}.index does not exist"
@@ -131,11 +254,24 @@ def sniff(path: str) -> str:
 
 
 def resolve_prefix(path: "str | os.PathLike[str]") -> str:
-    """Turns whatever the user pointed at into a checkpoint prefix whose .index exists."""
+    """Turns whatever the user pointed at into a checkpoint prefix whose .index exists.
+    A format V1 checkpoint is refused here: only :func:`tfckpt.open` reads it."""
+    found = locate(path)
+    if found.format != "V2":
+        raise UnsupportedCheckpointError(
+            f"{found.prefix}: this is a format V1 checkpoint (SavedTensorSlices tables written "
+            "by tf.compat.v1.train.Saver with write_version=V1); tfckpt.open reads it, but "
+            "this operation needs format V2: convert it first with "
+            f"'tfckpt convert {found.prefix} OUT --to v2'")
+    return found.prefix
+
+
+def locate(path: "str | os.PathLike[str]") -> Located:
+    """Finds the checkpoint `path` points at: a V2 prefix, or the files of a V1 checkpoint."""
     path = os.fspath(path)
     looked: List[str] = []
     if os.path.isfile(path + ".index"):  # the common case first: a prefix
-        return path
+        return _v2(path)
 
     if os.path.isdir(path):
         state = os.path.join(path, STATE_FILE)
@@ -144,38 +280,47 @@ def resolve_prefix(path: "str | os.PathLike[str]") -> str:
         for sub in ("variables/variables", "variables"):
             prefix = os.path.join(path, sub)
             if os.path.isfile(prefix + ".index"):
-                return prefix
+                return _v2(prefix)
         found = sorted(glob.glob(os.path.join(glob.escape(path), "*.index")))
         if len(found) == 1:
-            return found[0][: -len(".index")]
+            return _v2(found[0][: -len(".index")])
         if found:
             raise NotACheckpointError(
                 f"{path} is a directory with {len(found)} checkpoints and no 'checkpoint' "
                 "state file saying which is latest; pass one of: "
                 + ", ".join(f[: -len(".index")] for f in found[:10]))
+        v1 = _v1_in_directory(path)
+        if len(v1) == 1:
+            return v1[0]
+        if v1:
+            raise NotACheckpointError(
+                f"{path} is a directory with {len(v1)} format V1 checkpoints and no "
+                "'checkpoint' state file saying which is latest; pass one of: "
+                + ", ".join(c.prefix for c in v1[:10]))
         raise NotACheckpointError(
             f"{path} is a directory without checkpoints: looked for a 'checkpoint' state "
-            "file, a SavedModel's variables/variables.index and *.index files")
+            "file, a SavedModel's variables/variables.index, *.index files and format V1 "
+            "files")
 
     if os.path.basename(path) == STATE_FILE and os.path.isfile(path):
         return _from_state_file(path)
     if path.endswith(".index") and os.path.isfile(path):
-        return path[: -len(".index")]
+        return _v2(path[: -len(".index")])
     m = _DATA_RE.match(path)
     if m and os.path.isfile(m.group("prefix") + ".index"):
-        return m.group("prefix")
-    if os.path.isfile(path + ".index"):
-        return path
+        return _v2(m.group("prefix"))
     looked.append(path + ".index")
 
     if os.path.isfile(path):
-        if _is_table(path) and not path.endswith(".index"):
-            raise UnsupportedCheckpointError(
-                f"{path}: {sniff(path)}; tfckpt reads format V2 (.index + .data files)")
+        if _is_table(path):
+            return _v1_file(path)
         if m:
             raise NotACheckpointError(
                 f"{path} is a data shard, but its index {m.group('prefix')}.index is missing")
         raise NotACheckpointError(f"{path} is not a checkpoint: {sniff(path)}")
+    v1 = _v1_pattern(path)
+    if v1 is not None:
+        return v1
 
     hint = _listing_hint(os.path.dirname(path) or ".")
     matches = sorted(glob.glob(glob.escape(path) + "*.index"))

@@ -17,7 +17,7 @@ from .errors import (
     MissingShardError,
     UnsupportedCheckpointError,
 )
-from .paths import resolve_prefix
+from .paths import locate, resolve_prefix
 
 __all__ = ["open", "Reader", "Entry", "Header", "TensorSlice", "Variant", "OBJECT_GRAPH_KEY"]
 
@@ -28,13 +28,16 @@ _CONSUMER_VERSION = 1  # the bundle version this reader implements (kTensorBundl
 
 @dataclass(frozen=True)
 class Header:
-    """The bundle header (key ``""``)."""
+    """The bundle header (key ``""``). For a format V1 checkpoint (``format == "V1"``),
+    ``num_shards`` is the number of table files and the versions are those of the first
+    file's ``meta.versions``."""
 
     num_shards: int
     endianness: str  # "little" or "big": byte order of the tensor payloads
     producer: int
     min_consumer: int
     bad_consumers: Tuple[int, ...]
+    format: str = "V2"  # "V2" (TensorBundle) or "V1" (SavedTensorSlices tables)
 
 
 @dataclass(frozen=True)
@@ -120,8 +123,20 @@ def open(path: "str | os.PathLike[str]") -> "Reader":  # noqa: A001 - mirrors bu
 
         with tfckpt.open("train/ckpt-3") as ckpt:
             kernel = ckpt["model/dense/kernel/.ATTRIBUTES/VARIABLE_VALUE"]
+
+    Format V1 checkpoints (``Saver(write_version=V1)``) open too: a V1 file, a sharded
+    pattern (``model.ckpt-?????-of-00003``), one of its shard files, or a directory or
+    state file naming one. They come back as a :class:`tfckpt.v1.V1Reader`, which has
+    this reader's interface (``header.format == "V1"``).
     """
-    return Reader(path)
+    found = locate(path)
+    if found.format == "V1":
+        from .v1 import V1Reader
+
+        return V1Reader(found)  # type: ignore[return-value]
+    from .storage import LocalStorage
+
+    return Reader(storage=LocalStorage(found.prefix))
 
 
 class Reader(Mapping[str, Any]):
@@ -155,19 +170,7 @@ class Reader(Mapping[str, Any]):
     def _check_header(self) -> None:
         h = self.header
         where = self.index_path
-        if h.producer < 0:
-            raise UnsupportedCheckpointError(
-                f"{where}: Checkpoint producer version {h.producer} below min producer 0 "
-                "supported by tfckpt.  Please regenerate your checkpoint.")
-        if h.min_consumer > _CONSUMER_VERSION:
-            raise UnsupportedCheckpointError(
-                f"{where}: Checkpoint min consumer version {h.min_consumer} above current "
-                f"version {_CONSUMER_VERSION} for tfckpt.  It was written by a newer format "
-                "version.")
-        if _CONSUMER_VERSION in h.bad_consumers:
-            raise UnsupportedCheckpointError(
-                f"{where}: Checkpoint disallows consumer version {_CONSUMER_VERSION}.  "
-                "Please upgrade: this version is likely buggy.")
+        check_versions(where, h.producer, h.min_consumer, h.bad_consumers)
         if h.endianness not in ("little", "big"):
             raise UnsupportedCheckpointError(f"{where}: unknown endianness in the header")
 
@@ -264,6 +267,20 @@ class Reader(Mapping[str, Any]):
                 f"{self.index_path}: Invalid size in bundle entry: key {e.key}; stored size "
                 f"{e.size}; expected size {e.num_elements * itemsize}")
         return itemsize
+
+    def _check_stored(self, e: Entry) -> None:
+        """Raises unless the payload of `e` lies inside its data shard and can hold its
+        elements, without reading it: a partitioned tensor's output is allocated from the
+        declared shapes before any slice is read, so the declarations are checked first."""
+        if e.shard_id >= self.header.num_shards:
+            self._payload(e)  # raises the usual error
+        size = self._storage.shard_size(e.shard_id, self.header.num_shards)
+        least = {7: 1, 21: 5}.get(e.dtype_code, 0) * e.num_elements  # bytes per element
+        if e.offset + e.size > size or e.size < least:
+            raise CorruptCheckpointError(
+                f"{self.shard_path(e.shard_id)}: {e.key}: the stored slice takes bytes "
+                f"[{e.offset}, {e.offset + e.size}) of a {size}-byte data file and holds "
+                f"{e.num_elements} elements (truncated or corrupt shard?)")
 
     # -- values ---------------------------------------------------------------------------
     def read(self, key: Union[str, bytes], verify: bool = True):
@@ -471,6 +488,7 @@ class Reader(Mapping[str, Any]):
                     f"{self.index_path}: partitioned tensor {e.key}: slice {s.spec} is stored "
                     f"as {sub.dtype_name}{list(sub.shape)}, expected {e.dtype_name}{list(want)}")
             self._check_size(sub)
+            self._check_stored(sub)
             covered += n
             parts.append((sub, b, inter))
         if covered != _volume(bounds):
@@ -527,6 +545,25 @@ class Reader(Mapping[str, Any]):
 
     def __repr__(self) -> str:
         return f"<tfckpt.Reader {self.prefix!r}: {len(self)} keys, {self.header.num_shards} shards>"
+
+
+def check_versions(where: str, producer: int, min_consumer: int,
+                   bad_consumers: Sequence[int]) -> None:
+    """TensorFlow's CheckVersions with consumer 1 and min producer 0, the numbers of both
+    the bundle (kTensorBundleVersion) and format V1 (TF_CHECKPOINT_VERSION)."""
+    if producer < 0:
+        raise UnsupportedCheckpointError(
+            f"{where}: Checkpoint producer version {producer} below min producer 0 "
+            "supported by tfckpt.  Please regenerate your checkpoint.")
+    if min_consumer > _CONSUMER_VERSION:
+        raise UnsupportedCheckpointError(
+            f"{where}: Checkpoint min consumer version {min_consumer} above current "
+            f"version {_CONSUMER_VERSION} for tfckpt.  It was written by a newer format "
+            "version.")
+    if _CONSUMER_VERSION in bad_consumers:
+        raise UnsupportedCheckpointError(
+            f"{where}: Checkpoint disallows consumer version {_CONSUMER_VERSION}.  "
+            "Please upgrade: this version is likely buggy.")
 
 
 def _first_overlap(boxes) -> Optional[Tuple[int, int]]:

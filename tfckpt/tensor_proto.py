@@ -17,6 +17,23 @@ _FIELD = {
 }
 _FLOAT8 = range(24, 29)
 _MAX_ELEMENTS = 1 << 31  # a typed field value is repeated at most this far
+# A TensorProto that stores fewer values than it declares is filled with the last one (as
+# TensorFlow does), so a few bytes could declare gigabytes. The filled tensor may take at
+# most this many bytes per byte of the serialized proto, beyond a small allowance: reading
+# a hostile variant then costs memory in proportion to the file.
+_FILL_RATIO = 64
+_FILL_FREE_BYTES = 1 << 12
+
+
+def _check_fill(tp, n: int, stored: int, itemsize: int) -> None:
+    if stored >= n:
+        return
+    need = n * max(itemsize, 8)
+    if need > _FILL_FREE_BYTES + _FILL_RATIO * tp.ByteSize():
+        raise UnsupportedCheckpointError(
+            f"TensorProto declares {n} elements but stores {stored}; filling it would take "
+            f"{need} bytes from a {tp.ByteSize()}-byte proto (refused: limit "
+            f"{_FILL_FREE_BYTES} + {_FILL_RATIO} bytes per proto byte)")
 
 
 def to_numpy(tp):
@@ -32,6 +49,7 @@ def to_numpy(tp):
         n *= d
     d = by_code(code)
     if code == 20:
+        _check_fill(tp, n, len(tp.resource_handle_val), 8)
         return np.array([repr(h) for h in tp.resource_handle_val], dtype=object).reshape(shape) \
             if n == len(tp.resource_handle_val) else np.empty(shape, dtype=object)
     if d.numpy is None:
@@ -58,6 +76,7 @@ def to_numpy(tp):
                       for v in values]
     if n > _MAX_ELEMENTS and len(values) < n:
         raise CorruptCheckpointError(f"TensorProto declares {n} elements but stores {len(values)}")
+    _check_fill(tp, n, len(values), dtype.itemsize)
     if code in (7, 21):
         out = np.empty(n, dtype=object)
         if values:

@@ -1,5 +1,5 @@
 """Whole-checkpoint tools: diff, average, migrate name-based keys, convert to and from
-``.npz`` and ``.safetensors``.
+``.npz`` and ``.safetensors``, and format V1 checkpoints to V2.
 
 Every tool streams tensor by tensor (large tensors in chunks along their first axis) and
 copies bytes it does not change without decoding them, as :func:`tfckpt.edit` does.
@@ -11,6 +11,7 @@ copies bytes it does not change without decoding them, as :func:`tfckpt.edit` do
     tfckpt.migrate("tf1/model.ckpt-500", like="tf2/ckpt-1", out="migrated/ckpt-1")
     tfckpt.to_safetensors("run/ckpt-9", "weights.safetensors")
     tfckpt.from_npz("weights.npz", "port/ckpt-1", object_graph=True)
+    tfckpt.tools.to_v2("old/model.ckpt-?????-of-00004", "new/model.ckpt")  # V1 -> V2
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ __all__ = [
     "migrate", "MigrationReport",
     "optimizer_keys",
     "to_npz", "from_npz", "to_safetensors", "from_safetensors", "ConversionReport",
+    "to_v2",
 ]
 
 #: Elements compared or averaged per step; bounds the float64 temporaries (32 MiB each).
@@ -852,6 +854,43 @@ def _unsupported(report: ConversionReport, problems: Dict[str, str], what: str,
             f"{len(problems)} tensors cannot be stored in {what}:\n{listing}\n"
             "pass skip_unsupported=True (--skip-unsupported) to convert the rest")
     report.skipped.update(problems)
+
+
+# -- format V1 -> V2 -----------------------------------------------------------------------
+
+def to_v2(ckpt, out, **write_kwargs) -> ConversionReport:
+    """Writes checkpoint `ckpt` as a format V2 bundle at prefix `out`; meant for format V1
+    checkpoints (a V1 file, a sharded pattern such as ``model.ckpt-?????-of-00003``, a
+    directory naming one), and takes any checkpoint :func:`tfckpt.open` reads.
+
+    Keys and dtypes are kept, and partitioned tensors stay partitioned with the same slices
+    (same extents, so the same slice keys TensorFlow's V2 saver writes): a
+    ``tf.compat.v1.train.Saver`` restores the result into the graph that wrote the V1 file.
+    Slices are read one at a time. `write_kwargs` go to :class:`tfckpt.Writer` (e.g.
+    ``overwrite=True``, ``max_shard_bytes``).
+    """
+    from .reader import open as open_checkpoint
+    from .writer import Writer
+
+    reader = ckpt if hasattr(ckpt, "listing") else open_checkpoint(ckpt)
+    try:
+        report = ConversionReport(src=reader.prefix, dst=os.fspath(out))
+        with Writer(out, **write_kwargs) as w:
+            for key in reader.keys():
+                e = reader.entry(key)
+                if not e.slices:
+                    value = reader.read(key)
+                    w.add(key, value, dtype=_dtype_arg(value, e.dtype_code))
+                else:
+                    for s in e.slices:
+                        part = reader.read_slice(key, s.spec)
+                        w.add_slice(key, e.shape, s.spec, part,
+                                    dtype=_dtype_arg(part, e.dtype_code))
+                report.written.append(key)
+    finally:
+        if reader is not ckpt:
+            reader.close()
+    return report
 
 
 # -- npz ----------------------------------------------------------------------------------
