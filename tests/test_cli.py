@@ -22,8 +22,8 @@ Deliberate differences from TensorFlow's inspect_checkpoint, not covered by pari
 (see ``test_inspect_where_tensorflow_fails``): tfckpt reads partitioned half/uint16/string
 tensors that TF refuses ("Dtype half not supported."); it accepts a directory, a state file,
 a ``.index`` or ``.data-*`` file where TF fails or reads nothing; and for files that are not
-checkpoints (HDF5, .keras, a V1 table) it prints its own one-line explanation instead of TF's
-"Unable to open table file ..." (tfckpt does not read format V1 at all).
+checkpoints (HDF5, .keras) it prints its own one-line explanation instead of TF's
+"Unable to open table file ...". Format V1 parity is in tests/test_v1.py.
 """
 
 from __future__ import annotations
