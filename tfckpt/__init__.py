@@ -1,7 +1,36 @@
 """tfckpt: read, write, verify and inspect TensorFlow checkpoints without TensorFlow."""
 
-from ._native import crc32c_implementation as _crc_impl
-from .errors import (
+import os as _os
+import sys as _sys
+
+
+def _select_core():
+    """The core every module gets from ``from . import _native``: the C++ extension, or its
+    pure-Python twin ``_pycore`` when ``TFCKPT_IMPLEMENTATION=python`` or when the extension
+    cannot be imported. Runs before anything imports ``tfckpt._native``."""
+    wanted = _os.environ.get("TFCKPT_IMPLEMENTATION", "").strip().lower()
+    if wanted not in ("", "native", "python"):
+        raise ImportError(
+            f"TFCKPT_IMPLEMENTATION must be 'native' or 'python', not {wanted!r}")
+    if wanted != "python":
+        try:
+            from . import _native as core
+
+            return core, "native"
+        except ImportError:
+            if wanted == "native":
+                raise
+    from . import _pycore as core
+
+    _sys.modules[__name__ + "._native"] = core
+    return core, "python"
+
+
+#: "native" (the C++ extension tfckpt._native) or "python" (its pure-Python twin, slower).
+_native, implementation = _select_core()
+del _select_core
+
+from .errors import (  # noqa: E402 - the core is chosen first
     CheckpointError,
     ChecksumMismatchError,
     CorruptCheckpointError,
@@ -11,11 +40,12 @@ from .errors import (
     NotACheckpointError,
     UnsupportedCheckpointError,
 )
-from .reader import OBJECT_GRAPH_KEY, Entry, Header, Reader, TensorSlice, Variant, open
+from .reader import OBJECT_GRAPH_KEY, Entry, Header, Reader, TensorSlice, Variant, open  # noqa: E402
 
 __version__ = "0.1.0"
-#: Which CRC32C implementation the native core uses on this CPU.
-crc32c_implementation = _crc_impl
+#: Which CRC32C implementation is in use: "sse4.2", "armv8-crc" or "portable" (native core),
+#: "python" (the pure-Python twin).
+crc32c_implementation = _native.crc32c_implementation
 
 # Writing, editing, scanning and the tools are imported on first use, so reading starts quickly.
 _LAZY = {
@@ -90,4 +120,5 @@ __all__ = [
     "NotACheckpointError",
     "UnsupportedCheckpointError",
     "crc32c_implementation",
+    "implementation",
 ]
