@@ -23,7 +23,8 @@ sys.path.insert(0, HERE)
 
 import make_data  # noqa: E402
 
-BENCHMARKS = ["bench_list_process.py", "bench_read_all.py", "bench_list_many.py"]
+BENCHMARKS = ["bench_list_process.py", "bench_read_all.py", "bench_list_many.py",
+              "bench_write.py"]
 
 
 def _cpu_model() -> str:
@@ -106,6 +107,8 @@ def main(argv=None) -> int:
             print(f"  ({r['benchmark']}, all listings kept alive: tfckpt "
                   f"{_fmt(r['kept_tfckpt'], 's')}, TensorFlow {_fmt(r['kept_tensorflow'], 's')}, "
                   f"{r['kept_ratio']:.1f}x)")
+        for note in r.get("notes", ()):
+            print(f"  ({r['benchmark']}: {note})")
     met = sum(r["met"] for r in rows)
     print(f"{met} of {len(rows)} targets met; total time {time.perf_counter() - start:.0f} s")
     return 0 if met == len(rows) else 1

@@ -196,13 +196,22 @@ BundleWriter::PendingEntry& BundleWriter::NewEntry(const std::string& key, int32
 void BundleWriter::Write(const void* data, size_t n, uint32_t* crc) {
   if (n == 0) return;
   Shard& s = shards_.back();
-  if (std::fwrite(data, 1, n, s.file) != n) {
-    int err = errno;
-    Fail(s.temp_path + ": write failed: " + std::strerror(err));
+  const uint8_t* p = static_cast<const uint8_t*>(data);
+  constexpr size_t kChunk = size_t{1} << 20;
+  while (n > 0) {
+    const size_t k = n < kChunk ? n : kChunk;
+    // CRC first: faults a mapped source in from user space, and the chunk is then
+    // hot in the cache for the copy into the page cache.
+    if (crc) *crc = crc32c::Extend(*crc, p, k);
+    if (std::fwrite(p, 1, k, s.file) != k) {
+      int err = errno;
+      Fail(s.temp_path + ": write failed: " + std::strerror(err));
+    }
+    s.size += k;
+    total_bytes_ += k;
+    p += k;
+    n -= k;
   }
-  s.size += n;
-  total_bytes_ += n;
-  if (crc) *crc = crc32c::Extend(*crc, data, n);
 }
 
 void BundleWriter::Add(const std::string& key, int32_t dtype, const std::vector<int64_t>& shape,
