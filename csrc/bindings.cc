@@ -150,7 +150,36 @@ std::string KeyBytes(const py::handle& key) {
 }
 
 py::str KeyStr(const std::string& key) {
-  PyObject* s = PyUnicode_DecodeUTF8(key.data(), key.size(), "surrogateescape");
+  // Keys are nearly always ASCII; that check is far cheaper than a UTF-8 decode.
+  bool ascii = true;
+  for (unsigned char c : key) {
+    if (c >= 0x80) {
+      ascii = false;
+      break;
+    }
+  }
+  PyObject* s = ascii ? PyUnicode_FromStringAndSize(key.data(), key.size())
+                      : PyUnicode_DecodeUTF8(key.data(), key.size(), "surrogateescape");
+  if (!s) throw py::error_already_set();
+  return py::reinterpret_steal<py::str>(s);
+}
+
+// A file system path (str, bytes or os.PathLike) as the bytes the OS sees, so that
+// names that are not UTF-8 (str with surrogate escapes, as os.fsdecode gives) work.
+std::string PathBytes(const py::handle& path) {
+  PyObject* fs = PyOS_FSPath(path.ptr());
+  if (!fs) throw py::error_already_set();
+  py::object keep = py::reinterpret_steal<py::object>(fs);
+  if (PyBytes_Check(fs)) return std::string(PyBytes_AS_STRING(fs), PyBytes_GET_SIZE(fs));
+  PyObject* b = PyUnicode_EncodeFSDefault(fs);
+  if (!b) throw py::error_already_set();
+  std::string s(PyBytes_AS_STRING(b), PyBytes_GET_SIZE(b));
+  Py_DECREF(b);
+  return s;
+}
+
+py::str PathStr(const std::string& path) {
+  PyObject* s = PyUnicode_DecodeFSDefaultAndSize(path.data(), static_cast<Py_ssize_t>(path.size()));
   if (!s) throw py::error_already_set();
   return py::reinterpret_steal<py::str>(s);
 }
@@ -228,14 +257,34 @@ class PyIndex {
   }
 
   // One row per listed key: (key, dtype, shape, size, num_elements, error, sliced).
+  // Built with the C API directly: listing is the hot path of scans over thousands of
+  // checkpoints, and pybind11's generic casts cost several times more per key.
   py::list Listing(bool hidden) const {
     py::list out;
     for (size_t i = 0; i < bundle_->size(); ++i) {
       if (!hidden && bundle_->hidden(i)) continue;
       const tfckpt::Entry& e = bundle_->entry(i);
-      py::object error = e.error.empty() ? py::object(py::none()) : py::object(py::str(e.error));
-      out.append(py::make_tuple(KeyStr(bundle_->key(i)), e.dtype, ShapeTuple(e.shape), e.size,
-                                e.num_elements, error, !e.slices.empty()));
+      PyObject* row = PyTuple_New(7);
+      if (!row) throw py::error_already_set();
+      py::object keep = py::reinterpret_steal<py::object>(row);
+      PyTuple_SET_ITEM(row, 0, KeyStr(bundle_->key(i)).release().ptr());
+      PyTuple_SET_ITEM(row, 1, PyLong_FromLong(e.dtype));
+      PyObject* shape = PyTuple_New(static_cast<Py_ssize_t>(e.shape.size()));
+      if (!shape) throw py::error_already_set();
+      for (size_t d = 0; d < e.shape.size(); ++d) {
+        PyTuple_SET_ITEM(shape, d, PyLong_FromLongLong(e.shape[d]));
+      }
+      PyTuple_SET_ITEM(row, 2, shape);
+      PyTuple_SET_ITEM(row, 3, PyLong_FromLongLong(e.size));
+      PyTuple_SET_ITEM(row, 4, PyLong_FromLongLong(e.num_elements));
+      if (e.error.empty()) {
+        Py_INCREF(Py_None);
+        PyTuple_SET_ITEM(row, 5, Py_None);
+      } else {
+        PyTuple_SET_ITEM(row, 5, py::str(e.error).release().ptr());
+      }
+      PyTuple_SET_ITEM(row, 6, PyBool_FromLong(!e.slices.empty()));
+      if (PyList_Append(out.ptr(), row) != 0) throw py::error_already_set();
     }
     return out;
   }
@@ -270,7 +319,7 @@ class PyIndex {
   }
 
   size_t Size() const { return bundle_->size(); }
-  const std::string& Name() const { return bundle_->table().name(); }
+  py::str Name() const { return PathStr(bundle_->table().name()); }
 
  private:
   std::unique_ptr<BufferRef> buffer_;
@@ -435,7 +484,8 @@ PYBIND11_MODULE(_native, m) {
   }, py::arg("key"));
 
   m.def("decode_strings", [](const py::object& data, uint64_t n, bool swap, bool verify,
-                             const std::string& key) {
+                             const py::handle& key_obj) {
+    const std::string key = KeyBytes(key_obj);
     BufferRef buf(data);
     std::vector<std::string_view> items;
     uint32_t crc;
@@ -451,7 +501,8 @@ PYBIND11_MODULE(_native, m) {
   }, py::arg("data"), py::arg("n"), py::arg("swap"), py::arg("verify"), py::arg("key"));
 
   m.def("decode_variants", [](const py::object& data, uint64_t n, bool verify,
-                              const std::string& key) {
+                              const py::handle& key_obj) {
+    const std::string key = KeyBytes(key_obj);
     BufferRef buf(data);
     std::vector<std::string_view> items;
     uint32_t crc;
@@ -466,7 +517,8 @@ PYBIND11_MODULE(_native, m) {
     return py::make_tuple(out, crc);
   }, py::arg("data"), py::arg("n"), py::arg("verify"), py::arg("key"));
 
-  m.def("read_table", [](const py::object& buffer, const std::string& name) {
+  m.def("read_table", [](const py::object& buffer, const py::handle& name_obj) {
+    const std::string name = PathBytes(name_obj);
     BufferRef buf(buffer);
     std::unique_ptr<Table> table;
     {
@@ -500,9 +552,11 @@ PYBIND11_MODULE(_native, m) {
         "Builds table bytes from (key, value) pairs given in strictly increasing key order.");
 
   py::class_<MappedFile>(m, "MappedFile", py::buffer_protocol())
-      .def(py::init<const std::string&, bool>(), py::arg("path"), py::arg("track_size") = false)
+      .def(py::init([](const py::handle& path, bool track_size) {
+             return std::make_unique<MappedFile>(PathBytes(path), track_size);
+           }), py::arg("path"), py::arg("track_size") = false)
       .def_property_readonly("size", &MappedFile::size)
-      .def_property_readonly("path", &MappedFile::path)
+      .def_property_readonly("path", [](const MappedFile& f) { return PathStr(f.path()); })
       .def("current_size", &MappedFile::CurrentSize)
       .def("__len__", &MappedFile::size)
       .def("will_need", &MappedFile::WillNeed, py::arg("offset"), py::arg("length"))
@@ -522,7 +576,9 @@ PYBIND11_MODULE(_native, m) {
         "A BundleEntryProto serialized byte for byte as TensorFlow does.");
 
   py::class_<PyWriter>(m, "BundleWriter")
-      .def(py::init<const std::string&, uint64_t, bool>(), py::arg("prefix"),
+      .def(py::init([](const py::handle& prefix, uint64_t max_shard_bytes, bool big_endian) {
+             return std::make_unique<PyWriter>(PathBytes(prefix), max_shard_bytes, big_endian);
+           }), py::arg("prefix"),
            py::arg("max_shard_bytes") = 0, py::arg("big_endian") = false)
       .def("add", &PyWriter::Add, py::arg("key"), py::arg("dtype"), py::arg("shape"), py::arg("data"))
       .def("add_raw", &PyWriter::AddRaw, py::arg("key"), py::arg("dtype"), py::arg("shape"),
@@ -536,7 +592,9 @@ PYBIND11_MODULE(_native, m) {
       .def_property_readonly("bytes_written", &PyWriter::BytesWritten);
 
   py::class_<PyIndex>(m, "Index")
-      .def(py::init<const py::object&, const std::string&>(), py::arg("buffer"), py::arg("name"))
+      .def(py::init([](const py::object& buffer, const py::handle& name) {
+             return std::make_unique<PyIndex>(buffer, PathBytes(name));
+           }), py::arg("buffer"), py::arg("name"))
       .def_property_readonly("header", &PyIndex::HeaderTuple)
       .def_property_readonly("table_stats", &PyIndex::TableStats)
       .def_property_readonly("name", &PyIndex::Name)

@@ -11,18 +11,32 @@
 namespace tfckpt {
 namespace {
 
+// Protobuf's default recursion limit, which TensorFlow's parser applies: each
+// nested message, and each nested group, takes one level.
+constexpr int kRecursionLimit = 100;
+
 // A minimal protobuf wire-format cursor: enough for the format's messages,
-// bounds-checked, skipping unknown fields of every non-group wire type.
+// bounds-checked, skipping unknown fields as protobuf does. `depth_left` is
+// what remains of the recursion limit inside this message.
 class Wire {
  public:
-  explicit Wire(std::string_view s)
-      : p_(reinterpret_cast<const uint8_t*>(s.data())), end_(p_ + s.size()) {}
+  explicit Wire(std::string_view s, int depth_left = kRecursionLimit)
+      : p_(reinterpret_cast<const uint8_t*>(s.data())), end_(p_ + s.size()),
+        depth_left_(depth_left) {}
   bool done() const { return p_ >= end_; }
+  int depth_left() const { return depth_left_; }
+  // A tag is a varint of at most 5 bytes; as protobuf does, bits past 32 in the
+  // fifth byte are dropped, and a longer tag does not parse.
   bool Tag(uint32_t* field, uint32_t* wire_type) {
-    uint64_t tag;
-    if (!GetVarint(&p_, end_, &tag) || tag > 0xffffffffull) return false;
-    *field = static_cast<uint32_t>(tag >> 3);
-    *wire_type = static_cast<uint32_t>(tag & 7);
+    uint32_t tag = 0;
+    for (int i = 0;; ++i) {
+      if (i == 5 || p_ >= end_) return false;
+      const uint8_t byte = *p_++;
+      tag |= static_cast<uint32_t>(byte & 0x7f) << (7 * i);
+      if (!(byte & 0x80)) break;
+    }
+    *field = tag >> 3;
+    *wire_type = tag & 7;
     return *field != 0;
   }
   bool Varint(uint64_t* v) { return GetVarint(&p_, end_, v); }
@@ -59,12 +73,13 @@ class Wire {
     }
   }
   bool SkipGroup(uint32_t field) {
+    if (depth_left_ < 1) return false;
     std::vector<uint32_t> open{field};
     while (!open.empty()) {
       uint32_t f, wt;
       if (!Tag(&f, &wt)) return false;
       if (wt == 3) {
-        if (open.size() > 1000) return false;
+        if (static_cast<int>(open.size()) >= depth_left_) return false;
         open.push_back(f);
       } else if (wt == 4) {
         if (f != open.back()) return false;
@@ -81,6 +96,7 @@ class Wire {
  private:
   const uint8_t* p_;
   const uint8_t* end_;
+  int depth_left_;
 };
 
 // TensorFlow's MultiplyWithoutOverflow: -1 when the product overflows int64.
@@ -105,14 +121,14 @@ std::string ShapeText(const std::vector<int64_t>& shape) {
 
 // Returns an error text, or "" when the shape parsed.
 std::string DecodeShape(std::string_view bytes, std::vector<int64_t>* shape) {
-  Wire w(bytes);
+  Wire w(bytes, kRecursionLimit - 1);  // a message nested in an entry
   uint32_t field, wt;
   while (!w.done()) {
     if (!w.Tag(&field, &wt)) return "unparseable shape";
     if (field == 2 && wt == 2) {
       std::string_view dim_bytes;
       if (!w.Bytes(&dim_bytes)) return "unparseable shape dimension";
-      Wire d(dim_bytes);
+      Wire d(dim_bytes, kRecursionLimit - 2);
       int64_t size = 0;
       while (!d.done()) {
         uint32_t f2, wt2;
@@ -130,9 +146,9 @@ std::string DecodeShape(std::string_view bytes, std::vector<int64_t>* shape) {
       }
       shape->push_back(size);
     } else if (field == 3 && wt == 0) {
+      // unknown_rank: bundles never set it, and TensorFlow's reader ignores it.
       uint64_t v;
       if (!w.Varint(&v)) return "unparseable shape";
-      if (v) return "shape has unknown rank";
     } else if (!w.Skip(wt, field)) {
       return "unparseable shape";
     }
@@ -141,14 +157,14 @@ std::string DecodeShape(std::string_view bytes, std::vector<int64_t>* shape) {
 }
 
 std::string DecodeSlice(std::string_view bytes, Slice* slice) {
-  Wire w(bytes);
+  Wire w(bytes, kRecursionLimit - 1);  // a message nested in an entry
   uint32_t field, wt;
   while (!w.done()) {
     if (!w.Tag(&field, &wt)) return "unparseable slice";
     if (field == 1 && wt == 2) {
       std::string_view extent_bytes;
       if (!w.Bytes(&extent_bytes)) return "unparseable slice extent";
-      Wire e(extent_bytes);
+      Wire e(extent_bytes, kRecursionLimit - 2);
       Extent extent;
       bool has_length = false;
       while (!e.done()) {
@@ -208,7 +224,7 @@ Header DecodeHeader(std::string_view value, const std::string& where) {
     } else if (field == 3 && wt == 2) {
       std::string_view version;
       if (!w.Bytes(&version)) throw fail();
-      Wire vw(version);
+      Wire vw(version, kRecursionLimit - 1);
       uint32_t f2, wt2;
       while (!vw.done()) {
         if (!vw.Tag(&f2, &wt2)) throw fail();
@@ -360,15 +376,29 @@ void AppendOrderedString(std::string* out, std::string_view s) {
   out->push_back('\x01');
 }
 
-std::string EncodeTensorNameSlice(std::string_view name, const Slice& slice) {
+namespace {
+
+// A slice key is a prefix that encodes the name and a suffix that encodes the slice.
+std::string SliceKeyPrefix(std::string_view name) {
   std::string key;
   AppendNumIncreasing(&key, 0);
   AppendOrderedString(&key, name);
-  AppendNumIncreasing(&key, slice.size());
+  return key;
+}
+
+void AppendSliceKeySuffix(std::string* key, const Slice& slice) {
+  AppendNumIncreasing(key, slice.size());
   for (const Extent& e : slice) {
-    AppendSignedNumIncreasing(&key, e.length < 0 ? 0 : e.start);
-    AppendSignedNumIncreasing(&key, e.length < 0 ? -1 : e.length);
+    AppendSignedNumIncreasing(key, e.length < 0 ? 0 : e.start);
+    AppendSignedNumIncreasing(key, e.length < 0 ? -1 : e.length);
   }
+}
+
+}  // namespace
+
+std::string EncodeTensorNameSlice(std::string_view name, const Slice& slice) {
+  std::string key = SliceKeyPrefix(name);
+  AppendSliceKeySuffix(&key, slice);
   return key;
 }
 
@@ -482,10 +512,33 @@ Bundle::Bundle(const uint8_t* data, size_t size, std::string name)
     entries_.push_back(DecodeEntry(entries[i + 1].value, entries[i + 1].key));
   }
   hidden_.assign(n, false);
+  // The slice keys of one entry share the prefix that encodes its name: find the keys
+  // that start with it once, then look each slice's suffix up among them. (Encoding and
+  // looking up whole keys would cost the name's length per slice: quadratic time for a
+  // long name with many slices.)
+  const auto first = entries.begin() + 1;
   for (size_t i = 0; i < n; ++i) {
+    if (entries_[i].slices.empty()) continue;
+    const std::string prefix = SliceKeyPrefix(key(i));
+    const auto lo = std::lower_bound(first, entries.end(), prefix,
+                                     [](const TableEntry& e, const std::string& k) {
+                                       return e.key < k;
+                                     });
+    const auto hi = std::partition_point(lo, entries.end(), [&](const TableEntry& e) {
+      return e.key.compare(0, prefix.size(), prefix) == 0;
+    });
+    if (lo == hi) continue;
+    auto suffix_of = [&](const TableEntry& e) {
+      return std::string_view(e.key).substr(prefix.size());
+    };
+    std::string suffix;
     for (const Slice& s : entries_[i].slices) {
-      ptrdiff_t j = Find(EncodeTensorNameSlice(key(i), s));
-      if (j >= 0) hidden_[j] = true;
+      suffix.clear();
+      AppendSliceKeySuffix(&suffix, s);
+      auto it = std::lower_bound(lo, hi, suffix, [&](const TableEntry& e, const std::string& x) {
+        return suffix_of(e) < std::string_view(x);
+      });
+      if (it != hi && suffix_of(*it) == suffix) hidden_[it - first] = true;
     }
   }
 }

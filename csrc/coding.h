@@ -20,7 +20,9 @@ inline bool GetVarint(const uint8_t** p, const uint8_t* end, uint64_t* value,
     uint64_t byte = *q++;
     result |= (byte & 0x7f) << (7 * i);
     if ((byte & 0x80) == 0) {
-      if (max_bytes == 5 && result > 0xffffffffull) return false;
+      // A varint32's fifth byte may carry bits past 32; LevelDB (and so TensorFlow)
+      // drops them.
+      if (max_bytes == 5) result &= 0xffffffffull;
       *p = q;
       *value = result;
       return true;

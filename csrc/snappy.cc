@@ -105,7 +105,9 @@ bool Decompress(const uint8_t* data, size_t n, size_t max_output,
         length = LoadLE(ip, nbytes);
         ip += nbytes;
       }
-      length += 1;  // at most 2^32, held in 64 bits
+      // In 32 bits, as the reference decoder (and so TensorFlow) computes it: a 4-byte
+      // length of 0xffffffff wraps to a literal of 0 bytes, not 2^32.
+      length = static_cast<uint32_t>(length + 1);
       if (length > static_cast<uint64_t>(ip_end - ip)) {
         return Fail(out, error, "truncated literal");
       }

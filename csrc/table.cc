@@ -43,7 +43,11 @@ Table::Table(const uint8_t* data, size_t size, std::string name)
 
   std::string_view index = ReadBlock(data, size, stats_.index_handle, "index block");
   std::vector<TableEntry> index_entries;
-  ParseBlock(index, "index block", &index_entries);
+  // Each index entry names a data block, and data blocks do not overlap: each takes at
+  // least its 5-byte trailer of the file. (A Snappy index block could otherwise expand
+  // into millions of entries before any handle is looked at.)
+  ParseBlock(index, "index block", &index_entries, /*check_order=*/false,
+             size / kBlockTrailerSize + 1);
 
   // Data blocks must follow one another without overlap, so reading them all
   // costs at most one pass over the file, whatever the index says.
@@ -61,15 +65,10 @@ Table::Table(const uint8_t* data, size_t size, std::string name)
     }
     std::string_view block = ReadBlock(data, size, handle, "data block");
     next_free = handle.offset + handle.size + kBlockTrailerSize;
-    ParseBlock(block, "data block", &entries_);
+    // Keys must increase strictly across the whole table; checking them as they are
+    // decoded bounds the entries by the bytes of the file even for Snappy blocks.
+    ParseBlock(block, "data block", &entries_, /*check_order=*/true, SIZE_MAX);
     ++stats_.data_blocks;
-  }
-  for (size_t i = 1; i < entries_.size(); ++i) {
-    if (!(entries_[i - 1].key < entries_[i].key)) {
-      throw Corrupt(name_ + ": keys are not in strictly increasing order: \"" +
-                    Printable(entries_[i].key) + "\" follows \"" +
-                    Printable(entries_[i - 1].key) + "\"");
-    }
   }
 }
 
@@ -113,7 +112,7 @@ std::string_view Table::ReadBlock(const uint8_t* data, size_t size,
 }
 
 void Table::ParseBlock(std::string_view block, const char* what,
-                       std::vector<TableEntry>* out) {
+                       std::vector<TableEntry>* out, bool check_order, size_t max_entries) {
   const uint8_t* base = reinterpret_cast<const uint8_t*>(block.data());
   const size_t n = block.size();
   if (n < 4) throw Corrupt(name_ + ": bad block contents in " + what + " (too short)");
@@ -186,6 +185,17 @@ void Table::ParseBlock(std::string_view block, const char* what,
     p += unshared;
     entry.value = std::string_view(reinterpret_cast<const char*>(p), value_length);
     p += value_length;
+    if (check_order && !out->empty() && !(out->back().key < entry.key)) {
+      throw Corrupt(name_ + ": keys are not in strictly increasing order: \"" +
+                    Printable(entry.key) + "\" follows \"" + Printable(out->back().key) +
+                    "\"");
+    }
+    if (out->size() >= max_entries) {
+      throw Corrupt(name_ + ": bad entry in " + what + " at offset " +
+                    std::to_string(entry_offset) + " (more than " +
+                    std::to_string(max_entries) + " entries in a " + std::to_string(n) +
+                    "-byte block of a table this size)");
+    }
     out->push_back(std::move(entry));
     prev_key = &out->back().key;
   }

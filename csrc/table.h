@@ -52,8 +52,12 @@ class Table {
  private:
   std::string_view ReadBlock(const uint8_t* data, size_t size,
                              const BlockHandle& handle, const char* what);
-  void ParseBlock(std::string_view block, const char* what,
-                  std::vector<TableEntry>* out);
+  // Appends the entries of `block` to *out. With `check_order`, every key must be
+  // greater than the one before it in *out (checked as each entry is decoded, so a
+  // hostile block of repeated entries stops at the first repeat). At most
+  // `max_entries` entries in *out.
+  void ParseBlock(std::string_view block, const char* what, std::vector<TableEntry>* out,
+                  bool check_order, size_t max_entries);
 
   std::string name_;
   std::vector<TableEntry> entries_;

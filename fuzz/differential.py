@@ -19,16 +19,12 @@ corpus, below 64 KiB, plus crafted payloads).  A fuzzer input is one selector by
 
 The same checks run in pytest (tests/test_pycore.py) on seeded random mutations.  A
 disagreement raises :class:`Disagreement` naming what differs; the atheris run then stops and
-writes the input to ``crash-<sha1>``.  Disagreements that are known NATIVE bugs (reported,
-each with a regression test in tests/regressions/) are recognised by re-running the twin with
-the native rule emulated (``KNOWN_NATIVE_BUGS``): if the two then agree, the difference is
-that bug and nothing else.
+writes the input to ``crash-<sha1>``.  Every disagreement found so far was a native bug, fixed
+in csrc/, with its input in tests/regressions/ and TensorFlow's behaviour beside it.
 """
 
 from __future__ import annotations
 
-import contextlib
-import itertools
 import os
 import random
 import struct
@@ -123,151 +119,12 @@ def _describe(a: tuple, b: tuple) -> str:
 
 
 # ---------------------------------------------------------------------------------------------
-# Known native bugs: each a context manager that makes the twin follow the native rule
-
-
-@contextlib.contextmanager
-def _native_unknown_rank():
-    """csrc/bundle.cc DecodeShape rejects a shape whose unknown_rank field (3) is non-zero,
-    even when a later occurrence sets it back to 0.  TensorFlow ignores unknown_rank for a
-    TensorShape and reads such an entry (verified with TF 2.21); FORMAT.md 4.2 does not list it
-    as invalid.  Regression: tests/regressions/entry_shape_unknown_rank*.bin."""
-    original = PY._decode_shape
-
-    def shape_like_native(b, start, stop, shape):
-        p = start
-        while p < stop:  # field by field, failing at the first non-zero unknown_rank
-            try:
-                field, wt, q = PY._tag(b, p, stop)
-                if field == 3 and wt == 0 and PY._varint(b, q, stop)[0]:
-                    raise PY._Invalid("shape has unknown rank")
-                end = _field_end(b, p, stop, 1)
-            except PY._Malformed:
-                raise PY._Invalid("unparseable shape") from None
-            original(b, p, end, shape)
-            p = end
-
-    PY._decode_shape = shape_like_native
-    try:
-        yield
-    finally:
-        PY._decode_shape = original
-
-
-def _field_end(b: bytes, p: int, stop: int, depth: int) -> int:
-    """The position after the field starting at p."""
-    field, wt, p = PY._tag(b, p, stop)
-    if wt == 3:
-        return PY._skip_group(b, p, stop, field, depth)
-    return PY._skip_scalar(b, p, stop, wt)
-
-
-@contextlib.contextmanager
-def _patched(name: str, replacement):
-    original = getattr(PY, name)
-    setattr(PY, name, replacement)
-    try:
-        yield
-    finally:
-        setattr(PY, name, original)
-
-
-def _native_tag(b, p, end):
-    tag, p = PY._varint(b, p, end)
-    if tag > 0xFFFFFFFF or tag >> 3 == 0:
-        raise PY._Malformed("bad tag")
-    return tag >> 3, tag & 7, p
-
-
-def _native_tags():
-    """csrc/bundle.cc Wire::Tag reads a tag as a varint of up to 10 bytes and refuses values
-    above 32 bits.  The protobuf runtime of TensorFlow 2.21 refuses tags longer than 5 bytes
-    (the entry is "not parseable"; list_variables aborts) and keeps the low 32 bits of a
-    5-byte tag (TF reads `88 80 80 80 10 01` as dtype 1).
-    Regression: tests/regressions/entry_tag_*.bin."""
-    return _patched("_tag", _native_tag)
-
-
-def _native_skip_group(b, p, end, field, depth):
-    open_groups = [field]
-    while open_groups:
-        f, wt, p = PY._tag(b, p, end)
-        if wt == 3:
-            if len(open_groups) > 1000:
-                raise PY._Malformed("groups nested too deeply")
-            open_groups.append(f)
-        elif wt == 4:
-            if f != open_groups[-1]:
-                raise PY._Malformed("end-group tag does not match its group")
-            open_groups.pop()
-        else:
-            p = PY._skip_scalar(b, p, end, wt)
-    return p
-
-
-def _native_group_depth():
-    """csrc/bundle.cc Wire::SkipGroup lets unknown groups nest 1001 deep wherever they are.
-    TensorFlow's protobuf runtime has a recursion limit of 100: groups at the top of an entry
-    may nest 100 deep, in its shape 99, in a Dim 98 (verified with TF 2.21: 101 nested
-    groups make the entry "not parseable" and list_variables abort).
-    Regression: tests/regressions/entry_group_depth_*.bin."""
-    return _patched("_skip_group", _native_skip_group)
-
-
-def _native_varint(b, p, end, max_bytes=10):
-    value, q = _ORIGINAL_VARINT(b, p, end, max_bytes)
-    if max_bytes == 5:  # re-read: the twin keeps the low 32 bits, native refuses the rest
-        v = shift = 0
-        for c in b[p:q]:
-            v |= (c & 0x7F) << shift
-            shift += 7
-        if v > 0xFFFFFFFF:
-            raise PY._Malformed("varint32 larger than 32 bits")
-    return value, q
-
-
-_ORIGINAL_VARINT = PY._varint
-
-
-def _native_varint32():
-    """csrc/coding.h GetVarint32 refuses a 5-byte varint32 whose value needs more than 32
-    bits; LevelDB's GetVarint32Ptr, which TensorFlow uses for the shared / unshared / value
-    lengths of block entries, keeps the low 32 bits (TF 2.21 reads a table whose entry says
-    shared = `80 80 80 80 10`, i.e. 0; tfckpt says "truncated lengths").
-    Regression: tests/regressions/table_varint32_*.bin."""
-    return _patched("_varint", _native_varint)
-
-
-#: name -> context manager emulating the native rule in the twin.
-KNOWN_NATIVE_BUGS: Dict[str, Callable] = {
-    "entry_shape_unknown_rank": _native_unknown_rank,
-    "protobuf_tag_length": _native_tags,
-    "protobuf_recursion_limit": _native_group_depth,
-    "table_varint32_overflow": _native_varint32,
-}
-
-
-def _explained(observe: Callable, native_outcome: tuple) -> Optional[str]:
-    """The known native bug(s) that make the twin agree with `native_outcome`, or None."""
-    names = sorted(KNOWN_NATIVE_BUGS)
-    for r in range(1, len(names) + 1):
-        for combo in itertools.combinations(names, r):
-            with contextlib.ExitStack() as stack:
-                for name in combo:
-                    stack.enter_context(KNOWN_NATIVE_BUGS[name]())
-                if _same(native_outcome, observe(PY)):
-                    return "+".join(combo)
-    return None
-
-
-# ---------------------------------------------------------------------------------------------
 # The checks
 
 
 class Stats:
     def __init__(self) -> None:
         self.counts: Dict[str, int] = {}
-        self.known: Dict[str, int] = {}
 
     def add(self, what: str) -> None:
         self.counts[what] = self.counts.get(what, 0) + 1
@@ -283,11 +140,6 @@ def _compare(kind: str, observe: Callable, native, data: bytes, stats: Stats) ->
         stats.add(f"{kind}:{a[0]}")
         if a[0] == "rejected" and NAME in a[2] and NAME not in b[2]:
             raise Disagreement(f"{kind}: the python message does not name the file: {b[2]}")
-        return a
-    bug = _explained(observe, a)
-    if bug is not None:
-        stats.known[bug] = stats.known.get(bug, 0) + 1
-        stats.add(f"{kind}:known-native-bug")
         return a
     raise Disagreement(f"{kind} of {len(data)} bytes {data[:64].hex()}...: {_describe(a, b)}")
 
@@ -814,8 +666,8 @@ def one_input(data: bytes) -> None:
     global _INPUTS
     _INPUTS += 1
     if _INPUTS % 50000 == 0:
-        print(f"differential: {_INPUTS} inputs, outcomes {dict(sorted(STATS.counts.items()))}, "
-              f"known native bugs {STATS.known}", file=sys.stderr, flush=True)
+        print(f"differential: {_INPUTS} inputs, outcomes {dict(sorted(STATS.counts.items()))}",
+              file=sys.stderr, flush=True)
     if not data:
         return
     selector, body = data[0], data[1:]

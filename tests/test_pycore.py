@@ -489,7 +489,7 @@ def _seeds(corpus) -> List[bytes]:
 
 def test_differential_fuzz(native, corpus, tmp_path):
     """Seeded mutations of real and crafted inputs: the two implementations must agree on
-    every one (known native bugs, each with a regression below, are counted apart)."""
+    every one."""
     seeds = _seeds(corpus)
     for s in seeds:
         assert D.check_index(s, native)[0] == "accepted"
@@ -522,8 +522,7 @@ def test_differential_fuzz(native, corpus, tmp_path):
             failed.write_bytes(data)
             raise
     counts = stats.counts
-    print(f"\n{n} inputs in {FUZZ_SECONDS:.0f} s: {dict(sorted(counts.items()))}; "
-          f"known native bugs: {stats.known}")
+    print(f"\n{n} inputs in {FUZZ_SECONDS:.0f} s: {dict(sorted(counts.items()))}")
     # the mutations reach every outcome, deep parsing included
     for outcome in ("index:accepted", "index:rejected", "strings:accepted", "strings:rejected",
                     "variants:accepted", "variants:rejected", "snappy:accepted",
@@ -588,21 +587,9 @@ def test_regression_twin_follows_tensorflow(doc):
 
 @pytest.mark.parametrize("doc", _regressions(), ids=lambda p: p.stem)
 def test_regression_native_follows_tensorflow(native, doc):
-    """Fails until csrc/ is fixed (see the .json: what TensorFlow 2.21 does)."""
+    """The native core does what TensorFlow 2.21 does (the .json says what that is)."""
     spec = json.loads(doc.read_text())
     _check_expectation(native, doc.with_suffix(".bin").read_bytes(), spec["expect"])
-
-
-@pytest.mark.parametrize("doc", _regressions(), ids=lambda p: p.stem)
-def test_known_native_bug_emulation_explains_the_regression(native, doc):
-    """fuzz/differential.py tells known native bugs from new disagreements by emulating the
-    native rule in the twin; on each regression input, the emulation must reproduce what the
-    native core does, as long as the native core still has the bug."""
-    data = doc.with_suffix(".bin").read_bytes()
-    a, b = D.observe_index(native, data), D.observe_index(PY, data)
-    if D._same(a, b):
-        pytest.skip("the native core is fixed: drop its entry from KNOWN_NATIVE_BUGS")
-    assert D._explained(lambda core: D.observe_index(core, data), a) is not None
 
 
 if __name__ == "__main__" and sys.argv[1:] == ["child"]:

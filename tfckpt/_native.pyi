@@ -1,9 +1,12 @@
 """Types of the native core (csrc/, built by setup.py). Private: use the tfckpt API."""
 
+import os
 from typing import Iterable, List, Optional, Sequence, Tuple, Union
 
 Buffer = Union[bytes, bytearray, memoryview, "MappedFile"]
 Key = Union[str, bytes]
+#: A file name: str (surrogate escapes for bytes that are not UTF-8), bytes or os.PathLike.
+Path = Union[str, bytes, "os.PathLike[str]", "os.PathLike[bytes]"]
 Extents = Sequence[Tuple[int, int]]  # (start, length); length -1 = the whole dimension
 
 #: "sse4.2", "armv8-crc" or "portable": the CRC32C implementation chosen for this CPU.
@@ -22,13 +25,13 @@ def slice_key(name: Key, slice: Extents) -> bytes:
     """The index key of one stored slice of a partitioned tensor (OrderedCode)."""
 
 def decode_slice_key(key: bytes) -> Optional[Tuple[bytes, List[Tuple[int, int]]]]: ...
-def decode_strings(data: Buffer, n: int, swap: bool, verify: bool, key: str) -> Tuple[List[bytes], int]:
+def decode_strings(data: Buffer, n: int, swap: bool, verify: bool, key: Key) -> Tuple[List[bytes], int]:
     """The n strings of a DT_STRING payload and the CRC32C TensorFlow computes over it."""
 
-def decode_variants(data: Buffer, n: int, verify: bool, key: str) -> Tuple[List[bytes], int]:
+def decode_variants(data: Buffer, n: int, verify: bool, key: Key) -> Tuple[List[bytes], int]:
     """The n serialized VariantTensorDataProto of a DT_VARIANT payload, and its CRC32C."""
 
-def read_table(buffer: Buffer, name: str) -> List[Tuple[bytes, bytes]]:
+def read_table(buffer: Buffer, name: Path) -> List[Tuple[bytes, bytes]]:
     """Every (key, value) of a table file, in order, every block CRC checked."""
 
 def build_table(items: Iterable[Tuple[bytes, bytes]], block_size: int = 262144,
@@ -38,7 +41,7 @@ def build_table(items: Iterable[Tuple[bytes, bytes]], block_size: int = 262144,
 class MappedFile:
     """A file mapped read-only; supports the buffer protocol and outlives its views."""
 
-    def __init__(self, path: str, track_size: bool = False) -> None: ...
+    def __init__(self, path: Path, track_size: bool = False) -> None: ...
     @property
     def size(self) -> int: ...
     def current_size(self) -> int:
@@ -51,7 +54,7 @@ class MappedFile:
 class Index:
     """A parsed .index: every block CRC checked, header and entries decoded."""
 
-    def __init__(self, buffer: Buffer, name: str) -> None: ...
+    def __init__(self, buffer: Buffer, name: Path) -> None: ...
     @property
     def header(self) -> Tuple[int, int, int, int, List[int]]:
         """(num_shards, endianness 0/1, producer, min_consumer, bad_consumers)."""
