@@ -441,7 +441,7 @@ HOSTILE = [
     (b"\xff\xff\xff\xff\x0f\xfc\xff\xff\xff\xffab", 1 << 20, "declared length exceeds limit"),
     (b"\x05\x10ab", 10, "truncated literal"),  # literal of 5, 2 present
     (b"\x05\xf0", 10, "truncated literal"),  # missing length byte
-    (b"\x05\xfc\xff\xff\xff\xffabc", 10, "truncated literal"),  # 2^32 bytes claimed
+    (b"\x05\xfc\xfe\xff\xff\xffabc", 10, "truncated literal"),  # 2^32 - 1 bytes claimed
     (b"\x02\x08abc", 10, "literal exceeds declared length"),
     (b"\x05\x08abc", 10, "output length mismatch"),  # stops short
     (b"\x02\x00a", 10, "output length mismatch"),

@@ -397,10 +397,15 @@ class Reader(Mapping[str, Any]):
             return self._read_whole(e, verify)
         self._check_size(e)
         view = self._payload(e)
-        if e.num_elements == 0:
-            return np.empty(e.shape, numpy_dtype(e.dtype_code))
-        return np.frombuffer(view, dtype=numpy_dtype(e.dtype_code),
-                             count=e.num_elements).reshape(e.shape)
+        try:
+            if e.num_elements == 0:
+                return np.empty(e.shape, numpy_dtype(e.dtype_code))
+            return np.frombuffer(view, dtype=numpy_dtype(e.dtype_code),
+                                 count=e.num_elements).reshape(e.shape)
+        except ValueError as err:  # numpy cannot hold some valid shapes ((2^62, 0), > 64 dims)
+            raise UnsupportedCheckpointError(
+                f"{self.index_path}: key {e.key}: a {e.dtype_name} tensor of shape "
+                f"{list(e.shape)} cannot be held in a numpy array ({err})") from None
 
     @staticmethod
     def _normalize_index(e: Entry, index: Index):
@@ -497,7 +502,13 @@ class Reader(Mapping[str, Any]):
                 f"{e.key} to restore the requested region {list(bounds)}: the stored slices "
                 f"({', '.join(s.spec for s in e.slices)}) cover {covered} of "
                 f"{_volume(bounds)} elements")
-        out = np.empty(tuple(hi - lo for lo, hi in bounds), dtype=numpy_dtype(e.dtype_code))
+        try:
+            out = np.empty(tuple(hi - lo for lo, hi in bounds), dtype=numpy_dtype(e.dtype_code))
+        except ValueError as err:  # numpy cannot hold some valid shapes ((2^62, 0), > 64 dims)
+            raise UnsupportedCheckpointError(
+                f"{self.index_path}: key {e.key}: a {e.dtype_name} region of shape "
+                f"{[hi - lo for lo, hi in bounds]} cannot be held in a numpy array ({err})"
+            ) from None
         for sub, b, inter in parts:
             if _volume(inter) == 0:
                 continue
