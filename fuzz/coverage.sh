@@ -30,7 +30,7 @@ for t in "${TARGETS[@]}"; do
   "$LLVM_PROFDATA" merge -sparse "$OUT/$t.profraw" -o "$OUT/$t.profdata"
   echo "== $t"
   "$LLVM_COV" report "$OUT/$t" -instr-profile="$OUT/$t.profdata" "${SRCS[@]}" | tail -n +1 \
-    | awk 'NR==1 || /csrc/ || /TOTAL/' | sed "s|$ROOT/||"
+    | grep -v '^---' | sed "s|$ROOT/||"
   profiles+=("$OUT/$t.profdata")
   objects+=(-object "$OUT/$t")
 done
@@ -38,7 +38,7 @@ done
 echo "== all targets together"
 first="${objects[1]}"
 "$LLVM_COV" report "$first" "${objects[@]:2}" -instr-profile="$OUT/all.profdata" "${SRCS[@]}" \
-  | awk 'NR==1 || /csrc/ || /TOTAL/' | sed "s|$ROOT/||"
+  | grep -v '^---' | sed "s|$ROOT/||"
 if [ -n "${HTML:-}" ]; then
   "$LLVM_COV" show "$first" "${objects[@]:2}" -instr-profile="$OUT/all.profdata" \
     -format=html -output-dir="$OUT/html" "${SRCS[@]}"

@@ -1,3 +1,4 @@
+#!/usr/bin/env python3
 """Atheris target: assembling partitioned tensors (tfckpt/reader.py ``_assemble``).
 
 Each input describes a checkpoint with one partitioned tensor: dtype, shape, a tiling of
