@@ -464,20 +464,10 @@ class Reader(Mapping[str, Any]):
         """Builds the region `bounds` of a partitioned tensor from its stored slices."""
         import numpy as np
 
-        stored = [s.bounds(e.shape) for s in e.slices]
-        # No two stored slices may overlap (TensorFlow's RegisterTensorSlice rule).
-        clash = _first_overlap(stored)
-        if clash is not None:
-            i, j = clash
-            raise CorruptCheckpointError(
-                f"{self.index_path}: partitioned tensor {e.key}: slices "
-                f"{e.slices[i].spec} and {e.slices[j].spec} overlap")
+        plan = plan_assembly(self.index_path, e.key, e.slices, e.shape, bounds)
         parts = []
-        covered = 0
-        for s, b in zip(e.slices, stored):
-            inter = _intersect(b, bounds)
-            n = _volume(inter)
-            if n == 0 and _volume(bounds) > 0:
+        for s, b, inter in plan:
+            if _volume(inter) == 0 and _volume(bounds) > 0:
                 continue
             slice_key = _native.slice_key(e.key, s._native_extents())
             if slice_key not in self._index:
@@ -494,14 +484,8 @@ class Reader(Mapping[str, Any]):
                     f"as {sub.dtype_name}{list(sub.shape)}, expected {e.dtype_name}{list(want)}")
             self._check_size(sub)
             self._check_stored(sub)
-            covered += n
             parts.append((sub, b, inter))
-        if covered != _volume(bounds):
-            raise CorruptCheckpointError(
-                f"{self.index_path}: Does not have sufficient slices for partitioned tensor "
-                f"{e.key} to restore the requested region {list(bounds)}: the stored slices "
-                f"({', '.join(s.spec for s in e.slices)}) cover {covered} of "
-                f"{_volume(bounds)} elements")
+        check_coverage(self.index_path, e.key, e.slices, plan, bounds)
         try:
             out = np.empty(tuple(hi - lo for lo, hi in bounds), dtype=numpy_dtype(e.dtype_code))
         except ValueError as err:  # numpy cannot hold some valid shapes ((2^62, 0), > 64 dims)
@@ -510,12 +494,8 @@ class Reader(Mapping[str, Any]):
                 f"{[hi - lo for lo, hi in bounds]} cannot be held in a numpy array ({err})"
             ) from None
         for sub, b, inter in parts:
-            if _volume(inter) == 0:
-                continue
-            src = self._lazy_whole(sub, verify)
-            src_idx = tuple(slice(lo - blo, hi - blo) for (lo, hi), (blo, _) in zip(inter, b))
-            dst_idx = tuple(slice(lo - rlo, hi - rlo) for (lo, hi), (rlo, _) in zip(inter, bounds))
-            out[dst_idx] = src[src_idx]
+            if _volume(inter) > 0:
+                place(out, bounds, self._lazy_whole(sub, verify), b, inter)
         return out
 
     # -- checking -------------------------------------------------------------------------
@@ -575,6 +555,40 @@ def check_versions(where: str, producer: int, min_consumer: int,
         raise UnsupportedCheckpointError(
             f"{where}: Checkpoint disallows consumer version {_CONSUMER_VERSION}.  "
             "Please upgrade: this version is likely buggy.")
+
+
+def plan_assembly(where: str, key: str, slices: Sequence[TensorSlice], shape: Sequence[int],
+                  bounds) -> List[Tuple[TensorSlice, Any, Any]]:
+    """(slice, its bounds, its intersection with `bounds`) for each stored slice of a
+    partitioned tensor, after checking that no two overlap (TensorFlow's
+    RegisterTensorSlice rule). Shared by the V2 and V1 readers."""
+    stored = [s.bounds(shape) for s in slices]
+    clash = _first_overlap(stored)
+    if clash is not None:
+        i, j = clash
+        raise CorruptCheckpointError(
+            f"{where}: partitioned tensor {key}: slices {slices[i].spec} and "
+            f"{slices[j].spec} overlap")
+    return [(s, b, _intersect(b, bounds)) for s, b in zip(slices, stored)]
+
+
+def check_coverage(where: str, key: str, slices: Sequence[TensorSlice], plan, bounds) -> None:
+    """Raises unless the planned intersections cover `bounds` exactly (they cannot overlap)."""
+    covered = sum(_volume(inter) for _, _, inter in plan)
+    if covered != _volume(bounds):
+        raise CorruptCheckpointError(
+            f"{where}: Does not have sufficient slices for partitioned tensor {key} to restore "
+            f"the requested region {list(bounds)}: the stored slices "
+            f"({', '.join(s.spec for s in slices)}) cover {covered} of {_volume(bounds)} "
+            "elements")
+
+
+def place(out, bounds, src, src_bounds, inter) -> None:
+    """Copies the intersection `inter` from `src` (holding `src_bounds`) into `out` (holding
+    `bounds`)."""
+    src_idx = tuple(slice(lo - blo, hi - blo) for (lo, hi), (blo, _) in zip(inter, src_bounds))
+    dst_idx = tuple(slice(lo - rlo, hi - rlo) for (lo, hi), (rlo, _) in zip(inter, bounds))
+    out[dst_idx] = src[src_idx]
 
 
 def _first_overlap(boxes) -> Optional[Tuple[int, int]]:

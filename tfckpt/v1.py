@@ -31,8 +31,8 @@ from .errors import (
     UnsupportedCheckpointError,
 )
 from .paths import Located, locate
-from .reader import Entry, Header, Index, Reader, TensorSlice, _first_overlap, _intersect, \
-    _volume, check_versions
+from .reader import Entry, Header, Index, Reader, TensorSlice, _volume, check_coverage, \
+    check_versions, place, plan_assembly
 
 __all__ = ["V1Reader"]
 
@@ -395,33 +395,13 @@ class V1Reader(Mapping[str, Any]):
         a declared shape allocates only what the file backs."""
         import numpy as np
 
-        stored = [s.bounds(t.shape) for s in t.slices]
-        clash = _first_overlap(stored)
-        if clash is not None:
-            i, j = clash
-            raise CorruptCheckpointError(
-                f"{self.prefix}: partitioned tensor {t.name}: slices {t.slices[i].spec} and "
-                f"{t.slices[j].spec} overlap")
-        parts = []
-        covered = 0
-        for s, b in zip(t.slices, stored):
-            inter = _intersect(b, bounds)
-            n = _volume(inter)
-            if n:
-                covered += n
-                parts.append((s, b, inter))
-        if covered != _volume(bounds):
-            raise CorruptCheckpointError(
-                f"{self.prefix}: Does not have sufficient slices for partitioned tensor "
-                f"{t.name} to restore the requested region {list(bounds)}: the stored slices "
-                f"({', '.join(s.spec for s in t.slices)}) cover {covered} of "
-                f"{_volume(bounds)} elements")
-        parts = [(self._decode(t, s), b, inter) for s, b, inter in parts]  # counts checked
+        plan = plan_assembly(self.prefix, t.name, t.slices, t.shape, bounds)
+        check_coverage(self.prefix, t.name, t.slices, plan, bounds)
+        parts = [(self._decode(t, s), b, inter)  # counts checked
+                 for s, b, inter in plan if _volume(inter)]
         out = np.empty(tuple(hi - lo for lo, hi in bounds), dtype=numpy_dtype(t.dtype))
         for src, b, inter in parts:
-            src_idx = tuple(slice(lo - blo, hi - blo) for (lo, hi), (blo, _) in zip(inter, b))
-            dst_idx = tuple(slice(lo - rlo, hi - rlo) for (lo, hi), (rlo, _) in zip(inter, bounds))
-            out[dst_idx] = src[src_idx]
+            place(out, bounds, src, b, inter)
         return out
 
     # -- checking -------------------------------------------------------------------------
