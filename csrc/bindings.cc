@@ -8,6 +8,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <map>
 #include <memory>
 #include <string>
 
@@ -50,8 +51,9 @@ class BufferRef {
   Py_buffer view_;
 };
 
-// A file mapped read-only into memory. Exposes the buffer protocol, so numpy
-// arrays and memoryviews over it keep the mapping alive.
+// A file mapped read-only into memory (a small one whose size is not tracked is read
+// instead). Exposes the buffer protocol, so numpy arrays and memoryviews over it keep
+// the mapping alive.
 class MappedFile {
  public:
   // With `track_size`, CurrentSize() looks at the file again, so a file that
@@ -78,7 +80,26 @@ class MappedFile {
       throw py::error_already_set();
     }
     size_ = static_cast<size_t>(st.st_size);
-    if (size_ > 0) {
+    if (size_ > 0 && size_ <= kReadBelow && !track_size && S_ISREG(st.st_mode)) {
+      // A small file (an index, typically) costs less to read than to map and unmap.
+      copy_ = std::make_unique<uint8_t[]>(size_);
+      size_t got = 0;
+      while (got < size_) {
+        ssize_t n = ::pread(fd, copy_.get() + got, size_ - got, static_cast<off_t>(got));
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) {
+          int saved = errno;
+          ::close(fd);
+          errno = saved;
+          PyErr_SetFromErrnoWithFilename(PyExc_OSError, path.c_str());
+          throw py::error_already_set();
+        }
+        if (n == 0) break;  // the file shrank since fstat: what is there is what it holds
+        got += static_cast<size_t>(n);
+      }
+      size_ = got;
+      data_ = got ? copy_.get() : nullptr;
+    } else if (size_ > 0) {
       void* p = ::mmap(nullptr, size_, PROT_READ, MAP_SHARED, fd, 0);
       if (p == MAP_FAILED) {
         int saved = errno;
@@ -88,6 +109,7 @@ class MappedFile {
         throw py::error_already_set();
       }
       data_ = static_cast<uint8_t*>(p);
+      mapped_ = true;
     }
     track_size_ = track_size;
     dev_ = st.st_dev;
@@ -95,7 +117,7 @@ class MappedFile {
     ::close(fd);
   }
   ~MappedFile() {
-    if (data_) ::munmap(data_, size_);
+    if (mapped_) ::munmap(data_, size_);
   }
 
   // The file's size now. Pages of a mapping past the end of a file that was
@@ -119,7 +141,7 @@ class MappedFile {
 
   // Hints the kernel to read a range ahead (sequential checksum passes).
   void WillNeed(size_t offset, size_t length) const {
-    if (!data_ || offset >= size_) return;
+    if (!mapped_ || offset >= size_) return;
     const size_t page = static_cast<size_t>(::sysconf(_SC_PAGESIZE));
     size_t start = offset / page * page;
     size_t end = std::min(size_, offset + std::min(length, size_ - offset));
@@ -127,7 +149,12 @@ class MappedFile {
   }
 
  private:
+  // Files up to this size are read into memory unless their size is tracked.
+  static constexpr size_t kReadBelow = 64 << 10;
+
   std::string path_;
+  std::unique_ptr<uint8_t[]> copy_;  // the bytes of a small file, read
+  bool mapped_ = false;
   uint8_t* data_ = nullptr;
   size_t size_ = 0;
   bool track_size_ = false;
@@ -212,6 +239,37 @@ Slice SliceFromPython(const py::handle& obj) {
   return slice;
 }
 
+// A new reference, or the pending Python error raised.
+PyObject* Checked(PyObject* obj) {
+  if (!obj) throw py::error_already_set();
+  return obj;
+}
+
+// A shape as a new tuple of ints.
+PyObject* ShapeObject(const std::vector<int64_t>& shape) {
+  PyObject* t = Checked(PyTuple_New(static_cast<Py_ssize_t>(shape.size())));
+  for (size_t d = 0; d < shape.size(); ++d) {
+    PyObject* v = PyLong_FromLongLong(shape[d]);
+    if (!v) {
+      Py_DECREF(t);
+      throw py::error_already_set();
+    }
+    PyTuple_SET_ITEM(t, d, v);
+  }
+  return t;
+}
+
+// A 128-bit sum as a Python int (sums of int64 values can leave int64's range).
+py::int_ BigInt(__int128 v) {
+  if (v >= INT64_MIN && v <= INT64_MAX) return py::int_(static_cast<int64_t>(v));
+  py::int_ hi(static_cast<int64_t>(v >> 64));
+  py::int_ lo(static_cast<uint64_t>(v & ~uint64_t{0}));
+  return py::reinterpret_steal<py::int_>(
+      Checked(PyNumber_Add(py::reinterpret_steal<py::object>(
+                               Checked(PyNumber_Lshift(hi.ptr(), py::int_(64).ptr()))).ptr(),
+                           lo.ptr())));
+}
+
 // An opened index, holding the buffer it was parsed from.
 class PyIndex {
  public:
@@ -269,14 +327,9 @@ class PyIndex {
       py::object keep = py::reinterpret_steal<py::object>(row);
       PyTuple_SET_ITEM(row, 0, KeyStr(bundle_->key(i)).release().ptr());
       PyTuple_SET_ITEM(row, 1, PyLong_FromLong(e.dtype));
-      PyObject* shape = PyTuple_New(static_cast<Py_ssize_t>(e.shape.size()));
-      if (!shape) throw py::error_already_set();
-      for (size_t d = 0; d < e.shape.size(); ++d) {
-        PyTuple_SET_ITEM(shape, d, PyLong_FromLongLong(e.shape[d]));
-      }
-      PyTuple_SET_ITEM(row, 2, shape);
-      PyTuple_SET_ITEM(row, 3, PyLong_FromLongLong(e.size));
-      PyTuple_SET_ITEM(row, 4, PyLong_FromLongLong(e.num_elements));
+      PyTuple_SET_ITEM(row, 2, ShapeObject(e.shape));
+      PyTuple_SET_ITEM(row, 3, Checked(PyLong_FromLongLong(e.size)));
+      PyTuple_SET_ITEM(row, 4, Checked(PyLong_FromLongLong(e.num_elements)));
       if (e.error.empty()) {
         Py_INCREF(Py_None);
         PyTuple_SET_ITEM(row, 5, Py_None);
@@ -285,6 +338,101 @@ class PyIndex {
       }
       PyTuple_SET_ITEM(row, 6, PyBool_FromLong(!e.slices.empty()));
       if (PyList_Append(out.ptr(), row) != 0) throw py::error_already_set();
+    }
+    return out;
+  }
+
+  // Sums a scan needs without a row per key, in one pass over the decoded entries:
+  // (listed keys, their elements where decodable, listed keys with a bad entry, listed
+  // partitioned keys, {dtype: listed keys}, bytes of every decodable unpartitioned entry,
+  // slice entries included: what the data shards must hold at least).
+  py::tuple Totals() const {
+    __int128 parameters = 0, data_bytes = 0;
+    size_t listed = 0, errors = 0, partitioned = 0;
+    std::map<int32_t, size_t> dtypes;
+    for (size_t i = 0; i < bundle_->size(); ++i) {
+      const tfckpt::Entry& e = bundle_->entry(i);
+      const bool ok = e.error.empty();
+      if (ok && e.slices.empty()) data_bytes += e.size;
+      if (bundle_->hidden(i)) continue;
+      ++listed;
+      ++dtypes[e.dtype];
+      if (!e.slices.empty()) ++partitioned;
+      if (ok) {
+        parameters += e.num_elements;
+      } else {
+        ++errors;
+      }
+    }
+    py::dict counts;
+    for (const auto& [code, n] : dtypes) counts[py::int_(code)] = py::int_(n);
+    return py::make_tuple(listed, BigInt(parameters), errors, partitioned, counts,
+                          BigInt(data_bytes));
+  }
+
+  // The listing as records of a per-key scan, built natively: one `cls` (a tuple
+  // subclass without instance attributes, such as a namedtuple) per listed key, holding
+  // `lead`'s items, then key, dtype name, shape, num_elements, size, partitioned, status
+  // ("ok" or "error") and the error or None. A dtype code is named by `names[code]`, or
+  // by `name_of(code)` outside `names`.
+  py::list KeyRecords(const py::handle& cls, const py::tuple& lead, const py::tuple& names,
+                      const py::handle& name_of) const {
+    if (!PyType_Check(cls.ptr()) ||
+        !PyType_IsSubtype(reinterpret_cast<PyTypeObject*>(cls.ptr()), &PyTuple_Type) ||
+        reinterpret_cast<PyTypeObject*>(cls.ptr())->tp_basicsize != PyTuple_Type.tp_basicsize) {
+      throw py::type_error("key_records: cls must be a tuple subclass without instance attributes");
+    }
+    PyTypeObject* type = reinterpret_cast<PyTypeObject*>(cls.ptr());
+    const Py_ssize_t n_lead = PyTuple_GET_SIZE(lead.ptr());
+    // A record of strings, ints, None and a tuple of ints cannot be part of a reference
+    // cycle, so it is taken out of the garbage collector's sight, as CPython does with
+    // such plain tuples: scans keep hundreds of thousands of records alive, and the
+    // collector would otherwise walk them all again and again.
+    bool atomic = true;
+    for (Py_ssize_t j = 0; j < n_lead; ++j) {
+      PyObject* item = PyTuple_GET_ITEM(lead.ptr(), j);
+      if (!(PyUnicode_CheckExact(item) || PyLong_CheckExact(item) || item == Py_None)) {
+        atomic = false;
+      }
+    }
+    static PyObject* const ok = PyUnicode_InternFromString("ok");
+    static PyObject* const error = PyUnicode_InternFromString("error");
+    if (!ok || !error) throw py::error_already_set();
+    py::list out;
+    for (size_t i = 0; i < bundle_->size(); ++i) {
+      if (bundle_->hidden(i)) continue;
+      const tfckpt::Entry& e = bundle_->entry(i);
+      py::object name;
+      if (e.dtype >= 0 && e.dtype < PyTuple_GET_SIZE(names.ptr())) {
+        name = py::reinterpret_borrow<py::object>(PyTuple_GET_ITEM(names.ptr(), e.dtype));
+      } else {
+        name = name_of(e.dtype);
+      }
+      PyObject* rec = type->tp_alloc(type, n_lead + 8);
+      if (!rec) throw py::error_already_set();
+      py::object keep = py::reinterpret_steal<py::object>(rec);
+      for (Py_ssize_t j = 0; j < n_lead; ++j) {
+        PyObject* item = PyTuple_GET_ITEM(lead.ptr(), j);
+        Py_INCREF(item);
+        PyTuple_SET_ITEM(rec, j, item);
+      }
+      PyTuple_SET_ITEM(rec, n_lead, KeyStr(bundle_->key(i)).release().ptr());
+      PyTuple_SET_ITEM(rec, n_lead + 1, name.release().ptr());
+      PyTuple_SET_ITEM(rec, n_lead + 2, ShapeObject(e.shape));
+      PyTuple_SET_ITEM(rec, n_lead + 3, Checked(PyLong_FromLongLong(e.num_elements)));
+      PyTuple_SET_ITEM(rec, n_lead + 4, Checked(PyLong_FromLongLong(e.size)));
+      PyTuple_SET_ITEM(rec, n_lead + 5, PyBool_FromLong(!e.slices.empty()));
+      PyObject* status = e.error.empty() ? ok : error;
+      Py_INCREF(status);
+      PyTuple_SET_ITEM(rec, n_lead + 6, status);
+      if (e.error.empty()) {
+        Py_INCREF(Py_None);
+        PyTuple_SET_ITEM(rec, n_lead + 7, Py_None);
+      } else {
+        PyTuple_SET_ITEM(rec, n_lead + 7, py::str(e.error).release().ptr());
+      }
+      if (atomic && PyObject_GC_IsTracked(rec)) PyObject_GC_UnTrack(rec);
+      if (PyList_Append(out.ptr(), rec) != 0) throw py::error_already_set();
     }
     return out;
   }
@@ -603,6 +751,9 @@ PYBIND11_MODULE(_native, m) {
       .def("keys", &PyIndex::Keys, py::arg("hidden") = false)
       .def("raw_keys", &PyIndex::RawKeys)
       .def("listing", &PyIndex::Listing, py::arg("hidden") = false)
+      .def("totals", &PyIndex::Totals)
+      .def("key_records", &PyIndex::KeyRecords, py::arg("cls"), py::arg("lead"),
+           py::arg("names"), py::arg("name_of"))
       .def("entry", &PyIndex::Entry, py::arg("key"))
       .def("raw_value", &PyIndex::RawValue, py::arg("key"))
       .def("is_hidden", &PyIndex::Hidden, py::arg("key"));

@@ -144,6 +144,7 @@ std::string DecodeShape(std::string_view bytes, std::vector<int64_t>* shape) {
       if (shape->size() >= static_cast<size_t>(kMaxDims)) {
         return "shape has more than " + std::to_string(kMaxDims) + " dimensions";
       }
+      if (shape->capacity() == 0) shape->reserve(4);  // one allocation for most shapes
       shape->push_back(size);
     } else if (field == 3 && wt == 0) {
       // unknown_rank: bundles never set it, and TensorFlow's reader ignores it.

@@ -78,8 +78,24 @@ def observe_index(core, data: bytes) -> tuple:
     stats["index_handle"] = tuple(stats["index_handle"])
     stats["metaindex_handle"] = tuple(stats["metaindex_handle"])
     listing = [row[:5] + (row[5] is not None,) + row[6:] for row in idx.listing(True)]
+    # The scan's per-key records and sums; error texts may differ, their presence may not.
+    records = [(type(r).__name__,) + r[:-1] + (r[-1] is not None,)
+               for r in idx.key_records(KeyRow, ("lead", 1, None), DTYPE_NAMES, _dtype_name)]
     return ("accepted", idx.header, stats, len(idx), idx.keys(), idx.keys(True), listing,
-            entries)
+            entries, idx.totals(), records)
+
+
+class KeyRow(tuple):
+    """A tuple subclass without instance attributes, as ``Index.key_records`` builds."""
+
+    __slots__ = ()
+
+
+DTYPE_NAMES = ("zero", "one", "two")  # codes past these are named by _dtype_name
+
+
+def _dtype_name(code: int) -> str:
+    return f"code {code}"
 
 
 def observe_table(core, data: bytes) -> tuple:

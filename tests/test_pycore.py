@@ -221,6 +221,84 @@ def test_build_table_and_serialize_entry_equal_native(native):
         assert PY.serialize_entry(*args) == native.serialize_entry(*args), args
 
 
+def _scan_index(core) -> object:
+    """An index for the scan sums: a partitioned tensor with its two slices (hidden), a
+    string, a bad entry, and sizes and element counts whose sums leave int64's range."""
+    import craft
+
+    big = 2**62
+    entries = [
+        ("a/big", craft.entry(1, [big], size=big)),
+        ("b/big", craft.entry(1, [big], size=big)),
+        ("c/big", craft.entry(1, [big], size=big)),
+        ("d/str", craft.entry(7, [2], size=9)),
+        ("e/bad", craft.entry(1, [-3])),
+        ("f/odd", craft.entry(99, [1], size=1)),
+        ("p", craft.entry(1, [4], slices=[[(0, 2)], [(2, 2)]])),
+        (craft.slice_key("p", [(0, 2)]), craft.entry(1, [2], size=8)),
+        (craft.slice_key("p", [(2, 2)]), craft.entry(1, [2], offset=8, size=8)),
+    ]
+    items = sorted((craft._b(k), v) for k, v in entries)
+    data = craft.table([(b"", craft.header())] + items)
+    return core.Index(data, "sums.index")
+
+
+def test_scan_totals_and_key_records_equal_native(native):
+    from tfckpt.scanning import _DTYPE_NAMES, KeyRecord, _dtype_name
+
+    big = 2**62
+    for core in (native, PY):
+        idx = _scan_index(core)
+        # listed: 7 keys (slices hidden); the bad entry counts as an error, not parameters;
+        # data bytes: the big ones, the string, f/odd and the two slices, not the partitioned
+        assert idx.totals() == (7, 3 * big + 2 + 1 + 4, 1, 1, {1: 5, 7: 1, 99: 1},
+                                3 * big + 9 + 1 + 16), core
+        recs = idx.key_records(KeyRecord, ("key", "LOC", "NAME"), _DTYPE_NAMES, _dtype_name)
+        assert [type(r) for r in recs] == [KeyRecord] * 7
+        assert [r.key for r in recs] == ["a/big", "b/big", "c/big", "d/str", "e/bad", "f/odd",
+                                         "p"]
+        a, d, e, f, p = recs[0], recs[3], recs[4], recs[5], recs[6]
+        assert a == ("key", "LOC", "NAME", "a/big", "float32", (big,),
+                     big, big, False, "ok", None)
+        assert (d.dtype, d.shape, d.parameters, d.bytes) == ("string", (2,), 2, 9)
+        assert (e.status, e.error is not None, e.shape) == ("error", True, (-3,))
+        assert (f.dtype, f.ok) == (_dtype_name(99), True)
+        assert (p.partitioned, p.parameters, p.bytes) == (True, 4, 0)
+        for bad in (list, dict, type("WithDict", (tuple,), {})):
+            with pytest.raises(TypeError, match="tuple subclass"):
+                idx.key_records(bad, (), _DTYPE_NAMES, _dtype_name)
+    # Records of plain values are out of the garbage collector's sight, as CPython leaves
+    # such plain tuples; with another object in the lead they stay in sight.
+    import gc
+
+    idx = _scan_index(native)
+    assert not any(gc.is_tracked(r) for r in
+                   idx.key_records(KeyRecord, ("key", "L", None), _DTYPE_NAMES, _dtype_name))
+    assert all(gc.is_tracked(r) for r in
+               idx.key_records(KeyRecord, ("key", [], 1), _DTYPE_NAMES, _dtype_name))
+
+
+def test_small_files_are_read_and_big_ones_mapped_natively(native, tmp_path):
+    """The native MappedFile reads a file of up to 64 KiB whose size it does not track (an
+    index) instead of mapping it; the bytes and the API are the same either way."""
+    for size in (10, 64 << 10, (64 << 10) + 1):
+        p = tmp_path / f"f{size}"
+        p.write_bytes((bytes(range(256)) * (size // 256 + 1))[:size])
+        for track in (False, True):
+            f = native.MappedFile(str(p), track_size=track)
+            assert (len(f), f.size, f.current_size()) == (size, size, size)
+            assert bytes(memoryview(f)) == p.read_bytes()
+            f.will_need(0, size)
+            view = memoryview(f)[1:4]
+            del f
+            assert bytes(view) == bytes([1, 2, 3])
+    # a small file read is a copy: a later change of the file does not show
+    p = tmp_path / "f10"
+    f = native.MappedFile(str(p))
+    p.write_bytes(b"x" * 10)
+    assert bytes(memoryview(f)) == bytes(range(10))
+
+
 @pytest.mark.parametrize("mapped", [False, True], ids=["read", "mapped"])
 def test_mapped_file(tmp_path, monkeypatch, mapped):
     # Before Python 3.13, files under 64 MiB are read, bigger ones mapped: test both ways.

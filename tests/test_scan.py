@@ -126,14 +126,38 @@ def test_state_files_say_which_checkpoint_is_latest(tree, tree_records):
     assert all(s.ok for s in states.values())
 
 
-def test_records_come_in_a_sorted_walk_and_the_same_with_threads(tree, tree_records):
+def test_records_come_in_a_sorted_walk_and_the_same_with_threads(tree, tree_records,
+                                                                monkeypatch):
     names = [r.name for r in tree_records]
     dirs = [n.split("/")[0] for n in names]
     assert dirs == sorted(dirs)
+    # A short scan with -j N finishes before its workers would start: none are started.
+    from tfckpt import scanning
+
+    def no_pool(*args, **kwargs):
+        raise AssertionError("workers started for a scan shorter than _INLINE_SECONDS")
+
+    with monkeypatch.context() as m:
+        m.setattr(scanning, "_INLINE_SECONDS", 60.0)
+        m.setattr(scanning, "_pool", no_pool)
+        assert [r.to_dict() for r in tfckpt.scan(tree, jobs=3)] == \
+            [r.to_dict() for r in tree_records]
+    # Workers from the first checkpoint on, and after the first few.
+    started = []
+    real_pool = scanning._pool
+    monkeypatch.setattr(scanning, "_pool", lambda *a, **k: started.append(a) or real_pool(*a, **k))
+    monkeypatch.setattr(scanning, "_INLINE_SECONDS", 0.0)
     assert [r.to_dict() for r in tfckpt.scan(tree, jobs=3)] == \
         [r.to_dict() for r in tree_records]
     assert [r.to_dict() for r in tfckpt.scan([tree], jobs=2, keys=True)] == \
         [r.to_dict() for r in tfckpt.scan(tree, keys=True)]
+    assert [a[0] for a in started] == [3, 2]
+    clock = iter(range(10**6))  # a clock that has passed the inline time after 3 items
+    monkeypatch.setattr(scanning, "_INLINE_SECONDS", 2.5)
+    monkeypatch.setattr(scanning, "_clock", lambda: next(clock))
+    assert [r.to_dict() for r in tfckpt.scan(tree, jobs=2)] == \
+        [r.to_dict() for r in tree_records]
+    assert len(started) == 3
 
 
 def _copy_ckpt(src_prefix, dst_dir, name):

@@ -1,7 +1,7 @@
 """Types of the native core (csrc/, built by setup.py). Private: use the tfckpt API."""
 
 import os
-from typing import Iterable, List, Optional, Sequence, Tuple, Union
+from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 Buffer = Union[bytes, bytearray, memoryview, "MappedFile"]
 Key = Union[str, bytes]
@@ -68,6 +68,14 @@ class Index:
     def raw_keys(self) -> List[bytes]: ...
     def listing(self, hidden: bool = False) -> List[Tuple[str, int, Tuple[int, ...], int, int, Optional[str], bool]]:
         """(key, dtype, shape, size, num_elements, error or None, partitioned) per key."""
+    def totals(self) -> Tuple[int, int, int, int, Dict[int, int], int]:
+        """(listed keys, their elements where decodable, listed keys with a bad entry,
+        listed partitioned keys, {dtype: listed keys}, bytes of every decodable
+        unpartitioned entry, slice entries included)."""
+    def key_records(self, cls: type, lead: tuple, names: Tuple[str, ...],
+                    name_of: Callable[[int], str]) -> list:
+        """One `cls` (a tuple subclass) per listed key: `lead`'s items, then key, dtype
+        name, shape, num_elements, size, partitioned, status ("ok"/"error") and error."""
     def entry(self, key: Key) -> Tuple[int, Tuple[int, ...], int, int, int, int, List[List[Tuple[int, int]]], int]:
         """(dtype, shape, shard_id, offset, size, masked crc32c, slices, num_elements)."""
     def raw_value(self, key: Key) -> bytes: ...

@@ -1061,6 +1061,41 @@ class Index:
                  e.num_elements, e.error, bool(e.slices))
                 for k, e, h in zip(self._keys, self._entries, self._hidden) if hidden or not h]
 
+    def totals(self) -> tuple:
+        """(listed keys, their elements where decodable, listed keys with a bad entry,
+        listed partitioned keys, {dtype: listed keys}, bytes of every decodable
+        unpartitioned entry, slice entries included)."""
+        listed = parameters = errors = partitioned = data_bytes = 0
+        dtypes: Dict[int, int] = {}
+        for e, h in zip(self._entries, self._hidden):
+            if e.error is None and not e.slices:
+                data_bytes += e.size
+            if h:
+                continue
+            listed += 1
+            dtypes[e.dtype] = dtypes.get(e.dtype, 0) + 1
+            partitioned += bool(e.slices)
+            if e.error is None:
+                parameters += e.num_elements
+            else:
+                errors += 1
+        return listed, parameters, errors, partitioned, dict(sorted(dtypes.items())), data_bytes
+
+    def key_records(self, cls, lead: tuple, names: tuple, name_of) -> list:
+        """One `cls` (a tuple subclass) per listed key: `lead`'s items, then key, dtype
+        name, shape, num_elements, size, partitioned, status and error."""
+        if not (isinstance(cls, type) and issubclass(cls, tuple)
+                and cls.__basicsize__ == tuple.__basicsize__):
+            raise TypeError("key_records: cls must be a tuple subclass without instance "
+                            "attributes")
+        new = tuple.__new__
+        return [new(cls, lead + (
+                    k.decode("utf-8", "surrogateescape"),
+                    names[e.dtype] if 0 <= e.dtype < len(names) else name_of(e.dtype),
+                    tuple(e.shape), e.num_elements, e.size, bool(e.slices),
+                    "ok" if e.error is None else "error", e.error))
+                for k, e, h in zip(self._keys, self._entries, self._hidden) if not h]
+
     def entry(self, key) -> tuple:
         """(dtype, shape, shard_id, offset, size, masked crc32c, slices, num_elements)."""
         i = self._lookup(key)

@@ -38,6 +38,7 @@ import os
 import posixpath
 import re
 import stat
+import time
 from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import IO, Any, Callable, Dict, Iterable, Iterator, List, NamedTuple, Optional, \
@@ -1012,33 +1013,24 @@ def _run_task(task: Task, opts: _Options) -> List[Record]:
         reader.close()
 
 
-_DTYPE_NAMES = [by_code(c).name for c in range(34)]
+_DTYPE_NAMES = tuple(by_code(c).name for c in range(34))
 
 
 def _dtype_name(code: int) -> str:
     return _DTYPE_NAMES[code] if 0 <= code < len(_DTYPE_NAMES) else by_code(code).name
 
 
-def _visible(rows: list) -> list:
-    """The listed keys among all of an index's rows: slice keys of partitioned tensors
-    begin with OrderedCode's 0x00 byte, so they sort first and are dropped from the front."""
-    i = 0
-    while i < len(rows) and rows[i][0][:1] == "\x00":
-        i += 1
-    return rows[i:] if i else rows
-
-
-def _shard_problems(reader, storage, all_rows: list, placed: Optional[Dict[bytes, tuple]] = None
+def _shard_problems(reader, storage, need: int, placed: Optional[Dict[bytes, tuple]] = None
                     ) -> Tuple[List[str], Dict[int, str], int]:
     """Checks the data shards against the index: every referenced shard there, none
-    shorter than its entries need. Returns (problems, bad shards, bytes of the shards
-    found); fills `placed` (raw key -> entry tuple) when given."""
+    shorter than its entries need. `need` is the sum of the sizes of the index's
+    unpartitioned entries. Returns (problems, bad shards, bytes of the shards found);
+    fills `placed` (raw key -> entry tuple) when given."""
     idx = reader._index
     num_shards = reader.header.num_shards
     if placed is None and num_shards == 1:
         # The common case, without a look at every entry: TensorFlow packs a shard densely,
         # so its size is the sum of the entries' sizes. Anything else gets the full check.
-        need = sum(r[3] for r in all_rows if r[5] is None and not r[6])
         try:
             have = storage.shard_size(0, 1)
         except CheckpointError:
@@ -1132,20 +1124,21 @@ def _verify_entries(reader, placed: Optional[Dict[bytes, tuple]] = None) -> List
 
 def _describe(reader, storage, task: _Checkpoint, opts: _Options) -> list:
     idx = reader._index
-    all_rows = idx.listing(True)
-    rows = _visible(all_rows)
+    # The sums come from one native pass; rows per key are built only where needed.
+    n_keys, parameters, n_errors, n_partitioned, codes, need = idx.totals()
     loc_matches = opts.matches(task.location)
     if opts.match is not None and not opts.keys and not loc_matches and \
-            not any(opts.match.search(r[0]) for r in rows):
+            not any(opts.match.search(k) for k in idx.keys()):
         return []
 
     placed: Optional[Dict[bytes, tuple]] = {} if opts.verify else None
-    problems, bad_shards, shard_bytes = _shard_problems(reader, storage, all_rows, placed)
-    if any(r[5] for r in rows):
-        problems.extend(f"key {r[0]}: {r[5]}" for r in rows if r[5])
+    problems, bad_shards, shard_bytes = _shard_problems(reader, storage, need, placed)
+    if n_errors:
+        problems.extend(f"key {r[0]}: {r[5]}" for r in idx.listing() if r[5])
 
     if opts.keys:
-        return _key_records(reader, task, rows, bad_shards, problems, opts, loc_matches)
+        return _key_records(reader, task, n_partitioned, bad_shards, problems, opts,
+                            loc_matches)
 
     kind = task.kind or ("object-based" if OBJECT_GRAPH_KEY in idx else "name-based")
     step = source = None
@@ -1170,9 +1163,8 @@ def _describe(reader, storage, task: _Checkpoint, opts: _Options) -> list:
             if p not in problems:
                 problems.append(p)
 
-    codes = Counter(r[1] for r in rows)
-    rec = Record("checkpoint", task.location, task.name, kind=kind, keys=len(rows),
-                 parameters=sum(r[4] for r in rows if not r[5]),
+    rec = Record("checkpoint", task.location, task.name, kind=kind, keys=n_keys,
+                 parameters=parameters,
                  bytes=memoryview(reader._index_buffer).nbytes + shard_bytes,
                  dtypes=dict(sorted((_dtype_name(c), k) for c, k in codes.items())),
                  shards=reader.header.num_shards, step=step, step_source=source)
@@ -1181,27 +1173,15 @@ def _describe(reader, storage, task: _Checkpoint, opts: _Options) -> list:
     return [rec]
 
 
-def _key_records(reader, task: _Checkpoint, rows, bad_shards: Dict[int, str],
+def _key_records(reader, task: _Checkpoint, n_partitioned: int, bad_shards: Dict[int, str],
                  problems: List[str], opts: _Options, loc_matches: bool) -> list:
-    from itertools import repeat
-
+    # Built natively, without a Python-level call per key: a scan lists every key it meets.
+    out = reader._index.key_records(KeyRecord, ("key", task.location, task.name),
+                                    _DTYPE_NAMES, _dtype_name)
     if opts.match is not None and not loc_matches:
-        rows = [r for r in rows if opts.match.search(r[0])]
-    out: list = []
-    if rows:
-        keys, codes, shapes, sizes, ns, errs, sliced = zip(*rows)
-        count = len(rows)
-        names = _DTYPE_NAMES
-        dtypes = [names[c] if 0 <= c < len(names) else _dtype_name(c) for c in codes] \
-            if max(codes) >= len(names) or min(codes) < 0 else map(names.__getitem__, codes)
-        statuses = repeat("ok", count) if not any(errs) else \
-            ["ok" if e is None else "error" for e in errs]
-        # Built without a Python-level call per key: a scan lists every key it meets.
-        out = list(map(tuple.__new__, repeat(KeyRecord, count), zip(
-            repeat("key", count), repeat(task.location, count), repeat(task.name, count),
-            keys, dtypes, shapes, ns, sizes, sliced, statuses, errs)))
-        if any(sliced) or bad_shards or opts.verify:
-            out = [_key_details(reader, rec, bad_shards, opts) for rec in out]
+        out = [r for r in out if opts.match.search(r[3])]
+    if (n_partitioned and any(r[8] for r in out)) or bad_shards or opts.verify:
+        out = [_key_details(reader, rec, bad_shards, opts) for rec in out]
     # Damage of the checkpoint as a whole (shards, entries) also shows as its own record.
     unattributed = [p for p in problems if not p.startswith("key ")]
     if unattributed and (loc_matches or out):
@@ -1257,17 +1237,27 @@ def _pool(jobs: int, remote: bool):
     return ThreadPoolExecutor(jobs, thread_name_prefix="tfckpt-scan")
 
 
+#: With jobs > 1, a scan works on its own this long before it starts its workers: starting
+#: them costs more than a short scan takes (tens of milliseconds for worker processes).
+_INLINE_SECONDS = 0.02
+_clock = time.perf_counter
+
+
 def _ordered_map(fn: Callable, items: Iterable, jobs: int, *, remote: bool = False,
                  chunk: int = 16) -> Iterator:
     """fn over chunks of `chunk` items on `jobs` workers; results in input order, at most
-    4 chunks per worker in flight, so memory stays bounded."""
-    if jobs <= 1:
-        for it in items:
-            yield fn([it])
-        return
+    4 chunks per worker in flight, so memory stays bounded. The first items are done
+    here, one by one, until _INLINE_SECONDS have passed: workers start only for the rest."""
     from itertools import islice
 
     items = iter(items)
+    deadline = _clock() + _INLINE_SECONDS
+    for it in items:
+        yield fn([it])
+        if jobs > 1 and _clock() >= deadline:
+            break
+    else:
+        return
     window = 4 * jobs
     pending: deque = deque()
     with _pool(jobs, remote) as pool:
