@@ -16,6 +16,7 @@ SOURCES = [
     "csrc/table.cc",
     "csrc/bundle.cc",
     "csrc/writer.cc",
+    "csrc/tar.cc",
     "csrc/bindings.cc",
 ]
 

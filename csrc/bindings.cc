@@ -21,6 +21,7 @@
 #include "errors.h"
 #include "snappy.h"
 #include "table.h"
+#include "tar.h"
 #include "writer.h"
 
 namespace py = pybind11;
@@ -713,6 +714,25 @@ PYBIND11_MODULE(_native, m) {
                                py::format_descriptor<uint8_t>::format(), 1,
                                {static_cast<py::ssize_t>(f.size())}, {1}, /*readonly=*/true);
       });
+
+  m.def("tar_members", [](const py::object& buffer) -> py::object {
+    BufferRef buf(buffer);
+    TarListing listing;
+    bool ok;
+    {
+      py::gil_scoped_release release;
+      ok = ListTar(buf.data(), buf.size(), &listing);
+    }
+    if (!ok) return py::none();
+    py::dict files, errors;
+    for (const auto& [name, member] : listing.files) {
+      files[KeyStr(name)] = py::make_tuple(member.offset, member.size);
+    }
+    for (const auto& [name, message] : listing.errors) errors[KeyStr(name)] = KeyStr(message);
+    return py::make_tuple(files, errors,
+                          listing.problem.empty() ? py::object(py::none())
+                                                  : py::object(py::str(listing.problem)));
+  }, py::arg("buffer"));
 
   m.def("serialize_entry", [](int32_t dtype, const py::handle& shape, int32_t shard_id,
                               int64_t offset, int64_t size, uint32_t crc, const py::list& slices) {

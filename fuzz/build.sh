@@ -23,7 +23,7 @@ if [ -z "$CXX" ]; then
   exit 1
 fi
 
-ALL_TARGETS=(fuzz_table fuzz_bundle fuzz_entry fuzz_payload fuzz_snappy fuzz_slicekey
+ALL_TARGETS=(fuzz_table fuzz_bundle fuzz_entry fuzz_payload fuzz_snappy fuzz_slicekey fuzz_tar
              fuzz_writer_roundtrip)
 TARGETS=("$@")
 [ ${#TARGETS[@]} -eq 0 ] && TARGETS=("${ALL_TARGETS[@]}")
@@ -31,7 +31,7 @@ TARGETS=("$@")
 SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer"
 CXXFLAGS="-std=c++17 -O1 -g -Wall -Wextra -Wno-unused-parameter $SAN -I$ROOT/csrc -I$HERE"
 # The native core, instrumented for coverage but without libFuzzer's main.
-CORE=(crc32c snappy table bundle writer)
+CORE=(crc32c snappy table bundle writer tar)
 mkdir -p "$OUT/obj"
 
 SNAPPY_FLAGS=()

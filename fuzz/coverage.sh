@@ -13,11 +13,11 @@ LLVM_PROFDATA="${LLVM_PROFDATA:-$(command -v llvm-profdata || command -v llvm-pr
 LLVM_COV="${LLVM_COV:-$(command -v llvm-cov || command -v llvm-cov-14)}"
 TARGETS=("$@")
 [ ${#TARGETS[@]} -eq 0 ] && TARGETS=(fuzz_table fuzz_bundle fuzz_entry fuzz_payload fuzz_snappy
-                                     fuzz_slicekey fuzz_writer_roundtrip)
+                                     fuzz_slicekey fuzz_tar fuzz_writer_roundtrip)
 mkdir -p "$OUT"
 FLAGS="-std=c++17 -O1 -g -fprofile-instr-generate -fcoverage-mapping -I$ROOT/csrc -I$HERE"
 SRCS=()
-for s in crc32c snappy table bundle writer; do SRCS+=("$ROOT/csrc/$s.cc"); done
+for s in crc32c snappy table bundle writer tar; do SRCS+=("$ROOT/csrc/$s.cc"); done
 profiles=()
 objects=()
 for t in "${TARGETS[@]}"; do

@@ -36,7 +36,7 @@ MAX_PAYLOAD = 16 << 10
 MAX_TOTAL = 2 << 20
 
 TARGETS = ["fuzz_table", "fuzz_bundle", "fuzz_entry", "fuzz_payload", "fuzz_snappy",
-           "fuzz_slicekey", "fuzz_writer_roundtrip", "fuzz_assemble"]
+           "fuzz_slicekey", "fuzz_tar", "fuzz_writer_roundtrip", "fuzz_assemble"]
 
 
 def u8(v: int) -> bytes:
@@ -193,7 +193,50 @@ def collect(corpus: Dict[str, object]) -> Dict[str, Dict[str, bytes]]:
 
     for label, data in fuzz_assemble.seed_inputs():
         add("fuzz_assemble", data, label)
+    for label, data in tar_seeds(sorted(tables.items())[:2]):
+        add("fuzz_tar", data, label)
     return seeds
+
+
+def tar_seeds(tables=()) -> List[tuple]:
+    """fuzz_tar inputs: tars in the ustar, GNU and pax formats holding every kind of member
+    a listing meets, and the (small) index files of real checkpoints; flags 0 and 1."""
+    import io
+    import tarfile
+
+    import craft
+
+    out = []
+    for fmt_name, fmt in (("ustar", tarfile.USTAR_FORMAT), ("gnu", tarfile.GNU_FORMAT),
+                          ("pax", tarfile.PAX_FORMAT)):
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w", format=fmt) as t:
+            def add(name, data=b"", **attrs):
+                info = tarfile.TarInfo(name)
+                info.size = len(data)
+                info.mtime = 0
+                for k, v in attrs.items():
+                    setattr(info, k, v)
+                t.addfile(info, io.BytesIO(data) if info.isfile() else None)
+
+            add("run", type=tarfile.DIRTYPE)
+            for case, items in tables:
+                index = craft.table(items, block_size=256)
+                if len(index) <= 3000:
+                    add(f"run/{case}/ckpt-1.index", index)
+                    add(f"run/{case}/ckpt-1.data-00000-of-00001", b"\0" * 64)
+            add("./run/checkpoint", b'model_checkpoint_path: "ckpt-1"\n')
+            add("p" * 110 + "/long.index", b"x" * 3)
+            add("run/hard", type=tarfile.LNKTYPE, linkname="run/checkpoint")
+            add("run/dangling", type=tarfile.LNKTYPE, linkname="nowhere")
+            add("run/sym", type=tarfile.SYMTYPE, linkname="checkpoint")
+            add("run/fifo", type=tarfile.FIFOTYPE)
+            if fmt != tarfile.USTAR_FORMAT:
+                add("run/longlink", type=tarfile.SYMTYPE, linkname="t" * 120)
+        raw = buf.getvalue().rstrip(b"\0") + bytes(1024)
+        out.append((f"tar-{fmt_name}", b"\0" + raw))
+        out.append((f"tar-{fmt_name}-fixsums", b"\1" + raw))
+    return out
 
 
 def main(argv: Optional[List[str]] = None) -> int:

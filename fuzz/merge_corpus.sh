@@ -9,7 +9,7 @@ HERE="$(cd "$(dirname "$0")" && pwd)"
 PYTHON="${PYTHON:-python3}"
 TARGETS=("$@")
 [ ${#TARGETS[@]} -eq 0 ] && TARGETS=(fuzz_table fuzz_bundle fuzz_entry fuzz_payload fuzz_snappy
-                                     fuzz_slicekey fuzz_writer_roundtrip fuzz_assemble)
+                                     fuzz_slicekey fuzz_tar fuzz_writer_roundtrip fuzz_assemble)
 for t in "${TARGETS[@]}"; do
   [ -d "$HERE/corpus/$t" ] || continue
   before=$(ls "$HERE/seeds/$t" | wc -l)

@@ -14,7 +14,7 @@ set -uo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 SECONDS_EACH="${1:?usage: fuzz/run.sh SECONDS [TARGET...]}"
 shift
-CPP_TARGETS=(fuzz_table fuzz_bundle fuzz_entry fuzz_payload fuzz_snappy fuzz_slicekey
+CPP_TARGETS=(fuzz_table fuzz_bundle fuzz_entry fuzz_payload fuzz_snappy fuzz_slicekey fuzz_tar
              fuzz_writer_roundtrip)
 TARGETS=("$@")
 [ ${#TARGETS[@]} -eq 0 ] && TARGETS=("${CPP_TARGETS[@]}" fuzz_assemble)
@@ -35,7 +35,7 @@ if [ ${#need_build[@]} -gt 0 ]; then "$HERE/build.sh" "${need_build[@]}" || exit
 # Per-target input size limits: table-like inputs need room for a few blocks.
 max_len() {
   case "$1" in
-    fuzz_table|fuzz_bundle|fuzz_writer_roundtrip) echo 16384 ;;
+    fuzz_table|fuzz_bundle|fuzz_writer_roundtrip|fuzz_tar) echo 16384 ;;
     fuzz_snappy|fuzz_payload) echo 8192 ;;
     fuzz_assemble) echo 512 ;;
     *) echo 4096 ;;

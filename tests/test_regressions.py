@@ -35,7 +35,7 @@ FUZZ_DIR = ROOT / "fuzz"
 AS_LIMIT = 1 << 30
 CHILD_TIMEOUT = 300
 CPP_TARGETS = ["fuzz_table", "fuzz_bundle", "fuzz_entry", "fuzz_payload", "fuzz_snappy",
-               "fuzz_slicekey", "fuzz_writer_roundtrip"]
+               "fuzz_slicekey", "fuzz_tar", "fuzz_writer_roundtrip"]
 TARGETS = CPP_TARGETS + ["fuzz_assemble"]
 
 
@@ -348,6 +348,25 @@ def replay_fuzz_writer_roundtrip(data: bytes) -> None:
     items = sorted(kv.items())
     table = _native.build_table(items, block_size, interval)
     assert _native.read_table(table, "roundtrip") == items
+
+
+def replay_fuzz_tar(data: bytes) -> None:
+    from tfckpt import _native
+    from tfckpt import _pycore
+
+    c = Cursor(data)
+    flags = c.uint(1)
+    archive = bytearray(c.rest())
+    if flags & 1:  # fuzz_tar.cc FixHeaderChecksums
+        for h in range(0, len(archive) - 511, 512):
+            archive[h + 148: h + 156] = b" " * 8
+            archive[h + 148: h + 155] = b"%06o\0" % (sum(archive[h: h + 512]) & 0o777777)
+            archive[h + 155] = 0x20
+    listing = _native.tar_members(bytes(archive))
+    assert listing == _pycore.tar_members(bytes(archive))
+    if listing is not None:
+        for name, (offset, size) in listing[0].items():
+            assert name and offset % 512 == 0 and 512 <= offset <= len(archive)
 
 
 def replay_fuzz_assemble(data: bytes) -> None:

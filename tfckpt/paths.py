@@ -234,6 +234,11 @@ def sniff(path: str) -> str:
         if name.endswith(".keras"):
             return "it is a Keras v3 archive (.keras zip of config and .weights.h5), not a checkpoint"
         return "it is a zip archive"
+    for magic, what in ((b"\x1f\x8b", "gzip"), (b"BZh", "bzip2"), (b"\xfd7zXZ\x00", "xz"),
+                        (b"\x28\xb5\x2f\xfd", "zstd")):
+        if head.startswith(magic):
+            return (f"it is a {size}-byte {what}-compressed file, not a tar archive that can "
+                    "be read (damaged or truncated, or it compresses something else)")
     if head.startswith(b"version https://git-lfs.github.com/spec/"):
         return ("it is a git-lfs pointer file, not the checkpoint itself; run "
                 "'git lfs pull' to fetch the real file")

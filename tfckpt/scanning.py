@@ -300,6 +300,7 @@ class _ArchiveTree:
     def __init__(self, archive: str, kind: str, files: Dict[str, Any],
                  errors: Dict[str, str], sizes: Callable[[Any], int],
                  reader: Callable[[str, Any], bytes]) -> None:
+        self.problem: Optional[str] = None  # damage of the archive as a whole
         self.archive = archive
         self.kind = kind  # "tar", "tarz" or "zip"
         self.files = files
@@ -330,6 +331,8 @@ class _ArchiveTree:
         return f"{self.archive}!/{rel}" if rel else self.archive
 
     def walk(self):
+        if self.problem:
+            yield "", None, self.problem
         stack = [""]
         while stack:
             rel = stack.pop()
@@ -598,10 +601,12 @@ def archive_kind(path: str) -> Optional[str]:
 
 
 def _member_name(name: str) -> str:
+    """An archive member's name as a scan names it (as tar_members does): '\\' as '/',
+    no leading "./" or '/', no trailing '/'."""
     name = name.replace("\\", "/")
-    while name.startswith("./"):
-        name = name[2:]
-    return name.strip("/")
+    while name.startswith(("./", "/")):
+        name = name[2:] if name.startswith("./") else name[1:]
+    return name.rstrip("/")
 
 
 def _tar_members(tar) -> Tuple[Dict[str, Any], Dict[str, str]]:
@@ -636,117 +641,48 @@ def _tar_tree(path: str) -> _ArchiveTree:
     from .storage import mapped_archive
 
     mapped = mapped_archive(path)
-    parsed = _parse_tar_headers(memoryview(mapped))
-    if parsed is None:  # something the quick parser does not handle: tarfile does
-        import tarfile
-
-        with tarfile.open(path, "r:") as tar:
-            infos, errors = _tar_members(tar)
-        files = {name: (m.offset_data, m.size) for name, m in infos.items()}
-        del infos
+    # The headers are listed natively (csrc/tar.cc): a tar may hold thousands of small
+    # checkpoints. What that listing leaves to a full tar reader, tarfile reads.
+    parsed = _native.tar_members(mapped)
+    problem = None
+    if parsed is None:
+        files, errors, problem = _tarfile_members(path, mapped)
     else:
-        files, errors = parsed
+        files, errors, problem = parsed
 
     def read(rel, member):
         off, size = member
         return bytes(memoryview(mapped)[off: off + min(size, _MAX_STATE_BYTES + 1)])
 
-    return _ArchiveTree(path, "tar", files, errors, lambda m: m[1], read)
+    tree = _ArchiveTree(path, "tar", files, errors, lambda m: m[1], read)
+    tree.problem = problem
+    return tree
+
+
+def _tarfile_members(path: str, mapped) -> Tuple[Dict[str, Tuple[int, int]], Dict[str, str],
+                                                 Optional[str]]:
+    """The members of an uncompressed tar as tarfile lists them, and what is wrong with the
+    archive if it is damaged: tarfile stops listing at a bad header without a word, or
+    fails on some (a negative size)."""
+    import tarfile
+
+    try:
+        with tarfile.open(path, "r:") as tar:
+            infos, errors = _tar_members(tar)
+            stopped = tar.offset
+    except _archive_errors() as e:
+        return {}, {}, ("damaged tar archive, its members cannot be listed: "
+                        f"{_describe_exception(e)}")
+    files = {name: (m.offset_data, m.size) for name, m in infos.items()}
+    view = memoryview(mapped)
+    problem = None
+    if bytes(view[stopped: stopped + _TAR_BLOCK]).strip(b"\0"):
+        problem = (f"damaged tar archive: a bad member header at byte {stopped} of "
+                   f"{len(view)}; the members after it are not listed")
+    return files, errors, problem
 
 
 _TAR_BLOCK = 512
-_TAR_ZERO = bytes(_TAR_BLOCK)
-
-
-def _tar_number(field: bytes) -> int:
-    if field[0] & 0x80:  # base-256 (GNU, for large sizes)
-        return int.from_bytes(field[1:], "big")
-    text = field.split(b"\0", 1)[0].strip()
-    return int(text, 8) if text else 0
-
-
-def _tar_text(field: bytes) -> str:
-    return field.split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
-
-
-def _parse_tar_headers(buf: memoryview):
-    """({member: (data offset, size)}, {member: error}) from the headers of an uncompressed
-    tar (ustar, GNU long names, pax), or None for anything unusual, which tarfile then
-    reads. Several times quicker than tarfile, which matters when a tar holds thousands of
-    small checkpoints."""
-    files: Dict[str, Tuple[int, int]] = {}
-    errors: Dict[str, str] = {}
-    pos, end = 0, len(buf)
-    long_name = long_link = None
-    pax: Dict[str, str] = {}
-    try:
-        while pos + _TAR_BLOCK <= end:
-            h = bytes(buf[pos: pos + _TAR_BLOCK])
-            if h == _TAR_ZERO:
-                break
-            if _tar_number(h[148:156]) != sum(h[:148]) + 256 + sum(h[156:]):
-                return None  # a bad checksum: let tarfile say what is wrong
-            size = _tar_number(h[124:136])
-            kind = h[156:157]
-            data = pos + _TAR_BLOCK
-            pos = data + (size + _TAR_BLOCK - 1) // _TAR_BLOCK * _TAR_BLOCK
-            if kind in (b"L", b"K"):
-                text = _tar_text(bytes(buf[data: data + size]))
-                if kind == b"L":
-                    long_name = text
-                else:
-                    long_link = text
-                continue
-            if kind == b"x":
-                pax = _pax_records(bytes(buf[data: data + size]))
-                continue
-            if kind == b"g":
-                continue
-            name = _tar_text(h[0:100])
-            if h[257:263] == b"ustar\x00" and h[345] != 0:
-                name = _tar_text(h[345:500]) + "/" + name
-            link = _tar_text(h[157:257])
-            name = pax.get("path", long_name or name)
-            link = pax.get("linkpath", long_link or link)
-            if "size" in pax:
-                size = int(pax["size"])
-                pos = data + (size + _TAR_BLOCK - 1) // _TAR_BLOCK * _TAR_BLOCK
-            long_name = long_link = None
-            pax = {}
-            name = _member_name(name)
-            if not name or name == "." or kind == b"5":
-                continue
-            if kind in (b"0", b"\0", b"7"):
-                files[name] = (data, size)
-            elif kind == b"1":
-                target = files.get(_member_name(link))
-                if target is not None:
-                    files[name] = target
-                else:
-                    errors[name] = f"hard link to {link}, which is not in the archive"
-            elif kind == b"2":
-                errors[name] = f"symbolic link (to {link}) inside the archive, not followed"
-            elif kind == b"S":
-                errors[name] = "sparse member (GNU sparse format), not read"
-            else:
-                errors[name] = "not a regular file"
-    except (ValueError, IndexError):
-        return None
-    return files, errors
-
-
-def _pax_records(data: bytes) -> Dict[str, str]:
-    out: Dict[str, str] = {}
-    pos = 0
-    while pos < len(data):
-        space = data.index(b" ", pos)
-        length = int(data[pos:space])
-        if length <= 0:
-            raise ValueError("bad pax record")
-        key, _, value = data[space + 1: pos + length - 1].partition(b"=")
-        out[key.decode("utf-8", "surrogateescape")] = value.decode("utf-8", "surrogateescape")
-        pos += length
-    return out
 
 
 def _zip_tree(path: str) -> _ArchiveTree:
@@ -776,6 +712,21 @@ def _zip_tree(path: str) -> _ArchiveTree:
     return _ArchiveTree(path, "zip", files, errors, lambda i: i.file_size, read)
 
 
+def _archive_errors() -> tuple:
+    """What reading a damaged archive can raise, from tarfile or its decompressors."""
+    import tarfile
+    import zlib
+
+    errors = [tarfile.TarError, OSError, EOFError, ValueError, zlib.error]
+    try:
+        import lzma
+
+        errors.append(lzma.LZMAError)
+    except ImportError:  # pragma: no cover - Python built without lzma
+        pass
+    return tuple(errors)
+
+
 def _compressed_tar_tasks(path: str, opts: _Options) -> Iterator[Task]:
     """A compressed tar in two sequential passes: the first lists the members (and reads the
     small state files as they pass), the second reads the members of each checkpoint as the
@@ -783,30 +734,54 @@ def _compressed_tar_tasks(path: str, opts: _Options) -> Iterator[Task]:
     last member has been read. Never seeks backwards."""
     import tarfile
 
-    with tarfile.open(path, "r:*") as tar:
+    damaged = _archive_errors()
+    try:
+        tar = tarfile.open(path, "r:*")
+    except damaged as e:
+        yield _Done([_error("path", path, "", "damaged compressed tar archive, its members "
+                                              f"cannot be listed: {_describe_exception(e)}")])
+        return
+    with tar:
         files: Dict[str, Any] = {}
         errors: Dict[str, str] = {}
         small: Dict[str, bytes] = {}
-        for m in tar:
-            name = _member_name(m.name)
-            if not name or m.isdir():
-                continue
-            if m.isfile() and not m.issparse():
-                files[name] = m
-                if posixpath.basename(name) == STATE_FILE and m.size <= _MAX_STATE_BYTES:
-                    small[name] = tar.extractfile(m).read()
-            elif m.islnk() and _member_name(m.linkname) in files:
-                files[name] = files[_member_name(m.linkname)]
-            elif m.issym():
-                errors[name] = f"symbolic link (to {m.linkname}) inside the archive, not followed"
-            else:
-                errors[name] = "not a regular file" if not m.islnk() else \
-                    f"hard link to {m.linkname}, which is not in the archive"
+        problem = None
+        try:
+            for m in tar:
+                name = _member_name(m.name)
+                if not name or m.isdir():
+                    continue
+                if m.isfile() and not m.issparse():
+                    files[name] = m
+                    if posixpath.basename(name) == STATE_FILE and m.size <= _MAX_STATE_BYTES:
+                        small[name] = tar.extractfile(m).read()
+                elif m.islnk() and _member_name(m.linkname) in files:
+                    files[name] = files[_member_name(m.linkname)]
+                elif m.issym():
+                    errors[name] = \
+                        f"symbolic link (to {m.linkname}) inside the archive, not followed"
+                else:
+                    errors[name] = "not a regular file" if not m.islnk() else \
+                        f"hard link to {m.linkname}, which is not in the archive"
+            # tarfile ends a listing at a bad header without a word: what follows where it
+            # stopped must be the end-of-archive block.
+            tar.fileobj.seek(tar.offset)
+            if tar.fileobj.read(_TAR_BLOCK).strip(b"\0"):
+                problem = (f"damaged compressed tar archive: a bad member header at byte "
+                           f"{tar.offset} of the uncompressed stream; the members after it "
+                           "are not listed")
+        except damaged as e:
+            problem = (f"damaged compressed tar archive: {_describe_exception(e)}; the "
+                       f"members after byte {tar.offset} of the uncompressed stream are not "
+                       "listed")
+            # What was listed can still be read, up to where the stream breaks.
+            files = {n: m for n, m in files.items() if m.offset_data + m.size <= tar.offset}
 
         def read(rel, member):
             return small.get(rel, b"\0" * (_MAX_STATE_BYTES + 1))
 
         tree = _ArchiveTree(path, "tarz", files, errors, lambda m: m.size, read)
+        tree.problem = problem
         tasks = list(_walk_tasks(tree, opts))
         del tree, small
 
@@ -825,6 +800,7 @@ def _compressed_tar_tasks(path: str, opts: _Options) -> Iterator[Task]:
         members = sorted({m.offset_data: m for t in tasks if isinstance(t, _Checkpoint)
                           for m in t.spec[3].values()}.values(), key=lambda m: m.offset_data)
         pos = 0
+        broken: Optional[str] = None  # why the stream cannot be read any further
         for i in order:
             t = tasks[i]
             if not isinstance(t, _Checkpoint):
@@ -836,20 +812,31 @@ def _compressed_tar_tasks(path: str, opts: _Options) -> Iterator[Task]:
                 pos += 1
                 if m.size > opts.max_member_bytes:
                     loaded[m.offset_data] = None  # too large to hold: said in the record
-                else:
-                    loaded[m.offset_data] = tar.extractfile(m).read()
+                elif broken is None:
+                    try:
+                        loaded[m.offset_data] = tar.extractfile(m).read()
+                    except damaged as e:
+                        broken = (f"damaged compressed tar archive: {_describe_exception(e)}, "
+                                  f"reading member {m.name}")
             files_of = {}
             too_large = []
+            unread = False
             for suffix, m in t.spec[3].items():
                 data = loaded.get(m.offset_data)
                 if data is None:
-                    too_large.append(f"{suffix} ({m.size} bytes)")
+                    if m.size > opts.max_member_bytes:
+                        too_large.append(f"{suffix} ({m.size} bytes)")
+                    else:
+                        unread = True
                 files_of[suffix] = data
             for m in set(t.spec[3].values()):
                 users[m.offset_data] -= 1
                 if users[m.offset_data] == 0:
                     loaded.pop(m.offset_data, None)
-            if too_large:
+            if unread:
+                yield _Done([_error("checkpoint", t.location, t.name, broken or
+                                    "a member could not be read from the compressed archive")])
+            elif too_large:
                 yield _Done([_error(
                     "checkpoint", t.location, t.name,
                     f"member(s) {', '.join(too_large)} too large to hold in memory from a "
