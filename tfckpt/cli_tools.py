@@ -46,6 +46,15 @@ def _load_npy(path: str, flag: str):
     return value
 
 
+def _write_report(report, as_json: bool, out: TextIO) -> None:
+    """A tool's report: as JSON, or in words."""
+    if as_json:
+        json.dump(report.to_json(), out, indent=1)
+        out.write("\n")
+    else:
+        out.write(report.describe() + "\n")
+
+
 def _err(args) -> TextIO:
     return getattr(args, "err", None) or sys.stderr
 
@@ -110,11 +119,7 @@ def cmd_migrate(args, out: TextIO) -> int:
     report = migrate(args.old, args.like, args.output, name_map=name_map, strict=args.strict,
                      fill_from_like=not args.no_fill, dry_run=args.dry_run,
                      overwrite=args.overwrite)
-    if args.json:
-        json.dump(report.to_json(), out, indent=1)
-        out.write("\n")
-    else:
-        out.write(report.describe() + "\n")
+    _write_report(report, args.json, out)
     return EXIT_OK
 
 
@@ -132,11 +137,8 @@ def cmd_diff(args, out: TextIO) -> int:
             raise
         _err(args).write(f"tfckpt: {e}\n")
         return EXIT_TROUBLE
-    if args.json:
-        json.dump(result.to_json(), out, indent=1)
-        out.write("\n")
-    elif not args.quiet:
-        out.write(result.describe() + "\n")
+    if args.json or not args.quiet:
+        _write_report(result, args.json, out)
     return EXIT_OK if result.equal else EXIT_DIFFERENT
 
 
@@ -182,11 +184,7 @@ def cmd_convert(args, out: TextIO) -> int:
         raise _usage_error("convert: the direction is chosen by extension: SRC or DST must "
                            "end in .npz or .safetensors (or give --to v2, which a format V1 "
                            "SRC implies)")
-    if args.json:
-        json.dump(report.to_json(), out, indent=1)
-        out.write("\n")
-    else:
-        out.write(report.describe() + "\n")
+    _write_report(report, args.json, out)
     return EXIT_OK
 
 
