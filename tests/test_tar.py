@@ -60,8 +60,10 @@ def _archive(fmt: str) -> bytes:
 
 
 def _tarfile_listing(raw: bytes):
+    infos: dict = {}
+    errors: dict = {}
     with tarfile.open(fileobj=io.BytesIO(raw), mode="r:") as t:
-        infos, errors = scanning._tar_members(t)
+        scanning._tar_members(t, infos, errors)
     return {n: (m.offset_data, m.size) for n, m in infos.items()}, errors
 
 

@@ -609,10 +609,11 @@ def _member_name(name: str) -> str:
     return name.rstrip("/")
 
 
-def _tar_members(tar) -> Tuple[Dict[str, Any], Dict[str, str]]:
-    """Regular files (hard links resolved to their target) and unusable entries."""
-    files: Dict[str, Any] = {}
-    errors: Dict[str, str] = {}
+def _tar_members(tar, files: Dict[str, Any], errors: Dict[str, str],
+                 on_file: Optional[Callable[[str, Any], None]] = None) -> None:
+    """Fills `files` with the regular files as tarfile lists them (hard links resolved to
+    their target) and `errors` with the unusable entries; what was listed stays there if
+    the listing fails. `on_file(name, member)` is called as each regular file passes."""
     for m in tar:
         name = _member_name(m.name)
         if not name or name == ".":
@@ -629,11 +630,19 @@ def _tar_members(tar) -> Tuple[Dict[str, Any], Dict[str, str]]:
             errors[name] = "sparse member (GNU sparse format), not read"
         elif m.isfile():
             files[name] = m
+            if on_file is not None:
+                on_file(name, m)
         elif m.issym():
             errors[name] = f"symbolic link (to {m.linkname}) inside the archive, not followed"
         else:
             errors[name] = "not a regular file"
-    return files, errors
+
+
+def _stopped_early(tar) -> bool:
+    """Whether tarfile ended its listing before the end of the archive: it stops at a bad
+    header without a word, so the block where it stopped must be the end-of-archive one."""
+    tar.fileobj.seek(tar.offset)
+    return bool(tar.fileobj.read(_TAR_BLOCK).strip(b"\0"))
 
 
 def _tar_tree(path: str) -> _ArchiveTree:
@@ -666,19 +675,19 @@ def _tarfile_members(path: str, mapped) -> Tuple[Dict[str, Tuple[int, int]], Dic
     fails on some (a negative size)."""
     import tarfile
 
+    infos: Dict[str, Any] = {}
+    errors: Dict[str, str] = {}
+    problem = None
     try:
         with tarfile.open(path, "r:") as tar:
-            infos, errors = _tar_members(tar)
-            stopped = tar.offset
+            _tar_members(tar, infos, errors)
+            if _stopped_early(tar):
+                problem = (f"damaged tar archive: a bad member header at byte {tar.offset} "
+                           f"of {len(mapped)}; the members after it are not listed")
     except _archive_errors() as e:
         return {}, {}, ("damaged tar archive, its members cannot be listed: "
                         f"{_describe_exception(e)}")
     files = {name: (m.offset_data, m.size) for name, m in infos.items()}
-    view = memoryview(mapped)
-    problem = None
-    if bytes(view[stopped: stopped + _TAR_BLOCK]).strip(b"\0"):
-        problem = (f"damaged tar archive: a bad member header at byte {stopped} of "
-                   f"{len(view)}; the members after it are not listed")
     return files, errors, problem
 
 
@@ -746,27 +755,15 @@ def _compressed_tar_tasks(path: str, opts: _Options) -> Iterator[Task]:
         errors: Dict[str, str] = {}
         small: Dict[str, bytes] = {}
         problem = None
+
+        def keep_state_file(name: str, m) -> None:
+            # State files are read as they pass: the second pass reads checkpoints only.
+            if posixpath.basename(name) == STATE_FILE and m.size <= _MAX_STATE_BYTES:
+                small[name] = tar.extractfile(m).read()
+
         try:
-            for m in tar:
-                name = _member_name(m.name)
-                if not name or m.isdir():
-                    continue
-                if m.isfile() and not m.issparse():
-                    files[name] = m
-                    if posixpath.basename(name) == STATE_FILE and m.size <= _MAX_STATE_BYTES:
-                        small[name] = tar.extractfile(m).read()
-                elif m.islnk() and _member_name(m.linkname) in files:
-                    files[name] = files[_member_name(m.linkname)]
-                elif m.issym():
-                    errors[name] = \
-                        f"symbolic link (to {m.linkname}) inside the archive, not followed"
-                else:
-                    errors[name] = "not a regular file" if not m.islnk() else \
-                        f"hard link to {m.linkname}, which is not in the archive"
-            # tarfile ends a listing at a bad header without a word: what follows where it
-            # stopped must be the end-of-archive block.
-            tar.fileobj.seek(tar.offset)
-            if tar.fileobj.read(_TAR_BLOCK).strip(b"\0"):
+            _tar_members(tar, files, errors, keep_state_file)
+            if _stopped_early(tar):
                 problem = (f"damaged compressed tar archive: a bad member header at byte "
                            f"{tar.offset} of the uncompressed stream; the members after it "
                            "are not listed")
