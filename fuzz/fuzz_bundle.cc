@@ -54,17 +54,5 @@ void Check(const uint8_t* data, size_t size) {
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  try {
-    Check(data, size);
-    return 0;
-  } catch (const tfckpt::Error& e) {
-    if (e.kind() != tfckpt::ErrorKind::kChecksum) return 0;
-  }
-  std::vector<uint8_t> fixed(data, data + size);
-  fuzz::FixTableChecksums(&fixed);
-  try {
-    Check(fixed.data(), fixed.size());
-  } catch (const tfckpt::Error&) {
-  }
-  return 0;
+  return fuzz::CheckTableInput(Check, data, size);
 }
