@@ -548,20 +548,10 @@ class PyWriter {
     w_.AddRaw(k, dtype, dims, buf.data(), buf.size(), masked_crc);
   }
   void AddStrings(const py::handle& key, const py::handle& shape, const py::list& items) {
-    std::string k = KeyBytes(key);
-    std::vector<int64_t> dims = ShapeVector(shape);
-    std::vector<py::bytes> keep;
-    std::vector<std::string_view> views = BytesViews(items, &keep);
-    py::gil_scoped_release release;
-    w_.AddStrings(k, dims, views);
+    AddItems(&BundleWriter::AddStrings, key, shape, items);
   }
   void AddVariants(const py::handle& key, const py::handle& shape, const py::list& items) {
-    std::string k = KeyBytes(key);
-    std::vector<int64_t> dims = ShapeVector(shape);
-    std::vector<py::bytes> keep;
-    std::vector<std::string_view> views = BytesViews(items, &keep);
-    py::gil_scoped_release release;
-    w_.AddVariants(k, dims, views);
+    AddItems(&BundleWriter::AddVariants, key, shape, items);
   }
   void AddSliceMeta(const py::handle& key, int32_t dtype, const py::handle& shape,
                     const py::handle& slice) {
@@ -575,6 +565,17 @@ class PyWriter {
   uint64_t BytesWritten() const { return w_.bytes_written(); }
 
  private:
+  // A tensor of byte strings (DT_STRING elements or serialized variants), added by `add`.
+  template <typename Add>
+  void AddItems(Add add, const py::handle& key, const py::handle& shape, const py::list& items) {
+    std::string k = KeyBytes(key);
+    std::vector<int64_t> dims = ShapeVector(shape);
+    std::vector<py::bytes> keep;
+    std::vector<std::string_view> views = BytesViews(items, &keep);
+    py::gil_scoped_release release;
+    (w_.*add)(k, dims, views);
+  }
+
   BundleWriter w_;
 };
 
