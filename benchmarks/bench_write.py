@@ -68,27 +68,6 @@ SUFFIX = "/.ATTRIBUTES/VARIABLE_VALUE"
 DEFAULT_TENSOR = "encoder/layer_07/mlp/intermediate/kernel"
 
 
-def build_module(tf, specs, make_variable):
-    """A tf.Module named "model" with the '/'-separated paths of `specs` (path, shape,
-    dtype name), one tf.Variable per leaf from ``make_variable(path, shape, dtype)``.
-    Returns (module, {path: variable})."""
-    root = tf.Module(name="model")
-    variables = {}
-    for path, shape, dtype in specs:
-        *parents, leaf = path.split("/")
-        node = root
-        for name in parents:
-            child = getattr(node, name, None)
-            if child is None:
-                child = tf.Module(name=name)
-                setattr(node, name, child)
-            node = child
-        var = make_variable(path, shape, dtype)
-        setattr(node, leaf, var)
-        variables[path] = var
-    return root, variables
-
-
 def main(argv=None) -> int:
     ap = _common.parser(_common.first_line(__doc__), runs=9)
     ap.add_argument("--tensor", default=DEFAULT_TENSOR,
@@ -194,7 +173,7 @@ def run(args, tf, np, tfckpt, src: str, out: str) -> int:
     new_value = arrays["model/" + args.tensor] + np.ones((), arrays["model/" + args.tensor].dtype)
 
     held = {}  # the module, dropped after the write rounds
-    held["module"], _ = build_module(tf, specs, lambda p, s, d: tf.Variable(
+    held["module"], _ = make_data.build_module(tf, specs, lambda p, s, d: tf.Variable(
         arrays["model/" + p], name=p.rsplit("/", 1)[-1]))
     a_prefix, b_prefix = os.path.join(out, "tfckpt", "ckpt"), os.path.join(out, "tf", "ckpt")
     os.makedirs(os.path.dirname(a_prefix))
@@ -230,7 +209,7 @@ def run(args, tf, np, tfckpt, src: str, out: str) -> int:
 
     def tf_edit():
         t0 = time.perf_counter()
-        m, variables = build_module(tf, specs, lambda p, s, d: tf.Variable(
+        m, variables = make_data.build_module(tf, specs, lambda p, s, d: tf.Variable(
             tf.zeros(s, getattr(tf, d)), name=p.rsplit("/", 1)[-1]))
         t1 = time.perf_counter()
         ckpt = tf.train.Checkpoint(model=m)

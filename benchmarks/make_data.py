@@ -126,10 +126,12 @@ def _values(rng, shape, dtype: str, np):
     return v  # cast to float16 / bfloat16 by TensorFlow
 
 
-def _build_module(tf, specs, make_value):
-    """A tf.Module tree following the '/'-separated paths, one tf.Variable per leaf."""
+def build_module(tf, specs, make_variable):
+    """A tf.Module named "model" with the '/'-separated paths of `specs` (path, shape,
+    dtype name), one tf.Variable per leaf from ``make_variable(path, shape, dtype)``.
+    Returns (module, {path: variable})."""
     root = tf.Module(name="model")
-    variables = []
+    variables = {}
     for path, shape, dtype in specs:
         *parents, leaf = path.split("/")
         node = root
@@ -139,16 +141,27 @@ def _build_module(tf, specs, make_value):
                 child = tf.Module(name=name)
                 setattr(node, name, child)
             node = child
+        var = make_variable(path, shape, dtype)
+        setattr(node, leaf, var)
+        variables[path] = var
+    return root, variables
+
+
+def _build_module(tf, specs, make_value):
+    """build_module with each variable made from ``make_value(path, shape, dtype)``, cast
+    to its dtype by TensorFlow (float16, bfloat16); int64 variables are not trainable.
+    Returns (module, [variables])."""
+    def make_variable(path, shape, dtype):
         value = make_value(path, shape, dtype)
         tf_dtype = getattr(tf, dtype)
         init = tf.constant(value)
         if init.dtype != tf_dtype:
             init = tf.cast(init, tf_dtype)
-        var = tf.Variable(init, name=leaf, trainable=dtype != "int64")
-        del init, value
-        setattr(node, leaf, var)
-        variables.append(var)
-    return root, variables
+        del value
+        return tf.Variable(init, name=path.rsplit("/", 1)[-1], trainable=dtype != "int64")
+
+    root, variables = build_module(tf, specs, make_variable)
+    return root, list(variables.values())
 
 
 def make_big(out: str, tf, np) -> None:
