@@ -208,7 +208,7 @@ class Case:
             full = np.empty(n, dtype=object)
             full[:] = [rng.randbytes(rng.randrange(4)) for _ in range(n)]
         elif dtype == 21:
-            from tfckpt.reader import Variant
+            from tfckpt import Variant
 
             full = np.empty(n, dtype=object)
             full[:] = [Variant("test", b"m%d" % i, []) for i in range(n)]

@@ -170,7 +170,7 @@ def collect(corpus: Dict[str, object]) -> Dict[str, Dict[str, bytes]]:
                 e = r.entry(key)
                 if e.slices or e.dtype_code not in (7, 21) or e.size > MAX_PAYLOAD:
                     continue
-                payload = bytes(r._payload(e))
+                payload = bytes(r.payload(e))
                 if e.dtype_code == 7:
                     add("fuzz_payload", u8(0) + u32(e.num_elements) + payload, name + "-strings")
                     add("fuzz_payload", u8(2) + u32(e.num_elements) + payload,

@@ -578,7 +578,7 @@ def test_verify_names_a_damaged_slice_by_its_tensor(corpus, tmp_path):
     from tfckpt import _native
 
     e = r.entry("scope/pv3")
-    sub = r.entry(_native.slice_key("scope/pv3", e.slices[1]._native_extents()))
+    sub = r.slice_entry("scope/pv3", e.slices[1])
     r.close()
     _flip(glob.glob(p + ".data-*")[0], sub.offset + 2)
     code, out, _ = run_cli(["verify", p])

@@ -74,7 +74,7 @@ def test_environment_variable_forces_the_twin():
             "assert tfckpt.implementation == 'python', tfckpt.implementation\n"
             "assert tfckpt.crc32c_implementation == 'python'\n"
             "assert sys.modules['tfckpt._native'] is P and tfckpt._native is P\n"
-            "assert tfckpt.reader._native is P and tfckpt.storage._native is P\n"
+            "assert tfckpt._core.core is P and tfckpt.reader.core is P and tfckpt.storage.core is P\n"
             "from tfckpt import _native; assert _native is P\n"
             "files = [getattr(m, '__file__', None) or '' for m in list(sys.modules.values())]\n"
             "assert not [f for f in files if '_native.' in f], 'the extension was loaded'\n"
@@ -83,20 +83,31 @@ def test_environment_variable_forces_the_twin():
     assert p.returncode == 0 and p.stdout.strip() == "ok", p.stderr
 
 
-def test_falls_back_to_the_twin_without_a_warning_when_the_extension_does_not_import():
-    code = ("import sys\n"
+def test_falls_back_to_the_twin_with_a_runtime_warning_when_the_extension_does_not_import():
+    code = ("import sys, warnings\n"
             "class Block:\n"
             "    def find_spec(self, name, path=None, target=None):\n"
             "        if name == 'tfckpt._native':\n"
             "            raise ImportError('no extension here')\n"
             "sys.meta_path.insert(0, Block())\n"
-            "import tfckpt\n"
+            "with warnings.catch_warnings(record=True) as caught:\n"
+            "    warnings.simplefilter('always')\n"
+            "    import tfckpt\n"
             "assert tfckpt.implementation == 'python'\n"
-            "print(tfckpt.implementation)")
+            "assert [w.category.__name__ for w in caught] == ['RuntimeWarning'], caught\n"
+            "print(tfckpt.implementation)\n"
+            "print(caught[0].message)")
     p = _run_python(code, {})
     assert p.returncode == 0, p.stderr
-    assert p.stdout.strip() == "python"
-    assert p.stderr == ""  # -W error: no warning either
+    out = p.stdout.splitlines()
+    assert out[0] == "python"
+    assert out[1].startswith("tfckpt: the native extension cannot be imported (no extension here)")
+    assert "TFCKPT_IMPLEMENTATION=python" in out[1]
+    assert p.stderr == ""
+    # Asked for by name, the twin is chosen quietly.
+    p = _run_python("import tfckpt; print(tfckpt.implementation)",
+                    {"TFCKPT_IMPLEMENTATION": "python"})
+    assert p.returncode == 0 and p.stdout.strip() == "python" and p.stderr == "", p.stderr
 
 
 def test_native_can_be_required_and_bad_values_are_refused():
@@ -398,7 +409,7 @@ def test_corpus_payloads_equal_native(native, corpus):
             if dtype not in (7, 21) or error or sliced:
                 continue
             e = r.entry(key)
-            payload = bytes(r._payload(e))
+            payload = bytes(r.payload(e))
             seen[dtype] += 1
             for verify in (True, False):
                 if dtype == 7:

@@ -299,7 +299,7 @@ def _replay(src: str, dst: str, max_shard_bytes: int = 0) -> None:
         e = r.entry(k)
         if e.slices:
             for s in e.slices:
-                sub = r.entry(_native.slice_key(k, s._native_extents()))
+                sub = r.slice_entry(k, s)
                 items.append(((sub.shard_id, sub.offset), k, s))
         else:
             items.append(((e.shard_id, e.offset), k, None))

@@ -1,36 +1,9 @@
 """tfckpt: read, write, verify and inspect TensorFlow checkpoints without TensorFlow."""
 
-import os as _os
-import sys as _sys
+from ._core import core as _selected_core
+from ._core import implementation
 
-
-def _select_core():
-    """The core every module gets from ``from . import _native``: the C++ extension, or its
-    pure-Python twin ``_pycore`` when ``TFCKPT_IMPLEMENTATION=python`` or when the extension
-    cannot be imported. Runs before anything imports ``tfckpt._native``."""
-    wanted = _os.environ.get("TFCKPT_IMPLEMENTATION", "").strip().lower()
-    if wanted not in ("", "native", "python"):
-        raise ImportError(
-            f"TFCKPT_IMPLEMENTATION must be 'native' or 'python', not {wanted!r}")
-    if wanted != "python":
-        try:
-            from . import _native as core
-
-            return core, "native"
-        except ImportError:
-            if wanted == "native":
-                raise
-    from . import _pycore as core
-
-    _sys.modules[__name__ + "._native"] = core
-    return core, "python"
-
-
-#: "native" (the C++ extension tfckpt._native) or "python" (its pure-Python twin, slower).
-_native, implementation = _select_core()
-del _select_core
-
-from .errors import (  # noqa: E402 - the core is chosen first
+from .errors import (
     CheckpointError,
     ChecksumMismatchError,
     CorruptCheckpointError,
@@ -40,18 +13,21 @@ from .errors import (  # noqa: E402 - the core is chosen first
     NotACheckpointError,
     UnsupportedCheckpointError,
 )
-from .reader import OBJECT_GRAPH_KEY, Entry, Header, Reader, TensorSlice, Variant, open  # noqa: E402
+from .entries import Entry, Header, StoredEntry, Variant
+from .keys import OBJECT_GRAPH_KEY, object_key
+from .reader import Reader, open
+from .slices import TensorSlice
 
 __version__ = "0.1.0"
 #: Which CRC32C implementation is in use: "sse4.2", "armv8-crc" or "portable" (native core),
 #: "python" (the pure-Python twin).
-crc32c_implementation = _native.crc32c_implementation
+crc32c_implementation = _selected_core.crc32c_implementation
+del _selected_core
 
 # Writing, editing, scanning and the tools are imported on first use, so reading starts quickly.
 _LAZY = {
     "Writer": "writer",
     "write": "writer",
-    "object_key": "writer",
     "update_checkpoint_state": "writer",
     "scan": "scanning",
     "scan_to_dask": "scanning",
@@ -87,6 +63,7 @@ __all__ = [
     "open",
     "Reader",
     "Entry",
+    "StoredEntry",
     "Header",
     "TensorSlice",
     "Variant",

@@ -231,15 +231,14 @@ def _dump_listing(reader, args, out: TextIO) -> int:
 
 
 def _partitioned_size(reader, e) -> int:
-    from . import _native
-
     if reader.header.format == "V1":
         return e.size  # a V1 entry's size already counts all its slices
     total = 0
     for s in e.slices:
-        k = _native.slice_key(e.key, s._native_extents())
-        if k in reader._index:
-            total += reader.entry(k).size
+        try:
+            total += reader.slice_entry(e.key, s).size
+        except CorruptCheckpointError:
+            pass  # a missing slice entry is reported by verify, not by a listing
     return total
 
 
@@ -332,8 +331,8 @@ def cmd_verify(args, out: TextIO) -> int:
                         reader.verify_key(key)
                     else:
                         e = reader.entry(key)
-                        reader._read_whole(
-                            dataclasses.replace(e, key=f"{tensor} (slice {spec})"), True)
+                        reader.verify_entry(
+                            dataclasses.replace(e, key=f"{tensor} (slice {spec})"))
                 except (CorruptCheckpointError, MissingShardError,
                         tfckpt.UnsupportedCheckpointError) as e:
                     damaged.append(_damage(tensor, spec, str(e)))
@@ -363,17 +362,15 @@ def cmd_verify(args, out: TextIO) -> int:
 def _slice_owner(key: str):
     """(tensor key, slice spec) for the index key of one slice of a partitioned tensor,
     else (key, None)."""
-    from . import _native
-    from .reader import TensorSlice
+    from .slices import parse_slice_key
 
     if not key.startswith("\x00"):
         return key, None
-    decoded = _native.decode_slice_key(key.encode("utf-8", "surrogateescape"))
-    if decoded is None:
+    parsed = parse_slice_key(key.encode("utf-8", "surrogateescape"))
+    if parsed is None:
         return key, None
-    name, extents = decoded
-    spec = TensorSlice(tuple((s, None if n < 0 else n) for s, n in extents)).spec
-    return name.decode("utf-8", "surrogateescape"), spec
+    name, s = parsed
+    return name, s.spec
 
 
 def _damage(key: str, spec, error: str) -> dict:

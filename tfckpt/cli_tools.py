@@ -191,7 +191,7 @@ def cmd_convert(args, out: TextIO) -> int:
 def _is_v1(path: str) -> bool:
     """Whether `path` names a format V1 checkpoint."""
     from .errors import CheckpointError
-    from .paths import locate
+    from .files import locate
 
     try:
         return locate(path).format == "V1"

@@ -12,14 +12,14 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
-from . import _native
+from .dtypes import STRING, by_code
 from .errors import InvalidArgumentError, KeyNotFoundError
-from .reader import OBJECT_GRAPH_KEY, Reader
+from .keys import OBJECT_GRAPH_KEY, is_slot_key, parse_object_key, split_object_path, \
+    unescape_local_name
+from .reader import Reader
 from .writer import Writer, _as_array
 
 __all__ = ["edit", "EditPlan"]
-
-_ATTR_RE = re.compile(r"^(?P<path>.+)/\.ATTRIBUTES/(?P<attr>[^/]+)$")
 
 
 @dataclass
@@ -50,32 +50,6 @@ class EditPlan:
                      f"{len(self.dropped)} dropped, {len(self.set)} set, {len(self.added)} "
                      f"added; data {self.bytes_before} -> {self.bytes_after} bytes")
         return "\n".join(lines)
-
-
-def _unescape(segment: str) -> str:
-    out, i = [], 0
-    while i < len(segment):
-        c = segment[i]
-        if c == "." and i + 1 < len(segment):
-            nxt = segment[i + 1]
-            out.append("." if nxt == "." else "/" if nxt == "S" else c + nxt)
-            i += 2
-            continue
-        out.append(c)
-        i += 1
-    return "".join(out)
-
-
-def _split_escaped_path(path: str) -> List[str]:
-    return [_unescape(p) for p in path.split("/")]
-
-
-def _size_of(reader: Reader, key: str) -> int:
-    e = reader.entry(key)
-    if not e.slices:
-        return e.size
-    return sum(reader.entry(_native.slice_key(key, s._native_extents())).size
-               for s in e.slices)
 
 
 def edit(src, dst=None, *, set: Optional[Mapping[str, Any]] = None,  # noqa: A002
@@ -152,7 +126,7 @@ def edit(src, dst=None, *, set: Optional[Mapping[str, Any]] = None,  # noqa: A00
             # A value of the same kind is cast (float64 numbers into a float32 tensor), but
             # a different kind is refused.
             target = e.dtype
-            if arr.dtype.kind == target.kind or (arr.dtype == object and e.dtype_code == 7):
+            if arr.dtype.kind == target.kind or (arr.dtype == object and e.dtype_code == STRING):
                 arr, code = arr.astype(target), e.dtype_code
             else:
                 raise InvalidArgumentError(
@@ -164,15 +138,15 @@ def edit(src, dst=None, *, set: Optional[Mapping[str, Any]] = None,  # noqa: A00
                 f"{list(e.shape)}; pass allow_shape_change to change the shape")
         set_arrays[k] = (arr, code)
         plan.set[k] = (f"{e.dtype_name}{list(e.shape)} -> "
-                       f"{_dtype_name(code)}{list(arr.shape)}")
+                       f"{by_code(code).name}{list(arr.shape)}")
     add_arrays = {k: _as_array(k, v, None) for k, v in add_values.items()}
 
     plan.dropped = sorted(dropped)
     plan.renamed = {k: n for k, n in final.items() if n != k}
     plan.kept = [k for k in final if k not in set_arrays and final[k] == k]
     plan.added = sorted(add_arrays)
-    plan.bytes_before = sum(_size_of(reader, k) for k in keys)
-    plan.bytes_after = (sum(_size_of(reader, k) for k in final if k not in set_arrays)
+    plan.bytes_before = sum(reader.stored_size(k) for k in keys)
+    plan.bytes_after = (sum(reader.stored_size(k) for k in final if k not in set_arrays)
                         + sum(a.nbytes for a, _ in set_arrays.values())
                         + sum(a.nbytes for a, _ in add_arrays.values()))
     if dry_run:
@@ -194,34 +168,14 @@ def edit(src, dst=None, *, set: Optional[Mapping[str, Any]] = None,  # noqa: A00
             new = final[k]
             if k in set_arrays:
                 arr, code = set_arrays[k]
-                w._check_key(new)
-                w._add_array(new, arr, code)
-                w._keys.add(new)
-                continue
-            e = reader.entry(k)
-            if e.slices:
-                for s in e.slices:
-                    extents = s._native_extents()
-                    sub = reader.entry(_native.slice_key(k, extents))
-                    w.add_slice_meta(new, e.dtype_code, e.shape, extents)
-                    w.add_raw(_native.slice_key(new, extents), sub.dtype_code, sub.shape,
-                              reader._payload(sub), sub.crc32c)
-                w._keys.add(new)
+                w.add(new, arr, dtype=code)
             else:
-                w.add_raw(new, e.dtype_code, e.shape, reader._payload(e), e.crc32c)
+                w.copy(reader, k, as_=new)
         for k, (arr, code) in add_arrays.items():
-            w._check_key(k)
-            w._add_array(k, arr, code)
-            w._keys.add(k)
+            w.add(k, arr, dtype=code)
         if graph is not None:
             w.add(OBJECT_GRAPH_KEY, graph)
     return plan
-
-
-def _dtype_name(code: int) -> str:
-    from .dtypes import by_code
-
-    return by_code(code).name
 
 
 def _edit_graph(reader: Reader, dropped, final: Dict[str, str], added) -> bytes:
@@ -253,7 +207,8 @@ def _edit_graph(reader: Reader, dropped, final: Dict[str, str], added) -> bytes:
                 continue
             new_id = len(nodes)
             nodes.add()
-            nodes[parent].children.add(node_id=new_id, local_name=_unescape(parts[i - 1]))
+            nodes[parent].children.add(node_id=new_id,
+                                       local_name=unescape_local_name(parts[i - 1]))
             path_to_id[sub] = new_id
             parent = new_id
         return parent
@@ -269,13 +224,13 @@ def _edit_graph(reader: Reader, dropped, final: Dict[str, str], added) -> bytes:
                 continue
             new = final.get(key, key)
             if new != key:
-                m = _ATTR_RE.match(new)
-                old_m = _ATTR_RE.match(key)
+                m = parse_object_key(new)
+                old_m = parse_object_key(key)
                 a.checkpoint_key = new
-                if (m and nid not in slot_nodes and ".OPTIMIZER_SLOT" not in new
-                        and old_m and m.group("path") != old_m.group("path")):
-                    target = node_at(m.group("path"))
-                    a.name = m.group("attr")
+                if (m and nid not in slot_nodes and not is_slot_key(new)
+                        and old_m and m[0] != old_m[0]):
+                    target = node_at(m[0])
+                    a.name = m[1]
                     nodes[target].attributes.add().CopyFrom(a)
                     moved[nid] = target
                     continue
@@ -294,11 +249,11 @@ def _edit_graph(reader: Reader, dropped, final: Dict[str, str], added) -> bytes:
         del node.slot_variables[:]
         node.slot_variables.extend(keep)
     for key in added:
-        m = _ATTR_RE.match(key)
-        if m and ".OPTIMIZER_SLOT" not in key:
-            a = nodes[node_at(m.group("path"))].attributes.add()
-            a.name, a.checkpoint_key = m.group("attr"), key
-            a.full_name = "/".join(_split_escaped_path(m.group("path")))
+        m = parse_object_key(key)
+        if m and not is_slot_key(key):
+            a = nodes[node_at(m[0])].attributes.add()
+            a.name, a.checkpoint_key = m[1], key
+            a.full_name = "/".join(split_object_path(m[0]))
     # has_checkpoint_values, recomputed to a fixed point (graphs may share nodes).
     has = [bool(n.attributes or n.slot_variables or n.HasField("registered_saver"))
            for n in nodes]

@@ -1,12 +1,20 @@
 """The exceptions of tfckpt, in one place.
 
-Every error tfckpt raises about a checkpoint is a :class:`CheckpointError`.
-Messages name the file, the key and what is wrong.
+Every error tfckpt raises about a checkpoint is a :class:`CheckpointError`. Each carries the
+context that was known where it was raised: ``path`` (the file), ``key``, ``shard`` and
+``offset``, each ``None`` where unknown. A layer that knows more adds it with
+:meth:`CheckpointError.with_context`, which composes the message by one rule, so no caller
+patches message strings::
+
+    try:
+        reader.read(key)
+    except tfckpt.CheckpointError as e:
+        print(e.path, e.key, e.shard, e.offset)
 """
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Optional, TypeVar
 
 __all__ = [
     "CheckpointError",
@@ -19,9 +27,61 @@ __all__ = [
     "InvalidArgumentError",
 ]
 
+_E = TypeVar("_E", bound="CheckpointError")
+
 
 class CheckpointError(Exception):
     """Base class of every error about a checkpoint."""
+
+    def __init__(self, message: str = "", *, path: Optional[str] = None,
+                 key: Optional[str] = None, shard: Optional[int] = None,
+                 offset: Optional[int] = None) -> None:
+        super().__init__(message)
+        self.path = path
+        self.key = key
+        self.shard = shard
+        self.offset = offset
+
+    @property
+    def message(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+    def _extra(self) -> dict:
+        """Keyword arguments beyond the context fields, for copies of this error."""
+        return {}
+
+    def with_context(self: _E, *, path: Optional[str] = None, key: Optional[str] = None,
+                     shard: Optional[int] = None, offset: Optional[int] = None) -> _E:
+        """The same error with what the caller knows added, where it was not known yet.
+
+        The message gains the file as a prefix (``path: ...``) unless it names it already,
+        and a key or offset it does not mention yet in one trailing parenthesis
+        (``(key k, offset 96)``). Returns `self` when nothing is new.
+        """
+        message = self.message
+        new_path = path if self.path is None and path else None
+        new_key = key if self.key is None and key is not None else None
+        new_offset = offset if self.offset is None and offset is not None else None
+        if new_path is None and new_key is None and new_offset is None and (
+                shard is None or self.shard is not None):
+            return self
+        if new_path is not None and new_path not in message:
+            message = f"{new_path}: {message}"
+        notes = []
+        if new_key is not None and f"key {new_key}" not in message:
+            notes.append(f"key {new_key}")
+        if new_offset is not None and f"offset {new_offset}" not in message:
+            notes.append(f"offset {new_offset}")
+        if notes:
+            message = f"{message} ({', '.join(notes)})"
+        err = type(self)(
+            message,
+            path=self.path if self.path is not None else path,
+            key=self.key if self.key is not None else key,
+            shard=self.shard if self.shard is not None else shard,
+            offset=self.offset if self.offset is not None else offset,
+            **self._extra())
+        return err
 
 
 class NotACheckpointError(CheckpointError):
@@ -38,31 +98,20 @@ class ChecksumMismatchError(CorruptCheckpointError):
     ``stored`` and ``computed`` are the unmasked CRCs when they are known.
     """
 
-    def __init__(
-        self,
-        message: str,
-        *,
-        key: Optional[str] = None,
-        shard: Optional[int] = None,
-        offset: Optional[int] = None,
-        stored: Optional[int] = None,
-        computed: Optional[int] = None,
-    ) -> None:
-        super().__init__(message)
-        self.key = key
-        self.shard = shard
-        self.offset = offset
+    def __init__(self, message: str = "", *, path: Optional[str] = None,
+                 key: Optional[str] = None, shard: Optional[int] = None,
+                 offset: Optional[int] = None, stored: Optional[int] = None,
+                 computed: Optional[int] = None) -> None:
+        super().__init__(message, path=path, key=key, shard=shard, offset=offset)
         self.stored = stored
         self.computed = computed
+
+    def _extra(self) -> dict:
+        return {"stored": self.stored, "computed": self.computed}
 
 
 class MissingShardError(CheckpointError):
     """A data shard that the index refers to is not there."""
-
-    def __init__(self, message: str, *, path: Optional[str] = None, shard: Optional[int] = None):
-        super().__init__(message)
-        self.path = path
-        self.shard = shard
 
 
 class UnsupportedCheckpointError(CheckpointError):
@@ -77,4 +126,4 @@ class KeyNotFoundError(CheckpointError, KeyError):
     """The checkpoint has no tensor under the requested key."""
 
     def __str__(self) -> str:  # KeyError would quote the message
-        return str(self.args[0]) if self.args else ""
+        return self.message

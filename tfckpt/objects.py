@@ -13,15 +13,11 @@ from dataclasses import dataclass, field
 from typing import Dict, Iterator, List, Optional, Tuple
 
 from .errors import CorruptCheckpointError
+from .keys import ATTRIBUTES, OPTIMIZER_SLOT, VARIABLE_VALUE, escape_local_name
 
 __all__ = ["ObjectGraph", "Node", "Attribute", "SlotVariable", "escape_local_name"]
 
 _MAX_PATHS_PER_NODE = 16  # enough to show every alias people meet; bounds hostile graphs
-
-
-def escape_local_name(name: str) -> str:
-    """Escapes an edge name as checkpoint keys do: ``.`` -> ``..``, then ``/`` -> ``.S``."""
-    return name.replace(".", "..").replace("/", ".S")
 
 
 @dataclass(frozen=True)
@@ -143,7 +139,7 @@ class ObjectGraph:
                 slot.slot_of = (s.original_node_id, opt.id, s.slot_name)
                 original = self.nodes[s.original_node_id]
                 if slot.path is None and original.path is not None and opt.path is not None:
-                    slot.path = (f"{original.path}/.OPTIMIZER_SLOT/{opt.path}/"
+                    slot.path = (f"{original.path}/{OPTIMIZER_SLOT}/{opt.path}/"
                                  f"{escape_local_name(s.slot_name)}")
                     slot.paths.append(slot.path)
 
@@ -272,7 +268,7 @@ class ObjectGraph:
         parts = []
         for a in node.attributes:
             text = describe(a.checkpoint_key) if describe else ""
-            attr = "" if a.name == "VARIABLE_VALUE" else f" {a.name}"
+            attr = "" if a.name == VARIABLE_VALUE else f" {a.name}"
             parts.append(f"{attr}{(' ' + text) if text else ''} <- {a.checkpoint_key}")
         if node.registered_saver:
             parts.append(f" (registered saver {node.registered_saver[0]})")
@@ -344,16 +340,16 @@ def build_object_graph(variables, slots=()) -> Tuple[bytes, Dict]:
         for child in tree[parts]:
             node.children.add(node_id=ids[parts + (child,)], local_name=child)
         if parts in values:
-            key = f"{path_of(parts)}/.ATTRIBUTES/VARIABLE_VALUE"
-            node.attributes.add(name="VARIABLE_VALUE", full_name="/".join(parts),
+            key = f"{path_of(parts)}/{ATTRIBUTES}/{VARIABLE_VALUE}"
+            node.attributes.add(name=VARIABLE_VALUE, full_name="/".join(parts),
                                 checkpoint_key=key)
             key_of[variables[var_parts.index(parts)]] = key
     for (vp, op, name), spec in zip(slot_specs, slots):
         slot_id = len(msg.nodes)
         slot = msg.nodes.add()
-        key = (f"{path_of(vp)}/.OPTIMIZER_SLOT/{path_of(op)}/{escape_local_name(name)}"
-               "/.ATTRIBUTES/VARIABLE_VALUE")
-        slot.attributes.add(name="VARIABLE_VALUE", full_name=f"{'/'.join(vp)}/{name}",
+        key = (f"{path_of(vp)}/{OPTIMIZER_SLOT}/{path_of(op)}/{escape_local_name(name)}"
+               f"/{ATTRIBUTES}/{VARIABLE_VALUE}")
+        slot.attributes.add(name=VARIABLE_VALUE, full_name=f"{'/'.join(vp)}/{name}",
                             checkpoint_key=key)
         msg.nodes[ids[op]].slot_variables.add(original_variable_node_id=ids[vp],
                                               slot_name=name, slot_variable_node_id=slot_id)

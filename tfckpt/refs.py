@@ -38,9 +38,8 @@ import os
 import posixpath
 from typing import Any, Dict, List, Optional, Tuple
 
-from . import _native
 from .dtypes import by_code
-from .paths import data_filename
+from .files import data_filename
 
 __all__ = ["references", "SPEC_VERSION", "RENAMED_LEAF"]
 
@@ -202,7 +201,7 @@ def _references(reader, prefix: str, url: Optional[str], as_bits: bool) -> Dict[
             chunks, index = grid
             ok = True
             for s, idx in zip(entry.slices, index):
-                sub = reader.entry(_native.slice_key(key, s._native_extents()))
+                sub = reader.slice_entry(key, s)
                 want = 1
                 for c in chunks:
                     want *= c

@@ -44,7 +44,7 @@ from dataclasses import dataclass, field
 from typing import IO, Any, Callable, Dict, Iterable, Iterator, List, NamedTuple, Optional, \
     Pattern, Sequence, Tuple, Union
 
-from . import _native
+from ._core import core as _native
 from .dtypes import by_code
 from .errors import CheckpointError, NotACheckpointError
 from .reader import OBJECT_GRAPH_KEY, Reader
@@ -896,7 +896,7 @@ def _root_tasks(path: str, opts: _Options, for_dask: bool = False) -> Iterator[T
         if os.path.isfile(path + ".index"):
             yield _single_checkpoint(path)
             return
-        from .paths import sniff
+        from .files import sniff
 
         yield _Done([_error("path", path, name, f"not a checkpoint, a directory or an "
                                                 f"archive: {sniff(path)}")])

@@ -17,14 +17,14 @@ import threading
 import zlib
 from typing import Any, Dict, Optional, Tuple
 
-from . import _native
+from ._core import core
 from .errors import (
     CorruptCheckpointError,
     MissingShardError,
     NotACheckpointError,
     UnsupportedCheckpointError,
 )
-from .paths import data_filename
+from .files import data_filename
 
 __all__ = ["LocalStorage", "BytesStorage", "TarMemberStorage", "ZipMemberStorage", "FsspecStorage",
            "mapped_archive"]
@@ -69,7 +69,7 @@ class LocalStorage:
 
     def index_buffer(self):
         try:
-            return _native.MappedFile(self.index_path)
+            return core.MappedFile(self.index_path)
         except FileNotFoundError:
             raise NotACheckpointError(f"No checkpoint index at {self.index_path}") from None
         except OSError as e:
@@ -81,7 +81,7 @@ class LocalStorage:
     def _open_shard(self, shard_id: int, num_shards: int):
         path = self.shard_path(shard_id, num_shards)
         try:
-            return _native.MappedFile(path, track_size=True)
+            return core.MappedFile(path, track_size=True)
         except FileNotFoundError:
             raise MissingShardError(
                 f"Data shard {shard_id} of {num_shards} is missing: {path} does not exist",
@@ -168,7 +168,7 @@ def mapped_archive(path: str):
     with _ARCHIVE_MAPS_LOCK:
         m = _ARCHIVE_MAPS.get(key)
         if m is None:
-            m = _native.MappedFile(path)
+            m = core.MappedFile(path)
             if len(_ARCHIVE_MAPS) >= _ARCHIVE_MAPS_KEEP:
                 _ARCHIVE_MAPS.pop(next(iter(_ARCHIVE_MAPS)))
             _ARCHIVE_MAPS[key] = m

@@ -2,20 +2,11 @@
 
 from __future__ import annotations
 
-from .dtypes import by_code, numpy_dtype
-from .errors import CorruptCheckpointError, UnsupportedCheckpointError
+from .dtypes import RESOURCE, STRING, VARIANT, by_code, code_of, numpy_dtype
+from .errors import CorruptCheckpointError, InvalidArgumentError, UnsupportedCheckpointError
 
 __all__ = ["to_numpy"]
 
-# Which repeated field holds the values of a dtype when tensor_content is empty.
-_FIELD = {
-    1: "float_val", 2: "double_val", 3: "int_val", 4: "int_val", 5: "int_val", 6: "int_val",
-    7: "string_val", 8: "scomplex_val", 9: "int64_val", 10: "bool_val", 11: "int_val",
-    12: "int_val", 13: "int_val", 14: "half_val", 15: "int_val", 16: "int_val", 17: "int_val",
-    18: "dcomplex_val", 19: "half_val", 21: "variant_val", 22: "uint32_val", 23: "uint64_val",
-    29: "int_val", 30: "int_val", 31: "int_val", 32: "int_val",
-}
-_FLOAT8 = range(24, 29)
 _MAX_ELEMENTS = 1 << 31  # a typed field value is repeated at most this far
 # A TensorProto that stores fewer values than it declares is filled with the last one (as
 # TensorFlow does), so a few bytes could declare gigabytes. The filled tensor may take at
@@ -48,45 +39,45 @@ def to_numpy(tp):
     for d in shape:
         n *= d
     d = by_code(code)
-    if code == 20:
+    if code == RESOURCE:
         _check_fill(tp, n, len(tp.resource_handle_val), 8)
         return np.array([repr(h) for h in tp.resource_handle_val], dtype=object).reshape(shape) \
             if n == len(tp.resource_handle_val) else np.empty(shape, dtype=object)
     if d.numpy is None:
         raise UnsupportedCheckpointError(f"TensorProto of dtype {d.name} cannot be converted")
     dtype = numpy_dtype(code)
-    if tp.tensor_content and code not in (7, 21):
+    if tp.tensor_content and code not in (STRING, VARIANT):
         if len(tp.tensor_content) != n * dtype.itemsize:
             raise CorruptCheckpointError(
                 f"TensorProto tensor_content of {len(tp.tensor_content)} bytes for "
                 f"{d.name}{list(shape)}")
         return np.frombuffer(tp.tensor_content, dtype=dtype).reshape(shape).copy()
-    if code in _FLOAT8 or code == 33:
+    if d.proto_field == "float8_val":
         raw = np.frombuffer(tp.float8_val, dtype=np.uint8)
         values = raw.view(dtype)
     else:
-        field = _FIELD.get(code)
+        field = d.proto_field
         if field is None:
             raise UnsupportedCheckpointError(f"TensorProto of dtype {d.name} cannot be converted")
         values = list(getattr(tp, field))
-        if code == 21:
-            from .reader import Variant
+        if code == VARIANT:
+            from .entries import Variant
 
             values = [Variant(v.type_name, bytes(v.metadata), [to_numpy(t) for t in v.tensors])
                       for v in values]
     if n > _MAX_ELEMENTS and len(values) < n:
         raise CorruptCheckpointError(f"TensorProto declares {n} elements but stores {len(values)}")
     _check_fill(tp, n, len(values), dtype.itemsize)
-    if code in (7, 21):
+    if code in (STRING, VARIANT):
         out = np.empty(n, dtype=object)
         if values:
             out[: len(values)] = values[:n]
             out[len(values):] = [values[-1]] * max(0, n - len(values))
         return out.reshape(shape)
-    if code in (8, 18):
+    if d.kind == "complex":
         flat = np.asarray(values, dtype=np.float32 if code == 8 else np.float64)
         values = flat[0::2] + 1j * flat[1::2] if flat.size else flat
-    if code in (14, 19):
+    if d.proto_field == "half_val":
         arr = np.asarray(values, dtype=np.uint32).astype(np.uint16).view(dtype)
     elif d.is_quantized:
         arr = np.asarray(values, dtype=np.int64).astype(dtype)
@@ -111,18 +102,20 @@ def from_numpy(arr):
     import numpy as np
 
     from .proto import TensorProto
-    from .writer import dtype_code_of
 
     arr = np.asarray(arr)
     tp = TensorProto()
     if arr.dtype == object and arr.size and all(hasattr(x, "type_name")
                                                 for x in arr.reshape(-1)):
-        tp.dtype = 21
+        tp.dtype = VARIANT
         for v in arr.reshape(-1):
             tp.variant_val.add().CopyFrom(_variant_message(v))
     else:
-        tp.dtype = dtype_code_of(arr)
-        if tp.dtype == 7:
+        try:
+            tp.dtype = code_of(arr.dtype)
+        except ValueError as e:
+            raise InvalidArgumentError(str(e)) from None
+        if tp.dtype == STRING:
             tp.string_val.extend(x if isinstance(x, bytes) else str(x).encode("utf-8")
                                  for x in arr.reshape(-1).tolist())
         else:

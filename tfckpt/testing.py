@@ -115,11 +115,9 @@ def with_values(src: "str | os.PathLike[str]", directory: "str | os.PathLike[str
 def _payload_location(reader: Reader, key: str) -> Tuple[str, int, int]:
     """(data file, offset, size) of the stored bytes of `key`; for a partitioned tensor,
     those of its first stored slice."""
-    from . import _native
-
     e = reader.entry(key)
     if e.slices:
-        e = reader.entry(_native.slice_key(key, e.slices[0]._native_extents()))
+        e = reader.slice_entry(key, e.slices[0])
     return reader.shard_path(e.shard_id), e.offset, e.size
 
 

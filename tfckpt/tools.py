@@ -27,10 +27,10 @@ import zipfile
 from dataclasses import asdict, dataclass, field
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 
-from . import _native
 from .dtypes import by_code, by_name, numpy_dtype
 from .errors import CheckpointError, CorruptCheckpointError, InvalidArgumentError
-from .reader import OBJECT_GRAPH_KEY, Entry, Reader
+from .keys import OBJECT_GRAPH_KEY
+from .reader import Entry, Reader
 
 __all__ = [
     "diff", "DiffResult", "ValueChange",
@@ -81,7 +81,7 @@ def _shape_text(shape) -> str:
 
 
 def _slice_entry(reader: Reader, entry: Entry, s) -> Entry:
-    return reader.entry(_native.slice_key(entry.key, s._native_extents()))
+    return reader.slice_entry(entry.key, s)
 
 
 def _stored_size(reader: Reader, key: str) -> int:
@@ -95,19 +95,7 @@ def _stored_size(reader: Reader, key: str) -> int:
 def _copy_entry(w, reader: Reader, key: str, new_key: Optional[str] = None) -> None:
     """Copies `key` of `reader` byte for byte (every slice of a partitioned tensor) into
     Writer `w` under `new_key`; CRCs are re-checked on the way."""
-    new_key = key if new_key is None else new_key
-    e = reader.entry(key)
-    if not e.slices:
-        w.add_raw(new_key, e.dtype_code, e.shape, reader._payload(e), e.crc32c)
-        return
-    w._check_key(new_key)
-    for s in e.slices:
-        extents = s._native_extents()
-        sub = reader.entry(_native.slice_key(key, extents))
-        w.add_slice_meta(new_key, e.dtype_code, e.shape, extents)
-        w.add_raw(_native.slice_key(new_key, extents), sub.dtype_code, sub.shape,
-                  reader._payload(sub), sub.crc32c)
-    w._keys.add(new_key)
+    w.copy(reader, key, as_=new_key)
 
 
 def _file_order(reader: Reader):
@@ -121,7 +109,7 @@ def _file_order(reader: Reader):
 def _verify_slices(reader: Reader, e: Entry) -> None:
     """Checks the CRC of every stored slice of a partitioned tensor without assembling it."""
     for s in e.slices:
-        reader._read_whole(_slice_entry(reader, e, s), True)
+        reader.verify_entry(_slice_entry(reader, e, s))
 
 
 class _Source:
@@ -450,9 +438,7 @@ def _variant_items(reader: Reader, key: str) -> List[bytes]:
     e = reader.entry(key)
     if e.slices:  # TensorFlow never partitions variants; compare the decoded values
         return [repr(v).encode() for v in reader.read(key).reshape(-1).tolist()]
-    items, crc = _native.decode_variants(reader._payload(e), e.num_elements, True, key)
-    reader._check_crc(e, crc)
-    return list(items)
+    return reader.variant_payloads(key)
 
 
 # ==========================================================================================
@@ -1104,7 +1090,7 @@ _SLOT_KEY_RE = re.compile(
 
 def _graph_for_names(names: Sequence[str]):
     """(object graph bytes, name -> checkpoint key) for object paths or object keys."""
-    from .editing import _split_escaped_path, _unescape
+    from .keys import split_object_path as _split_escaped_path, unescape_local_name as _unescape
     from .objects import build_object_graph
 
     variables: List[Tuple[str, ...]] = []

@@ -20,8 +20,8 @@ import os
 from dataclasses import dataclass
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
 
-from . import _native
-from .dtypes import by_code, numpy_dtype
+from ._core import core
+from .dtypes import STRING, by_code, numpy_dtype
 from .errors import (
     CheckpointError,
     CorruptCheckpointError,
@@ -30,9 +30,10 @@ from .errors import (
     NotACheckpointError,
     UnsupportedCheckpointError,
 )
-from .paths import Located, locate
-from .reader import Entry, Header, Index, Reader, TensorSlice, _volume, check_coverage, \
-    check_versions, place, plan_assembly
+from .files import Located, locate
+from .entries import Entry, Header, StoredEntry, check_versions
+from .slices import Index, TensorSlice, check_coverage, normalize_index, place, plan_assembly
+from .slices import volume as _volume
 
 __all__ = ["V1Reader"]
 
@@ -55,7 +56,7 @@ _V1_FIELDS: Dict[int, Tuple[int, str]] = {
 # int32, uint8, int16, int8, qint8, quint8, qint32, qint16, quint16, uint16: int_val (7).
 _V1_FIELDS.update({code: (7, _VARINT) for code in (3, 4, 5, 6, 11, 12, 13, 15, 16, 17)})
 
-_STRING = 7
+_STRING = STRING
 _FULL = -1  # a slice extent's length for "the whole dimension"
 
 
@@ -165,13 +166,13 @@ class V1Reader(Mapping[str, Any]):
 
         if buffer is None:
             try:
-                buffer = _native.MappedFile(path)
+                buffer = core.MappedFile(path)
             except FileNotFoundError:
                 raise NotACheckpointError(f"No V1 checkpoint file at {path}") from None
             except OSError as e:
                 raise NotACheckpointError(f"Cannot open {path}: {e.strerror}") from None
         table: Dict[bytes, bytes] = {}
-        for k, v in _native.read_table(buffer, path):  # every block CRC checked
+        for k, v in core.read_table(buffer, path):  # every block CRC checked
             table.setdefault(k, v)  # TensorFlow's Get finds the first of equal keys
         self._tables.append(table)
         if b"" not in table:
@@ -209,7 +210,7 @@ class V1Reader(Mapping[str, Any]):
         for tsp in ssm.slice:
             extents = tuple((e.start, e.length if e.HasField("length") else _FULL)
                             for e in tsp.extent)
-            key = _native.slice_key(name, list(extents)) if _valid_extents(extents) else b""
+            key = core.slice_key(name, list(extents)) if _valid_extents(extents) else b""
             s = _Slice(extents, file_index, key, len(table.get(key, b"")))
             t.slices.append(s)
             if t.error is not None:
@@ -266,6 +267,24 @@ class V1Reader(Mapping[str, Any]):
             rows.sort(key=lambda r: _sort_key(r[0]))
         return rows
 
+    def summary(self) -> Tuple:
+        """Totals over the tensors, as :meth:`tfckpt.Reader.summary`: (keys, elements,
+        keys with a bad entry, partitioned keys, {dtype code: keys}, bytes stored)."""
+        rows = self.listing()
+        counts: Dict[int, int] = {}
+        for r in rows:
+            counts[r[1]] = counts.get(r[1], 0) + 1
+        return (len(rows), sum(r[4] for r in rows if r[5] is None),
+                sum(1 for r in rows if r[5] is not None), sum(1 for r in rows if r[6]),
+                counts, sum(r[3] for r in rows if r[5] is None))
+
+    def key_records(self, cls: type, lead: tuple, names: Tuple[str, ...],
+                    name_of: Any) -> list:
+        """One `cls` per tensor, as :meth:`tfckpt.Reader.key_records`."""
+        return [cls(*lead, key, name_of(dtype), shape, n, size, part,
+                    "ok" if error is None else "error", error)
+                for key, dtype, shape, size, n, error, part in self.listing()]
+
     @property
     def raw_keys(self) -> List[bytes]:
         """Every key of the table files after the meta entry (slice keys), sorted."""
@@ -302,6 +321,21 @@ class V1Reader(Mapping[str, Any]):
                      slices=tuple(s.public() for s in t.slices) if t.partitioned else (),
                      num_elements=t.num_elements)
 
+    def stored(self, key: Union[str, bytes]) -> Tuple[StoredEntry, ...]:
+        """The records behind `key`: one per stored slice (a whole tensor is one slice), each
+        with its entry (its raw slice key as ``entry.key``), as :meth:`tfckpt.Reader.stored`."""
+        t, s = self._lookup(key)
+        if s is not None:
+            return (StoredEntry(t.name, None, self.entry(s.key)),)
+        if not t.partitioned:
+            return (StoredEntry(t.name, None, self.entry(t.slices[0].key)),)
+        return tuple(StoredEntry(t.name, one.public(), self.entry(one.key)) for one in t.slices)
+
+    def stored_size(self, key: Union[str, bytes]) -> int:
+        """Bytes of the stored records of `key` (every slice of a partitioned tensor)."""
+        t, s = self._lookup(key)
+        return s.size if s is not None else self._stored_size(t)
+
     def raw_entry(self, key: Union[str, bytes]) -> bytes:
         """The serialized SavedTensorSlices of one stored slice (a raw slice key), or of a
         whole tensor's only slice, exactly as stored."""
@@ -320,6 +354,31 @@ class V1Reader(Mapping[str, Any]):
         if self._closed:
             raise CheckpointError(f"{self.prefix}: this reader is closed")
         return self._tables[s.file][s.key]
+
+    def slice_entry(self, key: str, s: TensorSlice) -> Entry:
+        """The entry of stored slice `s` of tensor `key`, as :meth:`tfckpt.Reader.slice_entry`."""
+        t, _ = self._lookup(key)
+        for one in t.slices:
+            if one.public() == s:
+                sub = self.entry(one.key)
+                return Entry(f"{t.name} (slice {s.spec})", sub.dtype_code, sub.shape,
+                             sub.shard_id, sub.offset, sub.size, sub.crc32c, sub.slices,
+                             sub.num_elements)
+        raise CorruptCheckpointError(
+            f"{self.prefix}: partitioned tensor {t.name}: the entry of slice {s.spec} is "
+            "missing", path=self.prefix, key=t.name)
+
+    def payload(self, e: Entry) -> bytes:
+        """The stored record (a serialized SavedTensorSlices) of one stored entry, as
+        :meth:`stored` gives them; format V1 has no raw tensor bytes."""
+        return self.raw_entry(e.key)
+
+    def variant_payloads(self, key: Union[str, bytes]) -> List[bytes]:
+        """Format V1 cannot hold variant tensors: always raises."""
+        t, _ = self._lookup(key)
+        raise UnsupportedCheckpointError(
+            f"{self.prefix}: {t.name} is a {by_code(t.dtype).name} tensor; format V1 holds no "
+            "variant tensors", path=self.prefix, key=t.name)
 
     def shard_path(self, shard_id: int) -> str:
         """The path of table file `shard_id`."""
@@ -347,7 +406,7 @@ class V1Reader(Mapping[str, Any]):
         e = self.entry(key)
         t, s = self._lookup(key)
         self._check_readable(t)
-        bounds, squeeze = Reader._normalize_index(e, index)
+        bounds, squeeze = normalize_index(e.key, e.shape, index)
         if s is None and t.partitioned:
             out = self._assemble(t, bounds)
         else:
@@ -416,10 +475,20 @@ class V1Reader(Mapping[str, Any]):
         if s is None and t.partitioned:
             self._assemble(t, tuple((0, d) for d in t.shape))
 
+    def verify_entry(self, e: Entry) -> None:
+        """Checks one stored entry (as :meth:`stored` gives them): it parses and holds as
+        many values as its shape says."""
+        self.verify_key(e.key)
+
     @property
-    def object_graph(self):
+    def object_graph(self) -> None:
         """Always None: format V1 checkpoints are name-based."""
         return None
+
+    @property
+    def has_object_graph(self) -> bool:
+        """Always False: format V1 checkpoints are name-based."""
+        return False
 
     # -- life cycle -----------------------------------------------------------------------
     def close(self) -> None:

@@ -9,20 +9,19 @@ Files are written under temporary names and appear only when complete.
 from __future__ import annotations
 
 import os
-import re
 import time
 import uuid
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
-from . import _native
-from .dtypes import by_code, by_name
+from ._core import core
+from .dtypes import STRING, VARIANT, DType, by_code, by_name, code_of
 from .errors import CheckpointError, InvalidArgumentError
-from .paths import STATE_FILE, data_filename, read_checkpoint_state
+from .files import DATA_NAME_RE, STATE_FILE, data_filename, read_checkpoint_state
+from .keys import OBJECT_GRAPH_KEY, object_key
+from .slices import slice_key
 
 __all__ = ["Writer", "write", "dtype_code_of", "update_checkpoint_state",
            "object_key", "OBJECT_GRAPH_KEY"]
-
-OBJECT_GRAPH_KEY = "_CHECKPOINTABLE_OBJECT_GRAPH"
 _HOST_BIG_ENDIAN = os.sys.byteorder == "big"
 
 
@@ -32,22 +31,16 @@ def _np():
     return np
 
 
-def dtype_code_of(array) -> int:
-    """The TensorFlow DataType of a numpy array (strings: bytes/str object arrays)."""
-    np = _np()
-    dt = array.dtype
-    if dt == object or dt.kind in "SU":
-        return 7
-    for code in range(1, 34):
-        d = by_code(code)
-        if d.numpy is None or code in (7, 21, 11, 12, 13, 15, 16):
-            continue  # quantized types are written only when asked for by name
-        if np.dtype(d.to_numpy()) == dt:
-            return code
-    raise InvalidArgumentError(f"numpy dtype {dt} has no TensorFlow equivalent")
+def dtype_code_of(array: Any) -> int:
+    """The TensorFlow DataType an array is written as (strings: bytes/str object arrays);
+    quantized types are written only when asked for by name."""
+    try:
+        return code_of(array.dtype)
+    except ValueError as e:
+        raise InvalidArgumentError(str(e)) from None
 
 
-def _as_array(key: str, value, dtype: Optional[str]):
+def _as_array(key: str, value: Any, dtype: "str | int | DType | None") -> Tuple[Any, int]:
     """A numpy array from an array, scalar, bytes, str or nested list; clear errors for
     ragged input."""
     np = _np()
@@ -66,14 +59,15 @@ def _as_array(key: str, value, dtype: Optional[str]):
                                        "the same length")
     if dtype is not None:
         try:
-            d = by_name(dtype)
+            d = (dtype if isinstance(dtype, DType) else by_code(dtype)
+                 if isinstance(dtype, int) else by_name(dtype))
         except ValueError as e:
             raise InvalidArgumentError(f"{key}: {e}") from None
         if d.numpy is None or d.itemsize < 0:
             raise InvalidArgumentError(f"{key}: dtype {d.name} cannot be saved in a checkpoint")
-        if d.code == 7:
+        if d.code == STRING:
             value = value.astype(object)
-        else:
+        elif value.dtype != d.to_numpy():
             value = value.astype(d.to_numpy())
         return value, d.code
     try:
@@ -85,12 +79,12 @@ def _as_array(key: str, value, dtype: Optional[str]):
 def _check_value(key: str, arr, code: int) -> None:
     """Raises the errors `_add_array` would raise for this value, before anything is
     written: non-strings in a string tensor, dtypes that cannot be saved."""
-    if code == 7:
+    if code == STRING:
         for x in arr.flat:
             if not isinstance(x, (bytes, str)):
                 raise InvalidArgumentError(
                     f"{key}: a string tensor holds {type(x).__name__}, not bytes or str")
-    elif code != 21 and by_code(code).itemsize <= 0:
+    elif code != VARIANT and by_code(code).itemsize <= 0:
         raise InvalidArgumentError(f"{key}: dtype {by_code(code).name} cannot be saved")
 
 
@@ -105,15 +99,6 @@ def _string_items(key: str, arr) -> List[bytes]:
             raise InvalidArgumentError(
                 f"{key}: a string tensor holds {type(x).__name__}, not bytes or str")
     return out
-
-
-def object_key(path: Union[str, Sequence[str]], attribute: str = "VARIABLE_VALUE") -> str:
-    """The checkpoint key of an object path: ``model/dense/kernel`` ->
-    ``model/dense/kernel/.ATTRIBUTES/VARIABLE_VALUE`` (local names escaped)."""
-    from .objects import escape_local_name
-
-    parts = path.split("/") if isinstance(path, str) else list(path)
-    return "/".join(escape_local_name(p) for p in parts) + f"/.ATTRIBUTES/{attribute}"
 
 
 class Writer:
@@ -151,7 +136,7 @@ class Writer:
             raise CheckpointError(f"{self.prefix}.index exists; pass overwrite=True to replace "
                                   "that checkpoint")
         self._update_state = update_state
-        self._native = _native.BundleWriter(self.prefix, max_shard_bytes, big_endian)
+        self._native = core.BundleWriter(self.prefix, max_shard_bytes, big_endian)
         self._keys: set = set()
         self._sliced: Dict[str, Tuple[int, Tuple[int, ...]]] = {}
         self._slice_bounds: Dict[str, Tuple[Any, int]] = {}  # (n x rank x 2 array, n)
@@ -162,7 +147,6 @@ class Writer:
         checkpoint's, and any that an interrupted write left under final names."""
         directory = os.path.dirname(self.prefix) or "."
         base = os.path.basename(self.prefix)
-        pattern = re.compile(re.escape(base) + r"\.data-\d{5,}-of-\d{5,}")
         keep = {os.path.basename(data_filename(self.prefix, i, num_shards))
                 for i in range(num_shards)}
         try:
@@ -170,7 +154,7 @@ class Writer:
         except OSError:
             return []
         return [os.path.join(directory, n) for n in names
-                if n not in keep and pattern.fullmatch(n)]
+                if n not in keep and _is_data_file_of(n, base)]
 
     # -- adding ---------------------------------------------------------------------------
     def _check_key(self, key: str) -> None:
@@ -181,22 +165,53 @@ class Writer:
         if key in self._keys:
             raise InvalidArgumentError(f"Adding duplicate key: {key}")
 
-    def add(self, key: str, value, *, dtype: Optional[str] = None) -> None:
+    def add(self, key: str, value: Any, *, dtype: "str | int | DType | None" = None) -> None:
         """Adds a whole tensor. `value` is a numpy array (any dtype tfckpt reads), a scalar,
-        bytes/str, or a nested list; `dtype` (a tf.DType name) converts first, e.g. to write
-        ``qint8`` or ``bfloat16`` from plain numbers."""
+        bytes/str, or a nested list; `dtype` (a tf.DType name such as ``"qint8"``, a
+        DataType code, or a :class:`tfckpt.dtypes.DType`) converts first, e.g. to write
+        ``qint8`` or ``bfloat16`` from plain numbers; an array already of that dtype's numpy
+        type is written as it is."""
         self._check_key(key)
         arr, code = _as_array(key, value, dtype)
+        self._add_checked(key, arr, code)
+
+    def _add_checked(self, key: str, arr: Any, code: int) -> None:
         _check_value(key, arr, code)
         self._add_array(key, arr, code)
         self._keys.add(key)
 
+    def copy(self, reader: Any, key: str, as_: Optional[str] = None) -> None:
+        """Copies tensor `key` of `reader` (a :class:`tfckpt.Reader`) byte for byte, every
+        slice of a partitioned tensor included, under the key `as_` (default: the same key).
+        Nothing is decoded; each payload's CRC32C is checked as it is written, and the
+        payload keeps its byte order (give the Writer the reader's endianness)."""
+        new_key = key if as_ is None else as_
+        stored = reader.stored(key)
+        first = stored[0]
+        if first.slice is None:
+            e = first.entry
+            self._check_key(new_key)
+            self._native.add_raw(new_key, e.dtype_code, tuple(e.shape), reader.payload(e),
+                                 e.crc32c)
+            self._keys.add(new_key)
+            return
+        self._check_key(new_key)
+        whole = reader.entry(key)
+        for st in stored:
+            e = st.entry
+            extents = st.slice.core_extents()
+            self._native.add_slice_meta(new_key, whole.dtype_code, tuple(whole.shape), extents)
+            self._native.add_raw(slice_key(new_key, extents), e.dtype_code, tuple(e.shape),
+                                 reader.payload(e), e.crc32c)
+        self._sliced[new_key] = (whole.dtype_code, tuple(whole.shape))
+        self._keys.add(new_key)
+
     def _add_array(self, key, arr, code: int) -> None:
         np = _np()
         shape = tuple(int(d) for d in arr.shape)
-        if code == 7:
+        if code == STRING:
             self._native.add_strings(key, shape, _string_items(key, arr))
-        elif code == 21:
+        elif code == VARIANT:
             from .tensor_proto import variant_to_bytes
 
             if self.big_endian:
@@ -235,9 +250,7 @@ class Writer:
             # A full slice is a plain tensor (as BundleWriter::AddSlice), of the dtype asked
             # for: the array alone cannot tell qint8 from int8.
             self._check_key(key)
-            _check_value(key, arr, code)
-            self._add_array(key, arr, code)
-            self._keys.add(key)
+            self._add_checked(key, arr, code)
             return
         if key in self._keys:
             raise InvalidArgumentError(f"Adding duplicate key: {key} (already a whole tensor)")
@@ -257,7 +270,7 @@ class Writer:
         self._native.add_slice_meta(key, code, full_shape, extents)
         self._sliced[key] = (code, full_shape)
         self._record_slice(key, bounds)
-        self._add_array(_native.slice_key(key, extents), arr, code)
+        self._add_array(slice_key(key, extents), arr, code)
 
     def _overlapped_slice(self, key: str, bounds):
         """The (start, stop) bounds of an added slice of `key` that overlaps `bounds`, or
@@ -330,6 +343,11 @@ class Writer:
     def __del__(self) -> None:
         if not getattr(self, "_closed", True):
             self.abort()
+
+
+def _is_data_file_of(name: str, base: str) -> bool:
+    m = DATA_NAME_RE.match(name)
+    return m is not None and m.group("prefix") == base
 
 
 def _extents(key, full_shape, index) -> List[Tuple[int, int]]:
@@ -405,8 +423,7 @@ def write(prefix: "str | os.PathLike[str]", tensors: Mapping[str, Any], *,
                 update_state=update_state) as w:
         for key, (arr, code) in arrays.items():
             w._check_key(key)
-            w._add_array(key, arr, code)
-            w._keys.add(key)
+            w._add_checked(key, arr, code)
         if graph_bytes is not None:
             w.add(OBJECT_GRAPH_KEY, graph_bytes)
     return os.fspath(prefix)

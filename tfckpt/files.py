@@ -19,15 +19,40 @@ from typing import List, Optional, Tuple
 from .errors import MissingShardError, NotACheckpointError, UnsupportedCheckpointError
 
 __all__ = ["locate", "Located", "resolve_prefix", "data_filename", "read_checkpoint_state",
-           "sniff"]
+           "parse_checkpoint_state", "sniff", "find_shard", "STATE_FILE", "INDEX_SUFFIX",
+           "MAX_STATE_BYTES", "TABLE_MAGIC", "INDEX_NAME_RE", "DATA_NAME_RE", "TEMP_NAME_RE",
+           "STATE_TEMP_NAME_RE", "COMPRESSION_MAGICS", "ZIP_MAGICS", "HDF5_MAGIC",
+           "GIT_LFS_MAGIC"]
 
-_DATA_RE = re.compile(r"^(?P<prefix>.*)\.data-(?P<shard>\d{5,})-of-(?P<num>\d{5,})$")
-# A V1 shard file (ShardedFilename: "%s-%05d-of-%05d") and the pattern naming all of them
-# (ShardedFilespec: "%s-?????-of-%05d"), FORMAT.md 9.1.
+# -- the names and magics of checkpoint files (FORMAT: docs/format.md, "File naming") -------
+
+#: The state file ``tf.train.CheckpointManager`` / ``Saver`` keep beside their checkpoints.
+STATE_FILE = "checkpoint"
+#: A state file larger than this is not one (real ones are a few hundred bytes).
+MAX_STATE_BYTES = 1 << 20
+INDEX_SUFFIX = ".index"
+#: ``<prefix>.index``
+INDEX_NAME_RE = re.compile(r"^(?P<prefix>.+)\.index$", re.S)
+#: ``<prefix>.data-NNNNN-of-MMMMM`` (``%s.data-%05d-of-%05d``; more digits past 99999)
+DATA_NAME_RE = re.compile(r"^(?P<prefix>.+)\.data-(?P<shard>\d{5,})-of-(?P<num>\d{5,})$", re.S)
+#: A file a save writes under a temporary name and renames when it is done.
+TEMP_NAME_RE = re.compile(r"^(?P<prefix>.+)\.(?:index|data-\d{5,}-of-\d{5,})\.tempstate\d+$",
+                          re.S)
+#: The temporary name of a state file being rewritten.
+STATE_TEMP_NAME_RE = re.compile(r"^checkpoint\.tmp[0-9a-f]+$")
+#: A V1 shard file (ShardedFilename: "%s-%05d-of-%05d") and the pattern naming all of them
+#: (ShardedFilespec: "%s-?????-of-%05d").
 _V1_SHARD_RE = re.compile(r"^(?P<base>.*)-(?P<shard>\d{5,})-of-(?P<num>\d{5,})$")
 _V1_SPEC_RE = re.compile(r"^(?P<base>.*)-\?{5}-of-(?P<num>\d{5,})$")
-_TABLE_MAGIC = bytes.fromhex("57fb808b247547db")
-STATE_FILE = "checkpoint"
+#: The last 8 bytes of every table file (``.index``, format V1 files).
+TABLE_MAGIC = bytes.fromhex("57fb808b247547db")
+#: The first bytes of compressed files, by compression.
+COMPRESSION_MAGICS = {"gzip": b"\x1f\x8b", "bzip2": b"BZh", "xz": b"\xfd7zXZ\x00",
+                      "zstd": b"\x28\xb5\x2f\xfd"}
+#: A zip's first bytes: a local file header, or the end record of an empty archive.
+ZIP_MAGICS = (b"PK\x03\x04", b"PK\x05\x06")
+HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
+GIT_LFS_MAGIC = b"version https://git-lfs.github.com/spec/"
 
 
 def data_filename(prefix: str, shard_id: int, num_shards: int) -> str:
@@ -35,21 +60,30 @@ def data_filename(prefix: str, shard_id: int, num_shards: int) -> str:
     return "%s.data-%05d-of-%05d" % (prefix, shard_id, num_shards)
 
 
-def read_checkpoint_state(path: str):
-    """Parses a text-format ``checkpoint`` state file into a CheckpointState message."""
+def parse_checkpoint_state(data: bytes, where: str):
+    """Parses the text of a ``checkpoint`` state file into a CheckpointState message;
+    raises NotACheckpointError naming `where` if it is not one."""
     from google.protobuf import text_format
 
     from .proto import CheckpointState
 
-    with open(path, "rb") as f:
-        raw = f.read()
     state = CheckpointState()
     try:
-        text_format.Parse(raw.decode("utf-8"), state)
+        text_format.Parse(data.decode("utf-8"), state)
     except (text_format.ParseError, UnicodeDecodeError) as e:
-        raise NotACheckpointError(
-            f"{path}: not a valid 'checkpoint' state file ({e}); {sniff(path)}") from None
+        raise NotACheckpointError(f"{where}: not a valid 'checkpoint' state file ({e})",
+                                  path=where) from None
     return state
+
+
+def read_checkpoint_state(path: str):
+    """Reads and parses a ``checkpoint`` state file (see :func:`parse_checkpoint_state`)."""
+    with open(path, "rb") as f:
+        raw = f.read()
+    try:
+        return parse_checkpoint_state(raw, path)
+    except NotACheckpointError as e:
+        raise NotACheckpointError(f"{e}; {sniff(path)}", path=path) from None
 
 
 @dataclass(frozen=True)
@@ -135,10 +169,10 @@ def _v1_pattern(pattern: str) -> Optional[Located]:
     if not files:
         return None
     not_v1 = [f for f in files
-              if f.endswith(".index") or _DATA_RE.match(f) or not _is_table(f)]
+              if f.endswith(".index") or DATA_NAME_RE.match(f) or not _is_table(f)]
     if not_v1:
         what = ("it belongs to a format V2 checkpoint: give its prefix"
-                if not_v1[0].endswith(".index") or _DATA_RE.match(not_v1[0])
+                if not_v1[0].endswith(".index") or DATA_NAME_RE.match(not_v1[0])
                 else sniff(not_v1[0]))
         raise NotACheckpointError(
             f"{pattern} matches {len(files)} file{'s' if len(files) != 1 else ''}, but "
@@ -156,7 +190,7 @@ def _v1_in_directory(directory: str) -> List[Located]:
         return []
     for name in names:
         path = os.path.join(directory, name)
-        if name.startswith(".") or name.endswith(".index") or _DATA_RE.match(name) \
+        if name.startswith(".") or name.endswith(".index") or DATA_NAME_RE.match(name) \
                 or not os.path.isfile(path) or not _is_table(path):
             continue
         m = _V1_SHARD_RE.match(path)
@@ -211,7 +245,7 @@ def _is_table(path: str) -> bool:
             if f.tell() < 48:
                 return False
             f.seek(-8, os.SEEK_END)
-            return f.read(8) == _TABLE_MAGIC
+            return f.read(8) == TABLE_MAGIC
     except OSError:
         return False
 
@@ -227,19 +261,18 @@ def sniff(path: str) -> str:
     name = os.path.basename(path)
     if size == 0:
         return "it is an empty file"
-    if head.startswith(b"\x89HDF\r\n\x1a\n"):
+    if head.startswith(HDF5_MAGIC):
         return ("it is an HDF5 file (Keras .h5 / .weights.h5 weights), not a TensorFlow "
                 "checkpoint; read it with h5py")
-    if head.startswith(b"PK\x03\x04"):
+    if head.startswith(ZIP_MAGICS[0]):
         if name.endswith(".keras"):
             return "it is a Keras v3 archive (.keras zip of config and .weights.h5), not a checkpoint"
         return "it is a zip archive"
-    for magic, what in ((b"\x1f\x8b", "gzip"), (b"BZh", "bzip2"), (b"\xfd7zXZ\x00", "xz"),
-                        (b"\x28\xb5\x2f\xfd", "zstd")):
+    for what, magic in COMPRESSION_MAGICS.items():
         if head.startswith(magic):
             return (f"it is a {size}-byte {what}-compressed file, not a tar archive that can "
                     "be read (damaged or truncated, or it compresses something else)")
-    if head.startswith(b"version https://git-lfs.github.com/spec/"):
+    if head.startswith(GIT_LFS_MAGIC):
         return ("it is a git-lfs pointer file, not the checkpoint itself; run "
                 "'git lfs pull' to fetch the real file")
     if _is_table(path):
@@ -311,7 +344,7 @@ def locate(path: "str | os.PathLike[str]") -> Located:
         return _from_state_file(path)
     if path.endswith(".index") and os.path.isfile(path):
         return _v2(path[: -len(".index")])
-    m = _DATA_RE.match(path)
+    m = DATA_NAME_RE.match(path)
     if m and os.path.isfile(m.group("prefix") + ".index"):
         return _v2(m.group("prefix"))
     looked.append(path + ".index")

@@ -1,0 +1,125 @@
+"""What an index says: the header, one entry per key, the stored entries of partitioned
+tensors, and decoded variant elements. Shared by the V2 and V1 readers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, List, Optional, Sequence, Tuple
+
+from ._core import core
+from .dtypes import by_code, numpy_dtype
+from .errors import CorruptCheckpointError, UnsupportedCheckpointError
+from .slices import TensorSlice
+
+__all__ = ["Header", "Entry", "StoredEntry", "Variant", "check_versions", "decode_variant",
+           "CONSUMER_VERSION"]
+
+#: The bundle version this reader implements (kTensorBundleVersion; TF_CHECKPOINT_VERSION
+#: of format V1 has the same number).
+CONSUMER_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Header:
+    """The bundle header (key ``""``). For a format V1 checkpoint (``format == "V1"``),
+    ``num_shards`` is the number of table files and the versions are those of the first
+    file's ``meta.versions``."""
+
+    num_shards: int
+    endianness: str  # "little" or "big": byte order of the tensor payloads
+    producer: int
+    min_consumer: int
+    bad_consumers: Tuple[int, ...]
+    format: str = "V2"  # "V2" (TensorBundle) or "V1" (SavedTensorSlices tables)
+
+
+@dataclass(frozen=True)
+class Entry:
+    """What the index says about one key (a BundleEntryProto)."""
+
+    key: str
+    dtype_code: int
+    shape: Tuple[int, ...]
+    shard_id: int
+    offset: int
+    size: int
+    crc32c: int  # the masked CRC32C as stored in the entry
+    slices: Tuple[TensorSlice, ...]
+    num_elements: int
+
+    @property
+    def dtype_name(self) -> str:
+        """The dtype as ``tf.DType.name`` spells it (``float32``, ``bfloat16``, ``string``)."""
+        return by_code(self.dtype_code).name
+
+    @property
+    def dtype(self) -> Any:
+        """The numpy dtype of the values (object for strings and variants)."""
+        return numpy_dtype(self.dtype_code)
+
+    @property
+    def checksum(self) -> int:
+        """The unmasked CRC32C of the payload bytes."""
+        return int(core.unmask_crc(self.crc32c))
+
+    @property
+    def is_partitioned(self) -> bool:
+        return bool(self.slices)
+
+
+@dataclass(frozen=True)
+class StoredEntry:
+    """One payload stored in a data shard: a whole tensor (``slice`` None), or one slice of
+    a partitioned tensor (``entry`` is then the slice's own entry, its shape the slice's)."""
+
+    key: str
+    slice: Optional[TensorSlice]
+    entry: Entry
+
+
+@dataclass
+class Variant:
+    """One element of a DT_VARIANT tensor: a VariantTensorDataProto, decoded."""
+
+    type_name: str
+    metadata: bytes
+    tensors: List[Any]
+
+    def __repr__(self) -> str:
+        inner = ", ".join(f"{getattr(t, 'dtype', '?')}{list(getattr(t, 'shape', ()))}"
+                          for t in self.tensors)
+        return f"Variant({self.type_name!r}, metadata={len(self.metadata)} bytes, tensors=[{inner}])"
+
+
+def check_versions(where: str, producer: int, min_consumer: int,
+                   bad_consumers: Sequence[int]) -> None:
+    """TensorFlow's CheckVersions with consumer 1 and min producer 0, the numbers of both
+    the bundle (kTensorBundleVersion) and format V1 (TF_CHECKPOINT_VERSION)."""
+    if producer < 0:
+        raise UnsupportedCheckpointError(
+            f"{where}: Checkpoint producer version {producer} below min producer 0 "
+            "supported by tfckpt.  Please regenerate your checkpoint.", path=where)
+    if min_consumer > CONSUMER_VERSION:
+        raise UnsupportedCheckpointError(
+            f"{where}: Checkpoint min consumer version {min_consumer} above current "
+            f"version {CONSUMER_VERSION} for tfckpt.  It was written by a newer format "
+            "version.", path=where)
+    if CONSUMER_VERSION in bad_consumers:
+        raise UnsupportedCheckpointError(
+            f"{where}: Checkpoint disallows consumer version {CONSUMER_VERSION}.  "
+            "Please upgrade: this version is likely buggy.", path=where)
+
+
+def decode_variant(raw: bytes, key: str) -> Variant:
+    """One serialized VariantTensorDataProto as a :class:`Variant`."""
+    from .proto import VariantTensorDataProto
+    from .tensor_proto import to_numpy
+
+    msg = VariantTensorDataProto()
+    try:
+        msg.ParseFromString(raw)
+    except Exception:
+        raise CorruptCheckpointError(
+            f"variant tensor {key}: Unable to parse VariantTensorDataProto from buffer of size "
+            f"{len(raw)}", key=key) from None
+    return Variant(msg.type_name, bytes(msg.metadata), [to_numpy(t) for t in msg.tensors])
