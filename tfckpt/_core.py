@@ -8,11 +8,12 @@ nothing else does. ``TFCKPT_IMPLEMENTATION=native`` insists on the extension,
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 import warnings
 from types import ModuleType
-from typing import Tuple
+from typing import TYPE_CHECKING, Tuple
 
 __all__ = ["core", "implementation"]
 
@@ -24,9 +25,8 @@ def _select() -> Tuple[ModuleType, str]:
             f"TFCKPT_IMPLEMENTATION must be 'native' or 'python', not {wanted!r}")
     if wanted != "python":
         try:
-            from . import _native
-
-            return _native, "native"
+            # By name: the extension is a compiled module that import analysis cannot see.
+            return importlib.import_module(__package__ + "._native"), "native"
         except ImportError as e:
             if wanted == "native":
                 raise
@@ -42,5 +42,10 @@ def _select() -> Tuple[ModuleType, str]:
     return _pycore, "python"
 
 
-#: The core module: tfckpt._native (C++) or tfckpt._pycore (pure Python), same names.
-core, implementation = _select()
+if TYPE_CHECKING:  # both cores have the names and types of tfckpt/_native.pyi
+    from . import _native as core
+
+    implementation: str
+else:
+    #: The core module: tfckpt._native (C++) or tfckpt._pycore (pure Python), same names.
+    core, implementation = _select()

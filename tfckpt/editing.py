@@ -190,7 +190,7 @@ def _edit_graph(reader: Reader, dropped, final: Dict[str, str], added) -> bytes:
     from .objects import ObjectGraph
 
     view = ObjectGraph.parse(msg.SerializeToString())
-    path_to_id = {}
+    path_to_id: Dict[str, int] = {}
     for n in view.nodes:
         for p in n.paths:
             path_to_id.setdefault(p, n.id)

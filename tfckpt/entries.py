@@ -8,11 +8,10 @@ from typing import Any, List, Optional, Sequence, Tuple
 
 from ._core import core
 from .dtypes import by_code, numpy_dtype
-from .errors import CorruptCheckpointError, UnsupportedCheckpointError
+from .errors import UnsupportedCheckpointError
 from .slices import TensorSlice
 
-__all__ = ["Header", "Entry", "StoredEntry", "Variant", "check_versions", "decode_variant",
-           "CONSUMER_VERSION"]
+__all__ = ["Header", "Entry", "StoredEntry", "Variant", "check_versions", "CONSUMER_VERSION"]
 
 #: The bundle version this reader implements (kTensorBundleVersion; TF_CHECKPOINT_VERSION
 #: of format V1 has the same number).
@@ -108,18 +107,3 @@ def check_versions(where: str, producer: int, min_consumer: int,
         raise UnsupportedCheckpointError(
             f"{where}: Checkpoint disallows consumer version {CONSUMER_VERSION}.  "
             "Please upgrade: this version is likely buggy.", path=where)
-
-
-def decode_variant(raw: bytes, key: str) -> Variant:
-    """One serialized VariantTensorDataProto as a :class:`Variant`."""
-    from .proto import VariantTensorDataProto
-    from .tensor_proto import to_numpy
-
-    msg = VariantTensorDataProto()
-    try:
-        msg.ParseFromString(raw)
-    except Exception:
-        raise CorruptCheckpointError(
-            f"variant tensor {key}: Unable to parse VariantTensorDataProto from buffer of size "
-            f"{len(raw)}", key=key) from None
-    return Variant(msg.type_name, bytes(msg.metadata), [to_numpy(t) for t in msg.tensors])

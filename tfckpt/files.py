@@ -14,7 +14,7 @@ import glob
 import os
 import re
 from dataclasses import dataclass
-from typing import List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 from .errors import MissingShardError, NotACheckpointError, UnsupportedCheckpointError
 
@@ -183,7 +183,7 @@ def _v1_pattern(pattern: str) -> Optional[Located]:
 
 def _v1_in_directory(directory: str) -> List[Located]:
     """The V1 checkpoints among the files of a directory (shards grouped), by name."""
-    found = {}
+    found: Dict[str, str] = {}
     try:
         names = sorted(os.listdir(directory))
     except OSError:
@@ -356,9 +356,9 @@ def locate(path: "str | os.PathLike[str]") -> Located:
             raise NotACheckpointError(
                 f"{path} is a data shard, but its index {m.group('prefix')}.index is missing")
         raise NotACheckpointError(f"{path} is not a checkpoint: {sniff(path)}")
-    v1 = _v1_pattern(path)
-    if v1 is not None:
-        return v1
+    pattern = _v1_pattern(path)
+    if pattern is not None:
+        return pattern
 
     hint = _listing_hint(os.path.dirname(path) or ".")
     matches = sorted(glob.glob(glob.escape(path) + "*.index"))

@@ -233,19 +233,20 @@ class ObjectGraph:
                 items.append((name, cid, None))
             for slot in slots_by_original.get(nid, []):
                 items.append(("", None, slot))
-            for i, (name, cid, slot) in enumerate(items):
+            for i, (name, cid_or_none, slot_node) in enumerate(items):
                 last = i == len(items) - 1
                 branch = "└── " if last else "├── "
                 deeper = indent + ("    " if last else "│   ")
-                if slot is not None:
-                    _, opt, slot_name = slot.slot_of  # type: ignore[misc]
+                if slot_node is not None:
+                    _, opt, slot_name = slot_node.slot_of  # type: ignore[misc]
                     opt_path = self.nodes[opt].path or f"node {opt}"
                     lines.append(f"{indent}{branch}[slot {slot_name} of {opt_path}]"
-                                 + self._node_suffix(slot, describe))
+                                 + self._node_suffix(slot_node, describe))
                     continue
-                if cid is None or not 0 <= cid < len(self.nodes):
-                    lines.append(f"{indent}{branch}{name} -> missing node {cid}")
+                if cid_or_none is None or not 0 <= cid_or_none < len(self.nodes):
+                    lines.append(f"{indent}{branch}{name} -> missing node {cid_or_none}")
                     continue
+                cid = cid_or_none
                 child = self.nodes[cid]
                 edge_path = f"{path}/{escape_local_name(name)}" if path else escape_local_name(name)
                 # Each object is shown once, under its canonical path (the one its keys use);
@@ -322,7 +323,7 @@ def build_object_graph(variables, slots=()) -> Tuple[bytes, Dict]:
         slot_specs.append((vp, op, name))
 
     order: List[Tuple[str, ...]] = []
-    queue = deque([()])
+    queue: "deque[Tuple[str, ...]]" = deque([()])
     while queue:
         parts = queue.popleft()
         order.append(parts)

@@ -13,7 +13,7 @@ from typing import Any, Iterator, List, Mapping, Optional, Tuple, Union
 
 from ._core import core
 from .dtypes import STRING, VARIANT, by_code, numpy_dtype
-from .entries import Entry, Header, StoredEntry, Variant, check_versions, decode_variant
+from .entries import Entry, Header, StoredEntry, Variant, check_versions
 from .errors import (
     CheckpointError,
     ChecksumMismatchError,
@@ -23,6 +23,7 @@ from .errors import (
 )
 from .files import locate, resolve_prefix
 from .keys import OBJECT_GRAPH_KEY
+from .tensor_proto import decode_variant
 from .slices import (
     Bounds,
     Index,
@@ -130,7 +131,7 @@ class Reader(Mapping[str, Any]):
     def __getitem__(self, key: str) -> Any:
         return self.read(key)
 
-    def items(self) -> Any:  # type: ignore[override]
+    def items(self) -> Any:
         """(key, array) pairs, reading each value as it is reached."""
         return ((k, self.read(k)) for k in self.keys())
 

@@ -10,7 +10,7 @@ the V2 reader, the V1 reader and the writer.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, List, Optional, Sequence, Set, Tuple, Union
+from typing import Any, List, Optional, Protocol, Sequence, Set, Tuple, TypeVar, Union
 
 from ._core import core
 from .errors import CorruptCheckpointError, InvalidArgumentError
@@ -22,6 +22,18 @@ __all__ = ["TensorSlice", "Bounds", "slice_key", "parse_slice_key", "plan_assemb
 Bounds = Tuple[Tuple[int, int], ...]
 #: What read_slice accepts: numpy basic indexing or a TensorFlow slice spec.
 Index = Union[str, Tuple[Any, ...], slice, int]
+
+
+class SliceLike(Protocol):
+    """What slice planning needs of a stored slice (TensorSlice, or a V1 reader's own)."""
+
+    @property
+    def spec(self) -> str: ...
+
+    def bounds(self, shape: Sequence[int]) -> Bounds: ...
+
+
+_S = TypeVar("_S", bound=SliceLike)
 
 
 @dataclass(frozen=True)
@@ -84,8 +96,8 @@ def _intersect(a: Bounds, b: Bounds) -> Bounds:
     return tuple((max(x0, y0), min(x1, y1)) for (x0, x1), (y0, y1) in zip(a, b))
 
 
-def plan_assembly(where: str, key: str, slices: Sequence[TensorSlice], shape: Sequence[int],
-                  bounds: Bounds) -> List[Tuple[TensorSlice, Bounds, Bounds]]:
+def plan_assembly(where: str, key: str, slices: Sequence[_S], shape: Sequence[int],
+                  bounds: Bounds) -> List[Tuple[_S, Bounds, Bounds]]:
     """(slice, its bounds, its intersection with `bounds`) for each stored slice of a
     partitioned tensor, after checking that no two overlap (TensorFlow's
     RegisterTensorSlice rule)."""
@@ -99,7 +111,7 @@ def plan_assembly(where: str, key: str, slices: Sequence[TensorSlice], shape: Se
     return [(s, b, _intersect(b, bounds)) for s, b in zip(slices, stored)]
 
 
-def check_coverage(where: str, key: str, slices: Sequence[TensorSlice], plan,
+def check_coverage(where: str, key: str, slices: Sequence[SliceLike], plan: Any,
                    bounds: Bounds) -> None:
     """Raises unless the planned intersections cover `bounds` exactly (they cannot overlap)."""
     covered = sum(volume(inter) for _, _, inter in plan)

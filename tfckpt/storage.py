@@ -56,7 +56,7 @@ def _check_range(name: str, size_of_file: int, offset: int, size: int) -> None:
     if offset < 0 or size < 0 or offset + size > size_of_file:
         raise CorruptCheckpointError(
             f"{name}: bytes [{offset}, {offset + size}) lie past the end of the "
-            f"{size_of_file}-byte data file (truncated shard?)")
+            f"{size_of_file}-byte data file (truncated shard?)", path=name, offset=offset)
 
 
 class LocalStorage:
@@ -71,9 +71,11 @@ class LocalStorage:
         try:
             return core.MappedFile(self.index_path)
         except FileNotFoundError:
-            raise NotACheckpointError(f"No checkpoint index at {self.index_path}") from None
+            raise NotACheckpointError(f"No checkpoint index at {self.index_path}",
+                                      path=self.index_path) from None
         except OSError as e:
-            raise NotACheckpointError(f"Cannot open {self.index_path}: {e.strerror}") from None
+            raise NotACheckpointError(f"Cannot open {self.index_path}: {e.strerror}",
+                                      path=self.index_path) from None
 
     def shard_path(self, shard_id: int, num_shards: int) -> str:
         return data_filename(self.prefix, shard_id, num_shards)
@@ -117,7 +119,8 @@ class BytesStorage:
         try:
             return self._files[".index"]
         except KeyError:
-            raise NotACheckpointError(f"No checkpoint index at {self.index_path}") from None
+            raise NotACheckpointError(f"No checkpoint index at {self.index_path}",
+                                      path=self.index_path) from None
 
     def shard_path(self, shard_id: int, num_shards: int) -> str:
         return data_filename(self.prefix, shard_id, num_shards)
@@ -224,7 +227,8 @@ class TarMemberStorage(_MemberStorage):
                 self._mapped = mapped_archive(self.archive)
             except OSError as e:
                 raise NotACheckpointError(
-                    f"Cannot open archive {self.archive}: {e.strerror}") from None
+                    f"Cannot open archive {self.archive}: {e.strerror}", path=self.archive
+                ) from None
         return self._mapped
 
     def _view(self, name: str, offset: int, size: int):
@@ -232,13 +236,14 @@ class TarMemberStorage(_MemberStorage):
         if offset + size > m.size:
             raise CorruptCheckpointError(
                 f"{name}: the member's bytes [{offset}, {offset + size}) lie past the end of "
-                f"the {m.size}-byte archive {self.archive} (truncated archive?)")
+                f"the {m.size}-byte archive {self.archive} (truncated archive?)", path=name)
         return memoryview(m)[offset: offset + size]
 
     def index_buffer(self):
         member = self._members.get(".index")
         if member is None:
-            raise NotACheckpointError(f"No checkpoint index at {self.index_path}")
+            raise NotACheckpointError(f"No checkpoint index at {self.index_path}",
+                                      path=self.index_path)
         return self._view(self.index_path, *member)
 
     def shard_size(self, shard_id: int, num_shards: int) -> int:
@@ -284,24 +289,24 @@ class ZipMemberStorage(_MemberStorage):
         import zipfile
 
         if info.flag_bits & 0x1:
-            raise UnsupportedCheckpointError(f"{name}: the zip member is encrypted")
+            raise UnsupportedCheckpointError(f"{name}: the zip member is encrypted", path=name)
         if info.compress_type == zipfile.ZIP_STORED:
             m = mapped_archive(self.archive)
             start = _zip_data_offset(m, info, name)
             if start + info.file_size > m.size:
                 raise CorruptCheckpointError(
                     f"{name}: the member's bytes lie past the end of the {m.size}-byte "
-                    f"archive {self.archive} (truncated archive?)")
+                    f"archive {self.archive} (truncated archive?)", path=name)
             return memoryview(m)[start: start + info.file_size]
         if info.file_size > self._max:
             raise UnsupportedCheckpointError(
                 f"{name}: the compressed member is {info.file_size} bytes, more than the "
-                f"{self._max} bytes tfckpt decompresses into memory")
+                f"{self._max} bytes tfckpt decompresses into memory", path=name)
         if (info.file_size > _RATIO_FREE_BYTES
                 and info.file_size > MAX_COMPRESSION_RATIO * max(info.compress_size, 1)):
             raise CorruptCheckpointError(
                 f"{name}: the member claims {info.file_size} bytes from {info.compress_size} "
-                "compressed bytes, an absurd ratio (a zip bomb?); refused")
+                "compressed bytes, an absurd ratio (a zip bomb?); refused", path=name)
         if info.compress_type == zipfile.ZIP_DEFLATED:
             m = mapped_archive(self.archive)
             start = _zip_data_offset(m, info, name)
@@ -311,25 +316,26 @@ class ZipMemberStorage(_MemberStorage):
                 # Never produce more than the declared size (+1 to notice a lie).
                 data = d.decompress(raw, info.file_size + 1)
             except zlib.error as e:
-                raise CorruptCheckpointError(f"{name}: cannot decompress: {e}") from None
+                raise CorruptCheckpointError(f"{name}: cannot decompress: {e}", path=name) from None
         else:  # bzip2, lzma: zipfile bounds its output by the declared size
             with zipfile.ZipFile(self.archive) as z, z.open(info) as f:
                 try:
                     data = f.read(info.file_size + 1)
                 except (zipfile.BadZipFile, EOFError, OSError) as e:
-                    raise CorruptCheckpointError(f"{name}: cannot decompress: {e}") from None
+                    raise CorruptCheckpointError(f"{name}: cannot decompress: {e}", path=name) from None
         if len(data) != info.file_size:
             raise CorruptCheckpointError(
                 f"{name}: decompressed to {len(data)} bytes, but the archive declares "
-                f"{info.file_size}")
+                f"{info.file_size}", path=name)
         if zlib.crc32(data) != info.CRC:
-            raise CorruptCheckpointError(f"{name}: the zip member's CRC-32 does not match")
+            raise CorruptCheckpointError(f"{name}: the zip member's CRC-32 does not match", path=name)
         return data
 
     def index_buffer(self):
         info = self._members.get(".index")
         if info is None:
-            raise NotACheckpointError(f"No checkpoint index at {self.index_path}")
+            raise NotACheckpointError(f"No checkpoint index at {self.index_path}",
+                                      path=self.index_path)
         return self._contents(self.index_path, info)
 
     def shard_size(self, shard_id: int, num_shards: int) -> int:
@@ -352,10 +358,10 @@ def _zip_data_offset(m, info, name: str) -> int:
 
     h = info.header_offset
     if h + 30 > m.size:
-        raise CorruptCheckpointError(f"{name}: the local header lies past the archive's end")
+        raise CorruptCheckpointError(f"{name}: the local header lies past the archive's end", path=name)
     head = bytes(memoryview(m)[h: h + 30])
     if head[:4] != b"PK\x03\x04":
-        raise CorruptCheckpointError(f"{name}: bad zip local header signature")
+        raise CorruptCheckpointError(f"{name}: bad zip local header signature", path=name)
     name_len, extra_len = struct.unpack("<HH", head[26:30])
     return h + 30 + name_len + extra_len
 
@@ -389,7 +395,8 @@ class FsspecStorage:
         try:
             return self.fs.cat_file(self._path + ".index")
         except FileNotFoundError:
-            raise NotACheckpointError(f"No checkpoint index at {self.index_path}") from None
+            raise NotACheckpointError(f"No checkpoint index at {self.index_path}",
+                                      path=self.index_path) from None
 
     def shard_path(self, shard_id: int, num_shards: int) -> str:
         return data_filename(self.prefix, shard_id, num_shards)
@@ -420,7 +427,7 @@ class FsspecStorage:
         if len(data) != size:
             raise CorruptCheckpointError(
                 f"{path}: asked the store for bytes [{offset}, {offset + size}) and got "
-                f"{len(data)} bytes")
+                f"{len(data)} bytes", path=path, offset=offset)
         return data
 
     def close(self) -> None:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from .dtypes import RESOURCE, STRING, VARIANT, by_code, code_of, numpy_dtype
+from .entries import Variant
 from .errors import CorruptCheckpointError, InvalidArgumentError, UnsupportedCheckpointError
 
-__all__ = ["to_numpy"]
+__all__ = ["to_numpy", "from_numpy", "decode_variant", "variant_to_bytes"]
 
 _MAX_ELEMENTS = 1 << 31  # a typed field value is repeated at most this far
 # A TensorProto that stores fewer values than it declares is filled with the last one (as
@@ -61,8 +62,6 @@ def to_numpy(tp):
             raise UnsupportedCheckpointError(f"TensorProto of dtype {d.name} cannot be converted")
         values = list(getattr(tp, field))
         if code == VARIANT:
-            from .entries import Variant
-
             values = [Variant(v.type_name, bytes(v.metadata), [to_numpy(t) for t in v.tensors])
                       for v in values]
     if n > _MAX_ELEMENTS and len(values) < n:
@@ -140,3 +139,18 @@ def variant_to_bytes(v) -> bytes:
     if isinstance(v, (bytes, bytearray)):
         return bytes(v)
     return _variant_message(v).SerializeToString()
+
+
+def decode_variant(raw: bytes, key: str) -> Variant:
+    """One serialized VariantTensorDataProto (an element of a DT_VARIANT tensor) as a
+    :class:`tfckpt.Variant`."""
+    from .proto import VariantTensorDataProto
+
+    msg = VariantTensorDataProto()
+    try:
+        msg.ParseFromString(raw)
+    except Exception:
+        raise CorruptCheckpointError(
+            f"variant tensor {key}: Unable to parse VariantTensorDataProto from buffer of size "
+            f"{len(raw)}", key=key) from None
+    return Variant(msg.type_name, bytes(msg.metadata), [to_numpy(t) for t in msg.tensors])

@@ -245,7 +245,7 @@ class V1Reader(Mapping[str, Any]):
     def __getitem__(self, key: str):
         return self.read(key)
 
-    def items(self):  # type: ignore[override]
+    def items(self):
         """(name, array) pairs, reading each value as it is reached."""
         return ((k, self.read(k)) for k in self.keys())
 

@@ -9,6 +9,7 @@ Files are written under temporary names and appear only when complete.
 from __future__ import annotations
 
 import os
+import sys
 import time
 import uuid
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
@@ -22,7 +23,7 @@ from .slices import slice_key
 
 __all__ = ["Writer", "write", "dtype_code_of", "update_checkpoint_state",
            "object_key", "OBJECT_GRAPH_KEY"]
-_HOST_BIG_ENDIAN = os.sys.byteorder == "big"
+_HOST_BIG_ENDIAN = sys.byteorder == "big"
 
 
 def _np():

@@ -14,6 +14,8 @@ that our classes are not TensorFlow's: convert between them by serializing
 (``TheirClass.FromString(ours.SerializeToString())``).
 """
 
+from typing import Any, Dict
+
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from google.protobuf import wrappers_pb2
 from google.protobuf.internal import enum_type_wrapper
@@ -115,7 +117,7 @@ else:  # protobuf 3.20 - 4.21
     _message_class = message_factory.MessageFactory(_POOL).GetPrototype
 
 
-_NESTED = {}  # full name -> class, for nested messages
+_NESTED: Dict[str, Any] = {}  # full name -> class, for nested messages
 
 
 def _unpickle_nested(full_name, data):
@@ -173,7 +175,7 @@ SavedTensorSlices = _cls("tensorflow.SavedTensorSlices")
 # point it here so that repr() and pickle find the top-level classes.
 for _name in __all__:
     _obj = globals()[_name]
-    if isinstance(_obj, type) and _obj.DESCRIPTOR.containing_type is None:
+    if isinstance(_obj, type) and getattr(_obj, "DESCRIPTOR").containing_type is None:
         try:
             _obj.__module__ = __name__
         except (AttributeError, TypeError):
