@@ -1,0 +1,187 @@
+"""What every subcommand shares: exit statuses, usage errors, and output manners.
+
+The command behaves like a Unix tool: exit 0 all is well, 1 damage found (or, for ``diff``,
+a difference), 2 usage or I/O error; names are escaped on a terminal; progress is drawn only
+on a terminal, so pipes and logs get clean output.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import sys
+import time
+from typing import Any, Dict, Iterator, List, Optional, Sequence, TextIO, Tuple
+
+EXIT_OK, EXIT_DAMAGE, EXIT_TROUBLE = 0, 1, 2
+#: ``diff``'s status for "the checkpoints differ", as diff(1).
+EXIT_DIFFERENT = 1
+
+
+class UsageError(Exception):
+    """A mistake in how the command was called."""
+
+
+def error_stream(args: argparse.Namespace) -> TextIO:
+    """Where a subcommand writes its messages: the `err` given to ``run``, else stderr."""
+    return getattr(args, "err", None) or sys.stderr
+
+
+# -- formatting -------------------------------------------------------------------------
+
+def format_shape(shape: Sequence[int]) -> str:
+    """``[5,3]``, ``[]`` for a scalar, as TensorFlow's debug strings write shapes."""
+    return "[" + ",".join(str(d) for d in shape) + "]"
+
+
+def format_bytes(n: float) -> str:
+    """A byte count for people: ``512 B``, ``1.5 KiB``, ... ``3.0 TiB``."""
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if n < 1024 or unit == "TiB":
+            return f"{n} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n} B"  # pragma: no cover
+
+
+def printable_key(key: str) -> str:
+    """`key` safe for a terminal: invalid UTF-8 and control characters as escapes (as ls
+    does), so a hostile key name cannot move the cursor or hide itself."""
+    raw = key.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii")
+                   for c in raw)
+
+
+def write_json(doc: Any, out: TextIO) -> None:
+    """`doc` as indented JSON and a newline: the ``--json`` output of every subcommand."""
+    json.dump(doc, out, indent=1)
+    out.write("\n")
+
+
+def write_report(report: Any, as_json: bool, out: TextIO) -> None:
+    """A tool's report (``to_json()`` and ``describe()``): as JSON, or in words."""
+    if as_json:
+        write_json(report.to_json(), out)
+    else:
+        out.write(report.describe() + "\n")
+
+
+# -- arguments --------------------------------------------------------------------------
+
+def pairs(values: Optional[Sequence[str]], flag: str) -> List[Tuple[str, str]]:
+    """``A=B`` arguments split at the first ``=``."""
+    out = []
+    for v in values or ():
+        a, sep, b = v.partition("=")
+        if not sep or not a:
+            raise UsageError(f"{flag} takes LEFT=RIGHT, got {v!r}")
+        out.append((a, b))
+    return out
+
+
+def storage_options(values: Sequence[str]) -> Dict[str, object]:
+    """``--storage-option K=V`` arguments as fsspec options, V parsed as JSON where it can
+    be (``anon=true`` is the boolean)."""
+    options: Dict[str, object] = {}
+    for kv in values:
+        k, sep, v = kv.partition("=")
+        if not sep or not k:
+            raise UsageError(f"--storage-option '{kv}' is not in the form K=V")
+        try:
+            options[k] = json.loads(v)
+        except ValueError:
+            options[k] = v
+    return options
+
+
+# -- numpy print options ----------------------------------------------------------------
+
+@contextlib.contextmanager
+def printoptions(options: Sequence[str]) -> Iterator[None]:
+    """Applies ``k=v`` numpy print options (inspect_checkpoint's --printoptions) for the
+    duration of a command, then restores numpy's own (so ``run()`` called in-process leaves
+    no global state behind)."""
+    if not options:
+        yield
+        return
+    import numpy as np
+
+    with np.printoptions():
+        _set_printoptions(options)
+        yield
+
+
+def _set_printoptions(options: Sequence[str]) -> None:
+    import numpy as np
+
+    current = np.get_printoptions()
+    for kv in options:
+        k, sep, v = kv.partition("=")
+        if not sep or not k:
+            raise UsageError(f"'{kv}' is not in the form k=v.")
+        if k not in current:
+            raise UsageError(f"'{k}' is not a valid printoption.")
+        kind = type(current[k])
+        if kind is type(None):
+            raise UsageError(f"Setting '{k}' from the command line is not supported.")
+        try:
+            value = _absl_bool(v) if kind is bool else kind(v)
+        except ValueError as e:
+            raise UsageError(f"bad value for printoption {k}: {e}") from None
+        np.set_printoptions(**{k: value})
+
+
+def _absl_bool(v: str) -> bool:
+    """A boolean as absl's BooleanParser (used by inspect_checkpoint) reads one."""
+    if v.lower() in ("true", "t", "1"):
+        return True
+    if v.lower() in ("false", "f", "0"):
+        return False
+    raise ValueError(f"Non-boolean argument to boolean flag: {v!r}")
+
+
+# -- progress ---------------------------------------------------------------------------
+
+class Progress:
+    """One status line on stderr, redrawn in place: at the first update, then at most ten
+    times a second, and when the total is reached; only when stderr is a terminal (a pipe
+    or a log gets no control characters).
+
+    With a `total` (bytes), the line shows the share done and the rate in bytes; without
+    one, the records counted, how many had errors, and the rate in records.
+    """
+
+    def __init__(self, label: str, stream: Optional[TextIO] = None,
+                 total: Optional[int] = None) -> None:
+        self.stream = sys.stderr if stream is None else stream
+        self.label = label
+        self.total = None if total is None else max(total, 1)
+        self.enabled = bool(getattr(self.stream, "isatty", lambda: False)())
+        self.done = self.errors = 0
+        self.start = time.monotonic()
+        self.last = 0.0  # never drawn
+
+    def update(self, n: int = 1, ok: bool = True) -> None:
+        """Counts `n` more bytes (with a total) or records, `ok` False for one in error."""
+        self.done += n
+        self.errors += not ok
+        now = time.monotonic()
+        finished = self.total is not None and self.done >= self.total
+        if self.enabled and (now - self.last > 0.1 or finished):
+            self.last = now
+            self.stream.write(f"\r{self._line(self.done / max(now - self.start, 1e-9))} ")
+            self.stream.flush()
+
+    def _line(self, rate: float) -> str:
+        if self.total is None:
+            return (f"{self.label}: {self.done} records, {self.errors} with errors, "
+                    f"{rate:.1f}/s")
+        return (f"{self.label}: {100 * self.done / self.total:5.1f}%  "
+                f"{format_bytes(self.done)} / {format_bytes(self.total)}  "
+                f"{format_bytes(int(rate))}/s")
+
+    def close(self) -> None:
+        """Clears the line, so what follows starts on a clean one."""
+        if self.enabled:
+            self.stream.write("\r\033[K")
+            self.stream.flush()

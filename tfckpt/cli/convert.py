@@ -1,0 +1,89 @@
+"""``tfckpt convert``: a checkpoint to or from ``.npz`` / ``.safetensors``, and format V1
+to V2 (``tfckpt.tools``' converters). The file extensions choose the direction."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from typing import Any, TextIO
+
+import tfckpt
+from tfckpt.files import locate
+
+from ._common import EXIT_OK, UsageError, write_report
+
+#: The files a checkpoint converts to and from; anything else is a checkpoint prefix.
+_EXTENSIONS = (".npz", ".safetensors")
+
+
+def register(sub: Any) -> None:
+    """Adds ``convert`` to the subcommands (``parser.add_subparsers(...)``)."""
+    c = sub.add_parser(
+        "convert", help="checkpoint <-> .npz / .safetensors; format V1 -> V2",
+        description="The direction follows the extensions: a checkpoint to OUT.npz or "
+                    "OUT.safetensors, or a .npz / .safetensors file to a checkpoint prefix. "
+                    "A format V1 checkpoint (a file, or a pattern such as "
+                    "'model.ckpt-?????-of-00003') to a V2 prefix: 'convert SRC DST', or "
+                    "'--to v2' to say so explicitly. Partitioned tensors keep their slices.")
+    c.add_argument("src", metavar="SRC")
+    c.add_argument("dst", metavar="DST")
+    c.add_argument("--to", choices=["v2"], default=None,
+                   help="v2: write SRC (format V1) as a format V2 checkpoint at prefix DST")
+    c.add_argument("--object-graph", action="store_true",
+                   help="into a checkpoint: names are object paths, build an object graph; "
+                        "into .npz: store _CHECKPOINTABLE_OBJECT_GRAPH too")
+    c.add_argument("--skip-unsupported", action="store_true",
+                   help="skip (and list) tensors the target cannot hold instead of failing")
+    c.add_argument("--compress", action="store_true", help="into .npz: deflate the arrays")
+    c.add_argument("--overwrite", action="store_true")
+    c.add_argument("--json", action="store_true")
+    c.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace, out: TextIO) -> int:
+    src, dst = args.src, args.dst
+    src_ext = os.path.splitext(src)[1].lower()
+    dst_ext = os.path.splitext(dst)[1].lower()
+    if args.to == "v2" or (src_ext not in _EXTENSIONS
+                           and dst_ext not in _EXTENSIONS and _is_v1(src)):
+        if dst_ext in _EXTENSIONS:
+            raise UsageError(f"convert --to v2: DST is a checkpoint prefix, not a "
+                             f"{dst_ext} file")
+        if args.object_graph or args.compress or args.skip_unsupported:
+            raise UsageError("convert --to v2 takes none of --object-graph, --compress, "
+                             "--skip-unsupported")
+        from tfckpt.tools import to_v2
+
+        report = to_v2(src, dst, overwrite=args.overwrite)
+    elif src_ext in _EXTENSIONS and dst_ext in _EXTENSIONS:
+        raise UsageError("convert: one side must be a checkpoint (a prefix), the other a "
+                         ".npz or .safetensors file")
+    elif src_ext in _EXTENSIONS:
+        if not os.path.isfile(src):
+            raise UsageError(f"convert: {src}: no such file")
+        fn = tfckpt.from_npz if src_ext == ".npz" else tfckpt.from_safetensors
+        report = fn(src, dst, object_graph=args.object_graph,
+                    skip_unsupported=args.skip_unsupported, overwrite=args.overwrite)
+    elif dst_ext == ".npz":
+        report = tfckpt.to_npz(src, dst, object_graph=args.object_graph,
+                               skip_unsupported=args.skip_unsupported,
+                               compressed=args.compress, overwrite=args.overwrite)
+    elif dst_ext == ".safetensors":
+        if args.object_graph:
+            raise UsageError("convert: a .safetensors file cannot hold the object graph")
+        report = tfckpt.to_safetensors(src, dst, skip_unsupported=args.skip_unsupported,
+                                       overwrite=args.overwrite)
+    else:
+        raise UsageError("convert: the direction is chosen by extension: SRC or DST must "
+                         "end in .npz or .safetensors (or give --to v2, which a format V1 "
+                         "SRC implies)")
+    write_report(report, args.json, out)
+    return EXIT_OK
+
+
+def _is_v1(path: str) -> bool:
+    """Whether `path` names a format V1 checkpoint."""
+    try:
+        return locate(path).format == "V1"
+    except tfckpt.CheckpointError:
+        return False
