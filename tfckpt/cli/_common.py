@@ -114,7 +114,7 @@ def printoptions(options: Sequence[str]) -> Iterator[None]:
 def _set_printoptions(options: Sequence[str]) -> None:
     import numpy as np
 
-    current = np.get_printoptions()
+    current: Dict[str, Any] = dict(np.get_printoptions())
     for kv in options:
         k, sep, v = kv.partition("=")
         if not sep or not k:
@@ -128,7 +128,8 @@ def _set_printoptions(options: Sequence[str]) -> None:
             value = _absl_bool(v) if kind is bool else kind(v)
         except ValueError as e:
             raise UsageError(f"bad value for printoption {k}: {e}") from None
-        np.set_printoptions(**{k: value})
+        setting: Dict[str, Any] = {k: value}
+        np.set_printoptions(**setting)
 
 
 def _absl_bool(v: str) -> bool:
@@ -159,7 +160,7 @@ class Progress:
         self.enabled = bool(getattr(self.stream, "isatty", lambda: False)())
         self.done = self.errors = 0
         self.start = time.monotonic()
-        self.last = 0.0  # never drawn
+        self.last = float("-inf")  # never drawn: the first update draws
 
     def update(self, n: int = 1, ok: bool = True) -> None:
         """Counts `n` more bytes (with a total) or records, `ok` False for one in error."""

@@ -64,7 +64,7 @@ def _listing(reader: Any, args: argparse.Namespace, out: TextIO) -> int:
     rows = reader.listing(hidden=args.all_keys)
     status = EXIT_OK
     width_key = min(max((len(r[0]) for r in rows), default=3), 80)
-    for key, dtype, shape, size, n, error, sliced in rows:
+    for key, dtype, shape, size, _n, error, sliced in rows:
         name = by_code(dtype).name
         if error:
             out.write(f"{key:<{width_key}}  ERROR: {error}\n")
@@ -91,7 +91,7 @@ def _listing_json(reader: Any, args: argparse.Namespace, out: TextIO) -> int:
     rows = reader.listing(hidden=args.all_keys)
     status = EXIT_OK
     tensors = []
-    for key, dtype, shape, size, n, error, sliced in rows:
+    for key, dtype, shape, _size, n, error, sliced in rows:
         rec: Dict[str, Any] = {"key": key, "dtype": by_code(dtype).name, "shape": list(shape)}
         if error:
             rec["error"] = error

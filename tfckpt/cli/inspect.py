@@ -143,13 +143,13 @@ def _debug_string(reader: Any) -> str:
     it has more than one (TensorFlow lists them in hash-map order; here, sorted)."""
     lines = []
     if reader.header.format == "V1":
-        for key, dtype, shape, size, n, error, sliced in reader.listing():
+        for key, dtype, shape, _size, _n, _error, _sliced in reader.listing():
             count = len(reader.entry(key).slices)
             more = f", {count} slices" if count > 1 else ""
             lines.append(f"{_tf_text(key)} ({by_code(dtype).enum_name}) "
                          f"{format_shape(shape)}{more}\n")
         return "".join(lines)
-    for key, dtype, shape, size, n, error, sliced in reader.listing(hidden=True):
+    for key, dtype, shape, _size, _n, _error, sliced in reader.listing(hidden=True):
         if sliced:
             continue
         lines.append(f"{_tf_text(key)} ({by_code(dtype).enum_name}) {format_shape(shape)}\n")

@@ -48,7 +48,7 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
         try:
             # Every stored entry once: plain tensors, and the slice entries of partitioned
             # ones, which are named as "tensor (slice spec)" rather than by their raw key.
-            for key, dtype, shape, size, n, error, sliced in rows:
+            for key, _dtype, _shape, size, _n, error, sliced in rows:
                 tensor, spec = _slice_owner(key)
                 if error is not None:
                     damaged.append(_damage(tensor, spec, error))
