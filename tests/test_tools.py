@@ -52,7 +52,7 @@ def copy_checkpoint(prefix: str, dst_dir) -> str:
 def data_bytes(prefix: str, with_graph: bool = True) -> int:
     """Bytes of the tensors a checkpoint stores (partitioned ones: all their slices)."""
     with tfckpt.open(prefix) as r:
-        return sum(tools._stored_size(r, k) for k in r.keys()
+        return sum(r.stored_size(k) for k in r.keys()
                    if with_graph or k != tfckpt.OBJECT_GRAPH_KEY)
 
 
@@ -175,7 +175,7 @@ def test_diff_floats_nan_ints_strings_and_partitions(tmp_path, monkeypatch):
     assert loose.value_changes["i"].count == 1
     # A partitioned tensor equals the same values stored whole, whatever the slicing; the
     # comparison runs in chunks along axis 0.
-    monkeypatch.setattr(tools, "_CHUNK_ELEMENTS", 4)
+    monkeypatch.setattr(tools._common, "CHUNK_ELEMENTS", 4)
     big = np.arange(35, dtype=np.float32).reshape(7, 5)
     whole = tfckpt.write(str(tmp_path / "whole"), {"e": big})
     with tfckpt.Writer(str(tmp_path / "parts")) as w:
@@ -917,7 +917,7 @@ def test_diff_and_average_hold_one_region_not_whole_tensors(tmp_path, monkeypatc
     writes plus chunks, never float64 copies of whole inputs."""
     import tracemalloc
 
-    monkeypatch.setattr(tools, "_CHUNK_ELEMENTS", 1 << 16)
+    monkeypatch.setattr(tools._common, "CHUNK_ELEMENTS", 1 << 16)
     x = np.random.RandomState(0).randn(4096, 1024).astype(np.float32)  # 16 MiB
     y = x.copy()
     y[100, 7] += 1

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass, field
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Container, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 from .dtypes import STRING, by_code
 from .errors import InvalidArgumentError, KeyNotFoundError
@@ -19,7 +19,7 @@ from .keys import OBJECT_GRAPH_KEY, is_slot_key, parse_object_key, split_object_
 from .reader import Reader
 from .writer import Writer, _as_array
 
-__all__ = ["edit", "EditPlan"]
+__all__ = ["edit", "EditPlan", "edit_object_graph"]
 
 
 @dataclass
@@ -154,7 +154,7 @@ def edit(src, dst=None, *, set: Optional[Mapping[str, Any]] = None,  # noqa: A00
 
     graph = None
     if OBJECT_GRAPH_KEY in reader:
-        graph = _edit_graph(reader, dropped, final, add_arrays)
+        graph = edit_object_graph(reader, dropped, final, add_arrays)
 
     # Copy in file order: sequential reads of the source shards.
     def location(k):
@@ -178,9 +178,11 @@ def edit(src, dst=None, *, set: Optional[Mapping[str, Any]] = None,  # noqa: A00
     return plan
 
 
-def _edit_graph(reader: Reader, dropped, final: Dict[str, str], added) -> bytes:
-    """The object graph with dropped values removed, renamed ones moved to the path their
-    new key names, and added object keys attached."""
+def edit_object_graph(reader: Reader, dropped: Container[str], final: Mapping[str, str],
+                      added: Iterable[str]) -> bytes:
+    """The object graph of `reader` with the `dropped` keys' values removed, renamed ones
+    (`final`: old key -> new key) moved to the path their new key names, and `added` object
+    keys attached; public so that other writers (``tools.migrate``) keep graphs as edit does."""
     from .proto import TrackableObjectGraph
 
     msg = TrackableObjectGraph()

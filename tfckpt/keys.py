@@ -26,6 +26,7 @@ __all__ = [
     "object_key",
     "parse_object_key",
     "is_slot_key",
+    "parse_slot_key",
 ]
 
 #: The key of the serialized TrackableObjectGraph in an object-based checkpoint.
@@ -42,6 +43,9 @@ VALUE_SUFFIX = f"/{ATTRIBUTES}/{VARIABLE_VALUE}"
 SAVE_COUNTER_KEY = "save_counter" + VALUE_SUFFIX
 
 _ATTRIBUTE_KEY_RE = re.compile(r"^(?P<path>.+)/\.ATTRIBUTES/(?P<attr>[^/]+)$")
+_SLOT_KEY_RE = re.compile(
+    rf"^(?P<var>.+)/{re.escape(OPTIMIZER_SLOT)}/(?P<opt>.+)/(?P<slot>[^/]+)"
+    rf"/{re.escape(ATTRIBUTES)}/(?P<attr>[^/]+)$")
 
 
 def escape_local_name(name: str) -> str:
@@ -85,3 +89,14 @@ def parse_object_key(key: str) -> Optional[Tuple[str, str]]:
 def is_slot_key(key: str) -> bool:
     """Whether `key` is an optimizer slot's value (``.../.OPTIMIZER_SLOT/...``)."""
     return f"{OPTIMIZER_SLOT}/" in key
+
+
+def parse_slot_key(key: str) -> Optional[Tuple[str, str, str, str]]:
+    """(escaped variable path, escaped optimizer path, escaped slot name, attribute name) of
+    an optimizer slot's attribute key, or None for other keys::
+
+        parse_slot_key("w/.OPTIMIZER_SLOT/opt/m/.ATTRIBUTES/VARIABLE_VALUE")
+        # ("w", "opt", "m", "VARIABLE_VALUE")
+    """
+    m = _SLOT_KEY_RE.match(key)
+    return (m.group("var"), m.group("opt"), m.group("slot"), m.group("attr")) if m else None
