@@ -38,8 +38,9 @@ import os
 import posixpath
 from typing import Any, Dict, List, Optional, Tuple
 
-from .dtypes import by_code
+from .dtypes import DType, by_code
 from .files import data_filename
+from .reader import Reader
 
 __all__ = ["references", "SPEC_VERSION", "RENAMED_LEAF"]
 
@@ -47,35 +48,34 @@ SPEC_VERSION = 1
 #: Where an array goes when its key is also the parent of other keys.
 RENAMED_LEAF = "_value"
 
-# DataType code -> (numpy kind and size for zarr, or None)
-_ZARR_TYPES = {
-    1: "f4", 2: "f8", 3: "i4", 4: "u1", 5: "i2", 6: "i1", 8: "c8", 9: "i8", 10: "b1",
-    11: "i1", 12: "u1", 13: "i4", 15: "i2", 16: "u2", 17: "u2", 18: "c16", 19: "f2",
-    22: "u4", 23: "u8",
-}
-_NO_ZARR_TYPE = {14, 24, 25, 26, 27, 28, 29, 30, 31, 32, 33}  # raw bits with as_bits
-
 
 def _json(obj: Any) -> str:
     return json.dumps(obj, separators=(",", ":"))
 
 
+def _raw_bits(d: DType) -> bool:
+    """Fixed-size values Zarr format 2 has no type for (bfloat16, float8, int4, ...): with
+    as_bits they are described as unsigned integers of their width."""
+    return d.zarr is None and d.is_numeric
+
+
 def _zarr_dtype(code: int, endianness: str, as_bits: bool) -> Tuple[Optional[str], str]:
-    """(zarr format 2 dtype string or None, reason when None)."""
-    t = _ZARR_TYPES.get(code)
-    if t is None and code in _NO_ZARR_TYPE and as_bits:
-        t = "u%d" % by_code(code).itemsize
+    """(zarr format 2 dtype string or None, reason when None), from the dtype table's
+    ``zarr`` column."""
+    d = by_code(code)
+    t = d.zarr
+    if t is None and _raw_bits(d) and as_bits:
+        t = f"u{d.itemsize}"
     if t is None:
-        name = by_code(code).name
-        if code == 7:
+        if d.kind == "string":
             return None, ("string tensors store varint lengths before the bytes; no Zarr "
                           "codec decodes that framing")
-        if code == 21:
+        if d.kind == "variant":
             return None, "variant tensors hold serialized protos, not an array of numbers"
-        if code in _NO_ZARR_TYPE:
-            return None, (f"Zarr format 2 has no {name} data type (use as_bits / --as-bits "
+        if _raw_bits(d):
+            return None, (f"Zarr format 2 has no {d.name} data type (use as_bits / --as-bits "
                           "to describe its raw bits as unsigned integers)")
-        return None, f"dtype {name} has no values to describe"
+        return None, f"dtype {d.name} has no values to describe"
     if t[1:] == "1":
         return "|" + t, ""
     return ("<" if endianness == "little" else ">") + t, ""
@@ -105,9 +105,8 @@ def _regular_grid(shape, bounds_list) -> Optional[Tuple[List[int], List[Tuple[in
     return chunks, index
 
 
-def _open(path: str, storage_options: Optional[dict]):
-    from .reader import Reader
-
+def _open(path: str, storage_options: Optional[dict]) -> Tuple[Reader, str]:
+    """A reader of a local path or an fsspec URL, and its prefix as chunks should name it."""
     if "://" in path and not path.startswith("file://"):
         from .storage import FsspecStorage
 
@@ -135,7 +134,8 @@ def references(path: "str | os.PathLike[str]", *, url: Optional[str] = None,
         return _references(reader, prefix, url, as_bits)
 
 
-def _references(reader, prefix: str, url: Optional[str], as_bits: bool) -> Dict[str, Any]:
+def _references(reader: Reader, prefix: str, url: Optional[str],
+                as_bits: bool) -> Dict[str, Any]:
     num_shards = reader.header.num_shards
     endianness = reader.header.endianness
     base = posixpath.basename(prefix)
@@ -186,7 +186,7 @@ def _references(reader, prefix: str, url: Optional[str], as_bits: bool) -> Dict[
             renamed[key] = array_path
         itemsize = by_code(code).itemsize
         attrs: Dict[str, Any] = {"checkpoint_key": key, "tf_dtype": by_code(code).name}
-        if code in _NO_ZARR_TYPE:
+        if _raw_bits(by_code(code)):
             attrs["raw_bits"] = True
         chunk_refs: Dict[str, Any] = {}
         entry = reader.entry(key)
@@ -232,8 +232,8 @@ def _references(reader, prefix: str, url: Optional[str], as_bits: bool) -> Dict[
                   "dimension_separator": "."}
         refs[f"{array_path}/.zarray"] = _json(zarray)
         refs[f"{array_path}/.zattrs"] = _json(attrs)
-        for c, ref in chunk_refs.items():
-            refs[f"{array_path}/{c}"] = ref
+        for chunk, ref in chunk_refs.items():
+            refs[f"{array_path}/{chunk}"] = ref
         parts = array_path.split("/")
         for i in range(1, len(parts)):
             groups.add("/".join(parts[:i]))

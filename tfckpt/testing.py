@@ -33,9 +33,9 @@ from typing import Any, Mapping, Optional, Tuple
 
 from .editing import edit
 from .errors import InvalidArgumentError, KeyNotFoundError
+from .keys import object_key
 from .reader import Reader
-from .writer import object_key, write
-
+from .writer import write
 
 __all__ = ["make_checkpoint", "inject", "with_values", "corrupt", "truncate_shard",
            "resolve_key"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import zipfile
-from typing import Any, Iterator, Optional, Tuple
+from typing import Any, Dict, Iterator, Optional, Tuple
 
 from ..dtypes import STRING, DType, by_code, by_name, numpy_dtype
 from ..errors import InvalidArgumentError
@@ -73,21 +73,23 @@ def to_npz(ckpt: Any, path: "str | os.PathLike[str]", *, compressed: bool = Fals
         report = ConversionReport(src=reader.prefix, dst=os.fspath(path))
         keys = [k for k in reader.keys() if object_graph or k != OBJECT_GRAPH_KEY]
         problems = {}
+        storage = {}  # key -> how it is stored, for the keys that can be
         for k in keys:
+            how = _npz_storage(reader.entry(k).dtype_code)
             if k.startswith(_NPZ_MANIFEST):
                 problems[k] = f"the name {_NPZ_MANIFEST} is reserved for tfckpt's manifest"
-            elif _npz_storage(reader.entry(k).dtype_code) is None:
+            elif how is None:
                 problems[k] = f"dtype {reader.entry(k).dtype_name} has no numpy equivalent"
+            else:
+                storage[k] = how
         refuse_or_skip(report, problems, ".npz", skip_unsupported)
-        manifest = {"format": _NPZ_FORMAT, "version": 1, "dtypes": {}, "string_lengths": []}
+        manifest: Dict[str, Any] = {"format": _NPZ_FORMAT, "version": 1, "dtypes": {},
+                                    "string_lengths": []}
         mode = zipfile.ZIP_DEFLATED if compressed else zipfile.ZIP_STORED
         with atomic_file(path, overwrite) as tmp:
             with zipfile.ZipFile(tmp, "w", compression=mode, allowZip64=True) as zf:
-                for k in keys:
-                    if k in problems:
-                        continue
+                for k, (stored, noted) in storage.items():
                     e = reader.entry(k)
-                    stored, noted = _npz_storage(e.dtype_code)
                     value = reader.read(k)
                     if by_code(e.dtype_code).kind == "string":
                         items = value.reshape(-1).tolist()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Any, List, Sequence
+from typing import Any, List, Sequence, Set
 
 from ..keys import OBJECT_GRAPH_KEY, is_slot_key
 from ..reader import Reader
@@ -64,7 +64,7 @@ def optimizer_keys(ckpt: Any) -> List[str]:
                 if 0 <= cid < len(nodes) and cid not in reached and cid not in optimizer_ids:
                     reached.add(cid)
                     queue.append(cid)
-        model_keys = set()
+        model_keys: Set[str] = set()
         for n in nodes:
             if n.id in reached and n.slot_of is None:
                 model_keys.update(a.checkpoint_key for a in n.attributes)

@@ -4,6 +4,7 @@ library, and back."""
 from __future__ import annotations
 
 import json
+import math
 import os
 import struct
 from functools import lru_cache
@@ -104,7 +105,7 @@ def to_safetensors(ckpt: Any, path: "str | os.PathLike[str]", *,
                     if value.dtype != want:  # int4-like: the integers they hold
                         value = value.astype(want)
                     if value.size:  # the mapped bytes, not a copy of them
-                        f.write(np.ascontiguousarray(value).reshape(-1).view(np.uint8))
+                        f.write(np.ascontiguousarray(value).reshape(-1).view(np.uint8).data)
                     report.written.append(k)
     return report
 
@@ -216,9 +217,7 @@ def _checked_tensors(path: str, header: Dict[str, Any], data: int) -> Dict[str, 
             raise CorruptCheckpointError(f"{path}: bad safetensors entry for {name!r}: {info!r}")
         if dtype not in _ST_BITS:
             raise CorruptCheckpointError(f"{path}: {name}: unknown safetensors dtype {dtype!r}")
-        count = 1
-        for d in shape:
-            count *= d
+        count = math.prod(shape)
         if (end - begin) * 8 != count * _ST_BITS[dtype]:
             raise CorruptCheckpointError(
                 f"{path}: {name}: {dtype}{shape} needs {count * _ST_BITS[dtype] / 8:g} "
