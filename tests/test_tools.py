@@ -583,6 +583,34 @@ def test_npz_object_graph_variants_and_plain_numpy_files(tf, corpus, tmp_path):
     assert list(rep.skipped) == ["bad"] and rep.written == ["ok"]
 
 
+def test_npz_names_in_key_form_keep_their_slots(tf, tmp_path):
+    """Names already in key form are parsed (tfckpt.keys), not taken as paths: a slot key
+    becomes a slot variable of its optimizer in the object graph built for them."""
+    from tfckpt.keys import parse_slot_key
+
+    value = "model/w/.ATTRIBUTES/VARIABLE_VALUE"
+    slot = "model/w/.OPTIMIZER_SLOT/optimizer/m/.ATTRIBUTES/VARIABLE_VALUE"
+    assert parse_slot_key(slot) == ("model/w", "optimizer", "m", "VARIABLE_VALUE")
+    assert parse_slot_key(value) is None
+    np.savez(str(tmp_path / "k.npz"), **{value: np.arange(2, dtype=np.float32),
+                                         slot: np.full(2, 7, np.float32)})
+    out = str(tmp_path / "k")
+    tools.from_npz(str(tmp_path / "k.npz"), out, object_graph=True)
+    with tfckpt.open(out) as r:
+        assert r.keys() == [tfckpt.OBJECT_GRAPH_KEY, value, slot]
+        graph = r.object_graph
+        (optimizer,) = [n for n in graph.nodes if n.slot_variables]
+        (link,) = optimizer.slot_variables
+        assert optimizer.path == "optimizer" and link.slot_name == "m"
+        assert graph.nodes[link.original_node_id].path == "model/w"
+        assert graph.nodes[link.slot_node_id].keys == [slot]
+    model = tf.Module()
+    model.w = tf.Variable(np.zeros(2, np.float32))
+    tf.train.Checkpoint(model=model).read(out).assert_existing_objects_matched()
+    assert model.w.numpy().tolist() == [0.0, 1.0]
+    assert sorted(n for n, _ in tf.train.list_variables(out)) == sorted(r.keys())
+
+
 SAFETENSORS_UNSUPPORTED = ("complex128", "float4_e2m1fn", "float8_e4m3b11fnuz", "string")
 
 

@@ -6,10 +6,11 @@ import os
 from typing import Any, Sequence
 
 from ..dtypes import by_code
+from ..entries import Entry
 from ..errors import InvalidArgumentError
 from ..keys import OBJECT_GRAPH_KEY
 from ..reader import Reader
-from ..slices import full_bounds
+from ..slices import Bounds, full_bounds
 from ..writer import Writer
 from . import _common
 from ._common import Source, file_order, opened, shape_text
@@ -33,8 +34,6 @@ def average(paths: Sequence[Any], out: "str | os.PathLike[str]", **write_kwargs:
     with the slices of the last input. `write_kwargs` go to :class:`tfckpt.Writer`
     (``overwrite``, ``max_shard_bytes``, ``update_state``). Returns the prefix written.
     """
-    import numpy as np
-
     paths = list(paths)
     if not paths:
         raise InvalidArgumentError("average needs at least one checkpoint")
@@ -42,36 +41,39 @@ def average(paths: Sequence[Any], out: "str | os.PathLike[str]", **write_kwargs:
         last = readers[-1]
         keys = last.keys()
         _check_same_layout(readers, keys)
-        n = len(readers)
         with Writer(out, **write_kwargs) as w:
             for key in sorted(keys, key=file_order(last)):
                 e = last.entry(key)
-                kind = by_code(e.dtype_code).kind
-                if key == OBJECT_GRAPH_KEY or kind not in ("float", "complex"):
+                if key == OBJECT_GRAPH_KEY or not by_code(e.dtype_code).is_floating:
                     w.copy(last, key)
                     continue
-                acc_dtype = np.complex128 if kind == "complex" else np.float64
-                out_dtype = e.dtype
                 sources = [Source(r, key) for r in readers]
                 # A partitioned tensor is written with the last input's slices (their specs
                 # as stored, so the slice keys stay the same); each region is averaged in
                 # chunks, so only the region being written is held whole.
-                regions = [(s.spec, s.bounds(e.shape)) for s in e.slices] if e.slices \
-                    else [(None, full_bounds(e.shape))]
-                for spec, region in regions:
-                    result = np.empty(tuple(hi - lo for lo, hi in region), dtype=out_dtype)
-                    for sub in _common.chunks(region):
-                        acc = np.array(sources[0].region(sub), dtype=acc_dtype)
-                        for src in sources[1:]:
-                            acc += np.asarray(src.region(sub), dtype=acc_dtype)
-                        acc /= n
-                        at = tuple(slice(a - r0, b - r0) for (a, b), (r0, _) in zip(sub, region))
-                        result[at] = acc.astype(out_dtype)
-                    if spec is None:
-                        w.add(key, result, dtype=e.dtype_code)
-                    else:
-                        w.add_slice(key, e.shape, spec, result, dtype=e.dtype_code)
+                if not e.slices:
+                    w.add(key, _mean(sources, full_bounds(e.shape), e), dtype=e.dtype_code)
+                for s in e.slices:
+                    w.add_slice(key, e.shape, s.spec, _mean(sources, s.bounds(e.shape), e),
+                                dtype=e.dtype_code)
     return os.fspath(out)
+
+
+def _mean(sources: Sequence[Source], region: Bounds, e: Entry) -> Any:
+    """The mean of `sources` over `region`, summed chunk by chunk in float64 (complex128),
+    cast back to the dtype of `e`."""
+    import numpy as np
+
+    acc_dtype = np.complex128 if by_code(e.dtype_code).kind == "complex" else np.float64
+    result = np.empty(tuple(hi - lo for lo, hi in region), dtype=e.dtype)
+    for sub in _common.chunks(region):
+        acc = np.array(sources[0].region(sub), dtype=acc_dtype)
+        for src in sources[1:]:
+            acc += np.asarray(src.region(sub), dtype=acc_dtype)
+        acc /= len(sources)
+        at = tuple(slice(a - r0, b - r0) for (a, b), (r0, _) in zip(sub, region))
+        result[at] = acc.astype(e.dtype)
+    return result
 
 
 def _check_same_layout(readers: Sequence[Reader], keys: Sequence[str]) -> None:
