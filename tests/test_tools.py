@@ -499,7 +499,7 @@ def _tf_values(tf, prefix):
 
 
 def _same_value(a, b) -> bool:
-    if isinstance(a, bytes) or getattr(a, "dtype", None) == object:
+    if isinstance(a, bytes) or getattr(a, "dtype", None) == np.dtype(object):
         return np.array_equal(np.asarray(a, object), np.asarray(b, object))
     return np.asarray(a).dtype == np.asarray(b).dtype and bits(np.asarray(a)) == bits(
         np.asarray(b))
@@ -843,7 +843,7 @@ def test_drop_optimizer_leaves_a_third_that_tf_restores(tf, corpus, tmp_path):
     with tfckpt.open(out) as r:
         assert sorted(r.keys()) == sorted(
             [tfckpt.OBJECT_GRAPH_KEY, "save_counter/.ATTRIBUTES/VARIABLE_VALUE"]
-            + [f"model/{l}/{v}/.ATTRIBUTES/VARIABLE_VALUE" for l in ("hidden", "out")
+            + [f"model/{layer}/{v}/.ATTRIBUTES/VARIABLE_VALUE" for layer in ("hidden", "out")
                for v in ("kernel", "bias")])
     ratio = data_bytes(out, False) / data_bytes(src, False)
     assert ratio <= 0.40, ratio

@@ -164,7 +164,7 @@ def _references(reader: Reader, prefix: str, url: Optional[str],
     def skip(key: str, code: int, reason: str) -> None:
         skipped.append({"key": key, "dtype": by_code(code).name, "reason": reason})
 
-    for key, code, shape, size, n, error, sliced in rows:
+    for key, code, shape, _size, n, error, sliced in rows:
         if error:
             skip(key, code, f"the entry is damaged: {error}")
             continue

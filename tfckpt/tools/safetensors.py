@@ -99,7 +99,7 @@ def to_safetensors(ckpt: Any, path: "str | os.PathLike[str]", *,
             with open(tmp, "wb") as f:
                 f.write(struct.pack("<Q", len(raw)))
                 f.write(raw)
-                for k, e, st in plan:
+                for k, _entry, st in plan:
                     value = reader.read(k)
                     want = _st_numpy(st)
                     if value.dtype != want:  # int4-like: the integers they hold
