@@ -14,10 +14,15 @@ from typing import Any, Container, Dict, Iterable, List, Mapping, Optional, Sequ
 
 from .dtypes import STRING, by_code
 from .errors import InvalidArgumentError, KeyNotFoundError
-from .keys import OBJECT_GRAPH_KEY, is_slot_key, parse_object_key, split_object_path, \
-    unescape_local_name
+from .keys import (
+    OBJECT_GRAPH_KEY,
+    is_slot_key,
+    parse_object_key,
+    split_object_path,
+    unescape_local_name,
+)
 from .reader import Reader
-from .writer import Writer, _as_array
+from .writer import Writer, as_array
 
 __all__ = ["edit", "EditPlan", "edit_object_graph"]
 
@@ -121,7 +126,7 @@ def edit(src, dst=None, *, set: Optional[Mapping[str, Any]] = None,  # noqa: A00
     set_arrays = {}
     for k, v in set_values.items():
         e = reader.entry(k)
-        arr, code = _as_array(k, v, None)
+        arr, code = as_array(k, v, None)
         if code != e.dtype_code and not allow_dtype_change:
             # A value of the same kind is cast (float64 numbers into a float32 tensor), but
             # a different kind is refused.
@@ -139,7 +144,7 @@ def edit(src, dst=None, *, set: Optional[Mapping[str, Any]] = None,  # noqa: A00
         set_arrays[k] = (arr, code)
         plan.set[k] = (f"{e.dtype_name}{list(e.shape)} -> "
                        f"{by_code(code).name}{list(arr.shape)}")
-    add_arrays = {k: _as_array(k, v, None) for k, v in add_values.items()}
+    add_arrays = {k: as_array(k, v, None) for k, v in add_values.items()}
 
     plan.dropped = sorted(dropped)
     plan.renamed = {k: n for k, n in final.items() if n != k}
@@ -156,15 +161,10 @@ def edit(src, dst=None, *, set: Optional[Mapping[str, Any]] = None,  # noqa: A00
     if OBJECT_GRAPH_KEY in reader:
         graph = edit_object_graph(reader, dropped, final, add_arrays)
 
-    # Copy in file order: sequential reads of the source shards.
-    def location(k):
-        e = reader.entry(k)
-        return (e.shard_id, e.offset) if not e.slices else (-1, 0)
-
     # Copied payloads keep their byte order, so the output keeps the source's.
     with Writer(dst, overwrite=overwrite or same, update_state=update_state,
                 big_endian=reader.header.endianness == "big") as w:
-        for k in sorted(final, key=location):
+        for k in sorted(final, key=reader.location):
             new = final[k]
             if k in set_arrays:
                 arr, code = set_arrays[k]

@@ -23,7 +23,6 @@ from .errors import (
 )
 from .files import locate, resolve_prefix
 from .keys import OBJECT_GRAPH_KEY
-from .tensor_proto import decode_variant
 from .slices import (
     Bounds,
     Index,
@@ -36,6 +35,7 @@ from .slices import (
     slice_key,
     volume,
 )
+from .tensor_proto import decode_variant
 
 __all__ = ["open", "Reader", "Entry", "Header", "StoredEntry", "TensorSlice", "Variant",
            "OBJECT_GRAPH_KEY"]
@@ -202,6 +202,12 @@ class Reader(Mapping[str, Any]):
         return sum(st.entry.size for st in self.stored(key))
 
     # -- data shards ----------------------------------------------------------------------
+    def location(self, key: Union[str, bytes]) -> Tuple[int, int]:
+        """(data shard, offset) where the bytes of `key` start; (-1, 0) for a partitioned
+        tensor, whose slices lie anywhere. Sorting keys by it reads the shards in sequence."""
+        e = self.entry(key)
+        return (e.shard_id, e.offset) if not e.slices else (-1, 0)
+
     def shard_path(self, shard_id: int) -> str:
         return self._storage.shard_path(shard_id, self.header.num_shards)
 

@@ -22,6 +22,7 @@ from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 
 from ._core import core
 from .dtypes import STRING, by_code, numpy_dtype
+from .entries import Entry, Header, StoredEntry, check_versions
 from .errors import (
     CheckpointError,
     CorruptCheckpointError,
@@ -31,7 +32,6 @@ from .errors import (
     UnsupportedCheckpointError,
 )
 from .files import Located, locate
-from .entries import Entry, Header, StoredEntry, check_versions
 from .slices import Index, TensorSlice, check_coverage, normalize_index, place, plan_assembly
 from .slices import volume as _volume
 
@@ -379,6 +379,12 @@ class V1Reader(Mapping[str, Any]):
         raise UnsupportedCheckpointError(
             f"{self.prefix}: {t.name} is a {by_code(t.dtype).name} tensor; format V1 holds no "
             "variant tensors", path=self.prefix, key=t.name)
+
+    def location(self, key: Union[str, bytes]) -> Tuple[int, int]:
+        """(table file, offset) where the bytes of `key` start; (-1, 0) for a partitioned
+        tensor, whose slices lie anywhere. Sorting keys by it reads the files in sequence."""
+        e = self.entry(key)
+        return (e.shard_id, e.offset) if not e.slices else (-1, 0)
 
     def shard_path(self, shard_id: int) -> str:
         """The path of table file `shard_id`."""

@@ -41,8 +41,10 @@ def dtype_code_of(array: Any) -> int:
         raise InvalidArgumentError(str(e)) from None
 
 
-def _as_array(key: str, value: Any, dtype: "str | int | DType | None") -> Tuple[Any, int]:
-    """A numpy array from an array, scalar, bytes, str or nested list; clear errors for
+def as_array(key: str, value: Any, dtype: "str | int | DType | None") -> Tuple[Any, int]:
+    """The array and DataType code the writer stores for `value` (see :meth:`Writer.add`).
+
+    A numpy array from an array, scalar, bytes, str or nested list; clear errors for
     ragged input."""
     np = _np()
     if isinstance(value, (bytes, str)):
@@ -173,7 +175,7 @@ class Writer:
         ``qint8`` or ``bfloat16`` from plain numbers; an array already of that dtype's numpy
         type is written as it is."""
         self._check_key(key)
-        arr, code = _as_array(key, value, dtype)
+        arr, code = as_array(key, value, dtype)
         self._add_checked(key, arr, code)
 
     def _add_checked(self, key: str, arr: Any, code: int) -> None:
@@ -240,7 +242,7 @@ class Writer:
         as the TF1 Saver does (``0,3:0,3``); ``"-"`` in a spec is TF's whole dimension."""
         if self._closed:
             raise CheckpointError("this Writer is closed")
-        arr, code = _as_array(key, value, dtype)
+        arr, code = as_array(key, value, dtype)
         full_shape = tuple(int(d) for d in full_shape)
         extents = _extents(key, full_shape, index)
         want = tuple(d if ln < 0 else ln for (st, ln), d in zip(extents, full_shape))
@@ -397,14 +399,14 @@ def write(prefix: "str | os.PathLike[str]", tensors: Mapping[str, Any], *,
     dtypes = dict(dtypes or {})
     arrays: Dict[str, Tuple[Any, int]] = {}
     for key, value in tensors.items():
-        arrays[key] = _as_array(str(key), value, dtypes.get(key))
+        arrays[key] = as_array(str(key), value, dtypes.get(key))
     graph_bytes = None
     if object_graph or save_counter is not None or slots:
         from .objects import build_object_graph
 
         np = _np()
         variables = dict(arrays)
-        slot_arrays = {k: _as_array(str(k), v, None) for k, v in (slots or {}).items()}
+        slot_arrays = {k: as_array(str(k), v, None) for k, v in (slots or {}).items()}
         if save_counter is not None:
             if any(p in ("save_counter", ("save_counter",)) for p in variables):
                 raise InvalidArgumentError("save_counter is given twice: as a value and as "
@@ -423,8 +425,7 @@ def write(prefix: "str | os.PathLike[str]", tensors: Mapping[str, Any], *,
     with Writer(prefix, max_shard_bytes=max_shard_bytes, overwrite=overwrite,
                 update_state=update_state) as w:
         for key, (arr, code) in arrays.items():
-            w._check_key(key)
-            w._add_checked(key, arr, code)
+            w.add(key, arr, dtype=code)
         if graph_bytes is not None:
             w.add(OBJECT_GRAPH_KEY, graph_bytes)
     return os.fspath(prefix)

@@ -16,8 +16,7 @@ that our classes are not TensorFlow's: convert between them by serializing
 
 from typing import Any, Dict
 
-from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
-from google.protobuf import wrappers_pb2
+from google.protobuf import descriptor_pb2, descriptor_pool, message_factory, wrappers_pb2
 from google.protobuf.internal import enum_type_wrapper
 
 from tfckpt.proto import _schema
@@ -175,7 +174,7 @@ SavedTensorSlices = _cls("tensorflow.SavedTensorSlices")
 # point it here so that repr() and pickle find the top-level classes.
 for _name in __all__:
     _obj = globals()[_name]
-    if isinstance(_obj, type) and getattr(_obj, "DESCRIPTOR").containing_type is None:
+    if isinstance(_obj, type) and _obj.DESCRIPTOR.containing_type is None:  # type: ignore[attr-defined]
         try:
             _obj.__module__ = __name__
         except (AttributeError, TypeError):

@@ -5,7 +5,7 @@ axis, so no tool needs a whole tensor (or a float64 copy of one) in memory."""
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Callable, Iterator, List, Sequence, Tuple
+from typing import Any, Callable, Iterator, List, Sequence
 
 from ..reader import Reader
 from ..slices import Bounds
@@ -36,15 +36,6 @@ def opened(*sources: Any, open_with: Callable[[Any], Any] = Reader) -> Iterator[
 def shape_text(shape: Sequence[int]) -> str:
     """A shape as messages spell it: ``[3,4]``."""
     return "[" + ",".join(str(d) for d in shape) + "]"
-
-
-def file_order(reader: Reader) -> Callable[[str], Tuple[int, int]]:
-    """Sort key for the keys of `reader` that reads its data shards sequentially
-    (partitioned tensors, whose slices lie anywhere, first)."""
-    def location(key: str) -> Tuple[int, int]:
-        e = reader.entry(key)
-        return (e.shard_id, e.offset) if not e.slices else (-1, 0)
-    return location
 
 
 class Source:

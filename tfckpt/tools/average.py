@@ -13,7 +13,7 @@ from ..reader import Reader
 from ..slices import Bounds, full_bounds
 from ..writer import Writer
 from . import _common
-from ._common import Source, file_order, opened, shape_text
+from ._common import Source, opened, shape_text
 
 __all__ = ["average"]
 
@@ -42,7 +42,7 @@ def average(paths: Sequence[Any], out: "str | os.PathLike[str]", **write_kwargs:
         keys = last.keys()
         _check_same_layout(readers, keys)
         with Writer(out, **write_kwargs) as w:
-            for key in sorted(keys, key=file_order(last)):
+            for key in sorted(keys, key=last.location):
                 e = last.entry(key)
                 if key == OBJECT_GRAPH_KEY or not by_code(e.dtype_code).is_floating:
                     w.copy(last, key)

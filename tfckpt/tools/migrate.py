@@ -11,7 +11,7 @@ from ..editing import edit_object_graph
 from ..errors import InvalidArgumentError
 from ..keys import OBJECT_GRAPH_KEY, object_key
 from ..writer import Writer
-from ._common import file_order, opened, shape_text
+from ._common import opened, shape_text
 
 __all__ = ["migrate", "MigrationReport"]
 
@@ -187,9 +187,8 @@ def _write(ro: Any, rl: Any, out: Any, report: MigrationReport,
     if report.filled_from_like:
         written.update(report.unfilled)
     left_out = set(_values(rl)) - written
-    old_order = file_order(ro)
     with Writer(out, **write_kwargs) as w:
-        for key in sorted(report.mapped, key=lambda k: old_order(report.mapped[k])):
+        for key in sorted(report.mapped, key=lambda k: ro.location(report.mapped[k])):
             src = report.mapped[key]
             eo = ro.entry(src)
             if eo.slices and eo.dtype_code in _TF_CANNOT_ASSEMBLE \
@@ -198,7 +197,7 @@ def _write(ro: Any, rl: Any, out: Any, report: MigrationReport,
             else:
                 w.copy(ro, src, as_=key)
         if report.filled_from_like:
-            for key in sorted(report.unfilled, key=file_order(rl)):
+            for key in sorted(report.unfilled, key=rl.location):
                 w.copy(rl, key)
         if left_out:
             w.add(OBJECT_GRAPH_KEY, edit_object_graph(rl, left_out, {k: k for k in written}, {}))
