@@ -1,4 +1,4 @@
-"""The pure-Python twin of the native core (tfckpt/_pycore.py) against the native core.
+"""The pure-Python twin of the native core (tfckpt/_pycore/) against the native core.
 
 * Selection: ``tfckpt.implementation``, ``TFCKPT_IMPLEMENTATION=python``, the automatic
   fallback when the extension cannot be imported.
@@ -31,6 +31,8 @@ import pytest
 
 import tfckpt
 from tfckpt import _pycore as PY
+from tfckpt._pycore import bundle as PY_bundle
+from tfckpt._pycore import mapped_file as PY_mapped_file
 from tfckpt.errors import CheckpointError, ChecksumMismatchError, CorruptCheckpointError
 
 TESTS_DIR = pathlib.Path(__file__).resolve().parent
@@ -195,7 +197,7 @@ def test_slice_keys_equal_native(native):
                    (2 * 10**6, "f01e8480"), (2**40 - 3, "fcfffffffffd"), (-65, "3fbf"),
                    (2**62, "ffc04000000000000000"), (-2**63, "003f8000000000000000"),
                    (2**63 - 1, "ffc07fffffffffffffff")]:
-        assert PY._signed_num_increasing(v).hex() == enc, v
+        assert PY_bundle._signed_num_increasing(v).hex() == enc, v
     assert PY.slice_key("scope/pv", [(0, 3), (0, 3)]) == b"\x00scope/pv\x00\x01\x01\x02\x80\x83\x80\x83"
     assert PY.slice_key(b"a\xffb", []) == b"\x00a\xff\x00b\x00\x01\x00"
 
@@ -302,9 +304,9 @@ def test_small_files_are_read_and_big_ones_mapped_natively(native, tmp_path):
 @pytest.mark.parametrize("mapped", [False, True], ids=["read", "mapped"])
 def test_mapped_file(tmp_path, monkeypatch, mapped):
     # Before Python 3.13, files under 64 MiB are read, bigger ones mapped: test both ways.
-    monkeypatch.setattr(PY, "_READ_BELOW", 0 if mapped else 1 << 20)
-    monkeypatch.setattr(PY, "_MAP_KEEPS_NO_DESCRIPTOR",
-                        PY._MAP_KEEPS_NO_DESCRIPTOR and mapped)
+    monkeypatch.setattr(PY_mapped_file, "_READ_BELOW", 0 if mapped else 1 << 20)
+    monkeypatch.setattr(PY_mapped_file, "_MAP_KEEPS_NO_DESCRIPTOR",
+                        PY_mapped_file._MAP_KEEPS_NO_DESCRIPTOR and mapped)
     p = tmp_path / "f.bin"
     p.write_bytes(b"0123456789")
     f = PY.MappedFile(str(p))
@@ -614,8 +616,8 @@ def test_mutations_detect_a_changed_rule(native, corpus):
     disagreements turn up quickly."""
     seeds = _seeds(corpus)
     rng = random.Random(3)
-    original = PY._MAX_DIMS
-    PY._MAX_DIMS = original - 1
+    original = PY_bundle._MAX_DIMS
+    PY_bundle._MAX_DIMS = original - 1
     try:
         found = 0
         for _ in range(4000):
@@ -625,7 +627,7 @@ def test_mutations_detect_a_changed_rule(native, corpus):
                 found += 1
                 break
     finally:
-        PY._MAX_DIMS = original
+        PY_bundle._MAX_DIMS = original
     assert found
 
 
