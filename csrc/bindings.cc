@@ -1,13 +1,7 @@
 // The thin pybind11 layer: converts between Python objects and the native
 // core, releases the GIL around I/O and checksum work, and maps
-// tfckpt::Error to the exception classes of tfckpt.errors.
-#include <fcntl.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
+// tfckpt::Error to the exception classes of tfckpt.errors (and FileError to OSError).
 #include <cerrno>
-#include <cstring>
 #include <map>
 #include <memory>
 #include <string>
@@ -19,6 +13,7 @@
 #include "coding.h"
 #include "crc32c.h"
 #include "errors.h"
+#include "mapped_file.h"
 #include "snappy.h"
 #include "table.h"
 #include "tar.h"
@@ -51,119 +46,6 @@ class BufferRef {
   py::object owner_;
   Py_buffer view_;
 };
-
-// A file mapped read-only into memory (a small one whose size is not tracked is read
-// instead). Exposes the buffer protocol, so numpy arrays and memoryviews over it keep
-// the mapping alive.
-class MappedFile {
- public:
-  // With `track_size`, CurrentSize() looks at the file again, so a file that
-  // shrinks under the mapping is noticed (no descriptor is kept: readers of
-  // thousands of checkpoints must not run out of them).
-  MappedFile(const std::string& path, bool track_size) : path_(path) {
-    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-      PyErr_SetFromErrnoWithFilename(PyExc_OSError, path.c_str());
-      throw py::error_already_set();
-    }
-    struct stat st;
-    if (::fstat(fd, &st) != 0) {
-      int saved = errno;
-      ::close(fd);
-      errno = saved;
-      PyErr_SetFromErrnoWithFilename(PyExc_OSError, path.c_str());
-      throw py::error_already_set();
-    }
-    if (S_ISDIR(st.st_mode)) {
-      ::close(fd);
-      errno = EISDIR;
-      PyErr_SetFromErrnoWithFilename(PyExc_OSError, path.c_str());
-      throw py::error_already_set();
-    }
-    size_ = static_cast<size_t>(st.st_size);
-    if (size_ > 0 && size_ <= kReadBelow && !track_size && S_ISREG(st.st_mode)) {
-      // A small file (an index, typically) costs less to read than to map and unmap.
-      copy_ = std::make_unique<uint8_t[]>(size_);
-      size_t got = 0;
-      while (got < size_) {
-        ssize_t n = ::pread(fd, copy_.get() + got, size_ - got, static_cast<off_t>(got));
-        if (n < 0 && errno == EINTR) continue;
-        if (n < 0) {
-          int saved = errno;
-          ::close(fd);
-          errno = saved;
-          PyErr_SetFromErrnoWithFilename(PyExc_OSError, path.c_str());
-          throw py::error_already_set();
-        }
-        if (n == 0) break;  // the file shrank since fstat: what is there is what it holds
-        got += static_cast<size_t>(n);
-      }
-      size_ = got;
-      data_ = got ? copy_.get() : nullptr;
-    } else if (size_ > 0) {
-      void* p = ::mmap(nullptr, size_, PROT_READ, MAP_SHARED, fd, 0);
-      if (p == MAP_FAILED) {
-        int saved = errno;
-        ::close(fd);
-        errno = saved;
-        PyErr_SetFromErrnoWithFilename(PyExc_OSError, path.c_str());
-        throw py::error_already_set();
-      }
-      data_ = static_cast<uint8_t*>(p);
-      mapped_ = true;
-    }
-    track_size_ = track_size;
-    dev_ = st.st_dev;
-    ino_ = st.st_ino;
-    ::close(fd);
-  }
-  ~MappedFile() {
-    if (mapped_) ::munmap(data_, size_);
-  }
-
-  // The file's size now. Pages of a mapping past the end of a file that was
-  // truncated after mapping raise SIGBUS when touched, so readers check this
-  // before handing out a range.
-  size_t CurrentSize() const {
-    if (!track_size_) return size_;
-    struct stat st;
-    if (::stat(path_.c_str(), &st) != 0) return 0;
-    // A different file now at the path (replaced by a rename) leaves our mapping of
-    // the old one intact.
-    if (st.st_dev != dev_ || st.st_ino != ino_) return size_;
-    return std::min(size_, static_cast<size_t>(st.st_size));
-  }
-  MappedFile(const MappedFile&) = delete;
-  MappedFile& operator=(const MappedFile&) = delete;
-
-  const uint8_t* data() const { return data_ ? data_ : &empty_; }
-  size_t size() const { return size_; }
-  const std::string& path() const { return path_; }
-
-  // Hints the kernel to read a range ahead (sequential checksum passes).
-  void WillNeed(size_t offset, size_t length) const {
-    if (!mapped_ || offset >= size_) return;
-    const size_t page = static_cast<size_t>(::sysconf(_SC_PAGESIZE));
-    size_t start = offset / page * page;
-    size_t end = std::min(size_, offset + std::min(length, size_ - offset));
-    ::madvise(data_ + start, end - start, MADV_WILLNEED);
-  }
-
- private:
-  // Files up to this size are read into memory unless their size is tracked.
-  static constexpr size_t kReadBelow = 64 << 10;
-
-  std::string path_;
-  std::unique_ptr<uint8_t[]> copy_;  // the bytes of a small file, read
-  bool mapped_ = false;
-  uint8_t* data_ = nullptr;
-  size_t size_ = 0;
-  bool track_size_ = false;
-  dev_t dev_ = 0;
-  ino_t ino_ = 0;
-  static const uint8_t empty_;
-};
-const uint8_t MappedFile::empty_ = 0;
 
 std::string KeyBytes(const py::handle& key) {
   if (PyBytes_Check(key.ptr())) return std::string(py::reinterpret_borrow<py::bytes>(key));
@@ -592,6 +474,9 @@ PYBIND11_MODULE(_native, m) {
       if (p) std::rethrow_exception(p);
     } catch (const Error& e) {
       RaiseTranslated(e);
+    } catch (const FileError& e) {
+      errno = e.errnum();
+      PyErr_SetFromErrnoWithFilename(PyExc_OSError, e.path().c_str());
     }
   });
 
