@@ -4,6 +4,8 @@
   fallback when the extension cannot be imported.
 * The primitives, on the corpus and on random inputs: CRC32C (also against crcmod), masks,
   dtype sizes, Snappy, slice keys, string and variant payloads, tables, entries, MappedFile.
+* The named rows of ``Index`` (header, entry, listing, totals): the same names and the same
+  values, field by field, on every corpus index.
 * The whole reader API on every corpus checkpoint, in a child process per implementation:
   keys, entries, values (as digests), slices, the object graph, ``tfckpt verify``.
 * A differential fuzz test (fixed seed, about 10 s): mutated real and crafted index files and
@@ -441,6 +443,82 @@ def test_payload_checksum_errors_carry_key_and_crcs(native):
         assert got[1] == "k"
     assert error_of(lambda: PY.decode_strings(bytes(strings), 2, False, True, "k"))[2] == \
         struct.unpack_from("<I", strings, 2)[0]
+
+
+# ---------------------------------------------------------------------------------------------
+# named rows: Index.header, entry(key), listing() and totals() are tuples with field names
+
+
+ROW_FIELDS = {
+    "HeaderRow": ("num_shards", "endianness", "producer", "min_consumer", "bad_consumers"),
+    "EntryRow": ("dtype", "shape", "shard_id", "offset", "size", "crc32c", "slices",
+                 "num_elements"),
+    "ListingRow": ("key", "dtype", "shape", "size", "num_elements", "error", "partitioned"),
+    "TotalsRow": ("keys", "elements", "bad", "partitioned", "dtype_counts", "data_bytes"),
+}
+
+
+def _cores_in_use() -> list:
+    return [PY] + ([tfckpt._native] if tfckpt.implementation == "native" else [])
+
+
+def test_row_types_have_the_field_names():
+    for core in _cores_in_use():
+        for name, fields in ROW_FIELDS.items():
+            cls = getattr(core, name)
+            assert issubclass(cls, tuple), (core, name)
+            assert (cls.__name__, cls._fields, cls.__match_args__) == (name, fields, fields)
+    assert set(ROW_FIELDS) <= set(PY.__all__)
+
+
+def _fields_of(row) -> dict:
+    """A row as {field: value}, after checking that unpacking it by position gives the same
+    values in the order of its fields."""
+    fields = ROW_FIELDS[type(row).__name__]
+    assert isinstance(row, tuple) and type(row)._fields == fields
+    values = {f: getattr(row, f) for f in fields}
+    assert tuple(row) == tuple(values.values())
+    return values
+
+
+def test_rows_equal_native_field_by_field_on_the_corpus(native, corpus):
+    files = [f for f in _corpus_files(corpus) if f.endswith(".index")]
+    assert len(files) >= 15
+    seen = {"partitioned": 0, "slices": 0, "bad_consumers": 0}
+    for f in files:
+        data = pathlib.Path(f).read_bytes()
+        a, b = native.Index(data, f), PY.Index(data, f)
+        pairs = [(a.header, b.header), (a.totals(), b.totals())]
+        listing = a.listing(hidden=True)
+        assert len(listing) == len(b.listing(hidden=True)) == len(a), f
+        pairs += zip(listing, b.listing(hidden=True))
+        for key, row in zip(a.raw_keys(), listing):
+            if row.error is None:
+                pairs.append((a.entry(key), b.entry(key)))
+        for x, y in pairs:
+            assert type(x).__name__ == type(y).__name__, f
+            assert _fields_of(x) == _fields_of(y), f"{f}: {x!r} vs {y!r}"
+            assert repr(x) == repr(y)
+        seen["partitioned"] += sum(row.partitioned for row in listing)
+        seen["slices"] += sum(bool(x.slices) for x, _ in pairs if type(x).__name__ == "EntryRow")
+        seen["bad_consumers"] += a.header.bad_consumers is not None
+    assert all(seen.values()), seen
+
+
+def test_native_rows_are_struct_sequences(native):
+    """Module attributes of tfckpt._native that pickle by name; rows of plain values are
+    left out of the garbage collector's sight, as CPython leaves such plain tuples."""
+    import gc
+    import pickle
+
+    idx = _scan_index(native)
+    rows = [idx.header, idx.totals(), idx.entry("p"), idx.listing()[0]]
+    for row in rows:
+        assert type(row).__module__ == "tfckpt._native"
+        assert getattr(native, type(row).__name__) is type(row)
+        again = pickle.loads(pickle.dumps(row))
+        assert type(again) is type(row) and again == row
+    assert [gc.is_tracked(r) for r in rows] == [True, True, True, False]  # list, dict, list
 
 
 # -- the whole reader API, in a child process per implementation --------------------------------

@@ -1,6 +1,6 @@
 """The pure-Python twin of the native core: ``tfckpt._native`` in Python, one module beside
 each file of csrc/ (coding, crc32c, snappy, table, bundle, writer, mapped_file, tar, and
-bindings for what csrc/bindings.cc does with arguments).
+bindings for what csrc/bindings.cc does: arguments and named rows).
 
 Written from FORMAT.md (sections 2-6), not translated from csrc/: the same names, the same
 results and the same error classes on the same inputs, so the two can be checked against each
@@ -16,6 +16,7 @@ Writing checkpoints (``BundleWriter``) needs the native extension; ``build_table
 ``serialize_entry`` are here because tests and tools build small tables with them.
 """
 
+from .bindings import EntryRow, HeaderRow, ListingRow, TotalsRow
 from .bundle import (
     Index,
     decode_slice_key,
@@ -35,5 +36,5 @@ __all__ = [
     "crc32c", "crc32c_portable", "crc32c_implementation", "mask_crc", "unmask_crc",
     "dtype_sizes", "snappy_decompress", "slice_key", "decode_slice_key", "decode_strings",
     "decode_variants", "read_table", "build_table", "serialize_entry", "MappedFile", "Index",
-    "tar_members", "BundleWriter",
+    "HeaderRow", "EntryRow", "ListingRow", "TotalsRow", "tar_members", "BundleWriter",
 ]

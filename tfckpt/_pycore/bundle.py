@@ -8,7 +8,17 @@ from __future__ import annotations
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from ..errors import ChecksumMismatchError, CorruptCheckpointError, KeyNotFoundError
-from .bindings import _buffer_bytes, _check_count, _key_bytes, _key_text, _path_text
+from .bindings import (
+    EntryRow,
+    HeaderRow,
+    ListingRow,
+    TotalsRow,
+    _buffer_bytes,
+    _check_count,
+    _key_bytes,
+    _key_text,
+    _path_text,
+)
 from .coding import (
     _I64_MAX,
     _U32,
@@ -24,6 +34,7 @@ from .crc32c import crc32c, mask_crc
 from .table import _Table
 
 _MAX_DIMS = 254  # TensorShape::MaxDimensions (FORMAT.md 4.2)
+_new_row = tuple.__new__
 
 # ---------------------------------------------------------------------------------------------
 # dtypes (FORMAT.md 4.4): bytes per element in a data file; 0 string/variant, -1 not storable.
@@ -485,10 +496,10 @@ class Index:
                     self._hidden[j] = True
 
     @property
-    def header(self) -> Tuple[int, int, int, int, List[int]]:
+    def header(self) -> HeaderRow:
         """(num_shards, endianness 0/1, producer, min_consumer, bad_consumers)."""
         num_shards, endianness, producer, min_consumer, bad = self._header
-        return num_shards, endianness, producer, min_consumer, list(bad)
+        return HeaderRow(num_shards, endianness, producer, min_consumer, list(bad))
 
     @property
     def table_stats(self) -> dict:
@@ -522,13 +533,15 @@ class Index:
     def raw_keys(self) -> List[bytes]:
         return list(self._keys)
 
-    def listing(self, hidden: bool = False) -> List[tuple]:
+    def listing(self, hidden: bool = False) -> List[ListingRow]:
         """(key, dtype, shape, size, num_elements, error or None, partitioned) per key."""
-        return [(k.decode("utf-8", "surrogateescape"), e.dtype, tuple(e.shape), e.size,
-                 e.num_elements, e.error, bool(e.slices))
+        # tuple.__new__, as namedtuple's _make does: calling the class costs twice as much.
+        return [_new_row(ListingRow, (k.decode("utf-8", "surrogateescape"), e.dtype,
+                                      tuple(e.shape), e.size, e.num_elements, e.error,
+                                      bool(e.slices)))
                 for k, e, h in zip(self._keys, self._entries, self._hidden) if hidden or not h]
 
-    def totals(self) -> tuple:
+    def totals(self) -> TotalsRow:
         """(listed keys, their elements where decodable, listed keys with a bad entry,
         listed partitioned keys, {dtype: listed keys}, bytes of every decodable
         unpartitioned entry, slice entries included)."""
@@ -546,7 +559,8 @@ class Index:
                 parameters += e.num_elements
             else:
                 errors += 1
-        return listed, parameters, errors, partitioned, dict(sorted(dtypes.items())), data_bytes
+        return TotalsRow(listed, parameters, errors, partitioned, dict(sorted(dtypes.items())),
+                         data_bytes)
 
     def key_records(self, cls, lead: tuple, names: tuple, name_of) -> list:
         """One `cls` (a tuple subclass) per listed key: `lead`'s items, then key, dtype
@@ -555,23 +569,22 @@ class Index:
                 and cls.__basicsize__ == tuple.__basicsize__):
             raise TypeError("key_records: cls must be a tuple subclass without instance "
                             "attributes")
-        new = tuple.__new__
-        return [new(cls, lead + (
+        return [_new_row(cls, lead + (
                     k.decode("utf-8", "surrogateescape"),
                     names[e.dtype] if 0 <= e.dtype < len(names) else name_of(e.dtype),
                     tuple(e.shape), e.num_elements, e.size, bool(e.slices),
                     "ok" if e.error is None else "error", e.error))
                 for k, e, h in zip(self._keys, self._entries, self._hidden) if not h]
 
-    def entry(self, key) -> tuple:
+    def entry(self, key) -> EntryRow:
         """(dtype, shape, shard_id, offset, size, masked crc32c, slices, num_elements)."""
         i = self._lookup(key)
         e = self._entries[i]
         if e.error is not None:
             raise CorruptCheckpointError(
                 f"{self._name}: entry for key {_printable(self._keys[i])}: {e.error}")
-        return (e.dtype, tuple(e.shape), e.shard_id, e.offset, e.size, e.crc32c,
-                [list(s) for s in e.slices], e.num_elements)
+        return _new_row(EntryRow, (e.dtype, tuple(e.shape), e.shard_id, e.offset, e.size,
+                                   e.crc32c, [list(s) for s in e.slices], e.num_elements))
 
     def raw_value(self, key) -> bytes:
         return self._values[self._lookup(key)]
