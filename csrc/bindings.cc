@@ -60,6 +60,21 @@ std::string KeyBytes(const py::handle& key) {
   throw py::type_error("a checkpoint key must be str or bytes");
 }
 
+// A key's bytes viewed in place, without a copy (lookups are the hot path of reading a
+// whole checkpoint): a bytes key's own, a str key's cached UTF-8. A str holding surrogate
+// escapes (bytes that are not UTF-8) has no UTF-8 form: it is encoded into `storage`.
+std::string_view KeyView(const py::handle& key, std::string* storage) {
+  PyObject* k = key.ptr();
+  if (PyBytes_Check(k)) return {PyBytes_AS_STRING(k), static_cast<size_t>(PyBytes_GET_SIZE(k))};
+  if (PyUnicode_Check(k)) {
+    Py_ssize_t n;
+    if (const char* utf8 = PyUnicode_AsUTF8AndSize(k, &n)) return {utf8, static_cast<size_t>(n)};
+    PyErr_Clear();
+  }
+  *storage = KeyBytes(key);
+  return *storage;
+}
+
 py::str KeyStr(const std::string& key) {
   // Keys are nearly always ASCII; that check is far cheaper than a UTF-8 decode.
   bool ascii = true;
@@ -221,11 +236,13 @@ class PyIndex {
   }
 
   size_t Lookup(const py::handle& key) const {
-    std::string k = KeyBytes(key);
+    std::string storage;
+    std::string_view k = KeyView(key, &storage);
     ptrdiff_t i = k.empty() ? -1 : bundle_->Find(k);
     if (i < 0) {
-      throw Error(ErrorKind::kKeyNotFound,
-                  "Key " + Printable(k) + " not found in checkpoint " + bundle_->table().name());
+      throw Error(ErrorKind::kKeyNotFound, "Key " + Printable(std::string(k)) +
+                                               " not found in checkpoint " +
+                                               bundle_->table().name());
     }
     return static_cast<size_t>(i);
   }
@@ -398,7 +415,8 @@ class PyIndex {
   }
 
   bool Contains(const py::handle& key) const {
-    std::string k = KeyBytes(key);
+    std::string storage;
+    std::string_view k = KeyView(key, &storage);
     return !k.empty() && bundle_->Find(k) >= 0;
   }
 
