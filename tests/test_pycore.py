@@ -181,6 +181,12 @@ def test_snappy_round_trips_equal_native(native):
             for cls_of in (PY, native):
                 with pytest.raises(CorruptCheckpointError, match="corrupted compressed block"):
                     cls_of.snappy_decompress(stream, len(raw) - 1)
+    # A 4-byte literal length of 0xffffffff: length + 1 wraps in 32 bits (a 0-byte literal),
+    # as in the reference decoder (tests/test_regressions.py)
+    for stream, want in [("00fcffffffff", b""), ("01fcffffffff0061", b"a"),
+                         ("02fcffffffff0061fcffffffff0062", b"ab")]:
+        for core in (PY, native):
+            assert core.snappy_decompress(bytes.fromhex(stream), len(want) + 3) == want
 
 
 def test_slice_keys_equal_native(native):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from ..errors import CorruptCheckpointError
 from .bindings import _bytes_view
-from .coding import _fixed32, _Malformed
+from .coding import _U32, _fixed32, _Malformed
 
 
 def _snappy(b, max_output: int) -> bytes:
@@ -42,7 +42,9 @@ def _snappy(b, max_output: int) -> bytes:
                     raise _Malformed("truncated literal length")
                 length = int.from_bytes(b[ip:ip + extra], "little")
                 ip += extra
-            length += 1
+            # In 32 bits, as the reference decoder (and so TensorFlow) computes it: a 4-byte
+            # length of 0xffffffff is a literal of 0 bytes, not 2^32.
+            length = (length + 1) & _U32
             if length > n - ip:
                 raise _Malformed("truncated literal")
             if length > room:
