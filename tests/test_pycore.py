@@ -360,6 +360,27 @@ def test_mapped_files_hold_no_descriptors(tmp_path):
     del files
 
 
+def test_slice_keys_of_a_long_name_are_hidden_in_linear_time():
+    """A 300 KB key whose entry lists 150000 slices (the hostile case of
+    tests/test_regressions.py): re-encoding the whole name per slice took minutes."""
+    import craft
+
+    name = b"k" * 300_000
+    many = b"\x3a\x00" * 150_000  # 150000 more (rank-0) slices, appended to the entry
+    entries = [(name, craft.entry(1, [2], slices=[[(0, 1)], [(1, 1)]]) + many),
+               (craft.slice_key(name, [(0, 1)]), craft.entry(1, [1], size=4)),
+               (craft.slice_key(name, [(1, 1)]), craft.entry(1, [1], offset=4, size=4)),
+               (craft.slice_key(name, [(0, 2)]), craft.entry(1, [2], size=8))]
+    data = craft.table([(b"", craft.header())] + sorted((craft._b(k), v) for k, v in entries))
+    t0 = time.perf_counter()
+    idx = PY.Index(data, "long.index")
+    assert time.perf_counter() - t0 < 5
+    # sorted: the slice keys (0,1), (0,2) (no slice of the entry) and (1,1), then the name
+    assert [idx.is_hidden(k) for k in idx.raw_keys()] == [True, False, True, False]
+    if tfckpt.implementation == "native":
+        assert D.observe_index(tfckpt._native, data) == D.observe_index(PY, data)
+
+
 def test_empty_and_short_index_files_are_refused_like_native(native, tmp_path):
     empty = tmp_path / "e.index"
     empty.write_bytes(b"")

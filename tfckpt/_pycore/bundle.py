@@ -5,6 +5,7 @@ data shards, and ``Index``, an opened .index.
 
 from __future__ import annotations
 
+import bisect
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from ..errors import ChecksumMismatchError, CorruptCheckpointError, KeyNotFoundError
@@ -254,13 +255,22 @@ def _extents(slice_) -> List[Tuple[int, int]]:
     return out
 
 
-def _encode_slice_key(name: bytes, extents: Sequence[Tuple[int, int]]) -> bytes:
-    parts = [b"\x00", _escape(name), b"\x00\x01", _num_increasing(len(extents))]
+def _slice_key_prefix(name: bytes) -> bytes:
+    """How every slice key of the tensor `name` starts: the name, ordered-coded."""
+    return b"\x00" + _escape(name) + b"\x00\x01"
+
+
+def _slice_key_suffix(extents: Sequence[Tuple[int, int]]) -> bytes:
+    parts = [_num_increasing(len(extents))]
     for start, length in extents:
         full = length < 0
         parts.append(_signed_num_increasing(0 if full else start))
         parts.append(_signed_num_increasing(-1 if full else length))
     return b"".join(parts)
+
+
+def _encode_slice_key(name: bytes, extents: Sequence[Tuple[int, int]]) -> bytes:
+    return _slice_key_prefix(name) + _slice_key_suffix(extents)
 
 
 def slice_key(name, slice) -> bytes:  # noqa: A002 - the native argument name
@@ -486,12 +496,25 @@ class Index:
         self._values = [v for _, v in entries[1:]]
         self._entries = [_decode_entry(v) for v in self._values]
         self._position: Dict[bytes, int] = {k: i for i, k in enumerate(self._keys)}
-        # Slice entries that TensorFlow hides from listings: found by re-encoding the slices
-        # of every partitioned entry (FORMAT.md 10.3).
-        self._hidden = [False] * len(self._keys)
-        for k, e in zip(self._keys, self._entries):
+        # Slice entries that TensorFlow hides from listings (FORMAT.md 10.3): the slices of
+        # every partitioned entry, re-encoded. Its slice keys share the prefix that encodes
+        # its name: the keys that start with it are found once, then each slice's suffix is
+        # looked up among them (whole keys would cost the name's length per slice: quadratic
+        # time for a long name with many slices).
+        keys = self._keys
+        self._hidden = [False] * len(keys)
+        for k, e in zip(keys, self._entries):
+            if not e.slices:
+                continue
+            prefix = _slice_key_prefix(k)
+            lo = hi = bisect.bisect_left(keys, prefix)
+            while hi < len(keys) and keys[hi].startswith(prefix):
+                hi += 1
+            if lo == hi:
+                continue
+            suffixes = {keys[j][len(prefix):]: j for j in range(lo, hi)}
             for s in e.slices:
-                j = self._position.get(_encode_slice_key(k, s))
+                j = suffixes.get(_slice_key_suffix(s))
                 if j is not None:
                     self._hidden[j] = True
 
