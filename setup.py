@@ -17,6 +17,7 @@ SOURCES = [
     "csrc/bundle.cc",
     "csrc/writer.cc",
     "csrc/tar.cc",
+    "csrc/mapped_file.cc",
     "csrc/bindings.cc",
 ]
 

@@ -1,13 +1,8 @@
 // The thin pybind11 layer: converts between Python objects and the native
 // core, releases the GIL around I/O and checksum work, and maps
-// tfckpt::Error to the exception classes of tfckpt.errors.
-#include <fcntl.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
+// tfckpt::Error to the exception classes of tfckpt.errors (and FileError to OSError).
+// Index returns named rows (struct sequences: tuples whose items also have names).
 #include <cerrno>
-#include <cstring>
 #include <map>
 #include <memory>
 #include <string>
@@ -19,6 +14,7 @@
 #include "coding.h"
 #include "crc32c.h"
 #include "errors.h"
+#include "mapped_file.h"
 #include "snappy.h"
 #include "table.h"
 #include "tar.h"
@@ -52,119 +48,6 @@ class BufferRef {
   Py_buffer view_;
 };
 
-// A file mapped read-only into memory (a small one whose size is not tracked is read
-// instead). Exposes the buffer protocol, so numpy arrays and memoryviews over it keep
-// the mapping alive.
-class MappedFile {
- public:
-  // With `track_size`, CurrentSize() looks at the file again, so a file that
-  // shrinks under the mapping is noticed (no descriptor is kept: readers of
-  // thousands of checkpoints must not run out of them).
-  MappedFile(const std::string& path, bool track_size) : path_(path) {
-    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-      PyErr_SetFromErrnoWithFilename(PyExc_OSError, path.c_str());
-      throw py::error_already_set();
-    }
-    struct stat st;
-    if (::fstat(fd, &st) != 0) {
-      int saved = errno;
-      ::close(fd);
-      errno = saved;
-      PyErr_SetFromErrnoWithFilename(PyExc_OSError, path.c_str());
-      throw py::error_already_set();
-    }
-    if (S_ISDIR(st.st_mode)) {
-      ::close(fd);
-      errno = EISDIR;
-      PyErr_SetFromErrnoWithFilename(PyExc_OSError, path.c_str());
-      throw py::error_already_set();
-    }
-    size_ = static_cast<size_t>(st.st_size);
-    if (size_ > 0 && size_ <= kReadBelow && !track_size && S_ISREG(st.st_mode)) {
-      // A small file (an index, typically) costs less to read than to map and unmap.
-      copy_ = std::make_unique<uint8_t[]>(size_);
-      size_t got = 0;
-      while (got < size_) {
-        ssize_t n = ::pread(fd, copy_.get() + got, size_ - got, static_cast<off_t>(got));
-        if (n < 0 && errno == EINTR) continue;
-        if (n < 0) {
-          int saved = errno;
-          ::close(fd);
-          errno = saved;
-          PyErr_SetFromErrnoWithFilename(PyExc_OSError, path.c_str());
-          throw py::error_already_set();
-        }
-        if (n == 0) break;  // the file shrank since fstat: what is there is what it holds
-        got += static_cast<size_t>(n);
-      }
-      size_ = got;
-      data_ = got ? copy_.get() : nullptr;
-    } else if (size_ > 0) {
-      void* p = ::mmap(nullptr, size_, PROT_READ, MAP_SHARED, fd, 0);
-      if (p == MAP_FAILED) {
-        int saved = errno;
-        ::close(fd);
-        errno = saved;
-        PyErr_SetFromErrnoWithFilename(PyExc_OSError, path.c_str());
-        throw py::error_already_set();
-      }
-      data_ = static_cast<uint8_t*>(p);
-      mapped_ = true;
-    }
-    track_size_ = track_size;
-    dev_ = st.st_dev;
-    ino_ = st.st_ino;
-    ::close(fd);
-  }
-  ~MappedFile() {
-    if (mapped_) ::munmap(data_, size_);
-  }
-
-  // The file's size now. Pages of a mapping past the end of a file that was
-  // truncated after mapping raise SIGBUS when touched, so readers check this
-  // before handing out a range.
-  size_t CurrentSize() const {
-    if (!track_size_) return size_;
-    struct stat st;
-    if (::stat(path_.c_str(), &st) != 0) return 0;
-    // A different file now at the path (replaced by a rename) leaves our mapping of
-    // the old one intact.
-    if (st.st_dev != dev_ || st.st_ino != ino_) return size_;
-    return std::min(size_, static_cast<size_t>(st.st_size));
-  }
-  MappedFile(const MappedFile&) = delete;
-  MappedFile& operator=(const MappedFile&) = delete;
-
-  const uint8_t* data() const { return data_ ? data_ : &empty_; }
-  size_t size() const { return size_; }
-  const std::string& path() const { return path_; }
-
-  // Hints the kernel to read a range ahead (sequential checksum passes).
-  void WillNeed(size_t offset, size_t length) const {
-    if (!mapped_ || offset >= size_) return;
-    const size_t page = static_cast<size_t>(::sysconf(_SC_PAGESIZE));
-    size_t start = offset / page * page;
-    size_t end = std::min(size_, offset + std::min(length, size_ - offset));
-    ::madvise(data_ + start, end - start, MADV_WILLNEED);
-  }
-
- private:
-  // Files up to this size are read into memory unless their size is tracked.
-  static constexpr size_t kReadBelow = 64 << 10;
-
-  std::string path_;
-  std::unique_ptr<uint8_t[]> copy_;  // the bytes of a small file, read
-  bool mapped_ = false;
-  uint8_t* data_ = nullptr;
-  size_t size_ = 0;
-  bool track_size_ = false;
-  dev_t dev_ = 0;
-  ino_t ino_ = 0;
-  static const uint8_t empty_;
-};
-const uint8_t MappedFile::empty_ = 0;
-
 std::string KeyBytes(const py::handle& key) {
   if (PyBytes_Check(key.ptr())) return std::string(py::reinterpret_borrow<py::bytes>(key));
   if (PyUnicode_Check(key.ptr())) {
@@ -175,6 +58,21 @@ std::string KeyBytes(const py::handle& key) {
     return s;
   }
   throw py::type_error("a checkpoint key must be str or bytes");
+}
+
+// A key's bytes viewed in place, without a copy (lookups are the hot path of reading a
+// whole checkpoint): a bytes key's own, a str key's cached UTF-8. A str holding surrogate
+// escapes (bytes that are not UTF-8) has no UTF-8 form: it is encoded into `storage`.
+std::string_view KeyView(const py::handle& key, std::string* storage) {
+  PyObject* k = key.ptr();
+  if (PyBytes_Check(k)) return {PyBytes_AS_STRING(k), static_cast<size_t>(PyBytes_GET_SIZE(k))};
+  if (PyUnicode_Check(k)) {
+    Py_ssize_t n;
+    if (const char* utf8 = PyUnicode_AsUTF8AndSize(k, &n)) return {utf8, static_cast<size_t>(n)};
+    PyErr_Clear();
+  }
+  *storage = KeyBytes(key);
+  return *storage;
 }
 
 py::str KeyStr(const std::string& key) {
@@ -210,12 +108,6 @@ py::str PathStr(const std::string& path) {
   PyObject* s = PyUnicode_DecodeFSDefaultAndSize(path.data(), static_cast<Py_ssize_t>(path.size()));
   if (!s) throw py::error_already_set();
   return py::reinterpret_steal<py::str>(s);
-}
-
-py::tuple ShapeTuple(const std::vector<int64_t>& shape) {
-  py::tuple t(shape.size());
-  for (size_t i = 0; i < shape.size(); ++i) t[i] = py::int_(shape[i]);
-  return t;
 }
 
 py::list SlicesList(const std::vector<Slice>& slices) {
@@ -271,6 +163,69 @@ py::int_ BigInt(__int128 v) {
                            lo.ptr())));
 }
 
+// The named rows Index returns: struct sequences, tuples whose items also have names
+// (like os.stat_result), so callers unpack them by position or read them by field. The
+// types are made once, at import; the twin makes namedtuples of the same names and fields.
+struct RowType {
+  const char* name;  // as the module attribute, and in a row's repr
+  const char* doc;
+  std::vector<const char*> fields;
+  PyTypeObject* type = nullptr;
+};
+
+RowType g_header_row{
+    "HeaderRow", "Index.header: the bundle header; endianness 0 little, 1 big.",
+    {"num_shards", "endianness", "producer", "min_consumer", "bad_consumers"}};
+RowType g_entry_row{
+    "EntryRow",
+    "Index.entry(key): a decoded BundleEntryProto; crc32c masked, as stored; slices as "
+    "[(start, length), ...] per stored slice, length -1 the whole dimension.",
+    {"dtype", "shape", "shard_id", "offset", "size", "crc32c", "slices", "num_elements"}};
+RowType g_listing_row{
+    "ListingRow", "Index.listing(): one per listed key; error None for a decodable entry.",
+    {"key", "dtype", "shape", "size", "num_elements", "error", "partitioned"}};
+RowType g_totals_row{
+    "TotalsRow",
+    "Index.totals(): listed keys, their elements where decodable, listed keys with a bad "
+    "entry, listed partitioned keys, {dtype: listed keys}, and the bytes of every decodable "
+    "unpartitioned entry (slice entries included): what the data shards must hold at least.",
+    {"keys", "elements", "bad", "partitioned", "dtype_counts", "data_bytes"}};
+
+// Makes row.type and adds it to the module.
+void AddRowType(py::module_& m, RowType* row) {
+  // The field and type descriptions must outlive the type: they are kept for good.
+  auto* fields = new std::vector<PyStructSequence_Field>();
+  for (const char* f : row->fields) fields->push_back({f, nullptr});
+  fields->push_back({nullptr, nullptr});
+  auto* qualified = new std::string(m.attr("__name__").cast<std::string>() + "." + row->name);
+  PyStructSequence_Desc desc{qualified->c_str(), row->doc, fields->data(),
+                             static_cast<int>(row->fields.size())};
+  py::object type = py::reinterpret_steal<py::object>(
+      Checked(reinterpret_cast<PyObject*>(PyStructSequence_NewType(&desc))));
+  // __module__ comes from the qualified name; a bare __name__ makes a row's repr read
+  // like the twin's namedtuple: EntryRow(dtype=1, shape=(3,), ...).
+  type.attr("__name__") = row->name;
+  py::tuple names(row->fields.size());
+  for (size_t i = 0; i < row->fields.size(); ++i) names[i] = py::str(row->fields[i]);
+  type.attr("_fields") = names;  // as a namedtuple has
+  m.attr(row->name) = type;
+  row->type = reinterpret_cast<PyTypeObject*>(type.release().ptr());  // kept for good
+}
+
+// A new row whose items are then set with Put. Allocated with tp_alloc, as any instance
+// of a type with items is: PyStructSequence_New would look the field counts up in the
+// type's dict on every call. Like a new tuple, the row is tracked by the garbage collector.
+py::object NewRow(const RowType& row) {
+  return py::reinterpret_steal<py::object>(
+      Checked(row.type->tp_alloc(row.type, static_cast<Py_ssize_t>(row.fields.size()))));
+}
+
+// Sets item i of a new tuple or row to `item`, a new reference (the pending error raised
+// if it is null).
+void Put(const py::object& t, Py_ssize_t i, PyObject* item) {
+  PyTuple_SET_ITEM(t.ptr(), i, Checked(item));
+}
+
 // An opened index, holding the buffer it was parsed from.
 class PyIndex {
  public:
@@ -281,24 +236,36 @@ class PyIndex {
   }
 
   size_t Lookup(const py::handle& key) const {
-    std::string k = KeyBytes(key);
+    std::string storage;
+    std::string_view k = KeyView(key, &storage);
     ptrdiff_t i = k.empty() ? -1 : bundle_->Find(k);
     if (i < 0) {
-      throw Error(ErrorKind::kKeyNotFound,
-                  "Key " + Printable(k) + " not found in checkpoint " + bundle_->table().name());
+      throw Error(ErrorKind::kKeyNotFound, "Key " + Printable(std::string(k)) +
+                                               " not found in checkpoint " +
+                                               bundle_->table().name());
     }
     return static_cast<size_t>(i);
   }
 
-  py::tuple Entry(const py::handle& key) const {
+  // Built with the C API directly, as Listing is: a loop over every key is the hot path
+  // of reading a whole checkpoint.
+  py::object Entry(const py::handle& key) const {
     size_t i = Lookup(key);
     const tfckpt::Entry& e = bundle_->entry(i);
     if (!e.error.empty()) {
       throw Corrupt(bundle_->table().name() + ": entry for key " + Printable(bundle_->key(i)) +
                     ": " + e.error);
     }
-    return py::make_tuple(e.dtype, ShapeTuple(e.shape), e.shard_id, e.offset, e.size,
-                          e.crc32c, SlicesList(e.slices), e.num_elements);
+    py::object row = NewRow(g_entry_row);
+    Put(row, 0, PyLong_FromLong(e.dtype));
+    Put(row, 1, ShapeObject(e.shape));
+    Put(row, 2, PyLong_FromLong(e.shard_id));
+    Put(row, 3, PyLong_FromLongLong(e.offset));
+    Put(row, 4, PyLong_FromLongLong(e.size));
+    Put(row, 5, PyLong_FromUnsignedLong(e.crc32c));
+    Put(row, 6, SlicesList(e.slices).release().ptr());
+    Put(row, 7, PyLong_FromLongLong(e.num_elements));
+    return row;
   }
 
   py::list Keys(bool hidden) const {
@@ -315,39 +282,37 @@ class PyIndex {
     return out;
   }
 
-  // One row per listed key: (key, dtype, shape, size, num_elements, error, sliced).
-  // Built with the C API directly: listing is the hot path of scans over thousands of
-  // checkpoints, and pybind11's generic casts cost several times more per key.
+  // One ListingRow per listed key. Built with the C API directly: listing is the hot path
+  // of scans over thousands of checkpoints, and pybind11's generic casts cost several
+  // times more per key.
   py::list Listing(bool hidden) const {
     py::list out;
     for (size_t i = 0; i < bundle_->size(); ++i) {
       if (!hidden && bundle_->hidden(i)) continue;
       const tfckpt::Entry& e = bundle_->entry(i);
-      PyObject* row = PyTuple_New(7);
-      if (!row) throw py::error_already_set();
-      py::object keep = py::reinterpret_steal<py::object>(row);
-      PyTuple_SET_ITEM(row, 0, KeyStr(bundle_->key(i)).release().ptr());
-      PyTuple_SET_ITEM(row, 1, PyLong_FromLong(e.dtype));
-      PyTuple_SET_ITEM(row, 2, ShapeObject(e.shape));
-      PyTuple_SET_ITEM(row, 3, Checked(PyLong_FromLongLong(e.size)));
-      PyTuple_SET_ITEM(row, 4, Checked(PyLong_FromLongLong(e.num_elements)));
-      if (e.error.empty()) {
-        Py_INCREF(Py_None);
-        PyTuple_SET_ITEM(row, 5, Py_None);
-      } else {
-        PyTuple_SET_ITEM(row, 5, py::str(e.error).release().ptr());
-      }
-      PyTuple_SET_ITEM(row, 6, PyBool_FromLong(!e.slices.empty()));
-      if (PyList_Append(out.ptr(), row) != 0) throw py::error_already_set();
+      py::object row = NewRow(g_listing_row);
+      Put(row, 0, KeyStr(bundle_->key(i)).release().ptr());
+      Put(row, 1, PyLong_FromLong(e.dtype));
+      Put(row, 2, ShapeObject(e.shape));
+      Put(row, 3, PyLong_FromLongLong(e.size));
+      Put(row, 4, PyLong_FromLongLong(e.num_elements));
+      Put(row, 5, e.error.empty() ? py::none().release().ptr() : py::str(e.error).release().ptr());
+      Put(row, 6, PyBool_FromLong(!e.slices.empty()));
+      // A row of plain values (str, int, bool, None, a tuple of ints) cannot be part of a
+      // reference cycle: it is taken out of the garbage collector's sight, as CPython does
+      // with such tuples, or the listing of a big checkpoint would be walked again at every
+      // collection.
+      PyObject_GC_UnTrack(row.ptr());
+      if (PyList_Append(out.ptr(), row.ptr()) != 0) throw py::error_already_set();
     }
     return out;
   }
 
-  // Sums a scan needs without a row per key, in one pass over the decoded entries:
-  // (listed keys, their elements where decodable, listed keys with a bad entry, listed
-  // partitioned keys, {dtype: listed keys}, bytes of every decodable unpartitioned entry,
-  // slice entries included: what the data shards must hold at least).
-  py::tuple Totals() const {
+  // Sums a scan needs without a row per key, in one pass over the decoded entries: a
+  // TotalsRow (listed keys, their elements where decodable, listed keys with a bad entry,
+  // listed partitioned keys, {dtype: listed keys}, bytes of every decodable unpartitioned
+  // entry, slice entries included: what the data shards must hold at least).
+  py::object Totals() const {
     __int128 parameters = 0, data_bytes = 0;
     size_t listed = 0, errors = 0, partitioned = 0;
     std::map<int32_t, size_t> dtypes;
@@ -367,8 +332,14 @@ class PyIndex {
     }
     py::dict counts;
     for (const auto& [code, n] : dtypes) counts[py::int_(code)] = py::int_(n);
-    return py::make_tuple(listed, BigInt(parameters), errors, partitioned, counts,
-                          BigInt(data_bytes));
+    py::object row = NewRow(g_totals_row);
+    Put(row, 0, PyLong_FromSize_t(listed));
+    Put(row, 1, BigInt(parameters).release().ptr());
+    Put(row, 2, PyLong_FromSize_t(errors));
+    Put(row, 3, PyLong_FromSize_t(partitioned));
+    Put(row, 4, counts.release().ptr());
+    Put(row, 5, BigInt(data_bytes).release().ptr());
+    return row;
   }
 
   // The listing as records of a per-key scan, built natively: one `cls` (a tuple
@@ -444,16 +415,22 @@ class PyIndex {
   }
 
   bool Contains(const py::handle& key) const {
-    std::string k = KeyBytes(key);
+    std::string storage;
+    std::string_view k = KeyView(key, &storage);
     return !k.empty() && bundle_->Find(k) >= 0;
   }
 
   bool Hidden(const py::handle& key) const { return bundle_->hidden(Lookup(key)); }
 
-  py::tuple HeaderTuple() const {
+  py::object HeaderRow() const {
     const Header& h = bundle_->header();
-    return py::make_tuple(h.num_shards, h.endianness, h.producer, h.min_consumer,
-                          py::cast(h.bad_consumers));
+    py::object row = NewRow(g_header_row);
+    Put(row, 0, PyLong_FromLong(h.num_shards));
+    Put(row, 1, PyLong_FromLong(h.endianness));
+    Put(row, 2, PyLong_FromLong(h.producer));
+    Put(row, 3, PyLong_FromLong(h.min_consumer));
+    Put(row, 4, py::cast(h.bad_consumers).release().ptr());
+    return row;
   }
 
   py::dict TableStats() const {
@@ -592,8 +569,14 @@ PYBIND11_MODULE(_native, m) {
       if (p) std::rethrow_exception(p);
     } catch (const Error& e) {
       RaiseTranslated(e);
+    } catch (const FileError& e) {
+      errno = e.errnum();
+      PyErr_SetFromErrnoWithFilename(PyExc_OSError, e.path().c_str());
     }
   });
+  for (RowType* row : {&g_header_row, &g_entry_row, &g_listing_row, &g_totals_row}) {
+    AddRowType(m, row);
+  }
 
   m.attr("crc32c_implementation") = crc32c::Implementation();
   m.def("crc32c", [](const py::object& d, uint32_t crc) { return Crc(d, crc, false); },
@@ -764,7 +747,7 @@ PYBIND11_MODULE(_native, m) {
       .def(py::init([](const py::object& buffer, const py::handle& name) {
              return std::make_unique<PyIndex>(buffer, PathBytes(name));
            }), py::arg("buffer"), py::arg("name"))
-      .def_property_readonly("header", &PyIndex::HeaderTuple)
+      .def_property_readonly("header", &PyIndex::HeaderRow)
       .def_property_readonly("table_stats", &PyIndex::TableStats)
       .def_property_readonly("name", &PyIndex::Name)
       .def("__len__", &PyIndex::Size)

@@ -31,7 +31,7 @@ TARGETS=("$@")
 SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer"
 CXXFLAGS="-std=c++17 -O1 -g -Wall -Wextra -Wno-unused-parameter $SAN -I$ROOT/csrc -I$HERE"
 # The native core, instrumented for coverage but without libFuzzer's main.
-CORE=(crc32c snappy table bundle writer tar)
+CORE=(crc32c snappy table bundle writer tar mapped_file)
 mkdir -p "$OUT/obj"
 
 SNAPPY_FLAGS=()

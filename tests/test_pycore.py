@@ -1,9 +1,11 @@
-"""The pure-Python twin of the native core (tfckpt/_pycore.py) against the native core.
+"""The pure-Python twin of the native core (tfckpt/_pycore/) against the native core.
 
 * Selection: ``tfckpt.implementation``, ``TFCKPT_IMPLEMENTATION=python``, the automatic
   fallback when the extension cannot be imported.
 * The primitives, on the corpus and on random inputs: CRC32C (also against crcmod), masks,
   dtype sizes, Snappy, slice keys, string and variant payloads, tables, entries, MappedFile.
+* The named rows of ``Index`` (header, entry, listing, totals): the same names and the same
+  values, field by field, on every corpus index.
 * The whole reader API on every corpus checkpoint, in a child process per implementation:
   keys, entries, values (as digests), slices, the object graph, ``tfckpt verify``.
 * A differential fuzz test (fixed seed, about 10 s): mutated real and crafted index files and
@@ -31,6 +33,8 @@ import pytest
 
 import tfckpt
 from tfckpt import _pycore as PY
+from tfckpt._pycore import bundle as PY_bundle
+from tfckpt._pycore import mapped_file as PY_mapped_file
 from tfckpt.errors import CheckpointError, ChecksumMismatchError, CorruptCheckpointError
 
 TESTS_DIR = pathlib.Path(__file__).resolve().parent
@@ -188,6 +192,12 @@ def test_snappy_round_trips_equal_native(native):
             for cls_of in (PY, native):
                 with pytest.raises(CorruptCheckpointError, match="corrupted compressed block"):
                     cls_of.snappy_decompress(stream, len(raw) - 1)
+    # A 4-byte literal length of 0xffffffff: length + 1 wraps in 32 bits (a 0-byte literal),
+    # as in the reference decoder (tests/test_regressions.py)
+    for stream, want in [("00fcffffffff", b""), ("01fcffffffff0061", b"a"),
+                         ("02fcffffffff0061fcffffffff0062", b"ab")]:
+        for core in (PY, native):
+            assert core.snappy_decompress(bytes.fromhex(stream), len(want) + 3) == want
 
 
 def test_slice_keys_equal_native(native):
@@ -206,7 +216,7 @@ def test_slice_keys_equal_native(native):
                    (2 * 10**6, "f01e8480"), (2**40 - 3, "fcfffffffffd"), (-65, "3fbf"),
                    (2**62, "ffc04000000000000000"), (-2**63, "003f8000000000000000"),
                    (2**63 - 1, "ffc07fffffffffffffff")]:
-        assert PY._signed_num_increasing(v).hex() == enc, v
+        assert PY_bundle._signed_num_increasing(v).hex() == enc, v
     assert PY.slice_key("scope/pv", [(0, 3), (0, 3)]) == b"\x00scope/pv\x00\x01\x01\x02\x80\x83\x80\x83"
     assert PY.slice_key(b"a\xffb", []) == b"\x00a\xff\x00b\x00\x01\x00"
 
@@ -313,9 +323,9 @@ def test_small_files_are_read_and_big_ones_mapped_natively(native, tmp_path):
 @pytest.mark.parametrize("mapped", [False, True], ids=["read", "mapped"])
 def test_mapped_file(tmp_path, monkeypatch, mapped):
     # Before Python 3.13, files under 64 MiB are read, bigger ones mapped: test both ways.
-    monkeypatch.setattr(PY, "_READ_BELOW", 0 if mapped else 1 << 20)
-    monkeypatch.setattr(PY, "_MAP_KEEPS_NO_DESCRIPTOR",
-                        PY._MAP_KEEPS_NO_DESCRIPTOR and mapped)
+    monkeypatch.setattr(PY_mapped_file, "_READ_BELOW", 0 if mapped else 1 << 20)
+    monkeypatch.setattr(PY_mapped_file, "_MAP_KEEPS_NO_DESCRIPTOR",
+                        PY_mapped_file._MAP_KEEPS_NO_DESCRIPTOR and mapped)
     p = tmp_path / "f.bin"
     p.write_bytes(b"0123456789")
     f = PY.MappedFile(str(p))
@@ -359,6 +369,27 @@ def test_mapped_files_hold_no_descriptors(tmp_path):
     if before is not None:
         assert len(os.listdir("/proc/self/fd")) - before < 5
     del files
+
+
+def test_slice_keys_of_a_long_name_are_hidden_in_linear_time():
+    """A 300 KB key whose entry lists 150000 slices (the hostile case of
+    tests/test_regressions.py): re-encoding the whole name per slice took minutes."""
+    import craft
+
+    name = b"k" * 300_000
+    many = b"\x3a\x00" * 150_000  # 150000 more (rank-0) slices, appended to the entry
+    entries = [(name, craft.entry(1, [2], slices=[[(0, 1)], [(1, 1)]]) + many),
+               (craft.slice_key(name, [(0, 1)]), craft.entry(1, [1], size=4)),
+               (craft.slice_key(name, [(1, 1)]), craft.entry(1, [1], offset=4, size=4)),
+               (craft.slice_key(name, [(0, 2)]), craft.entry(1, [2], size=8))]
+    data = craft.table([(b"", craft.header())] + sorted((craft._b(k), v) for k, v in entries))
+    t0 = time.perf_counter()
+    idx = PY.Index(data, "long.index")
+    assert time.perf_counter() - t0 < 5
+    # sorted: the slice keys (0,1), (0,2) (no slice of the entry) and (1,1), then the name
+    assert [idx.is_hidden(k) for k in idx.raw_keys()] == [True, False, True, False]
+    if tfckpt.implementation == "native":
+        assert D.observe_index(tfckpt._native, data) == D.observe_index(PY, data)
 
 
 def test_empty_and_short_index_files_are_refused_like_native(native, tmp_path):
@@ -450,6 +481,82 @@ def test_payload_checksum_errors_carry_key_and_crcs(native):
         assert got[1] == "k"
     assert error_of(lambda: PY.decode_strings(bytes(strings), 2, False, True, "k"))[2] == \
         struct.unpack_from("<I", strings, 2)[0]
+
+
+# ---------------------------------------------------------------------------------------------
+# named rows: Index.header, entry(key), listing() and totals() are tuples with field names
+
+
+ROW_FIELDS = {
+    "HeaderRow": ("num_shards", "endianness", "producer", "min_consumer", "bad_consumers"),
+    "EntryRow": ("dtype", "shape", "shard_id", "offset", "size", "crc32c", "slices",
+                 "num_elements"),
+    "ListingRow": ("key", "dtype", "shape", "size", "num_elements", "error", "partitioned"),
+    "TotalsRow": ("keys", "elements", "bad", "partitioned", "dtype_counts", "data_bytes"),
+}
+
+
+def _cores_in_use() -> list:
+    return [PY] + ([tfckpt._native] if tfckpt.implementation == "native" else [])
+
+
+def test_row_types_have_the_field_names():
+    for core in _cores_in_use():
+        for name, fields in ROW_FIELDS.items():
+            cls = getattr(core, name)
+            assert issubclass(cls, tuple), (core, name)
+            assert (cls.__name__, cls._fields, cls.__match_args__) == (name, fields, fields)
+    assert set(ROW_FIELDS) <= set(PY.__all__)
+
+
+def _fields_of(row) -> dict:
+    """A row as {field: value}, after checking that unpacking it by position gives the same
+    values in the order of its fields."""
+    fields = ROW_FIELDS[type(row).__name__]
+    assert isinstance(row, tuple) and type(row)._fields == fields
+    values = {f: getattr(row, f) for f in fields}
+    assert tuple(row) == tuple(values.values())
+    return values
+
+
+def test_rows_equal_native_field_by_field_on_the_corpus(native, corpus):
+    files = [f for f in _corpus_files(corpus) if f.endswith(".index")]
+    assert len(files) >= 15
+    seen = {"partitioned": 0, "slices": 0, "bad_consumers": 0}
+    for f in files:
+        data = pathlib.Path(f).read_bytes()
+        a, b = native.Index(data, f), PY.Index(data, f)
+        pairs = [(a.header, b.header), (a.totals(), b.totals())]
+        listing = a.listing(hidden=True)
+        assert len(listing) == len(b.listing(hidden=True)) == len(a), f
+        pairs += zip(listing, b.listing(hidden=True))
+        for key, row in zip(a.raw_keys(), listing):
+            if row.error is None:
+                pairs.append((a.entry(key), b.entry(key)))
+        for x, y in pairs:
+            assert type(x).__name__ == type(y).__name__, f
+            assert _fields_of(x) == _fields_of(y), f"{f}: {x!r} vs {y!r}"
+            assert repr(x) == repr(y)
+        seen["partitioned"] += sum(row.partitioned for row in listing)
+        seen["slices"] += sum(bool(x.slices) for x, _ in pairs if type(x).__name__ == "EntryRow")
+        seen["bad_consumers"] += a.header.bad_consumers is not None
+    assert all(seen.values()), seen
+
+
+def test_native_rows_are_struct_sequences(native):
+    """Module attributes of tfckpt._native that pickle by name; rows of plain values are
+    left out of the garbage collector's sight, as CPython leaves such plain tuples."""
+    import gc
+    import pickle
+
+    idx = _scan_index(native)
+    rows = [idx.header, idx.totals(), idx.entry("p"), idx.listing()[0]]
+    for row in rows:
+        assert type(row).__module__ == "tfckpt._native"
+        assert getattr(native, type(row).__name__) is type(row)
+        again = pickle.loads(pickle.dumps(row))
+        assert type(again) is type(row) and again == row
+    assert [gc.is_tracked(r) for r in rows] == [True, True, True, False]  # list, dict, list
 
 
 # -- the whole reader API, in a child process per implementation --------------------------------
@@ -625,8 +732,8 @@ def test_mutations_detect_a_changed_rule(native, corpus):
     disagreements turn up quickly."""
     seeds = _seeds(corpus)
     rng = random.Random(3)
-    original = PY._MAX_DIMS
-    PY._MAX_DIMS = original - 1
+    original = PY_bundle._MAX_DIMS
+    PY_bundle._MAX_DIMS = original - 1
     try:
         found = 0
         for _ in range(4000):
@@ -636,7 +743,7 @@ def test_mutations_detect_a_changed_rule(native, corpus):
                 found += 1
                 break
     finally:
-        PY._MAX_DIMS = original
+        PY_bundle._MAX_DIMS = original
     assert found
 
 

@@ -1,7 +1,7 @@
 """Types of the native core (csrc/, built by setup.py). Private: use the tfckpt API."""
 
 import os
-from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
+from typing import Callable, Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 Buffer = Union[bytes, bytearray, memoryview, "MappedFile"]
 Key = Union[str, bytes]
@@ -38,6 +38,75 @@ def build_table(items: Iterable[Tuple[bytes, bytes]], block_size: int = 262144,
                 restart_interval: int = 16) -> bytes:
     """A LevelDB-style table of the given (key, value) pairs, keys strictly increasing."""
 
+def serialize_entry(dtype: int, shape: Sequence[int], shard_id: int, offset: int, size: int,
+                    crc32c: int, slices: Sequence[Extents]) -> bytes:
+    """A BundleEntryProto serialized byte for byte as TensorFlow does."""
+
+def tar_members(buffer: Buffer) -> Optional[Tuple[Dict[str, Tuple[int, int]], Dict[str, str], Optional[str]]]:
+    """({member: (data offset, size)}, {member: why it is not a file}, what is wrong with the
+    archive or None) from the headers of an uncompressed tar; None when it needs a full tar
+    reader."""
+
+class BundleWriter:
+    """Writes a checkpoint as TensorFlow's BundleWriter does; every method that moves bytes
+    releases the GIL."""
+
+    def __init__(self, prefix: Path, max_shard_bytes: int = 0, big_endian: bool = False) -> None: ...
+    def add(self, key: Key, dtype: int, shape: Sequence[int], data: Buffer) -> None: ...
+    def add_raw(self, key: Key, dtype: int, shape: Sequence[int], data: Buffer, crc32c: int) -> None: ...
+    def add_strings(self, key: Key, shape: Sequence[int], items: List[bytes]) -> None: ...
+    def add_variants(self, key: Key, shape: Sequence[int], items: List[bytes]) -> None: ...
+    def add_slice_meta(self, key: Key, dtype: int, shape: Sequence[int], slice: Extents) -> None: ...
+    def finish(self) -> int: ...
+    def abort(self) -> None: ...
+    @property
+    def bytes_written(self) -> int: ...
+
+# The rows Index returns: tuples whose items also have names (struct sequences here,
+# namedtuples in the pure-Python twin), made by the core, not by callers.
+
+class HeaderRow(NamedTuple):
+    """Index.header: the bundle header."""
+
+    num_shards: int
+    endianness: int  # 0 little, 1 big
+    producer: int
+    min_consumer: int
+    bad_consumers: List[int]
+
+class EntryRow(NamedTuple):
+    """Index.entry(key): a decoded BundleEntryProto."""
+
+    dtype: int
+    shape: Tuple[int, ...]
+    shard_id: int
+    offset: int
+    size: int
+    crc32c: int  # masked, as stored
+    slices: List[List[Tuple[int, int]]]  # (start, length) per dimension; length -1 = whole
+    num_elements: int
+
+class ListingRow(NamedTuple):
+    """Index.listing(): one per listed key."""
+
+    key: str
+    dtype: int
+    shape: Tuple[int, ...]
+    size: int
+    num_elements: int
+    error: Optional[str]  # None for a decodable entry
+    partitioned: bool
+
+class TotalsRow(NamedTuple):
+    """Index.totals(): sums over the listed keys, without a row per key."""
+
+    keys: int  # listed keys
+    elements: int  # their elements, where the entry decodes
+    bad: int  # listed keys whose entry does not decode
+    partitioned: int  # listed partitioned keys
+    dtype_counts: Dict[int, int]  # {dtype: listed keys}
+    data_bytes: int  # bytes of every decodable unpartitioned entry, slice entries included
+
 class MappedFile:
     """A file mapped read-only; supports the buffer protocol and outlives its views."""
 
@@ -56,8 +125,7 @@ class Index:
 
     def __init__(self, buffer: Buffer, name: Path) -> None: ...
     @property
-    def header(self) -> Tuple[int, int, int, int, List[int]]:
-        """(num_shards, endianness 0/1, producer, min_consumer, bad_consumers)."""
+    def header(self) -> HeaderRow: ...
     @property
     def table_stats(self) -> dict: ...
     @property
@@ -66,17 +134,13 @@ class Index:
     def __contains__(self, key: Key) -> bool: ...
     def keys(self, hidden: bool = False) -> List[str]: ...
     def raw_keys(self) -> List[bytes]: ...
-    def listing(self, hidden: bool = False) -> List[Tuple[str, int, Tuple[int, ...], int, int, Optional[str], bool]]:
-        """(key, dtype, shape, size, num_elements, error or None, partitioned) per key."""
-    def totals(self) -> Tuple[int, int, int, int, Dict[int, int], int]:
-        """(listed keys, their elements where decodable, listed keys with a bad entry,
-        listed partitioned keys, {dtype: listed keys}, bytes of every decodable
-        unpartitioned entry, slice entries included)."""
+    def listing(self, hidden: bool = False) -> List[ListingRow]:
+        """One row per key, slice entries TensorFlow hides only with `hidden`."""
+    def totals(self) -> TotalsRow: ...
     def key_records(self, cls: type, lead: tuple, names: Tuple[str, ...],
                     name_of: Callable[[int], str]) -> list:
         """One `cls` (a tuple subclass) per listed key: `lead`'s items, then key, dtype
         name, shape, num_elements, size, partitioned, status ("ok"/"error") and error."""
-    def entry(self, key: Key) -> Tuple[int, Tuple[int, ...], int, int, int, int, List[List[Tuple[int, int]]], int]:
-        """(dtype, shape, shard_id, offset, size, masked crc32c, slices, num_elements)."""
+    def entry(self, key: Key) -> EntryRow: ...
     def raw_value(self, key: Key) -> bytes: ...
     def is_hidden(self, key: Key) -> bool: ...

@@ -1,0 +1,66 @@
+// Read-only mappings of files that know their file's identity and size: what the
+// reader opens index and data files with. A small file whose size is not tracked is
+// read into memory instead (cheaper than mapping and unmapping it). No descriptor is
+// kept open: readers of thousands of checkpoints must not run out of them.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <stdexcept>
+#include <string>
+
+namespace tfckpt {
+
+// The operating system refused to open, measure, read or map a file. The binding layer
+// raises it as the OSError subclass of `errnum` (FileNotFoundError, IsADirectoryError...).
+class FileError : public std::runtime_error {
+ public:
+  FileError(int errnum, const std::string& path);
+  int errnum() const { return errnum_; }
+  const std::string& path() const { return path_; }
+
+ private:
+  int errnum_;
+  std::string path_;
+};
+
+class MappedFile {
+ public:
+  // With `track_size`, CurrentSize() looks at the file again, so a file that shrinks
+  // under the mapping is noticed. Throws FileError.
+  MappedFile(const std::string& path, bool track_size);
+  ~MappedFile();
+  MappedFile(const MappedFile&) = delete;
+  MappedFile& operator=(const MappedFile&) = delete;
+
+  // The file's size now. Pages of a mapping past the end of a file that was truncated
+  // after mapping raise SIGBUS when touched, so readers check this before handing out a
+  // range.
+  size_t CurrentSize() const;
+
+  const uint8_t* data() const { return data_ ? data_ : &empty_; }
+  size_t size() const { return size_; }
+  const std::string& path() const { return path_; }
+
+  // Hints the kernel to read a range ahead (sequential checksum passes).
+  void WillNeed(size_t offset, size_t length) const;
+
+ private:
+  // Files up to this size are read into memory unless their size is tracked.
+  static constexpr size_t kReadBelow = 64 << 10;
+
+  std::string path_;
+  std::unique_ptr<uint8_t[]> copy_;  // the bytes of a small file, read
+  bool mapped_ = false;
+  uint8_t* data_ = nullptr;
+  size_t size_ = 0;
+  bool track_size_ = false;
+  dev_t dev_ = 0;
+  ino_t ino_ = 0;
+  static const uint8_t empty_;
+};
+
+}  // namespace tfckpt
