@@ -1,4 +1,4 @@
-// Tar header listing; see tar.h. The pure-Python twin (tfckpt/_pycore.py, tar_members)
+// Tar header listing; see tar.h. The pure-Python twin (tfckpt/_pycore/tar.py, tar_members)
 // follows the same rules, and the tests hold the two against each other and tarfile.
 #include "tar.h"
 

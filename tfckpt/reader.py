@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Any, Iterator, List, Mapping, Optional, Tuple, Union
+from typing import Any, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
 
 from ._core import core
 from .dtypes import STRING, VARIANT, by_code, numpy_dtype
@@ -135,7 +135,7 @@ class Reader(Mapping[str, Any]):
         """(key, array) pairs, reading each value as it is reached."""
         return ((k, self.read(k)) for k in self.keys())
 
-    def listing(self, hidden: bool = False) -> List[Tuple]:
+    def listing(self, hidden: bool = False) -> Sequence[Tuple]:
         """Fast metadata of every listed key: rows of (key, dtype, shape, size,
         num_elements, error or None, partitioned), built natively in one call."""
         return self._index.listing(hidden)
