@@ -10,7 +10,6 @@ from typing import Any, TextIO
 
 import tfckpt
 from tfckpt.files import locate
-from tfckpt.tools.keras import LayoutMismatchError
 
 from ._common import EXIT_DIFFERENT, EXIT_OK, UsageError, error_stream, write_report
 
@@ -99,6 +98,8 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
 
 def _run_keras(args: argparse.Namespace, src_ext: str, dst_ext: str, out: TextIO) -> int:
     """Keras 2 weights into a Keras 3 layout, or back; 1 when the layouts do not line up."""
+    from tfckpt.tools.keras import LayoutMismatchError
+
     if args.like is None:
         raise UsageError("convert: a Keras file needs --like: the new model's .keras (into "
                          ".weights.h5) or a checkpoint of the model (from .weights.h5)")
