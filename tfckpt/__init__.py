@@ -45,6 +45,9 @@ _LAZY = {
     "to_safetensors": "tools",
     "from_safetensors": "tools",
     "ConversionReport": "tools",
+    "to_keras": "tools.keras",
+    "from_keras": "tools.keras",
+    "KerasConversion": "tools.keras",
 }
 
 
@@ -85,6 +88,9 @@ __all__ = [
     "to_safetensors",
     "from_safetensors",
     "ConversionReport",
+    "to_keras",
+    "from_keras",
+    "KerasConversion",
     "object_key",
     "update_checkpoint_state",
     "OBJECT_GRAPH_KEY",

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Dict, Iterator, List, Optional, Tuple
+from typing import Dict, FrozenSet, Iterator, List, Optional, Tuple
 
 from .errors import CorruptCheckpointError
 from .keys import ATTRIBUTES, OPTIMIZER_SLOT, VARIABLE_VALUE, escape_local_name
@@ -114,11 +114,14 @@ class ObjectGraph:
         root = self.nodes[0]
         root.path = ""
         root.paths = [""]
-        queue = deque([(0, "")])
+        # Each path carries the nodes it passed through: an edge back to one of them (Keras'
+        # save_weights gives the model a child "root" that is the model itself) closes a
+        # cycle, and a path around a cycle names nothing new.
+        queue: "deque[Tuple[int, str, FrozenSet[int]]]" = deque([(0, "", frozenset([0]))])
         while queue:
-            nid, path = queue.popleft()
+            nid, path, through = queue.popleft()
             for name, cid in self.nodes[nid].children:
-                if not self._valid(cid, f"child {name!r} of node {nid}"):
+                if not self._valid(cid, f"child {name!r} of node {nid}") or cid in through:
                     continue
                 child = self.nodes[cid]
                 cpath = f"{path}/{escape_local_name(name)}" if path else escape_local_name(name)
@@ -127,7 +130,7 @@ class ObjectGraph:
                 if child.path is None:
                     child.path = cpath
                 child.paths.append(cpath)
-                queue.append((cid, cpath))
+                queue.append((cid, cpath, through | {cid}))
         # Slot variables hang off their original variable, under the optimizer's path.
         for opt in self.nodes:
             for s in opt.slot_variables:

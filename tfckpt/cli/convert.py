@@ -1,5 +1,6 @@
-"""``tfckpt convert``: a checkpoint to or from ``.npz`` / ``.safetensors``, and format V1
-to V2 (``tfckpt.tools``' converters). The file extensions choose the direction."""
+"""``tfckpt convert``: a checkpoint to or from ``.npz`` / ``.safetensors``, format V1 to V2,
+and Keras 2 weights to a Keras 3 ``.weights.h5`` laid out like a target model (and back)
+(``tfckpt.tools``' converters). The file extensions choose the direction."""
 
 from __future__ import annotations
 
@@ -10,10 +11,12 @@ from typing import Any, TextIO
 import tfckpt
 from tfckpt.files import locate
 
-from ._common import EXIT_OK, UsageError, write_report
+from ._common import EXIT_DIFFERENT, EXIT_OK, UsageError, error_stream, write_report
 
 #: The files a checkpoint converts to and from; anything else is a checkpoint prefix.
 _EXTENSIONS = (".npz", ".safetensors")
+#: Keras 3 files: weights (``.weights.h5``) and whole models (``.keras``).
+_KERAS_EXTENSIONS = (".h5", ".keras")
 
 
 def register(sub: Any) -> None:
@@ -35,6 +38,14 @@ def register(sub: Any) -> None:
     c.add_argument("--skip-unsupported", action="store_true",
                    help="skip (and list) tensors the target cannot hold instead of failing")
     c.add_argument("--compress", action="store_true", help="into .npz: deflate the arrays")
+    c.add_argument("--like", metavar="TARGET",
+                   help="Keras: the layout to fill (into .weights.h5: the new model's .keras "
+                        "or .weights.h5; from one: a checkpoint Keras 2 wrote of the model)")
+    c.add_argument("--model", metavar="KEYWORD",
+                   help="Keras: the model's keyword in a tf.train.Checkpoint (found by "
+                        "itself when one object holds variables)")
+    c.add_argument("--dry-run", action="store_true",
+                   help="Keras: print the full mapping and write nothing")
     c.add_argument("--overwrite", action="store_true")
     c.add_argument("--json", action="store_true")
     c.set_defaults(func=run)
@@ -44,6 +55,10 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
     src, dst = args.src, args.dst
     src_ext = os.path.splitext(src)[1].lower()
     dst_ext = os.path.splitext(dst)[1].lower()
+    if args.like is not None or src_ext in _KERAS_EXTENSIONS or dst_ext in _KERAS_EXTENSIONS:
+        return _run_keras(args, src_ext, dst_ext, out)
+    if args.model is not None or args.dry_run:
+        raise UsageError("convert: --model and --dry-run go with --like (Keras weights)")
     if args.to == "v2" or (src_ext not in _EXTENSIONS
                            and dst_ext not in _EXTENSIONS and _is_v1(src)):
         if dst_ext in _EXTENSIONS:
@@ -77,6 +92,37 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
         raise UsageError("convert: the direction is chosen by extension: SRC or DST must "
                          "end in .npz or .safetensors (or give --to v2, which a format V1 "
                          "SRC implies)")
+    write_report(report, args.json, out)
+    return EXIT_OK
+
+
+def _run_keras(args: argparse.Namespace, src_ext: str, dst_ext: str, out: TextIO) -> int:
+    """Keras 2 weights into a Keras 3 layout, or back; 1 when the layouts do not line up."""
+    from tfckpt.tools.keras import LayoutMismatchError
+
+    if args.like is None:
+        raise UsageError("convert: a Keras file needs --like: the new model's .keras (into "
+                         ".weights.h5) or a checkpoint of the model (from .weights.h5)")
+    if args.to or args.object_graph or args.compress or args.skip_unsupported:
+        raise UsageError("convert --like takes none of --to, --object-graph, --compress, "
+                         "--skip-unsupported")
+    if dst_ext == ".h5":
+        convert = tfckpt.to_keras
+    elif src_ext in _KERAS_EXTENSIONS and dst_ext not in _KERAS_EXTENSIONS:
+        convert = tfckpt.from_keras
+        if not os.path.isfile(args.src):
+            raise UsageError(f"convert: {args.src}: no such file")
+    else:
+        raise UsageError("convert --like: OUT ends in .weights.h5 (a checkpoint into Keras "
+                         "3), or SRC is a .weights.h5 / .keras file and OUT a checkpoint prefix")
+    if not os.path.isfile(args.like) and convert is tfckpt.to_keras:
+        raise UsageError(f"convert: --like {args.like}: no such file")
+    try:
+        report = convert(args.src, args.dst, args.like, model=args.model,
+                         dry_run=args.dry_run, overwrite=args.overwrite)
+    except LayoutMismatchError as e:
+        error_stream(args).write(f"tfckpt: {e}\n")
+        return EXIT_DIFFERENT
     write_report(report, args.json, out)
     return EXIT_OK
 
