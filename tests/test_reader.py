@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import os
-import time
 import shutil
 import threading
+import time
 
 import numpy as np
 import pytest
