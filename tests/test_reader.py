@@ -709,3 +709,53 @@ def test_latest_checkpoint_is_the_state_files_model_checkpoint_path(tmp_path):
             with tfckpt.open(str(where)) as r:
                 assert r.prefix == str(d / "ckpt-2")
                 assert r["step"] == 2
+
+
+def test_read_slice_negative_indices_count_from_the_end(tmp_path):
+    """Negative integers and slice bounds index from the end, as numpy does, on plain and
+    partitioned tensors; out-of-range integers are refused."""
+    values, prefixes = _partitioned_pair(tmp_path)
+    with tfckpt.open(prefixes["little"]) as r:
+        for key, v in values.items():
+            for index in (-1, -v.shape[0], np.s_[-2:], np.s_[-3:-1], (-1, ...)):
+                got = r.read_slice(key, index)
+                want = np.array(v[index])
+                assert got.shape == want.shape and got.tobytes() == want.tobytes(), \
+                    (key, index)
+            with pytest.raises(tfckpt.InvalidArgumentError, match="out of bounds"):
+                r.read_slice(key, -v.shape[0] - 1)
+        assert r.read_slice("rows", (-1, -2)).tolist() == values["rows"][-1, -2]
+        assert r.read_slice("cols", np.s_[:, -1]).tolist() == values["cols"][:, -1].tolist()
+
+
+def test_slices_overlapping_in_one_element_are_refused(tmp_path):
+    """Two stored slices that share a single element: TensorFlow refuses the tensor
+    ("Overlapping slices"), and so does tfckpt, naming both slices."""
+    import sys
+
+    import tensorflow as tf
+
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import craft as C
+
+    a = np.arange(20, dtype=np.float32).reshape(4, 5)
+    parts = {(0, 2, 0, 3): a[0:2, 0:3], (1, 3, 2, 3): a[1:4, 2:5],  # share a[1, 2]
+             (2, 2, 0, 2): a[2:4, 0:2], (0, 1, 3, 2): a[0:1, 3:5]}
+    entries, data = [], b""
+    specs = [[(r0, rn), (c0, cn)] for r0, rn, c0, cn in parts]
+    for spec, value in zip(specs, parts.values()):
+        raw = value.tobytes()
+        entries.append((C.slice_key("p", spec), C.entry(1, list(value.shape), data=raw,
+                                                         offset=len(data))))
+        data += raw
+    entries.append(("p", C.entry(1, [4, 5], slices=specs)))
+    prefix = C.write_bundle(tmp_path, "ck", entries, data)
+    with pytest.raises(tf.errors.OpError, match="Overlapping slices"):
+        tf.train.load_checkpoint(prefix).get_tensor("p")
+    with tfckpt.open(prefix) as r:
+        for call in (lambda: r.read("p"), lambda: r.read_slice("p", np.s_[3:4]),
+                     lambda: r.verify_key("p")):
+            with pytest.raises(tfckpt.CorruptCheckpointError,
+                               match=r"partitioned tensor p: slices 0,2:0,3 and 1,3:2,3 "
+                                     "overlap"):
+                call()
