@@ -759,3 +759,29 @@ def test_slices_overlapping_in_one_element_are_refused(tmp_path):
                                match=r"partitioned tensor p: slices 0,2:0,3 and 1,3:2,3 "
                                      "overlap"):
                 call()
+
+
+def test_reference_dtypes_named_as_tensorflow_names_them(tmp_path):
+    """Entries of reference dtypes (DT_FLOAT_REF = 101 ...; old graphs' variables) are listed
+    with TensorFlow's names for them (float32_ref) and refused on read: they hold no values
+    (TensorFlow's get_tensor aborts the process on them, so only its dtype map is asked)."""
+    import sys
+
+    import tensorflow as tf
+
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import craft as C
+
+    data = np.arange(3, dtype=np.float32).tobytes()
+    codes = [101, 102, 107, 109, 114, 119, 121, 133]
+    prefix = C.write_bundle(tmp_path, "ck", [(f"k{c}", C.entry(c, [3], data=data))
+                                             for c in codes], data)
+    names = {k: v.name for k, v in tf.train.load_checkpoint(prefix)
+             .get_variable_to_dtype_map().items()}
+    with tfckpt.open(prefix) as r:
+        for c in codes:
+            e = r.entry(f"k{c}")
+            assert e.dtype_name == names[f"k{c}"] == tfckpt.dtypes.by_code(c - 100).name + "_ref"
+            with pytest.raises(tfckpt.UnsupportedCheckpointError,
+                               match=f"key k{c} has dtype {e.dtype_name}, which has no values"):
+                r.read(f"k{c}")
