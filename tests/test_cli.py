@@ -165,6 +165,12 @@ INSPECT_SPECS = (
 )
 #: flags where TF 2.21 itself crashes (absl's BooleanParser error has no .message)
 TF_CRASH_SPECS = [("crash-bool-yes", "dtypes", ["--all_tensors", "--printoptions", "suppress=yes"])]
+#: damaged checkpoints built by the ``damaged`` fixture (case = its key), run through both tools
+DAMAGED_SPECS = [
+    ("snappy-index-default", "snappy_index_block", []),
+    ("snappy-index-names", "snappy_index_block", ["--all_tensor_names"]),
+    ("snappy-index-tensor", "snappy_index_block", ["--tensor_name=utf8"]),
+]
 
 
 def _argv(corpus, case, flags):
@@ -175,13 +181,38 @@ def _argv(corpus, case, flags):
     return argv
 
 
+def _snappy_index_block_damaged(directory: pathlib.Path) -> str:
+    """The committed Snappy-indexed fixture with its index block's Snappy stream declaring
+    one byte more than it holds, the block checksum made right: the block passes its CRC
+    and fails to decompress ("corrupted compressed block contents")."""
+    src = pathlib.Path(__file__).resolve().parent / "fixtures" / "v2_snappy_index"
+    shutil.copytree(src, directory)
+    index = directory / "strings.index"
+    raw = bytearray(index.read_bytes())
+    off, size = tfckpt._native.Index(bytes(raw), str(index)).table_stats["index_handle"]
+    assert raw[off + size] == 1 and raw[off] < 0x7F  # Snappy; a one-byte length varint
+    raw[off] += 1
+    crc = tfckpt._native.crc32c(bytes(raw[off:off + size + 1]))
+    raw[off + size + 1:off + size + 5] = tfckpt._native.mask_crc(crc).to_bytes(4, "little")
+    index.write_bytes(bytes(raw))
+    return str(directory / "strings")
+
+
 @pytest.fixture(scope="module")
-def tf_inspect(corpus, tmp_path_factory):
+def damaged(tmp_path_factory):
+    """{case: prefix} of the damaged checkpoints DAMAGED_SPECS name."""
+    d = tmp_path_factory.mktemp("damaged")
+    return {"snappy_index_block": _snappy_index_block_damaged(d / "snappy_index_block")}
+
+
+@pytest.fixture(scope="module")
+def tf_inspect(corpus, damaged, tmp_path_factory):
     """{spec id: {"stdout": str, "code": int}}: TF's inspect_checkpoint for every spec."""
-    specs = INSPECT_SPECS + TF_CRASH_SPECS
+    specs = INSPECT_SPECS + TF_CRASH_SPECS + DAMAGED_SPECS
     d = tmp_path_factory.mktemp("tf_inspect")
-    (d / "runs.json").write_text(json.dumps([_argv(corpus, c, f) for _, c, f in specs]),
-                                 encoding="utf-8")
+    runs = [[f"--file_name={damaged[c]}", *f] if c in damaged else _argv(corpus, c, f)
+            for _, c, f in specs]
+    (d / "runs.json").write_text(json.dumps(runs), encoding="utf-8")
     proc = subprocess.run([sys.executable, "-c", _TF_DRIVER, str(d / "runs.json"),
                            str(d / "out.json")], env=ENV, capture_output=True, text=True,
                           timeout=600)
@@ -237,6 +268,27 @@ def test_inspect_parity_covers_the_brief(tf_inspect):
         "Usage: inspect_checkpoint --file_name=checkpoint_file_name")
     assert tf_inspect["usage-no-file-name"]["code"] == 1
     assert "# Excluding " in tf_inspect["count-partitioned"]["stdout"]
+
+
+@pytest.mark.parametrize("sid,case,flags", DAMAGED_SPECS, ids=[s[0] for s in DAMAGED_SPECS])
+def test_inspect_snappy_damaged_index_gives_tensorflows_hint(sid, case, flags, damaged,
+                                                             tf_inspect):
+    """An index whose Snappy block cannot be decompressed: TensorFlow prints the error and
+    its hint that the file was compressed with SNAPPY (exit 0, whatever the flags); the
+    drop-in prints the same hint line, after the same error, said with where it is."""
+    tf = tf_inspect[sid]
+    tf_lines = tf["stdout"].splitlines(keepends=True)
+    assert tf["code"] == 0
+    assert tf_lines == ["corrupted compressed block contents\n",
+                        "It's likely that your checkpoint file has been compressed with SNAPPY.\n"]
+    argv = [f"--file_name={damaged[case]}", *flags]
+    for form in (argv, ["inspect", *argv]):
+        code, out, err = run_cli(form)
+        lines = out.splitlines(keepends=True)
+        assert (code, err) == (tf["code"], "")
+        assert len(lines) == 2 and lines[1:] == tf_lines[1:]  # the hint, word for word
+        assert lines[0] == (f"{damaged[case]}.index: corrupted compressed block contents in "
+                            "index block at offset 241, size 37 (output length mismatch)\n")
 
 
 def test_inspect_where_tensorflow_crashes(corpus, tf_inspect):

@@ -765,14 +765,34 @@ def test_shard_truncated_under_open_reader_does_not_crash(corpus, tmp_path):
     assert _data_path(prefix) in err["msg"] and "_CHECKPOINTABLE_OBJECT_GRAPH" in err["msg"]
 
 
-def test_index_truncated_under_open_reader_does_not_crash(corpus, tmp_path):
-    prefix = copy_checkpoint(corpus["module_nested"].prefix, str(tmp_path), "live")
-    ops = [{"op": "open"},
+@pytest.mark.parametrize("case, key", [
+    ("module_nested", "model/counter/.ATTRIBUTES/VARIABLE_VALUE"),  # a small index: read in
+    ("big_key_count", None),                                        # 800 KB: memory-mapped
+])
+def test_index_truncated_under_open_reader_does_not_crash(corpus, oracles, tmp_path, case,
+                                                          key):
+    """Another process empties the .index while a reader has it open. The reader parsed the
+    index when it opened: its keys, listing and values stay those of the checkpoint as it
+    was (TensorFlow's), and opening the file again is refused as too short."""
+    prefix = copy_checkpoint(corpus[case].prefix, str(tmp_path), "live")
+    o = oracles[case]
+    key = key or o["list_variables"][-1][0]
+    ops = [{"op": "open"}, {"op": "listing"},
            {"op": "truncate", "path": prefix + ".index", "length": 0},
-           {"op": "keys"}, {"op": "listing"},
-           {"op": "read", "key": "model/counter/.ATTRIBUTES/VARIABLE_VALUE"}]
+           {"op": "keys"}, {"op": "listing"}, {"op": "read", "key": key}, {"op": "open"}]
     run = run_tfckpt_child([{"name": "live", "prefix": prefix, "ops": ops}], timeout=10)
     assert run.finished, run.describe()
+    rec = run.records["live"]
+    assert os.path.getsize(prefix + ".index") == 0
+    _, before, _, keys, after, value = rec["results"]
+    assert keys == [k for k, _ in o["list_variables"]]
+    assert after == before and len(after) >= len(keys)
+    want = np.asarray(o["values"][key])
+    assert value == {"shape": list(want.shape), "dtype": str(want.dtype),
+                     "head": repr(want.ravel()[:4].tolist())}
+    assert rec["failed_at"] == 6, rec
+    assert rec["error"]["cls"] == "CorruptCheckpointError"
+    assert rec["error"]["msg"].startswith(prefix + ".index") and "too short" in rec["error"]["msg"]
 
 
 # --------------------------------------------------------------------------

@@ -8,12 +8,15 @@ says, each file's SHA-256, and per key the dtype, shape, slices and a digest of 
 
 from __future__ import annotations
 
+import builtins
 import hashlib
+import importlib.abc
 import io
 import json
 import pathlib
 import subprocess
 import sys
+import threading
 
 import numpy as np
 import pytest
@@ -74,8 +77,53 @@ def manifest():
 @pytest.fixture(scope="module", autouse=True)
 def tf_loaded_before():
     """Whether TensorFlow was imported before this module's tests ran (by other modules of
-    a whole-suite run): then only the subprocess test can prove the replay needs none."""
+    a whole-suite run): then "tensorflow" in sys.modules proves nothing, and
+    ``tensorflow_imports`` below is what catches an import."""
     return "tensorflow" in sys.modules
+
+
+class _ImportWatch(importlib.abc.MetaPathFinder):
+    """Records every import of TensorFlow on the main thread: through the import statement
+    (``builtins.__import__``, which sees it even when TensorFlow is already loaded) and
+    through the finders (``importlib.import_module`` of a module not loaded yet)."""
+
+    def __init__(self) -> None:
+        self.attempts: list = []
+        self._import = builtins.__import__
+
+    @staticmethod
+    def _is_tf(name: str) -> bool:
+        return name == "tensorflow" or name.startswith("tensorflow.")
+
+    def _note(self, name: str) -> None:
+        if self._is_tf(name) and threading.current_thread() is threading.main_thread():
+            self.attempts.append(name)
+
+    def __call__(self, name, globals=None, locals=None, fromlist=(), level=0):
+        if level == 0:
+            self._note(name)
+        return self._import(name, globals, locals, fromlist, level)
+
+    def find_spec(self, name, path=None, target=None):
+        self._note(name)
+        return None  # the other finders do the work
+
+    def __enter__(self) -> "_ImportWatch":
+        builtins.__import__ = self
+        sys.meta_path.insert(0, self)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        builtins.__import__ = self._import
+        sys.meta_path.remove(self)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def tensorflow_imports():
+    """The TensorFlow imports attempted while this module's tests run: there must be none,
+    whether or not another module of the run has imported TensorFlow already."""
+    with _ImportWatch() as watch:
+        yield watch.attempts
 
 
 def test_tree_is_small(manifest):
@@ -167,6 +215,8 @@ def test_replay_needs_no_tensorflow():
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
 
 
-def test_zz_tensorflow_not_imported_here(tf_loaded_before):
-    """Run last in this module: nothing above imported TensorFlow."""
+def test_zz_tensorflow_not_imported_here(tf_loaded_before, tensorflow_imports):
+    """Run last in this module: nothing above imported TensorFlow (in a whole-suite run,
+    where TensorFlow is already loaded, the import watch is what can tell)."""
+    assert tensorflow_imports == []
     assert tf_loaded_before or "tensorflow" not in sys.modules

@@ -559,6 +559,34 @@ def test_native_rows_are_struct_sequences(native):
     assert [gc.is_tracked(r) for r in rows] == [True, True, True, False]  # list, dict, list
 
 
+@pytest.mark.parametrize("impl", ["native", "python"])
+def test_variant_element_without_room_for_its_checksum(native, impl):
+    """Each variant element is followed by a 4-byte checksum. When the last element's bytes
+    end fewer than 4 bytes before the end of the payload, its checksum is not there: both
+    cores refuse before reading it (never past the payload), verified or not, and the error
+    is plain corruption, not a checksum mismatch."""
+    core = native if impl == "native" else PY
+    good = D.variant_payload([b"abc", b"de"])  # 1+3+4 + 1+2+4 bytes
+    items, crc = core.decode_variants(good, 2, True, "k")
+    # the CRC covers each length as 8 bytes, the element and its checksum (FORMAT.md)
+    hashed = struct.pack("<Q", 3) + good[1:8] + struct.pack("<Q", 2) + good[9:]
+    assert items == [b"abc", b"de"] and crc == PY.crc32c(hashed)
+    for cut in (1, 2, 3, 4):
+        bad = good[:-cut]
+        for verify in (True, False):
+            with pytest.raises(CorruptCheckpointError) as info:
+                core.decode_variants(bad, 2, verify, "k")
+            assert type(info.value) is CorruptCheckpointError, (cut, verify, info.value)
+            assert str(info.value) == \
+                f"variant tensor k: element 1 runs past the end of the entry ({len(bad)} bytes)"
+    # the first element short of its checksum too
+    first = good[:1 + 3 + 2] + bytes(6)  # room for the count check, not for element 0's CRC
+    with pytest.raises(CorruptCheckpointError, match="element 0 runs past the end"):
+        core.decode_variants(good[:1 + 3 + 2], 1, False, "k")
+    with pytest.raises(CorruptCheckpointError, match="checksum after Variant 0"):
+        core.decode_variants(first, 2, True, "k")  # the CRC read is garbage, caught as such
+
+
 # -- the whole reader API, in a child process per implementation --------------------------------
 
 

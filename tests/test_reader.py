@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -61,9 +62,82 @@ def test_values_bit_exact_with_tensorflow(corpus, oracles, case):
         for key, theirs in o["values"].items():
             _same_value(r.read(key), theirs)
             _same_value(r[key], theirs)
-        # Everything TensorFlow refuses, tfckpt reads.
+        # Everything TensorFlow refuses, tfckpt reads, with the values TensorFlow's own
+        # pieces give (each slice restored alone, or each variant element parsed).
+        assert {k: err[0] for k, err in o["errors"].items()} == REFUSED_BY_TF.get(case, {})
         for key in o["errors"]:
-            r.read(key)
+            e = r.entry(key)
+            ours = r.read(key)
+            if e.slices:
+                theirs = _tf_restore_slicewise(corpus[case].prefix, key, e)
+                assert ours.dtype == theirs.dtype and ours.shape == theirs.shape, key
+                assert ours.tolist() == theirs.tolist() if ours.dtype == object else \
+                    ours.tobytes() == theirs.tobytes()
+            else:
+                assert e.dtype_name == "variant", key
+                _same_variants(ours, _tf_parse_variants(r, e))
+
+
+#: the keys of V2_CASES that TensorFlow's get_tensor refuses, with the exception it raises
+REFUSED_BY_TF = {
+    "data_iterator": {"it/.ATTRIBUTES/ITERATOR_STATE": "InternalError"},  # not convertible
+    "sharded_policy": {f"{v}/.ATTRIBUTES/VARIABLE_VALUE": "ValueError"  # Dtype ... not supported
+                       for v in ("half", "text", "u16")},
+}
+
+
+def _tf_parse_variants(r, e):
+    """The elements of a variant tensor as TensorFlow's own protos parse them: the payload
+    framed by hand (varint length, element, 4-byte checksum; FORMAT.md), each element a
+    tensorflow VariantTensorDataProto whose tensors tf.make_ndarray converts."""
+    import tensorflow as tf
+    from tensorflow.core.framework.tensor_pb2 import VariantTensorDataProto
+
+    with open(r.shard_path(e.shard_id), "rb") as f:
+        f.seek(e.offset)
+        payload = f.read(e.size)
+    out, pos = [], 0
+    for _ in range(e.num_elements):
+        length = shift = 0
+        while True:
+            b = payload[pos]
+            pos += 1
+            length |= (b & 0x7F) << shift
+            shift += 7
+            if not b & 0x80:
+                break
+        msg = VariantTensorDataProto()
+        msg.ParseFromString(payload[pos:pos + length])
+        pos += length + 4
+        out.append(_tf_variant(tf, msg))
+    assert pos == len(payload)
+    return out
+
+
+def _tf_variant(tf, msg):
+    """(type_name, metadata, tensors) of a VariantTensorDataProto; a tensor of variants
+    (an iterator's nested state) becomes a list of such triples, others tf.make_ndarray's."""
+    tensors = []
+    for t in msg.tensors:
+        if t.dtype == tf.variant.as_datatype_enum:
+            tensors.append([_tf_variant(tf, v) for v in t.variant_val])
+        else:
+            tensors.append(tf.make_ndarray(t))
+    return msg.type_name, msg.metadata, tensors
+
+
+def _same_variants(ours, theirs) -> None:
+    assert ours.dtype == object and ours.size == len(theirs)
+    for got, (type_name, metadata, tensors) in zip(ours.reshape(-1), theirs):
+        assert isinstance(got, tfckpt.Variant)
+        assert (got.type_name, got.metadata) == (type_name, metadata)
+        assert len(got.tensors) == len(tensors)
+        for a, b in zip(got.tensors, tensors):
+            if isinstance(b, list):  # a tensor of variants
+                _same_variants(a, b)
+                continue
+            assert a.dtype == b.dtype and a.shape == b.shape
+            assert a.tolist() == b.tolist() if a.dtype == object else a.tobytes() == b.tobytes()
 
 
 def test_every_dtype_tensorflow_saves(corpus, oracles):
@@ -72,12 +146,17 @@ def test_every_dtype_tensorflow_saves(corpus, oracles):
     o = oracles["dtypes"]
     with tfckpt.open(corpus["dtypes"].prefix) as r:
         seen = {r.entry(k).dtype_name for k in r}
-        assert seen == set(corpus["dtypes"].extra["dtype_names"]) | {"string"} or \
-            seen >= set(corpus["dtypes"].extra["dtype_names"])
+        # Exactly the dtypes the corpus saved, and exactly those TensorFlow reports.
+        assert seen == set(corpus["dtypes"].extra["dtype_names"])
+        assert seen == set(o["dtypes"].values())
+        assert len(seen) == 31
         for key in r:
             e = r.entry(key)
             v = r.read(key)
-            assert v.dtype == np.asarray(o["values"][key]).dtype or e.dtype_name == "string"
+            if e.dtype_name == "string":  # TF gives bytes for a scalar, else an object array
+                assert v.dtype == object
+            else:
+                assert v.dtype == np.asarray(o["values"][key]).dtype, key
             if e.dtype_name.startswith(("int4", "uint4", "int2", "uint2", "float8", "float4")):
                 assert v.dtype.itemsize == 1  # unpacked, one byte per element
             if e.dtype_name.startswith(("qint", "quint")):
@@ -443,3 +522,266 @@ def test_editing_a_big_endian_bundle_keeps_its_byte_order(tmp_path):
             assert r.read(key).tobytes() == src.read(key).tobytes() if key != "str" else \
                 r.read(key).tolist() == src.read(key).tolist()
         assert r.entry("i64").crc32c == src.entry("i64").crc32c
+
+
+FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures")
+BE_FIXTURE = os.path.join(FIXTURES, "v2_big_endian", "be")
+
+
+def _tf_restore_region(prefix, key, dtype_name, shape, bounds):
+    """TensorFlow's RestoreV2 of the region `bounds` ((start, stop) per dimension) of `key`."""
+    import tensorflow as tf
+
+    spec = " ".join(str(d) for d in shape) + " " + ":".join(
+        f"{a},{b - a}" for a, b in bounds)
+    (part,) = tf.raw_ops.RestoreV2(prefix=prefix, tensor_names=[key], shape_and_slices=[spec],
+                                   dtypes=[tf.as_dtype(dtype_name)])
+    return part.numpy()
+
+
+def test_big_endian_read_slice_matches_tensorflow():
+    """read_slice on a big-endian bundle swaps the bytes as read does: every region of every
+    numeric tensor of the committed fixture equals TensorFlow's RestoreV2 of that region
+    (TF byte-swaps big-endian bundles on read; it restores no half from a slice spec, so for
+    float16 its whole value, sliced, is the reference)."""
+    import tensorflow as tf
+
+    tf_values = tf.train.load_checkpoint(BE_FIXTURE)
+    with tfckpt.open(BE_FIXTURE) as r:
+        assert r.header.endianness == "big"
+        checked = 0
+        for key in r.keys():
+            e = r.entry(key)
+            whole = r.read(key)
+            if e.dtype_name == "string":
+                assert r.read_slice(key, np.s_[1:3]).tolist() == whole[1:3].tolist() == \
+                    [b"", b"xyz"]
+                continue
+            n = e.shape[0]
+            regions = [((0, n),), ((1, n),), ((0, 1),)]
+            if len(e.shape) == 2:
+                regions = [(a, (0, e.shape[1])) for (a,) in regions] + [((1, 2), (1, 2))]
+            for bounds in regions:
+                index = tuple(slice(a, b) for a, b in bounds)
+                for verify in (False, True):
+                    got = r.read_slice(key, index, verify=verify)
+                    want = tf_values.get_tensor(key)[index] if e.dtype_name == "float16" \
+                        else _tf_restore_region(BE_FIXTURE, key, e.dtype_name, e.shape, bounds)
+                    assert got.dtype == want.dtype and got.shape == want.shape, (key, bounds)
+                    assert got.tobytes() == want.tobytes(), (key, bounds, got, want)
+                    assert got.tobytes() == np.ascontiguousarray(whole[index]).tobytes()
+                    checked += 1
+            # an integer index drops the dimension, the value still swapped
+            assert r.read_slice(key, n - 1).tobytes() == \
+                np.ascontiguousarray(whole[n - 1]).tobytes()
+        assert checked == 2 * (5 * 3 + 4)  # f32, c64, f16, u8, bf16 1-D; i64 2-D
+    # the values themselves, as the fixture's generator gave them
+    with tfckpt.open(BE_FIXTURE) as r:
+        assert r.read_slice("f32", np.s_[1:]).tolist() == [-2.0, 3.25]
+        assert r.read_slice("i64", np.s_[1:, 1:]).tolist() == [[2**40]]
+        assert r.read_slice("c64", np.s_[0:1]).tolist() == [1 + 2j]
+
+
+def _partitioned_pair(tmp_path):
+    """The same tensors written little- and big-endian by tfckpt's writer: partitioned
+    float32 (rows), int64 (columns), float16 and a whole float32 [0, 1, 2]."""
+    values = {"rows": np.arange(40, dtype=np.float32).reshape(8, 5) * 1.5 - 7,
+              "cols": (np.arange(24, dtype=np.int64).reshape(4, 6) - 12) * (1 << 33),
+              "half": np.linspace(-2, 2, 12).astype(np.float16).reshape(6, 2),
+              "whole": np.arange(3, dtype=np.float32)}
+    prefixes = {}
+    for order in ("little", "big"):
+        prefix = str(tmp_path / order)
+        with tfckpt.Writer(prefix, big_endian=order == "big") as w:
+            w.add_slice("rows", (8, 5), np.s_[0:3], values["rows"][0:3])
+            w.add_slice("rows", (8, 5), np.s_[3:8], values["rows"][3:8])
+            w.add_slice("cols", (4, 6), "-:0,2", values["cols"][:, 0:2])
+            w.add_slice("cols", (4, 6), "-:2,4", values["cols"][:, 2:6])
+            w.add_slice("half", (6, 2), np.s_[0:4], values["half"][0:4])
+            w.add_slice("half", (6, 2), np.s_[4:6], values["half"][4:6])
+            w.add("whole", values["whole"])
+        prefixes[order] = prefix
+    return values, prefixes
+
+
+def test_big_endian_partitioned_read_and_read_slice(tmp_path):
+    """Partitioned and whole tensors of a big-endian bundle, read whole and region by region:
+    the values of the little-endian twin, and TensorFlow's where it restores slices."""
+    values, prefixes = _partitioned_pair(tmp_path)
+    with open(prefixes["big"] + ".data-00000-of-00001", "rb") as f:
+        raw = f.read()
+    # the payloads really are big-endian: float32 1.0 is 3f 80 00 00
+    assert np.float32(1).tobytes()[::-1] in raw
+    with tfckpt.open(prefixes["big"]) as be, tfckpt.open(prefixes["little"]) as le:
+        assert (be.header.endianness, le.header.endianness) == ("big", "little")
+        assert be.read("whole").tolist() == [0.0, 1.0, 2.0]
+        assert be.read_slice("whole", np.s_[0:3]).tolist() == [0.0, 1.0, 2.0]
+        assert be.read_slice("whole", np.s_[1:]).tolist() == [1.0, 2.0]
+        for key, v in values.items():
+            assert be.read(key).tobytes() == le.read(key).tobytes() == v.tobytes(), key
+            n = v.shape[0]
+            for index in (np.s_[0:n], np.s_[1:n - 1], np.s_[n - 1], np.s_[2:3, ...]):
+                want = np.array(v[index])  # C order; 0-d for an integer index
+                for verify in (False, True):
+                    got = be.read_slice(key, index, verify=verify)
+                    assert got.dtype == want.dtype and got.shape == want.shape
+                    assert got.tobytes() == want.tobytes(), (key, index, verify)
+                    assert got.tobytes() == le.read_slice(key, index, verify=verify).tobytes()
+        cols = be.read_slice("cols", np.s_[:, 1:3])  # crosses the two stored slices
+        assert cols.tobytes() == np.ascontiguousarray(values["cols"][:, 1:3]).tobytes()
+    # TensorFlow restores the float32 and int64 slices (it refuses half from slices)
+    for key, bounds in (("rows", ((2, 5), (1, 4))), ("cols", ((0, 4), (1, 3))),
+                        ("whole", ((1, 3),))):
+        want = _tf_restore_region(prefixes["big"], key, values[key].dtype.name,
+                                  values[key].shape, bounds)
+        with tfckpt.open(prefixes["big"]) as be:
+            got = be.read_slice(key, tuple(slice(a, b) for a, b in bounds))
+        assert got.tobytes() == want.tobytes(), key
+
+
+def _flip_payload_byte(r, entry, at=0):
+    path = r.shard_path(entry.shard_id)
+    with open(path, "r+b") as f:
+        f.seek(entry.offset + at)
+        b = f.read(1)
+        f.seek(entry.offset + at)
+        f.write(bytes([b[0] ^ 0x10]))
+    return path
+
+
+def test_partitioned_read_checks_each_slice_crc(tmp_path):
+    """A flipped byte in one stored slice of a partitioned tensor: read and verify_key raise
+    ChecksumMismatchError naming the tensor, the slice and the shard (TensorFlow raises
+    DataLoss too); read(verify=False) and regions outside the damaged slice still read."""
+    import tensorflow as tf
+
+    values, prefixes = _partitioned_pair(tmp_path)
+    prefix = prefixes["little"]
+    with tfckpt.open(prefix) as r:
+        sl = r.entry("rows").slices[1]  # rows 3..7
+        assert sl.bounds((8, 5)) == ((3, 8), (0, 5))
+        sub = r.entry(_native.slice_key("rows", sl._native_extents()))
+        path = _flip_payload_byte(r, sub, at=4 * 7)  # row 4, column 2
+    messages = []
+    with tfckpt.open(prefix) as r:
+        for call in (lambda: r.read("rows"), lambda: r["rows"], lambda: r.verify_key("rows"),
+                     lambda: r.read_slice("rows", np.s_[4:6], verify=True)):
+            with pytest.raises(tfckpt.ChecksumMismatchError) as info:
+                call()
+            err = info.value
+            messages.append(str(err))
+            assert "Checksum does not match" in str(err)
+            assert f"rows (slice {sl.spec})" in str(err) and path in str(err)
+            assert (err.shard, err.offset) == (0, sub.offset)
+            assert err.stored == _native.unmask_crc(sub.crc32c) != err.computed
+        # unverified reads see the damage; the undamaged slice reads and verifies
+        damaged = r.read("rows", verify=False)
+        assert damaged[4, 2] != values["rows"][4, 2]
+        assert np.delete(damaged.reshape(-1), 4 * 5 + 2).tobytes() == \
+            np.delete(values["rows"].reshape(-1), 4 * 5 + 2).tobytes()
+        assert r.read_slice("rows", np.s_[0:3], verify=True).tobytes() == \
+            values["rows"][0:3].tobytes()
+        assert r.read("cols").tobytes() == values["cols"].tobytes()
+    with pytest.raises(tf.errors.OpError, match="Checksum does not match") as tf_info:
+        tf.train.load_checkpoint(prefix).get_tensor("rows")
+    assert messages[0].startswith(str(tf_info.value))  # TensorFlow's words, then where
+
+
+def test_latest_checkpoint_is_the_state_files_model_checkpoint_path(tmp_path):
+    """A directory opens at the checkpoint its state file's model_checkpoint_path names, as
+    tf.train.latest_checkpoint finds it: not the first or last of
+    all_model_checkpoint_paths, not the highest number, not the newest file."""
+    import tensorflow as tf
+
+    d = tmp_path / "train"
+    for step in (1, 2, 3):
+        tfckpt.write(str(d / f"ckpt-{step}"), {"step": np.int64(step)})
+    newest = time.time() + 100
+    os.utime(d / "ckpt-1.index", (newest, newest))
+    for path in ("ckpt-2", str(d / "ckpt-2")):  # relative, absolute
+        (d / "checkpoint").write_text(
+            f'model_checkpoint_path: "{path}"\n'
+            'all_model_checkpoint_paths: "ckpt-3"\n'
+            'all_model_checkpoint_paths: "ckpt-2"\n'
+            'all_model_checkpoint_paths: "ckpt-1"\n')
+        assert tf.train.latest_checkpoint(str(d)) == str(d / "ckpt-2")
+        for where in (d, d / "checkpoint"):
+            with tfckpt.open(str(where)) as r:
+                assert r.prefix == str(d / "ckpt-2")
+                assert r["step"] == 2
+
+
+def test_read_slice_negative_indices_count_from_the_end(tmp_path):
+    """Negative integers and slice bounds index from the end, as numpy does, on plain and
+    partitioned tensors; out-of-range integers are refused."""
+    values, prefixes = _partitioned_pair(tmp_path)
+    with tfckpt.open(prefixes["little"]) as r:
+        for key, v in values.items():
+            for index in (-1, -v.shape[0], np.s_[-2:], np.s_[-3:-1], (-1, ...)):
+                got = r.read_slice(key, index)
+                want = np.array(v[index])
+                assert got.shape == want.shape and got.tobytes() == want.tobytes(), \
+                    (key, index)
+            with pytest.raises(tfckpt.InvalidArgumentError, match="out of bounds"):
+                r.read_slice(key, -v.shape[0] - 1)
+        assert r.read_slice("rows", (-1, -2)).tolist() == values["rows"][-1, -2]
+        assert r.read_slice("cols", np.s_[:, -1]).tolist() == values["cols"][:, -1].tolist()
+
+
+def test_slices_overlapping_in_one_element_are_refused(tmp_path):
+    """Two stored slices that share a single element: TensorFlow refuses the tensor
+    ("Overlapping slices"), and so does tfckpt, naming both slices."""
+    import sys
+
+    import tensorflow as tf
+
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import craft as C
+
+    a = np.arange(20, dtype=np.float32).reshape(4, 5)
+    parts = {(0, 2, 0, 3): a[0:2, 0:3], (1, 3, 2, 3): a[1:4, 2:5],  # share a[1, 2]
+             (2, 2, 0, 2): a[2:4, 0:2], (0, 1, 3, 2): a[0:1, 3:5]}
+    entries, data = [], b""
+    specs = [[(r0, rn), (c0, cn)] for r0, rn, c0, cn in parts]
+    for spec, value in zip(specs, parts.values()):
+        raw = value.tobytes()
+        entries.append((C.slice_key("p", spec), C.entry(1, list(value.shape), data=raw,
+                                                         offset=len(data))))
+        data += raw
+    entries.append(("p", C.entry(1, [4, 5], slices=specs)))
+    prefix = C.write_bundle(tmp_path, "ck", entries, data)
+    with pytest.raises(tf.errors.OpError, match="Overlapping slices"):
+        tf.train.load_checkpoint(prefix).get_tensor("p")
+    with tfckpt.open(prefix) as r:
+        for call in (lambda: r.read("p"), lambda: r.read_slice("p", np.s_[3:4]),
+                     lambda: r.verify_key("p")):
+            with pytest.raises(tfckpt.CorruptCheckpointError,
+                               match=r"partitioned tensor p: slices 0,2:0,3 and 1,3:2,3 "
+                                     "overlap"):
+                call()
+
+
+def test_reference_dtypes_named_as_tensorflow_names_them(tmp_path):
+    """Entries of reference dtypes (DT_FLOAT_REF = 101 ...; old graphs' variables) are listed
+    with TensorFlow's names for them (float32_ref) and refused on read: they hold no values
+    (TensorFlow's get_tensor aborts the process on them, so only its dtype map is asked)."""
+    import sys
+
+    import tensorflow as tf
+
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import craft as C
+
+    data = np.arange(3, dtype=np.float32).tobytes()
+    codes = [101, 102, 107, 109, 114, 119, 121, 133]
+    prefix = C.write_bundle(tmp_path, "ck", [(f"k{c}", C.entry(c, [3], data=data))
+                                             for c in codes], data)
+    names = {k: v.name for k, v in tf.train.load_checkpoint(prefix)
+             .get_variable_to_dtype_map().items()}
+    with tfckpt.open(prefix) as r:
+        for c in codes:
+            e = r.entry(f"k{c}")
+            assert e.dtype_name == names[f"k{c}"] == tfckpt.dtypes.by_code(c - 100).name + "_ref"
+            with pytest.raises(tfckpt.UnsupportedCheckpointError,
+                               match=f"key k{c} has dtype {e.dtype_name}, which has no values"):
+                r.read(f"k{c}")

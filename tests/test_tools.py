@@ -249,6 +249,36 @@ def test_diff_command_trouble_is_exit_2(corpus, tmp_path):
     assert code == 2
 
 
+def test_diff_trouble_is_exit_2_in_every_output_mode(corpus, tmp_path):
+    """diff(1)'s convention: trouble (a missing side, a damaged tensor, a file that is no
+    checkpoint) is 2 in the text, --json and -q modes alike, never 1 ("different"), with
+    nothing on stdout and the error on stderr."""
+    good = corpus["tf2_optimizer_slots"].prefix
+    damaged = copy_checkpoint(good, tmp_path / "bad")
+    with tfckpt.open(damaged) as r:
+        e = r.entry(KERNEL)
+    data = pathlib.Path(damaged + ".data-00000-of-00001")
+    raw = bytearray(data.read_bytes())
+    raw[e.offset] ^= 0x01
+    data.write_bytes(bytes(raw))
+    text_file = tmp_path / "notes.txt"
+    text_file.write_text("not a checkpoint\n")
+    cases = [(str(tmp_path / "missing"), "No checkpoint at"),
+             (damaged, "Checksum does not match: stored"),
+             (str(text_file), "is not a checkpoint")]
+    for other, words in cases:
+        for mode in ([], ["--json"], ["-q"]):
+            for a, b in ((good, other), (other, good)):
+                code, out, err = run("diff", *mode, a, b)
+                assert (code, out) == (2, ""), (mode, other, code, out)
+                assert err.startswith("tfckpt: ") and err.count("\n") == 1, err
+                assert words in err, err
+    # and the damaged key is named
+    assert KERNEL in run("diff", good, damaged)[2]
+    # the same pair without damage differs by nothing: 0; a real difference: 1
+    assert run("diff", "-q", good, copy_checkpoint(good, tmp_path / "copy"))[0] == 0
+
+
 # =======================================================================================
 # average
 
@@ -816,6 +846,61 @@ def test_edit_command_sets_renames_drops_and_adds(tf, corpus, tmp_path):
     assert code == 2 and "no/such/key" in err and not os.path.exists(str(tmp_path / "x.index"))
     code, _, err = run("edit", src, "-o", tmp_path / "x", "--set", "bad")
     assert code == 2 and "LEFT=RIGHT" in err
+
+
+def test_edit_rename_moves_values_in_the_object_graph(tf, corpus, tmp_path):
+    """tfckpt.edit(rename=...) on an object-based checkpoint: the object graph names the new
+    keys at the objects their paths name, no object keeps an old key, the optimizer slots
+    follow their variable, and TensorFlow restores the values into renamed objects."""
+    src = corpus["tf2_optimizer_slots"].prefix
+    value = "/.ATTRIBUTES/VARIABLE_VALUE"
+    renames = {KERNEL: f"model/hidden/w{value}", f"model/out/bias{value}": f"model/out/b{value}"}
+    out = str(tmp_path / "renamed")
+    plan = tfckpt.edit(src, out, rename=renames)
+    assert plan.renamed == renames
+    with tfckpt.open(src) as old, tfckpt.open(out) as r:
+        g = r.object_graph
+        stored = set(r.keys()) - {tfckpt.OBJECT_GRAPH_KEY}
+        assert {v["key"] for v in g.variables()} == stored  # every value reached, no stale key
+        assert not set(renames) & stored
+        for old_key, new_key in renames.items():
+            assert r.read(new_key).tobytes() == old.read(old_key).tobytes()
+            assert r.entry(new_key).crc32c == old.entry(old_key).crc32c
+            assert g.paths_for_key(new_key) == [new_key[: -len(value)]]
+            assert g.nodes_for_key(old_key) == []
+            assert g.node(new_key[: -len(value)]).keys == [new_key]
+        # the kernel's Adam slots now hang off the object at model/hidden/w
+        slots = {v["key"]: v["slot"] for v in g.variables() if "slot" in v}
+        assert len(slots) == 8
+        moved_slots = set()
+        for var, new_var in (("hidden/kernel", "hidden/w"), ("out/bias", "out/b")):
+            for slot in ("m", "v"):
+                k = f"model/{var}/.OPTIMIZER_SLOT/optimizer/{slot}{value}"
+                assert slots[k] == {"name": slot, "variable": f"model/{new_var}",
+                                    "optimizer": "optimizer"}
+                assert g.paths_for_key(k) == [f"model/{new_var}/.OPTIMIZER_SLOT/optimizer/{slot}"]
+                moved_slots.add(k)
+        # untouched keys and objects are as they were
+        for k in stored - set(renames.values()):
+            assert r.raw_entry(k) == old.raw_entry(k)
+            if k not in moved_slots:
+                assert g.paths_for_key(k) == old.object_graph.paths_for_key(k), k
+    m = tf.Module()
+    m.hidden, m.out = tf.Module(), tf.Module()
+    m.hidden.w = tf.Variable(np.zeros((4, 3), np.float32))
+    m.hidden.bias = tf.Variable(np.zeros(3, np.float32))
+    m.out.kernel = tf.Variable(np.zeros((3, 2), np.float32))
+    m.out.b = tf.Variable(np.zeros(2, np.float32))
+    tf.train.Checkpoint(model=m).read(out).assert_existing_objects_matched()
+    with tfckpt.open(src) as old:
+        assert bits(m.hidden.w.numpy()) == bits(old[KERNEL])
+        assert bits(m.out.b.numpy()) == bits(old[f"model/out/bias{value}"])
+    # the old names no longer restore anything: TF finds no value for them
+    stale = tf.Module()
+    stale.hidden = tf.Module()
+    stale.hidden.kernel = tf.Variable(np.zeros((4, 3), np.float32))
+    tf.train.Checkpoint(model=stale).read(out).expect_partial()
+    assert not stale.hidden.kernel.numpy().any() and m.hidden.w.numpy().any()
 
 
 def _restore_mlp(tf, prefix):

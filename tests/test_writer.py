@@ -733,6 +733,70 @@ def test_write_mapping_values_as_tensorflow_reads_them(tf, tmp_path):
     assert (reader.get_tensor("nested") == [[1, 2], [3, 4]]).all()
 
 
+def test_big_endian_writer_as_tensorflow_reads_it(tf, tmp_path):
+    """Writer(big_endian=True), every dtype and every kind of string: TensorFlow (which
+    byte-swaps big-endian bundles on read) gets the values given, with every checksum
+    right; each numeric payload is its little-endian twin's, byte-swapped per element (per
+    component for complex types), and each string tensor's length checksum is stored
+    big-endian."""
+    from tfckpt.dtypes import by_code
+
+    items = [(k, a, n) for k, a, n in _dtype_cases()]
+    items += [(k, a, "string") for k, a in tf_corpus.string_test_arrays().items()
+              if k != "str/long"]
+    for order in ("little", "big"):
+        with tfckpt.Writer(tmp_path / order, big_endian=order == "big") as w:
+            for key, a, n in items:
+                w.add(key, a, dtype=_writer_dtype(n))
+    prefix = str(tmp_path / "big")
+    reader = tf.train.load_checkpoint(prefix)
+    refused = set()
+    for key, a, n in items:
+        code = tfckpt.dtypes.by_name(n).code
+        if 24 <= code <= 33:  # float8/int4/int2/float4: TF swaps none of them, one byte each
+            with pytest.raises(tf.errors.OpError, match=f"Byte-swapping not supported for "
+                                                        f"tensors with dtype {code}"):
+                reader.get_tensor(key)
+            refused.add(n)
+            with tfckpt.open(prefix) as r:
+                assert r.read(key).tobytes() == np.ascontiguousarray(a).tobytes(), key
+            continue
+        got = reader.get_tensor(key)
+        if n == "string":
+            assert np.asarray(got, dtype=object).tolist() == a.tolist(), key
+        else:
+            assert np.asarray(got).tobytes() == np.ascontiguousarray(a).tobytes(), key
+    be_data = _read(prefix + ".data-00000-of-00001")
+    le_data = _read(str(tmp_path / "little") + ".data-00000-of-00001")
+    swapped = 0
+    with tfckpt.open(prefix) as be, tfckpt.open(str(tmp_path / "little")) as le:
+        assert (be.header.endianness, le.header.endianness) == ("big", "little")
+        for key, a, n in items:
+            b, e = be.entry(key), le.entry(key)
+            raw_be = be_data[b.offset:b.offset + b.size]
+            raw_le = le_data[e.offset:e.offset + e.size]
+            unit = by_code(e.dtype_code).swap
+            if n == "string":  # the length varints, the 4-byte checksum, the bytes
+                strings = a.reshape(-1).tolist()
+                lengths = raw_le[:b.size - sum(len(x) for x in strings) - 4]
+                assert raw_be[:len(lengths)] == lengths and len(strings) <= len(lengths)
+                # the checksum of the lengths as big-endian uint32s, stored big-endian
+                crc = _native.crc32c(b"".join(len(x).to_bytes(4, "big") for x in strings))
+                check = _native.mask_crc(crc).to_bytes(4, "big")
+                assert raw_be[len(lengths):len(lengths) + 4] == check, key
+                assert raw_be[len(lengths) + 4:] == raw_le[len(lengths) + 4:], key
+            elif unit > 1:
+                assert raw_be == np.frombuffer(raw_le, f"<u{unit}").astype(f">u{unit}")\
+                    .tobytes(), key
+                swapped += raw_be != raw_le
+            else:
+                assert raw_be == raw_le, key
+            assert be.read(key).tobytes() == le.read(key).tobytes() if n != "string" else \
+                be.read(key).tolist() == le.read(key).tolist()
+            be.verify_key(key)
+    assert swapped >= 20 and len(refused) == 10
+
+
 def test_several_data_shards_with_max_shard_bytes(tf, tmp_path):
     values = {f"v{i}": np.full(250 * (i + 1), i, np.float32) for i in range(6)}
     p = tfckpt.write(tmp_path / "ckpt", values, max_shard_bytes=3000)
