@@ -660,7 +660,7 @@ def test_partitioned_read_checks_each_slice_crc(tmp_path):
     with tfckpt.open(prefix) as r:
         sl = r.entry("rows").slices[1]  # rows 3..7
         assert sl.bounds((8, 5)) == ((3, 8), (0, 5))
-        sub = r.entry(_native.slice_key("rows", sl._native_extents()))
+        sub = r.slice_entry("rows", sl)
         path = _flip_payload_byte(r, sub, at=4 * 7)  # row 4, column 2
     messages = []
     with tfckpt.open(prefix) as r:
