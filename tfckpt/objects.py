@@ -10,10 +10,19 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Dict, FrozenSet, Iterator, List, Optional, Tuple
+from typing import Dict, FrozenSet, Iterable, Iterator, List, Optional, Tuple
 
 from .errors import CorruptCheckpointError
-from .keys import ATTRIBUTES, OPTIMIZER_SLOT, VARIABLE_VALUE, escape_local_name
+from .keys import (
+    ATTRIBUTES,
+    OPTIMIZER_SLOT,
+    VARIABLE_VALUE,
+    escape_local_name,
+    parse_object_key,
+    parse_slot_key,
+    split_object_path,
+    unescape_local_name,
+)
 
 __all__ = ["ObjectGraph", "Node", "Attribute", "SlotVariable", "escape_local_name"]
 
@@ -100,6 +109,47 @@ class ObjectGraph:
             ))
         return cls(nodes, [])
 
+    @classmethod
+    def from_keys(cls, keys: Iterable[str]) -> "ObjectGraph":
+        """The graph that object-based `keys` imply, for a model known only by its keys
+        (a JSON list of them): a node per object path, children in the order first met,
+        slot keys as slot variables of their optimizer. What keys cannot say (aliases,
+        objects without values) is not there; keys that are not object-based are left out.
+        """
+        nodes = [Node(0, [], [], [])]
+        ids: Dict[Tuple[str, ...], int] = {(): 0}
+
+        def new_node() -> int:
+            nodes.append(Node(len(nodes), [], [], []))
+            return len(nodes) - 1
+
+        def node_at(escaped_path: str) -> int:
+            parts = tuple(split_object_path(escaped_path))
+            for i in range(1, len(parts) + 1):
+                if parts[:i] not in ids:
+                    ids[parts[:i]] = new_node()
+                    nodes[ids[parts[:i - 1]]].children.append((parts[i - 1], ids[parts[:i]]))
+            return ids[parts]
+
+        slot_ids: Dict[Tuple[int, int, str], int] = {}
+        for key in keys:
+            slot = parse_slot_key(key)
+            if slot is not None:
+                var, opt, name, attr = slot
+                v, o, name = node_at(var), node_at(opt), unescape_local_name(name)
+                if (v, o, name) not in slot_ids:
+                    slot_ids[v, o, name] = new_node()
+                    nodes[o].slot_variables.append(SlotVariable(v, name, slot_ids[v, o, name]))
+                full_name = "/".join(split_object_path(var) + [name])
+                nodes[slot_ids[v, o, name]].attributes.append(Attribute(attr, full_name, key))
+                continue
+            parsed = parse_object_key(key)
+            if parsed is not None:
+                n = node_at(parsed[0])
+                nodes[n].attributes.append(
+                    Attribute(parsed[1], "/".join(split_object_path(parsed[0])), key))
+        return cls(nodes, [])
+
     # -- paths ------------------------------------------------------------------------
     def _valid(self, node_id: int, context: str) -> bool:
         if 0 <= node_id < len(self.nodes):
@@ -160,6 +210,14 @@ class ObjectGraph:
             if path in n.paths:
                 return n
         raise KeyError(f"no object at path {path!r}")
+
+    def child(self, node_id: int, local_name: str) -> Optional[int]:
+        """The id of the child of `node_id` named `local_name` (unescaped), as restore looks
+        a dependency up by name; None if it has none."""
+        for name, cid in self.nodes[node_id].children:
+            if name == local_name and 0 <= cid < len(self.nodes):
+                return cid
+        return None
 
     def nodes_for_key(self, key: str) -> List[Node]:
         """The objects whose value is stored under checkpoint `key`."""

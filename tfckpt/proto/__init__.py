@@ -84,6 +84,8 @@ def _fill_message(msg_proto, spec):
     for number in spec["reserved"]:
         msg_proto.reserved_range.add(start=number, end=number + 1)
     msg_proto.reserved_name.extend(spec["reserved_names"])
+    if spec.get("map_entry"):
+        msg_proto.options.map_entry = True
 
 
 def _file_proto(name, dependencies, messages, enums):
@@ -170,9 +172,24 @@ SavedTensorSliceMeta = _cls("tensorflow.SavedTensorSliceMeta")
 SavedSlice = _cls("tensorflow.SavedSlice")
 SavedTensorSlices = _cls("tensorflow.SavedTensorSlices")
 
+# Partial messages: only the fields tfckpt reads from a TF1 MetaGraph (``.meta``) and a
+# SavedModel (``saved_model.pb``), each with TensorFlow's name, number and type. They are
+# not in ``__all__``, which lists the messages identical to TensorFlow's.
+AttrValue = _cls("tensorflow.AttrValue")
+NodeDef = _cls("tensorflow.NodeDef")
+GraphDef = _cls("tensorflow.GraphDef")
+VariableDef = _cls("tensorflow.VariableDef")
+SaveSliceInfoDef = _cls("tensorflow.SaveSliceInfoDef")
+CollectionDef = _cls("tensorflow.CollectionDef")
+MetaGraphDef = _cls("tensorflow.MetaGraphDef")
+SavedModel = _cls("tensorflow.SavedModel")
+#: The partial messages above, for tests that hold them against TensorFlow's.
+PARTIAL = ("AttrValue", "NodeDef", "GraphDef", "VariableDef", "SaveSliceInfoDef",
+           "CollectionDef", "MetaGraphDef", "SavedModel")
+
 # Dynamically built classes have no (or a protobuf-internal) ``__module__``;
 # point it here so that repr() and pickle find the top-level classes.
-for _name in __all__:
+for _name in (*__all__, *PARTIAL):
     _obj = globals()[_name]
     if isinstance(_obj, type) and _obj.DESCRIPTOR.containing_type is None:  # type: ignore[attr-defined]
         try:

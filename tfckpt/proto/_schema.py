@@ -26,8 +26,10 @@ PACKED = "packed"
 WRAPPERS = "google/protobuf/wrappers.proto"
 
 
-def message(name, fields, nested=(), enums=(), reserved=(), reserved_names=()):
-    """One message: ``reserved`` holds inclusive field numbers."""
+def message(name, fields, nested=(), enums=(), reserved=(), reserved_names=(),
+            map_entry=False):
+    """One message: ``reserved`` holds inclusive field numbers; ``map_entry`` marks the
+    nested ``<Field>Entry`` message of a ``map<K, V>`` field (fields key = 1, value = 2)."""
     return {
         "name": name,
         "fields": fields,
@@ -35,6 +37,7 @@ def message(name, fields, nested=(), enums=(), reserved=(), reserved_names=()):
         "enums": enums,
         "reserved": reserved,
         "reserved_names": reserved_names,
+        "map_entry": map_entry,
     }
 
 
@@ -248,6 +251,87 @@ FILES = (
         message("SavedTensorSlices", (
             ("meta", 1, "message", OPT, ".tensorflow.SavedTensorSliceMeta"),
             ("data", 2, "message", OPT, ".tensorflow.SavedSlice"),
+        )),
+    ), ()),
+
+    # -- Partial messages: only the fields tfckpt reads (tfckpt.tools.expected reads the
+    # variables of a TF1 MetaGraph and of a SavedModel). Names, numbers and types are
+    # TensorFlow's; the fields left out are skipped as unknown when parsing.
+    ("tensorflow/core/framework/attr_value.proto", (
+        "tensorflow/core/framework/tensor_shape.proto",
+        "tensorflow/core/framework/types.proto",
+    ), (
+        message("AttrValue", (
+            ("type", 6, "enum", OPT, ".tensorflow.DataType", "value"),
+            ("shape", 7, "message", OPT, ".tensorflow.TensorShapeProto", "value"),
+        )),
+    ), ()),
+
+    ("tensorflow/core/framework/node_def.proto", (
+        "tensorflow/core/framework/attr_value.proto",
+    ), (
+        message("NodeDef", (
+            ("name", 1, "string", OPT, None),
+            ("op", 2, "string", OPT, None),
+            ("attr", 5, "message", REP, ".tensorflow.NodeDef.AttrEntry"),
+        ), nested=(
+            message("AttrEntry", (
+                ("key", 1, "string", OPT, None),
+                ("value", 2, "message", OPT, ".tensorflow.AttrValue"),
+            ), map_entry=True),
+        )),
+    ), ()),
+
+    ("tensorflow/core/framework/graph.proto", (
+        "tensorflow/core/framework/node_def.proto",
+    ), (
+        message("GraphDef", (
+            ("node", 1, "message", REP, ".tensorflow.NodeDef"),
+        )),
+    ), ()),
+
+    ("tensorflow/core/framework/variable.proto", (), (
+        message("VariableDef", (
+            ("variable_name", 1, "string", OPT, None),
+            ("save_slice_info_def", 4, "message", OPT, ".tensorflow.SaveSliceInfoDef"),
+        )),
+        message("SaveSliceInfoDef", (
+            ("full_name", 1, "string", OPT, None),
+            ("full_shape", 2, "int64", REP, None),
+        )),
+    ), ()),
+
+    ("tensorflow/core/protobuf/meta_graph.proto", (
+        "tensorflow/core/framework/graph.proto",
+    ), (
+        message("MetaGraphDef", (
+            ("graph_def", 2, "message", OPT, ".tensorflow.GraphDef"),
+            ("collection_def", 4, "message", REP, ".tensorflow.MetaGraphDef.CollectionDefEntry"),
+        ), nested=(
+            message("CollectionDefEntry", (
+                ("key", 1, "string", OPT, None),
+                ("value", 2, "message", OPT, ".tensorflow.CollectionDef"),
+            ), map_entry=True),
+        )),
+        message("CollectionDef", (
+            ("node_list", 1, "message", OPT, ".tensorflow.CollectionDef.NodeList", "kind"),
+            ("bytes_list", 2, "message", OPT, ".tensorflow.CollectionDef.BytesList", "kind"),
+        ), nested=(
+            message("NodeList", (
+                ("value", 1, "string", REP, None),
+            )),
+            message("BytesList", (
+                ("value", 1, "bytes", REP, None),
+            )),
+        )),
+    ), ()),
+
+    ("tensorflow/core/protobuf/saved_model.proto", (
+        "tensorflow/core/protobuf/meta_graph.proto",
+    ), (
+        message("SavedModel", (
+            ("saved_model_schema_version", 1, "int64", OPT, None),
+            ("meta_graphs", 2, "message", REP, ".tensorflow.MetaGraphDef"),
         )),
     ), ()),
 )
