@@ -15,7 +15,7 @@ from typing import Optional, Sequence, TextIO
 
 import tfckpt
 
-from . import average, convert, diff, dump, edit, inspect, migrate, refs, scan, verify
+from . import average, convert, diff, dump, edit, explain, inspect, migrate, refs, scan, verify
 from ._common import (
     EXIT_DAMAGE,
     EXIT_DIFFERENT,
@@ -31,7 +31,8 @@ __all__ = ["main", "run", "build_parser", "UsageError", "Progress", "format_byte
            "format_shape", "EXIT_OK", "EXIT_DAMAGE", "EXIT_DIFFERENT", "EXIT_TROUBLE"]
 
 #: The subcommands, in the order ``tfckpt --help`` lists them.
-_SUBCOMMANDS = (dump, verify, inspect, scan, refs, edit, average, migrate, diff, convert)
+_SUBCOMMANDS = (dump, verify, inspect, scan, refs, edit, average, migrate, diff, explain,
+               convert)
 
 
 def build_parser() -> argparse.ArgumentParser:

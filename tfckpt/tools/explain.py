@@ -1,0 +1,468 @@
+"""explain: which checkpoint value each variable of a new model receives on restore, which
+variables silently keep their initial values, and why, without TensorFlow.
+
+A checkpoint holds values, never initializers. ``tf.train.Checkpoint.restore()`` matches the
+checkpoint's objects to the new model's by walking the checkpoint's object graph, breadth
+first from the root, children in stored order, looking up each child by its local name in the
+new model; the first match wins both ways. A variable the walk does not reach keeps its
+initial value, and only ``assert_consumed()`` says so. This module runs that walk on the two
+object graphs (docs/format.md, "Restore matching"); name-based checkpoints and TF1 graphs are
+matched by variable name, as a ``Saver`` does.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections import defaultdict, deque
+from dataclasses import dataclass, field
+from typing import Any, Callable, DefaultDict, Dict, List, Optional, Set, Tuple
+
+from ..keys import (
+    ATTRIBUTES,
+    OBJECT_GRAPH_KEY,
+    OPTIMIZER_SLOT,
+    escape_local_name,
+    object_key,
+    parse_object_key,
+    parse_slot_key,
+    split_object_path,
+)
+from ..objects import ObjectGraph
+from ..reader import open as open_checkpoint
+from .expected import Expected, Spec, read_expected
+
+__all__ = ["explain_restore", "RestoreReport", "Mismatch"]
+
+#: The root child ``tf.train.Checkpoint.restore()`` creates after matching (``read()`` not).
+SAVE_COUNTER = "save_counter"
+#: How alike two object paths must be (difflib's ratio) for a rename to be suggested.
+ALIKE = 0.5
+#: Above this many same-shaped pairs, only pairs whose last names agree are compared.
+MAX_COMPARED_PAIRS = 20000
+#: Children named when saying where two graphs part.
+SHOWN_CHILDREN = 8
+
+
+@dataclass(frozen=True)
+class Mismatch:
+    """A pair TensorFlow matches but refuses to restore: the dtype or shape differs."""
+
+    key: str
+    checkpoint_key: str
+    checkpoint: Spec
+    expected: Spec
+
+    def to_dict(self) -> Dict[str, Any]:
+        return {"key": self.key, "checkpoint_key": self.checkpoint_key,
+                "checkpoint": self.checkpoint.to_dict(), "expected": self.expected.to_dict()}
+
+
+@dataclass
+class RestoreReport:
+    """What restoring `checkpoint` into the model `expected` describes does (see
+    :func:`explain_restore`). Keys are keys as ``tf.train.list_variables`` lists them; an
+    expected key is the key the variable has in the new model's own checkpoint."""
+
+    checkpoint: str
+    expected: str
+    #: "object graph" (``tf.train.Checkpoint``) or "names" (a TF1 ``Saver``)
+    matching: str
+    #: expected key -> the checkpoint key whose value it receives
+    restored: Dict[str, str] = field(default_factory=dict)
+    #: expected keys that receive nothing: those variables keep their initial values
+    missing: List[str] = field(default_factory=list)
+    #: checkpoint keys whose values nothing consumes
+    unused: List[str] = field(default_factory=list)
+    #: pairs TensorFlow matches but refuses (also in `restored`)
+    mismatched: List[Mismatch] = field(default_factory=list)
+    #: checkpoint key -> expected key: an unused value for a missing variable, alike in
+    #: name, dtype and shape
+    renames: Dict[str, str] = field(default_factory=dict)
+    #: a missing or unused key -> why, in words: where the two graphs part
+    why: Dict[str, str] = field(default_factory=dict)
+    #: dtype and shape of every key on either side, for the report
+    specs: Dict[str, Spec] = field(default_factory=dict, repr=False)
+    #: expected key -> the key a rename must give its value (its variable name, where a
+    #: name-based checkpoint is restored into an object-based model); else the key itself
+    rename_targets: Dict[str, str] = field(default_factory=dict, repr=False)
+
+    @property
+    def ok(self) -> bool:
+        """Every variable of the new model gets a value it accepts."""
+        return not (self.missing or self.mismatched)
+
+    def to_dict(self) -> Dict[str, Any]:
+        return {"restored": dict(self.restored), "missing": list(self.missing),
+                "unused": list(self.unused),
+                "mismatched": [m.to_dict() for m in self.mismatched],
+                "renames": dict(self.renames), "ok": self.ok}
+
+    def to_json(self) -> Dict[str, Any]:
+        return self.to_dict()
+
+    def fix(self, out: Any, **edit_kwargs: Any) -> Any:
+        """Writes a copy of the checkpoint with the suggested renames applied (through
+        :func:`tfckpt.edit`, which keeps the object graph consistent), so that the renamed
+        values restore; returns the :class:`tfckpt.EditPlan`."""
+        from ..editing import edit
+
+        rename = {c: self.rename_targets.get(e, e) for c, e in self.renames.items()}
+        return edit(self.checkpoint, out, rename=rename, **edit_kwargs)
+
+    def describe(self) -> str:
+        lines = [f"restoring {self.checkpoint}", f"     into {self.expected} "
+                 f"(matched by {self.matching})"]
+        moved = {e: c for e, c in self.restored.items() if e != c}
+        lines.append(f"restored: {len(self.restored)} values"
+                     + (f", {len(moved)} from another key:" if moved else ""))
+        lines += [f"  {e} <- {c}" for e, c in moved.items()]
+        for title, keys in (("keeps its initial value (missing)", self.missing),
+                            ("unused checkpoint values", self.unused)):
+            if keys:
+                lines.append(f"{title}: {len(keys)}")
+            for k in keys:
+                lines.append(f"  {k}  {self.specs.get(k, '')}".rstrip())
+                if k in self.why:
+                    lines.append(f"    {self.why[k]}")
+        if self.mismatched:
+            lines.append(f"mismatched (restore fails): {len(self.mismatched)}")
+        for m in self.mismatched:
+            lines.append(f"  {m.key} <- {m.checkpoint_key}: the checkpoint holds "
+                         f"{m.checkpoint}, the new model's variable is {m.expected}")
+        if self.renames:
+            lines.append("suggested renames (--fix OUT applies them):")
+            lines += [f"  {c} -> {e}" for c, e in self.renames.items()]
+        lines.append(self.verdict())
+        return "\n".join(lines)
+
+    def verdict(self) -> str:
+        if self.ok:
+            return "OK: every variable of the new model receives a checkpoint value"
+        parts = []
+        if self.missing:
+            parts.append(f"{len(self.missing)} variables keep their initial values")
+        if self.mismatched:
+            parts.append(f"{len(self.mismatched)} values do not fit (dtype or shape)")
+        return "NOT OK: " + ", ".join(parts)
+
+
+def explain_restore(checkpoint: Any, expected: Any, *, save_counter: bool = True
+                    ) -> RestoreReport:
+    """Says what restoring `checkpoint` into a new model does, without running either::
+
+        r = tfckpt.explain_restore("run/ckpt-9", "fresh/ckpt-1")
+        r.missing    # variables that would silently keep their initial values
+        r.renames    # unused values that look like theirs; r.fix("fixed/ckpt-9") applies
+
+    `expected` describes the new model: a checkpoint it wrote
+    (``tf.train.Checkpoint(model=model).write(path)`` right after building it), a SavedModel
+    directory, a TF1 MetaGraph ``.meta`` file, a JSON file ``{key: {"dtype": name,
+    "shape": [...]}}`` or such a mapping. Two object graphs are matched as TensorFlow 2.21's
+    ``restore()`` matches them; a name-based side is matched by variable names. Slot
+    variables a TF1 optimizer creates during the restore, and ``save_counter``, which
+    ``tf.train.Checkpoint.restore()`` creates (``read()`` does not: pass
+    ``save_counter=False``), are reported under the keys they then get.
+    """
+    exp = read_expected(expected)
+    with open_checkpoint(checkpoint) as reader:
+        ckpt_specs = {k: Spec(e.dtype_name, tuple(e.shape))
+                      for k in reader.keys() if k != OBJECT_GRAPH_KEY for e in [reader.entry(k)]}
+        saved = reader.object_graph
+        report = RestoreReport(checkpoint=reader.prefix, expected=exp.source,
+                               matching="object graph" if saved is not None
+                               and exp.graph is not None else "names")
+    report.specs.update(exp.specs)
+    report.specs.update(ckpt_specs)
+    walk = None
+    if saved is not None and exp.graph is not None:
+        walk = _ObjectWalk(saved, exp.graph, save_counter)
+        pairs = walk.run()
+    else:
+        pairs = _match_names(ckpt_specs, saved, exp, report.rename_targets)
+    consumed: Set[str] = set()
+    for exp_key, ckpt_key in pairs:
+        report.restored[exp_key] = ckpt_key
+        consumed.add(ckpt_key)
+        have = ckpt_specs[ckpt_key]
+        want = exp.specs.get(exp_key, have)  # what the restore creates fits its value
+        if want != have:
+            report.mismatched.append(Mismatch(exp_key, ckpt_key, have, want))
+        report.specs.setdefault(exp_key, want)
+    report.missing = [k for k in exp.specs if k not in report.restored]
+    report.unused = [k for k in ckpt_specs if k not in consumed]
+    if walk is not None and saved is not None and exp.graph is not None:
+        _why_objects(report, saved, exp.graph, walk)
+    else:
+        _why_names(report)
+    report.renames = _suggest_renames(report, set(ckpt_specs))
+    return report
+
+
+# -- object-based: the walk restore() takes ----------------------------------------------
+
+class _ObjectWalk:
+    """Restore's breadth-first walk over the checkpoint's graph (`saved`) binding its nodes
+    to the new model's (`live`): ``bound`` saved node -> live object, ``source`` live object
+    -> the saved node whose values it takes (the first bound). Slot variables a TF1 optimizer
+    creates while restoring, and ``save_counter``, get live ids past the end of `live`."""
+
+    def __init__(self, saved: ObjectGraph, live: ObjectGraph, save_counter: bool) -> None:
+        self.saved, self.live, self.save_counter = saved, live, save_counter
+        self.bound: Dict[int, int] = {}
+        self.source: Dict[int, int] = {}
+        #: attributes (name -> key) of live objects the restore creates
+        self.created: Dict[int, Dict[str, str]] = {}
+        self.live_slots = {n.slot_of: n.id for n in live.nodes if n.slot_of is not None}
+        self.queue: "deque[int]" = deque()
+
+    def run(self) -> List[Tuple[str, str]]:
+        """Walks; returns (expected key, checkpoint key) for every value restored."""
+        if not self.saved.nodes or not self.live.nodes:
+            return []
+        # Slot restorations wait for their variable, then for their optimizer.
+        pending: DefaultDict[int, List[Tuple[int, int, str]]] = defaultdict(list)
+        for opt in self.saved.nodes:
+            for ref in opt.slot_variables:
+                if self._valid(ref.original_node_id) and self._valid(ref.slot_node_id):
+                    pending[ref.original_node_id].append(
+                        (opt.id, ref.slot_node_id, ref.slot_name))
+        deferred: DefaultDict[int, List[Tuple[int, int, str]]] = defaultdict(list)
+        self._bind(0, 0)
+        while True:
+            while self.queue:
+                s = self.queue.popleft()
+                live_id = self.bound[s]
+                self.source.setdefault(live_id, s)
+                if live_id < len(self.live.nodes):
+                    for name, child in self.saved.nodes[s].children:
+                        if not self._valid(child) or child in self.bound:
+                            continue
+                        found = self.live.child(live_id, name)
+                        if found is not None:
+                            self._bind(child, found)
+                for var, slot, name in deferred.pop(s, ()):
+                    self._slot(live_id, var, slot, name)
+                for opt_id, slot, name in pending.pop(s, ()):
+                    if opt_id in self.bound:
+                        self._slot(self.bound[opt_id], live_id, slot, name)
+                    else:
+                        deferred[opt_id].append((live_id, slot, name))
+            if not self._create_save_counter():
+                break
+        return self.restored()
+
+    def _valid(self, node_id: int) -> bool:
+        return 0 <= node_id < len(self.saved.nodes)
+
+    def _bind(self, saved_id: int, live_id: int) -> None:
+        self.bound[saved_id] = live_id
+        self.queue.append(saved_id)
+
+    def _new_live(self, attrs: Dict[str, str]) -> int:
+        live_id = len(self.live.nodes) + len(self.created)
+        self.created[live_id] = attrs
+        return live_id
+
+    def _slot(self, opt: int, var: int, slot_node: int, name: str) -> None:
+        """The optimizer bound to `opt` restores slot `name` of the live variable `var`,
+        creating it from the saved value if the new model has not made it yet."""
+        if slot_node in self.bound or opt >= len(self.live.nodes) \
+                or var >= len(self.live.nodes):
+            return
+        live_id = self.live_slots.get((var, opt, name))
+        if live_id is None:
+            var_path, opt_path = self.live.nodes[var].path, self.live.nodes[opt].path
+            if var_path is None or opt_path is None:
+                return
+            base = f"{var_path}/{OPTIMIZER_SLOT}/{opt_path}/{escape_local_name(name)}"
+            live_id = self._new_live({a.name: f"{base}/{ATTRIBUTES}/{a.name}"
+                                      for a in self.saved.nodes[slot_node].attributes})
+            self.live_slots[(var, opt, name)] = live_id
+        self._bind(slot_node, live_id)
+
+    def _create_save_counter(self) -> bool:
+        """``restore()`` creates the root's save_counter after matching; the saved one then
+        binds to it. True if that happened (so the walk goes on)."""
+        if not self.save_counter:
+            return False
+        self.save_counter = False
+        node = self.saved.child(0, SAVE_COUNTER)
+        if node is None or node in self.bound or self.live.child(0, SAVE_COUNTER) is not None:
+            return False
+        self._bind(node, self._new_live({a.name: object_key([SAVE_COUNTER], a.name)
+                                         for a in self.saved.nodes[node].attributes}))
+        return True
+
+    def attributes(self, live_id: int) -> Dict[str, str]:
+        """Attribute name -> expected key of a live object."""
+        if live_id in self.created:
+            return self.created[live_id]
+        return {a.name: a.checkpoint_key for a in self.live.nodes[live_id].attributes}
+
+    def restored(self) -> List[Tuple[str, str]]:
+        """(expected key, checkpoint key) for every value restored, in walk order: each live
+        object takes the values of the saved node it was bound to first."""
+        out = []
+        for live_id, s in self.source.items():
+            attrs = self.attributes(live_id)
+            for a in self.saved.nodes[s].attributes:
+                if a.name in attrs:
+                    out.append((attrs[a.name], a.checkpoint_key))
+        return out
+
+
+def _children_text(names: List[str]) -> str:
+    shown = ", ".join(repr(n) for n in names[:SHOWN_CHILDREN])
+    more = f" and {len(names) - SHOWN_CHILDREN} more" if len(names) > SHOWN_CHILDREN else ""
+    return f"it has {shown}{more}" if names else "it has no children"
+
+
+def _path_text(path: Optional[str]) -> str:
+    return "the root" if not path else path
+
+
+def _why_objects(report: RestoreReport, saved: ObjectGraph, live: ObjectGraph,
+                 walk: _ObjectWalk) -> None:
+    """Where the two graphs part, for each missing and unused key."""
+    first_of = {live_id: s for live_id, s in walk.source.items()}
+    live_node_of = {a.checkpoint_key: n for n in live.nodes for a in n.attributes}
+    saved_node_of = {a.checkpoint_key: n for n in saved.nodes for a in n.attributes}
+
+    def part(walk_from: ObjectGraph, other: ObjectGraph, path: str,
+             step: Callable[[int], Optional[int]], side: str) -> Optional[str]:
+        """Follows `path` in `walk_from` while the walk matched it; says where it stops."""
+        cur, prefix = 0, ""
+        for name in split_object_path(path):
+            mate = step(cur)
+            if mate is None:
+                return f"nothing matched {_path_text(prefix)}"
+            nxt = walk_from.child(cur, name)
+            if nxt is None:
+                return None
+            if other.child(mate, name) is None:
+                names = [n for n, _ in other.nodes[mate].children]
+                other_side = "checkpoint" if side == "new model" else "new model"
+                return (f"the graphs part at {_path_text(prefix)}: the {side} has "
+                        f"{name!r} there, the {other_side}'s object has not "
+                        f"({_children_text(names)})")
+            cur, prefix = nxt, f"{prefix}/{escape_local_name(name)}".lstrip("/")
+        return None
+
+    for key in report.missing:
+        node = live_node_of.get(key)
+        if node is None:
+            report.why[key] = "the new model's object graph does not hold this key"
+        elif node.id in first_of:
+            s = saved.nodes[first_of[node.id]]
+            report.why[key] = (f"the checkpoint's object at {_path_text(s.path)} is matched to "
+                               f"it but holds no {parse_object_key(key) or key}")
+        elif node.slot_of is not None:
+            var, opt, name = node.slot_of
+            report.why[key] = (f"the checkpoint has no slot {name!r} of "
+                               f"{_path_text(live.nodes[var].path)} for the optimizer at "
+                               f"{_path_text(live.nodes[opt].path)}")
+        else:
+            report.why[key] = part(live, saved, node.path or "",
+                                   lambda n: first_of.get(n), "new model") or \
+                "the checkpoint's object there is matched to another variable first"
+    for key in report.unused:
+        node = saved_node_of.get(key)
+        if node is None:
+            report.why[key] = "no object of the checkpoint's graph holds this key"
+        elif node.id in walk.bound:
+            live_id = walk.bound[node.id]
+            first = saved.nodes[first_of[live_id]]
+            if first.id != node.id:
+                report.why[key] = (f"the new model's variable it is matched to takes the "
+                                   f"value of {', '.join(first.keys) or first.path} first "
+                                   "(two checkpoint objects reach one variable)")
+            else:
+                report.why[key] = "the new model's object it is matched to has no such value"
+        elif node.slot_of is not None:
+            var, opt, name = node.slot_of
+            unmatched = [p for p, i in (("variable", var), ("optimizer", opt))
+                         if i not in walk.bound]
+            report.why[key] = (f"a slot whose {' and '.join(unmatched) or 'optimizer'} "
+                               "the new model does not match")
+        else:
+            report.why[key] = part(saved, live, node.path or "",
+                                   lambda n: walk.bound.get(n), "checkpoint") or \
+                "another path of the checkpoint reaches the new model's object first"
+
+
+# -- name-based -----------------------------------------------------------------------
+
+def _match_names(ckpt_specs: Dict[str, Spec], saved: Optional[ObjectGraph], exp: Expected,
+                 targets: Dict[str, str]) -> List[Tuple[str, str]]:
+    """A ``Saver`` looks each variable up by its name; an object-based model restoring a
+    name-based checkpoint uses the names its graph records; a ``Saver`` restoring an
+    object-based checkpoint whose keys lack a name maps names through the checkpoint graph's
+    recorded names (the last recorded wins, as ``object_graph_key_mapping`` builds it)."""
+    if exp.graph is not None:
+        wanted = {a.checkpoint_key: a.full_name for n in exp.graph.nodes for a in n.attributes
+                  if a.checkpoint_key in exp.specs and a.full_name}
+        targets.update((k, n) for k, n in wanted.items() if n != k)
+    else:
+        wanted = {k: k for k in exp.specs}
+    by_full_name = saved is not None and not all(n in ckpt_specs for n in wanted.values())
+    lookup: Dict[str, str] = {n: n for n in ckpt_specs}
+    if by_full_name and saved is not None:
+        lookup = {a.full_name: a.checkpoint_key for n in saved.nodes for a in n.attributes}
+    return [(k, lookup[n]) for k, n in wanted.items() if lookup.get(n) in ckpt_specs]
+
+
+def _why_names(report: RestoreReport) -> None:
+    for key in report.missing:
+        name = report.rename_targets.get(key, key)
+        report.why[key] = f"the checkpoint holds no value named {name!r}"
+    for key in report.unused:
+        report.why[key] = "no variable of the new model has this name"
+
+
+# -- renames ----------------------------------------------------------------------------
+
+def _kind(key: str) -> Tuple[str, str, str]:
+    """What a rename keeps: (slot name, attribute) and the path compared for likeness."""
+    slot = parse_slot_key(key)
+    if slot is not None:
+        return slot[2] + "/" + slot[3], "slot", slot[0]
+    parsed = parse_object_key(key)
+    if parsed is not None:
+        return parsed[1], "object", parsed[0]
+    return "", "name", key
+
+
+def _suggest_renames(report: RestoreReport, ckpt_keys: Set[str]) -> Dict[str, str]:
+    """Pairs each missing key with the unused value most alike in name that has its dtype
+    and shape (and attribute, and slot name), best pairs first, each used once."""
+    groups: DefaultDict[Tuple[Any, ...], Tuple[List[str], List[str]]] = \
+        defaultdict(lambda: ([], []))
+    for k in report.missing:
+        target = report.rename_targets.get(k, k)
+        if target in ckpt_keys:
+            continue  # the name is taken: a rename cannot free it
+        groups[(report.specs.get(k),) + _kind(k)[:2]][0].append(k)
+    for k in report.unused:
+        groups[(report.specs.get(k),) + _kind(k)[:2]][1].append(k)
+    scored = []
+    for missing, unused in groups.values():
+        if not missing or not unused:
+            continue
+        many = len(missing) * len(unused) > MAX_COMPARED_PAIRS
+        for i, m in enumerate(missing):
+            mp = _kind(m)[2]
+            for j, u in enumerate(unused):
+                up = _kind(u)[2]
+                if many and mp.rsplit("/", 1)[-1] != up.rsplit("/", 1)[-1]:
+                    continue
+                score = difflib.SequenceMatcher(None, up, mp).ratio()
+                if score >= ALIKE:
+                    scored.append((-score, i, j, u, m))
+    scored.sort(key=lambda t: t[:3])
+    renames: Dict[str, str] = {}
+    taken: Set[str] = set()
+    for _, _, _, u, m in scored:
+        if u not in renames and m not in taken:
+            renames[u] = m
+            taken.add(m)
+    return renames
