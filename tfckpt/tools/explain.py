@@ -113,7 +113,7 @@ class RestoreReport:
         lines = [f"restoring {self.checkpoint}", f"     into {self.expected} "
                  f"(matched by {self.matching})"]
         moved = {e: c for e, c in self.restored.items() if e != c}
-        lines.append(f"restored: {len(self.restored)} values"
+        lines.append(f"restored: {_count(len(self.restored), 'value')}"
                      + (f", {len(moved)} from another key:" if moved else ""))
         lines += [f"  {e} <- {c}" for e, c in moved.items()]
         for title, keys in (("keeps its initial value (missing)", self.missing),
@@ -140,10 +140,16 @@ class RestoreReport:
             return "OK: every variable of the new model receives a checkpoint value"
         parts = []
         if self.missing:
-            parts.append(f"{len(self.missing)} variables keep their initial values")
+            n = len(self.missing)
+            parts.append("1 variable keeps its initial value" if n == 1 else
+                         f"{n} variables keep their initial values")
         if self.mismatched:
-            parts.append(f"{len(self.mismatched)} values do not fit (dtype or shape)")
+            parts.append(f"{_count(len(self.mismatched), 'value')} do not fit (dtype or shape)")
         return "NOT OK: " + ", ".join(parts)
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
 
 
 def explain_restore(checkpoint: Any, expected: Any, *, save_counter: bool = True
