@@ -690,3 +690,63 @@ def test_cli_fix_json(outcomes, tmp_path):
     assert doc["fix"]["renames"] == out.report.renames
     assert os.path.exists(fixed + ".index")
 
+
+
+# ---------------------------------------------------------------------------------------
+# one side name-based, the other object-based
+
+
+def _tf1_graph(tf, names, tmp, label):
+    """A TF1 graph with float32 variables `names` ([2] each), filled, saved by a Saver
+    (with its .meta); returns (graph, saver, session, prefix)."""
+    v1 = tf.compat.v1
+    g = tf.Graph()
+    with g.as_default():
+        variables = [v1.get_variable(n, shape=[2]) for n in names]
+        saver = v1.train.Saver()
+        s = v1.Session(graph=g)
+        for v in variables:
+            s.run(v.initializer)
+            v.load((next(_tags) * 1000 + np.arange(2)).astype("float32"), s)
+        return g, saver, s, saver.save(s, str(tmp / label / "model.ckpt"))
+
+
+def test_name_based_checkpoint_into_object_model(tf, tmp_path):
+    # tf.train.Checkpoint reading a Saver's checkpoint looks each variable up by its name.
+    _, _, s, old = _tf1_graph(tf, ["a", "b"], tmp_path, "old")
+    s.close()
+    m = tf.Module()
+    m.x, m.y = tf.Variable(z(2), name="a"), tf.Variable(z(2), name="bb")
+    fill(tf, m)
+    ck = tf.train.Checkpoint(model=m)
+    fresh = ck.write(str(tmp_path / "fresh"))
+    fresh_values = values(tf, fresh)
+    ck.read(old)
+    seen = observe(values(tf, old), fresh_values, values(tf, ck.write(str(tmp_path / "a"))))
+    r = tfckpt.explain_restore(old, fresh)
+    assert r.matching == "names"
+    assert (r.restored, r.missing, r.unused) == (seen.restored, seen.missing, seen.unused)
+    assert r.missing == [key("model/y")] and r.unused == ["b"]
+    assert r.renames == {"b": key("model/y")}
+    r.fix(str(tmp_path / "fixed"))  # the value must be named as the variable is: bb
+    assert tfckpt.open(str(tmp_path / "fixed")).keys() == ["a", "bb"]
+    m.y.assign(z(2))
+    tf.train.Checkpoint(model=m).read(str(tmp_path / "fixed")).assert_consumed()
+    assert m.y.numpy().tobytes() == tfckpt.open(old)["b"].tobytes()
+
+
+def test_object_checkpoint_into_tf1_saver(tf, tmp_path):
+    # A Saver restoring an object-based checkpoint maps names through the graph's records.
+    m = tf.Module()
+    m.x, m.y = tf.Variable(z(2), name="a"), tf.Variable(z(2), name="b")
+    fill(tf, m)
+    old = tf.train.Checkpoint(model=m).write(str(tmp_path / "old"))
+    g, saver, s, fresh = _tf1_graph(tf, ["a", "b"], tmp_path, "fresh")
+    with g.as_default(), s:
+        fresh_values = values(tf, fresh)
+        saver.restore(s, old)
+        after = saver.save(s, str(tmp_path / "after" / "model.ckpt"), write_meta_graph=False)
+    seen = observe(values(tf, old), fresh_values, values(tf, after))
+    r = tfckpt.explain_restore(old, fresh + ".meta")
+    assert r.restored == seen.restored == {"a": key("model/x"), "b": key("model/y")}
+    assert r.ok and not r.unused

@@ -21,7 +21,7 @@ from ..keys import OBJECT_GRAPH_KEY, parse_object_key
 from ..objects import ObjectGraph
 from ..reader import open as open_checkpoint
 
-__all__ = ["Spec", "Expected", "read_expected", "variables_of_meta_graph"]
+__all__ = ["Spec", "Expected", "read_expected", "specs_of", "variables_of_meta_graph"]
 
 #: The collection a TF1 Saver saves by default (``tf.GraphKeys.GLOBAL_VARIABLES``).
 GLOBAL_VARIABLES = "variables"
@@ -78,11 +78,15 @@ def read_expected(expected: Any) -> Expected:
     return _from_checkpoint(path, "checkpoint")
 
 
+def specs_of(reader: Any) -> Dict[str, Spec]:
+    """The dtype and shape of every value of an open checkpoint (not its object graph)."""
+    return {k: Spec(e.dtype_name, tuple(e.shape))
+            for k in reader.keys() if k != OBJECT_GRAPH_KEY for e in [reader.entry(k)]}
+
+
 def _from_checkpoint(path: str, form: str) -> Expected:
     with open_checkpoint(path) as r:
-        specs = {k: Spec(e.dtype_name, tuple(e.shape))
-                 for k in r.keys() if k != OBJECT_GRAPH_KEY for e in [r.entry(k)]}
-        return Expected(r.prefix, form, specs, r.object_graph)
+        return Expected(r.prefix, form, specs_of(r), r.object_graph)
 
 
 def _from_saved_model(path: str) -> Expected:

@@ -19,7 +19,6 @@ from typing import Any, Callable, DefaultDict, Dict, List, Optional, Set, Tuple
 
 from ..keys import (
     ATTRIBUTES,
-    OBJECT_GRAPH_KEY,
     OPTIMIZER_SLOT,
     escape_local_name,
     object_key,
@@ -29,7 +28,7 @@ from ..keys import (
 )
 from ..objects import ObjectGraph
 from ..reader import open as open_checkpoint
-from .expected import Expected, Spec, read_expected
+from .expected import Expected, Spec, read_expected, specs_of
 
 __all__ = ["explain_restore", "RestoreReport", "Mismatch"]
 
@@ -171,8 +170,7 @@ def explain_restore(checkpoint: Any, expected: Any, *, save_counter: bool = True
     """
     exp = read_expected(expected)
     with open_checkpoint(checkpoint) as reader:
-        ckpt_specs = {k: Spec(e.dtype_name, tuple(e.shape))
-                      for k in reader.keys() if k != OBJECT_GRAPH_KEY for e in [reader.entry(k)]}
+        ckpt_specs = specs_of(reader)
         saved = reader.object_graph
         report = RestoreReport(checkpoint=reader.prefix, expected=exp.source,
                                matching="object graph" if saved is not None
@@ -427,41 +425,40 @@ def _why_names(report: RestoreReport) -> None:
 
 # -- renames ----------------------------------------------------------------------------
 
-def _kind(key: str) -> Tuple[str, str, str]:
-    """What a rename keeps: (slot name, attribute) and the path compared for likeness."""
+def _kind(key: str) -> Tuple[str, str]:
+    """What a rename must keep (the slot name and attribute, the attribute, or nothing for
+    a plain name) and the path compared for likeness."""
     slot = parse_slot_key(key)
     if slot is not None:
-        return slot[2] + "/" + slot[3], "slot", slot[0]
+        return f"slot {slot[2]} {slot[3]}", slot[0]
     parsed = parse_object_key(key)
     if parsed is not None:
-        return parsed[1], "object", parsed[0]
-    return "", "name", key
+        return parsed[1], parsed[0]
+    return "", key
 
 
 def _suggest_renames(report: RestoreReport, ckpt_keys: Set[str]) -> Dict[str, str]:
     """Pairs each missing key with the unused value most alike in name that has its dtype
     and shape (and attribute, and slot name), best pairs first, each used once."""
-    groups: DefaultDict[Tuple[Any, ...], Tuple[List[str], List[str]]] = \
-        defaultdict(lambda: ([], []))
+    groups: DefaultDict[Any, Tuple[List[str], List[str]]] = defaultdict(lambda: ([], []))
     for k in report.missing:
-        target = report.rename_targets.get(k, k)
-        if target in ckpt_keys:
+        if report.rename_targets.get(k, k) in ckpt_keys:
             continue  # the name is taken: a rename cannot free it
-        groups[(report.specs.get(k),) + _kind(k)[:2]][0].append(k)
+        groups[report.specs.get(k)][0].append(k)
     for k in report.unused:
-        groups[(report.specs.get(k),) + _kind(k)[:2]][1].append(k)
+        groups[report.specs.get(k)][1].append(k)
     scored = []
     for missing, unused in groups.values():
-        if not missing or not unused:
-            continue
         many = len(missing) * len(unused) > MAX_COMPARED_PAIRS
         for i, m in enumerate(missing):
-            mp = _kind(m)[2]
+            m_kind, m_path = _kind(report.rename_targets.get(m, m))
             for j, u in enumerate(unused):
-                up = _kind(u)[2]
-                if many and mp.rsplit("/", 1)[-1] != up.rsplit("/", 1)[-1]:
+                u_kind, u_path = _kind(u)
+                if m_kind != u_kind and m_kind and u_kind:
                     continue
-                score = difflib.SequenceMatcher(None, up, mp).ratio()
+                if many and m_path.rsplit("/", 1)[-1] != u_path.rsplit("/", 1)[-1]:
+                    continue
+                score = difflib.SequenceMatcher(None, u_path, m_path).ratio()
                 if score >= ALIKE:
                     scored.append((-score, i, j, u, m))
     scored.sort(key=lambda t: t[:3])
