@@ -750,3 +750,24 @@ def test_object_checkpoint_into_tf1_saver(tf, tmp_path):
     r = tfckpt.explain_restore(old, fresh + ".meta")
     assert r.restored == seen.restored == {"a": key("model/x"), "b": key("model/y")}
     assert r.ok and not r.unused
+
+
+def test_expected_as_savedmodel_without_variables_reads_its_metagraph(tf1_graphs, tmp_path):
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    saved = saved_model_pb2.SavedModel(saved_model_schema_version=1)
+    with open(tf1_graphs["meta"], "rb") as f:
+        saved.meta_graphs.add().ParseFromString(f.read())
+    (tmp_path / "sm").mkdir()
+    (tmp_path / "sm" / "saved_model.pb").write_bytes(saved.SerializeToString())
+    by_meta = tfckpt.explain_restore(tf1_graphs["old"], tf1_graphs["meta"])
+    by_savedmodel = tfckpt.explain_restore(tf1_graphs["old"], str(tmp_path / "sm"))
+    assert by_savedmodel.to_dict() == by_meta.to_dict()
+
+
+def test_cli_read_leaves_save_counter_unused(outcomes):
+    out = outcomes["save_counter_by_restore"]
+    buf = io.StringIO()
+    assert cli_run(["explain", out.old, "--against", out.fresh, "--read", "--json"],
+                   out=buf) == 0
+    assert json.loads(buf.getvalue())["unused"] == [tfckpt.object_key("save_counter")]
