@@ -265,7 +265,9 @@ def _scan_index(core) -> object:
 
 
 def test_scan_totals_and_key_records_equal_native(native):
-    from tfckpt.scanning import _DTYPE_NAMES, KeyRecord, _dtype_name
+    from tfckpt.scanning import KeyRecord
+    from tfckpt.scanning.describe import DTYPE_NAME_CACHE as _DTYPE_NAMES
+    from tfckpt.scanning.describe import dtype_name as _dtype_name
 
     big = 2**62
     for core in (native, PY):

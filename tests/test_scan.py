@@ -132,29 +132,29 @@ def test_records_come_in_a_sorted_walk_and_the_same_with_threads(tree, tree_reco
     dirs = [n.split("/")[0] for n in names]
     assert dirs == sorted(dirs)
     # A short scan with -j N finishes before its workers would start: none are started.
-    from tfckpt import scanning
+    from tfckpt.scanning import run
 
     def no_pool(*args, **kwargs):
         raise AssertionError("workers started for a scan shorter than _INLINE_SECONDS")
 
     with monkeypatch.context() as m:
-        m.setattr(scanning, "_INLINE_SECONDS", 60.0)
-        m.setattr(scanning, "_pool", no_pool)
+        m.setattr(run, "_INLINE_SECONDS", 60.0)
+        m.setattr(run, "_pool", no_pool)
         assert [r.to_dict() for r in tfckpt.scan(tree, jobs=3)] == \
             [r.to_dict() for r in tree_records]
     # Workers from the first checkpoint on, and after the first few.
     started = []
-    real_pool = scanning._pool
-    monkeypatch.setattr(scanning, "_pool", lambda *a, **k: started.append(a) or real_pool(*a, **k))
-    monkeypatch.setattr(scanning, "_INLINE_SECONDS", 0.0)
+    real_pool = run._pool
+    monkeypatch.setattr(run, "_pool", lambda *a, **k: started.append(a) or real_pool(*a, **k))
+    monkeypatch.setattr(run, "_INLINE_SECONDS", 0.0)
     assert [r.to_dict() for r in tfckpt.scan(tree, jobs=3)] == \
         [r.to_dict() for r in tree_records]
     assert [r.to_dict() for r in tfckpt.scan([tree], jobs=2, keys=True)] == \
         [r.to_dict() for r in tfckpt.scan(tree, keys=True)]
     assert [a[0] for a in started] == [3, 2]
     clock = iter(range(10**6))  # a clock that has passed the inline time after 3 items
-    monkeypatch.setattr(scanning, "_INLINE_SECONDS", 2.5)
-    monkeypatch.setattr(scanning, "_clock", lambda: next(clock))
+    monkeypatch.setattr(run, "_INLINE_SECONDS", 2.5)
+    monkeypatch.setattr(run, "_clock", lambda: next(clock))
     assert [r.to_dict() for r in tfckpt.scan(tree, jobs=2)] == \
         [r.to_dict() for r in tree_records]
     assert len(started) == 3
@@ -334,10 +334,10 @@ def test_archives_give_the_records_of_the_directory(kind, archives, tree_records
 
 
 def test_uncompressed_tar_members_are_read_in_place(archives):
-    from tfckpt.scanning import _tar_tree
+    from tfckpt.scanning.archives import tar_tree
     from tfckpt.storage import TarMemberStorage
 
-    t = _tar_tree(str(archives["tar"]))
+    t = tar_tree(str(archives["tar"]))
     members = {n: m for n, m in t.files.items() if n.startswith("keras_adam/ckpt-2.")}
     storage = TarMemberStorage(str(archives["tar"]), "keras_adam/ckpt-2",
                                {n[len("keras_adam/ckpt-2"):]: m for n, m in members.items()})
@@ -600,11 +600,11 @@ def test_memory_is_bounded_and_records_stream(tmp_path):
 def test_unreadable_directory_is_a_record(tmp_path):
     if os.geteuid() == 0:
         # root lists any directory; a directory that vanishes mid-walk is the same case
-        from tfckpt.scanning import _LocalTree
+        from tfckpt.scanning.trees import LocalTree
 
         d = tmp_path / "gone"
         d.mkdir()
-        t = _LocalTree(str(tmp_path))
+        t = LocalTree(str(tmp_path))
         walk = t.walk()
         next(walk)
         d.rmdir()

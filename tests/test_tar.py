@@ -15,7 +15,7 @@ import pytest
 
 import tfckpt
 from tfckpt import _pycore as PY
-from tfckpt import scanning
+from tfckpt.scanning import archives
 
 FORMATS = {"ustar": tarfile.USTAR_FORMAT, "gnu": tarfile.GNU_FORMAT, "pax": tarfile.PAX_FORMAT}
 
@@ -63,7 +63,7 @@ def _tarfile_listing(raw: bytes):
     infos: dict = {}
     errors: dict = {}
     with tarfile.open(fileobj=io.BytesIO(raw), mode="r:") as t:
-        scanning._tar_members(t, infos, errors)
+        archives.collect_tar_members(t, infos, errors)
     return {n: (m.offset_data, m.size) for n, m in infos.items()}, errors
 
 

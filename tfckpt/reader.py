@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Any, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
 
 from ._core import core
 from .dtypes import STRING, VARIANT, by_code, numpy_dtype
@@ -453,6 +453,59 @@ class Reader(Mapping[str, Any]):
             self._assemble(e, full_bounds(e.shape), True)
         else:
             self._read_whole(e, True)
+
+    # Whole-checkpoint passes (``tfckpt.scan``): one look at each entry of the index, without
+    # building an Entry per key, for checkpoints by the thousand.
+    def shard_extents(self) -> Tuple[Dict[int, int], List[CheckpointError]]:
+        """How far the payloads reach into each data shard: ``{shard id: end of its furthest
+        payload}`` over every entry of the index (slices of partitioned tensors included,
+        empty payloads not), and an error for each entry that cannot be placed (undecodable,
+        or in a shard the header does not have), in index order. A data shard shorter than
+        its extent is truncated."""
+        num_shards = self.header.num_shards
+        ends: Dict[int, int] = {}
+        errors: List[CheckpointError] = []
+        for raw in self._index.raw_keys():
+            try:
+                _, _, shard, offset, size, _, slices, _ = self._index.entry(raw)
+            except CheckpointError as err:
+                errors.append(err)
+                continue
+            if slices or size == 0:
+                continue
+            if not 0 <= shard < num_shards:
+                key = raw.decode("utf-8", "backslashreplace")
+                errors.append(CorruptCheckpointError(
+                    f"key {key} is in data shard {shard}, but the header says there are "
+                    f"{num_shards} shards", path=self.index_path, key=key, shard=shard))
+                continue
+            if offset + size > ends.get(shard, 0):
+                ends[shard] = offset + size
+        return ends, errors
+
+    def verify_all(self) -> List[Tuple[str, Exception]]:
+        """Checks the CRC32C of every stored payload (each whole tensor, each slice of a
+        partitioned one) and goes on past damage: ``(key, error)`` for each payload that
+        fails, in index order. The checks of :meth:`verify_entry`, at the speed of the
+        checksum: a fixed-size payload is checked straight from its data shard, without an
+        array (a data shard that is missing or too short then fails with the storage's own
+        error, the one :meth:`shard_extents`' check meets)."""
+        num_shards = self.header.num_shards
+        failed: List[Tuple[str, Exception]] = []
+        for raw in self._index.raw_keys():
+            try:
+                dtype, _, shard, offset, size, crc, slices, n = self._index.entry(raw)
+                if slices:
+                    continue  # a partitioned tensor: its slices are entries of their own
+                itemsize = by_code(dtype).itemsize
+                if itemsize > 0 and size == n * itemsize and 0 <= shard < num_shards:
+                    view = self._storage.read(shard, num_shards, offset, size)
+                    if core.crc32c(view) == core.unmask_crc(crc):
+                        continue
+                self.verify_key(raw)  # raises with the full message
+            except Exception as err:  # noqa: BLE001 - every damaged payload is reported
+                failed.append((raw.decode("utf-8", "surrogateescape"), err))
+        return failed
 
     # -- the object graph -----------------------------------------------------------------
     @property

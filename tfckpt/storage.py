@@ -27,7 +27,7 @@ from .errors import (
 from .files import data_filename
 
 __all__ = ["LocalStorage", "BytesStorage", "TarMemberStorage", "ZipMemberStorage", "FsspecStorage",
-           "mapped_archive"]
+           "mapped_archive", "list_tar_members"]
 
 
 class _ShardCache:
@@ -176,6 +176,17 @@ def mapped_archive(path: str):
                 _ARCHIVE_MAPS.pop(next(iter(_ARCHIVE_MAPS)))
             _ARCHIVE_MAPS[key] = m
         return m
+
+
+def list_tar_members(archive: Any) -> Optional[Tuple[Dict[str, Tuple[int, int]],
+                                                     Dict[str, str], Optional[str]]]:
+    """The members of an uncompressed tar (a buffer: ``mapped_archive(path)``), listed from
+    its headers by the core without reading any data: ``({member: (data offset, size)},
+    {member: why it is not a regular file}, what is wrong with the archive or None)``, the
+    ``members`` :class:`TarMemberStorage` takes. None when the headers need a full tar
+    reader (tarfile): a bad checksum, a number that is not plain octal, a malformed pax
+    record, a long name or pax header past the end."""
+    return core.tar_members(archive)
 
 
 class _MemberStorage:

@@ -486,6 +486,22 @@ class V1Reader(Mapping[str, Any]):
         many values as its shape says."""
         self.verify_key(e.key)
 
+    def shard_extents(self) -> Tuple[Dict[int, int], List[CheckpointError]]:
+        """As :meth:`tfckpt.Reader.shard_extents`. A format V1 checkpoint has no data
+        shards: its values are inside its table files, checked when they were opened."""
+        return {}, []
+
+    def verify_all(self) -> List[Tuple[str, Exception]]:
+        """As :meth:`tfckpt.Reader.verify_all`: :meth:`verify_key` of every stored slice,
+        going on past damage; ``(key, error)`` for each that fails."""
+        failed: List[Tuple[str, Exception]] = []
+        for raw in self.raw_keys:
+            try:
+                self.verify_key(raw)
+            except Exception as err:  # noqa: BLE001 - every damaged slice is reported
+                failed.append((_key_text(raw), err))
+        return failed
+
     @property
     def object_graph(self) -> None:
         """Always None: format V1 checkpoints are name-based."""

@@ -1,0 +1,288 @@
+"""Archives as trees: tar and zip members read in place from the mapped archive, and
+compressed tars streamed once, each checkpoint handed on as soon as it is complete."""
+
+from __future__ import annotations
+
+import posixpath
+import stat
+from collections import Counter
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
+
+from ..files import COMPRESSION_MAGICS, INDEX_SUFFIX, MAX_STATE_BYTES, STATE_FILE, ZIP_MAGICS
+from ..storage import ZipMemberStorage, list_tar_members, mapped_archive
+from .discover import walk_tasks
+from .records import describe_exception, error_record
+from .tasks import Checkpoint, Done, Options, Task
+from .trees import ArchiveTree
+
+__all__ = ["archive_kind", "member_name", "collect_tar_members", "tar_tree", "zip_tree",
+           "compressed_tar_tasks"]
+
+#: The compressions tarfile reads (``r:*``).
+_TARFILE_COMPRESSIONS = tuple(COMPRESSION_MAGICS[c] for c in ("gzip", "bzip2", "xz"))
+_TAR_BLOCK = 512
+
+
+def _too_large_for_a_state_file() -> bytes:
+    """What a tree reads for a member it will not read: more bytes than a state file has."""
+    return bytes(MAX_STATE_BYTES + 1)
+
+
+def archive_kind(path: str) -> Optional[str]:
+    """"tar" (uncompressed), "tarz" (compressed tar), "zip" or None, by content."""
+    import tarfile
+    import zipfile
+
+    try:
+        with open(path, "rb") as f:
+            head = f.read(8)
+    except OSError:
+        return None
+    if head.startswith(ZIP_MAGICS) and zipfile.is_zipfile(path):
+        return "zip"
+    compressed = head.startswith(_TARFILE_COMPRESSIONS)
+    try:
+        with tarfile.open(path, "r:*" if compressed else "r:") as t:
+            t.next()
+    except (tarfile.TarError, OSError, EOFError):
+        return None
+    return "tarz" if compressed else "tar"
+
+
+def member_name(name: str) -> str:
+    """An archive member's name as a scan names it (as the native tar listing does): '\\'
+    as '/', no leading "./" or '/', no trailing '/'."""
+    name = name.replace("\\", "/")
+    while name.startswith(("./", "/")):
+        name = name[2:] if name.startswith("./") else name[1:]
+    return name.rstrip("/")
+
+
+def collect_tar_members(tar: Any, files: Dict[str, Any], errors: Dict[str, str],
+                        on_file: Optional[Callable[[str, Any], None]] = None) -> None:
+    """Fills `files` with the regular files as tarfile lists them (hard links resolved to
+    their target) and `errors` with the unusable entries; what was listed stays there if
+    the listing fails. `on_file(name, member)` is called as each regular file passes."""
+    for m in tar:
+        name = member_name(m.name)
+        if not name or name == ".":
+            continue
+        if m.isdir():
+            continue
+        if m.islnk():
+            target = files.get(member_name(m.linkname))
+            if target is not None:
+                files[name] = target
+            else:
+                errors[name] = f"hard link to {m.linkname}, which is not in the archive"
+        elif m.issparse():
+            errors[name] = "sparse member (GNU sparse format), not read"
+        elif m.isfile():
+            files[name] = m
+            if on_file is not None:
+                on_file(name, m)
+        elif m.issym():
+            errors[name] = f"symbolic link (to {m.linkname}) inside the archive, not followed"
+        else:
+            errors[name] = "not a regular file"
+
+
+def _stopped_early(tar: Any) -> bool:
+    """Whether tarfile ended its listing before the end of the archive: it stops at a bad
+    header without a word, so the block where it stopped must be the end-of-archive one."""
+    tar.fileobj.seek(tar.offset)
+    return bool(tar.fileobj.read(_TAR_BLOCK).strip(b"\0"))
+
+
+def _archive_errors() -> tuple:
+    """What reading a damaged archive can raise, from tarfile or its decompressors."""
+    import tarfile
+    import zlib
+
+    errors = [tarfile.TarError, OSError, EOFError, ValueError, zlib.error]
+    try:
+        import lzma
+
+        errors.append(lzma.LZMAError)
+    except ImportError:  # pragma: no cover - Python built without lzma
+        pass
+    return tuple(errors)
+
+
+def tar_tree(path: str) -> ArchiveTree:
+    """An uncompressed tar: members are read in place from the memory-mapped archive."""
+    mapped = mapped_archive(path)
+    # The headers are listed natively: a tar may hold thousands of small checkpoints.
+    # What that listing leaves to a full tar reader, tarfile reads.
+    parsed = list_tar_members(mapped)
+    files, errors, problem = _tarfile_members(path, len(mapped)) if parsed is None else parsed
+
+    def read(rel: str, member: Tuple[int, int]) -> bytes:
+        off, size = member
+        return bytes(memoryview(mapped)[off: off + min(size, MAX_STATE_BYTES + 1)])
+
+    return ArchiveTree(path, "tar", files, errors, lambda m: m[1], read, problem)
+
+
+def _tarfile_members(path: str, archive_size: int
+                     ) -> Tuple[Dict[str, Tuple[int, int]], Dict[str, str], Optional[str]]:
+    """The members of an uncompressed tar as tarfile lists them, and what is wrong with the
+    archive if it is damaged: tarfile stops listing at a bad header without a word, or
+    fails on some (a negative size)."""
+    import tarfile
+
+    infos: Dict[str, Any] = {}
+    errors: Dict[str, str] = {}
+    problem = None
+    try:
+        with tarfile.open(path, "r:") as tar:
+            collect_tar_members(tar, infos, errors)
+            if _stopped_early(tar):
+                problem = (f"damaged tar archive: a bad member header at byte {tar.offset} "
+                           f"of {archive_size}; the members after it are not listed")
+    except _archive_errors() as e:
+        return {}, {}, ("damaged tar archive, its members cannot be listed: "
+                        f"{describe_exception(e)}")
+    files = {name: (m.offset_data, m.size) for name, m in infos.items()}
+    return files, errors, problem
+
+
+def zip_tree(path: str) -> ArchiveTree:
+    """A zip: stored members are read in place, compressed ones decompressed when read."""
+    import zipfile
+
+    with zipfile.ZipFile(path) as z:
+        infos = z.infolist()
+    files: Dict[str, Any] = {}
+    errors: Dict[str, str] = {}
+    for info in infos:
+        name = member_name(info.filename)
+        if not name or info.is_dir():
+            continue
+        mode = info.external_attr >> 16
+        if mode and stat.S_ISLNK(mode):
+            errors[name] = "symbolic link inside the archive, not followed"
+            continue
+        files[name] = info
+
+    def read(rel: str, info: Any) -> bytes:
+        if info.file_size > MAX_STATE_BYTES:
+            return _too_large_for_a_state_file()
+        return bytes(ZipMemberStorage(path, rel, {INDEX_SUFFIX: info}).index_buffer())
+
+    return ArchiveTree(path, "zip", files, errors, lambda i: i.file_size, read)
+
+
+def compressed_tar_tasks(path: str, opts: Options) -> Iterator[Task]:
+    """A compressed tar in two sequential passes: the first lists the members (and reads the
+    small state files as they pass), the second reads the members of each checkpoint as the
+    stream reaches them and hands the checkpoint on, whole and in memory, as soon as its
+    last member has been read. Never seeks backwards."""
+    import tarfile
+
+    try:
+        tar = tarfile.open(path, "r:*")
+    except _archive_errors() as e:
+        yield Done([error_record("path", path, "", "damaged compressed tar archive, its members "
+                                                   f"cannot be listed: {describe_exception(e)}")])
+        return
+    with tar:
+        tasks = list(walk_tasks(_compressed_tar_tree(path, tar)))
+        yield from _in_stream_order(tar, tasks, opts)
+
+
+def _compressed_tar_tree(path: str, tar: Any) -> ArchiveTree:
+    """The first pass: the members of a compressed tar as a tree, its state files read."""
+    files: Dict[str, Any] = {}
+    errors: Dict[str, str] = {}
+    small: Dict[str, bytes] = {}
+    problem = None
+
+    def keep_state_file(name: str, m: Any) -> None:
+        # State files are read as they pass: the second pass reads checkpoints only.
+        if posixpath.basename(name) == STATE_FILE and m.size <= MAX_STATE_BYTES:
+            small[name] = tar.extractfile(m).read()
+
+    try:
+        collect_tar_members(tar, files, errors, keep_state_file)
+        if _stopped_early(tar):
+            problem = (f"damaged compressed tar archive: a bad member header at byte "
+                       f"{tar.offset} of the uncompressed stream; the members after it "
+                       "are not listed")
+    except _archive_errors() as e:
+        problem = (f"damaged compressed tar archive: {describe_exception(e)}; the "
+                   f"members after byte {tar.offset} of the uncompressed stream are not "
+                   "listed")
+        # What was listed can still be read, up to where the stream breaks.
+        files = {n: m for n, m in files.items() if m.offset_data + m.size <= tar.offset}
+
+    def read(rel: str, member: Any) -> bytes:
+        return small[rel] if rel in small else _too_large_for_a_state_file()
+
+    return ArchiveTree(path, "tarz", files, errors, lambda m: m.size, read, problem)
+
+
+def _ready_at(t: Task) -> int:
+    """When a task is complete in the stream: the offset of its last member (-1: at once)."""
+    if isinstance(t, Checkpoint):
+        return max(m.offset_data for m in t.spec[3].values())
+    return -1
+
+
+def _in_stream_order(tar: Any, tasks: List[Task], opts: Options) -> Iterator[Task]:
+    """The second pass: each task as soon as the stream has passed its last member, a
+    checkpoint with its members' bytes (held only until no waiting checkpoint needs them)."""
+    damaged = _archive_errors()
+    order = sorted(range(len(tasks)), key=lambda i: (_ready_at(tasks[i]), i))
+    users: Counter = Counter()
+    for t in tasks:
+        if isinstance(t, Checkpoint):
+            users.update(m.offset_data for m in set(t.spec[3].values()))
+    loaded: Dict[int, Any] = {}
+    members = sorted({m.offset_data: m for t in tasks if isinstance(t, Checkpoint)
+                      for m in t.spec[3].values()}.values(), key=lambda m: m.offset_data)
+    pos = 0
+    broken: Optional[str] = None  # why the stream cannot be read any further
+    for i in order:
+        t = tasks[i]
+        if not isinstance(t, Checkpoint):
+            yield t
+            continue
+        end = _ready_at(t)
+        while pos < len(members) and members[pos].offset_data <= end:
+            m = members[pos]
+            pos += 1
+            if m.size > opts.max_member_bytes:
+                loaded[m.offset_data] = None  # too large to hold: said in the record
+            elif broken is None:
+                try:
+                    loaded[m.offset_data] = tar.extractfile(m).read()
+                except damaged as e:
+                    broken = (f"damaged compressed tar archive: {describe_exception(e)}, "
+                              f"reading member {m.name}")
+        files_of = {}
+        too_large = []
+        unread = False
+        for suffix, m in t.spec[3].items():
+            data = loaded.get(m.offset_data)
+            if data is None:
+                if m.size > opts.max_member_bytes:
+                    too_large.append(f"{suffix} ({m.size} bytes)")
+                else:
+                    unread = True
+            files_of[suffix] = data
+        for m in set(t.spec[3].values()):
+            users[m.offset_data] -= 1
+            if users[m.offset_data] == 0:
+                loaded.pop(m.offset_data, None)
+        if unread:
+            yield Done([error_record("checkpoint", t.location, t.name, broken or
+                                     "a member could not be read from the compressed archive")])
+        elif too_large:
+            yield Done([error_record(
+                "checkpoint", t.location, t.name,
+                f"member(s) {', '.join(too_large)} too large to hold in memory from a "
+                f"compressed archive (limit {opts.max_member_bytes} bytes); unpack it or "
+                "use an uncompressed tar, which is read in place")])
+        else:
+            yield Checkpoint(t.location, t.name, t.kind, ("bytes", t.location, files_of))

@@ -1,0 +1,122 @@
+"""Roots: what a scan was pointed at (a directory, a checkpoint, a state file, an archive
+or a URL) as the tasks it leads to."""
+
+from __future__ import annotations
+
+import os
+import posixpath
+import re
+from typing import Iterator, Sequence
+
+from ..errors import NotACheckpointError
+from ..files import INDEX_SUFFIX, STATE_FILE, sniff
+from .archives import archive_kind, compressed_tar_tasks, tar_tree, zip_tree
+from .discover import dir_tasks, is_savedmodel_prefix, walk_tasks
+from .records import error_record
+from .tasks import Checkpoint, Done, Options, Task, WholeArchive
+from .trees import FsspecTree, LocalTree, is_local_checkpoint
+
+__all__ = ["is_url", "check_root", "root_tasks", "discover"]
+
+_URL_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+_FILE_URL = "file://"
+
+
+def is_url(path: str) -> bool:
+    """Whether `path` is read through fsspec (a URL other than ``file://``)."""
+    return bool(_URL_RE.match(path)) and not path.startswith(_FILE_URL)
+
+
+def _local(path: str) -> str:
+    return path[len(_FILE_URL):] if path.startswith(_FILE_URL) else path
+
+
+def check_root(path: str) -> None:
+    """Raises NotACheckpointError unless `path` can be scanned: a URL (looked at when
+    scanned), or a local path that exists or is a checkpoint prefix."""
+    if is_url(path):
+        return
+    path = _local(path)
+    if not (os.path.exists(path) or is_local_checkpoint(path)):
+        raise NotACheckpointError(
+            f"{path}: no such file or directory (nor a checkpoint prefix {path}{INDEX_SUFFIX})")
+
+
+def root_tasks(path: str, opts: Options, for_dask: bool = False) -> Iterator[Task]:
+    """The tasks under one root. With `for_dask`, a compressed tar is one task (its
+    members cannot be handed out before the stream is read)."""
+    if is_url(path):
+        yield from _fsspec_tasks(path, opts)
+        return
+    path = _local(path)
+    if os.path.isdir(path):
+        yield from walk_tasks(LocalTree(path))
+        return
+    if os.path.isfile(path):
+        yield from _file_tasks(path, opts, for_dask)
+        return
+    if is_local_checkpoint(path):
+        yield _single_checkpoint(path)
+        return
+    raise NotACheckpointError(f"{path}: no such file or directory")
+
+
+def _file_tasks(path: str, opts: Options, for_dask: bool) -> Iterator[Task]:
+    """A file given as a root: an index, a state file, an archive, or a checkpoint prefix
+    that is also a file."""
+    name = os.path.basename(path)
+    if name.endswith(INDEX_SUFFIX):
+        yield _single_checkpoint(path[: -len(INDEX_SUFFIX)])
+        return
+    if name == STATE_FILE:
+        tree = LocalTree(os.path.dirname(path) or ".")
+        for rel, items, _ in tree.walk():
+            for t in dir_tasks(tree, rel, items or []):
+                if isinstance(t, Done) and t.records[0].record == "state":
+                    yield t
+            return
+    kind = archive_kind(path)
+    if kind == "tar":
+        yield from walk_tasks(tar_tree(path))
+    elif kind == "zip":
+        yield from walk_tasks(zip_tree(path))
+    elif kind == "tarz":
+        if for_dask:
+            yield WholeArchive(path)
+        else:
+            yield from compressed_tar_tasks(path, opts)
+    elif is_local_checkpoint(path):
+        yield _single_checkpoint(path)
+    else:
+        yield Done([error_record("path", path, name, f"not a checkpoint, a directory or an "
+                                                     f"archive: {sniff(path)}")])
+
+
+def _single_checkpoint(prefix: str) -> Checkpoint:
+    kind = "savedmodel" if is_savedmodel_prefix(prefix) else None
+    return Checkpoint(prefix, os.path.basename(prefix), kind, ("local", prefix))
+
+
+def _fsspec_tasks(url: str, opts: Options) -> Iterator[Task]:
+    import fsspec
+
+    fs, path = fsspec.core.url_to_fs(url, **opts.storage_options)
+    if path.endswith(INDEX_SUFFIX):
+        prefix, prefix_url = path[: -len(INDEX_SUFFIX)], url[: -len(INDEX_SUFFIX)]
+        yield Checkpoint(prefix_url, posixpath.basename(prefix), None,
+                         ("fsspec", fs, prefix, prefix_url, {}))
+        return
+    if not path.endswith("/") and fs.exists(path + INDEX_SUFFIX):
+        yield Checkpoint(url, posixpath.basename(path), None, ("fsspec", fs, path, url, {}))
+        return
+    try:
+        fs.ls(path)
+    except FileNotFoundError:
+        raise NotACheckpointError(f"{url}: not found") from None
+    yield from walk_tasks(FsspecTree(fs, path, url))
+
+
+def discover(paths: Sequence[str], opts: Options, for_dask: bool = False) -> Iterator[Task]:
+    """The tasks under every root, root by root."""
+    for p in paths:
+        yield from root_tasks(p, opts, for_dask)

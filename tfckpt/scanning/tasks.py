@@ -1,0 +1,59 @@
+"""What discovery hands to the workers: the options of a scan and its units of work.
+
+Tasks are plain picklable values, so that worker processes and Dask workers can run them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional, Pattern, Union
+
+from .records import Record
+
+__all__ = ["Options", "Done", "Checkpoint", "WholeArchive", "Task", "DEFAULT_MAX_MEMBER_BYTES"]
+
+#: Members of a compressed tar are held in memory until their checkpoint is complete.
+DEFAULT_MAX_MEMBER_BYTES = 2 << 30
+
+
+@dataclass
+class Options:
+    """What a scan was asked for (see :func:`tfckpt.scan`)."""
+
+    keys: bool = False
+    match: Optional[Pattern] = None
+    verify: bool = False
+    storage_options: Dict[str, Any] = field(default_factory=dict)
+    max_member_bytes: int = DEFAULT_MAX_MEMBER_BYTES
+
+    def matches(self, *texts: Optional[str]) -> bool:
+        return self.match is None or any(t is not None and self.match.search(t)
+                                         for t in texts)
+
+
+@dataclass
+class Done:
+    """Records made while walking (state files, half-written saves, unreadable paths)."""
+
+    records: List[Record]
+
+
+@dataclass
+class Checkpoint:
+    """A checkpoint to open: `spec` says how to build its storage (picklable)."""
+
+    location: str
+    name: str
+    kind: Optional[str]
+    spec: tuple
+
+
+@dataclass
+class WholeArchive:
+    """A compressed tar, scanned start to end by one worker (its members are not
+    addressable without decompressing what precedes them)."""
+
+    path: str
+
+
+Task = Union[Done, Checkpoint, WholeArchive]

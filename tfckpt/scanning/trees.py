@@ -1,0 +1,271 @@
+"""Trees: local directories, the members of an archive and fsspec stores, walked the same
+way, so that discovery does not care where the files are."""
+
+from __future__ import annotations
+
+import errno
+import os
+import posixpath
+import stat
+from dataclasses import dataclass
+from operator import attrgetter
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
+
+from ..files import INDEX_SUFFIX, MAX_STATE_BYTES
+from .records import describe_exception
+
+__all__ = ["Item", "Tree", "Walk", "LocalTree", "ArchiveTree", "FsspecTree", "join",
+           "is_local_checkpoint"]
+
+#: (relative directory, its items in name order or None, why it cannot be listed or None)
+Walk = Iterator[Tuple[str, Optional[List["Item"]], Optional[str]]]
+
+
+@dataclass
+class Item:
+    """One entry of a directory as a tree reports it."""
+
+    name: str
+    type: str                # "file", "dir" or "error"
+    size: Optional[int] = None
+    error: Optional[str] = None
+    ref: Any = None          # the tree's handle: an archive member, a real path, ...
+
+
+class Tree:
+    """What discovery asks of a tree; directories are named relative to its root ("" is the
+    root itself), with '/' between names."""
+
+    def location(self, rel: str) -> str:
+        """How records name `rel`: a path, ``ARCHIVE!/MEMBER`` or a URL."""
+        raise NotImplementedError
+
+    def walk(self) -> Walk:
+        """Every directory in pre-order, a directory's items sorted by name."""
+        raise NotImplementedError
+
+    def read_bytes(self, rel: str, item: Item) -> bytes:
+        """The start of a small file (a state file): at most one byte past the largest a
+        state file may be, so that a larger one can be told."""
+        raise NotImplementedError
+
+    def has_index(self, rel: str) -> bool:
+        """Whether checkpoint prefix `rel` has its index in the tree."""
+        raise NotImplementedError
+
+    def find_absolute(self, path: str) -> Optional[str]:
+        """The location of a checkpoint a state file names by absolute path, if it is there."""
+        return None
+
+    def checkpoint_spec(self, rel_prefix: str, index: Item, shards: Dict[str, Item]) -> tuple:
+        """How a worker builds the storage of checkpoint `rel_prefix` (picklable)."""
+        raise NotImplementedError
+
+
+_BY_NAME = attrgetter("name")
+
+
+def join(rel: str, name: str) -> str:
+    """`name` inside relative directory `rel`."""
+    return posixpath.join(rel, name) if rel else name
+
+
+def _subdirectories(rel: str, items: List[Item]) -> List[Tuple[str, Item]]:
+    """The directories among `items`, last first: pushed on a stack, they pop in order."""
+    return [(join(rel, item.name), item) for item in reversed(items) if item.type == "dir"]
+
+
+def _walk_listing(list_dir: Callable[[str], Tuple[Optional[List[Item]], Optional[str]]]) -> Walk:
+    """A pre-order walk from the root, `list_dir(rel)` giving each directory's items."""
+    stack = [""]
+    while stack:
+        rel = stack.pop()
+        items, error = list_dir(rel)
+        yield rel, items, error
+        if items:
+            stack.extend(child for child, _ in _subdirectories(rel, items))
+
+
+def is_local_checkpoint(prefix: str) -> bool:
+    """Whether a checkpoint with this prefix is on the local filesystem (its index is)."""
+    return os.path.isfile(prefix + INDEX_SUFFIX)
+
+
+class LocalTree(Tree):
+    """A directory on the local filesystem, walked like ``find -L``: symbolic links are
+    followed, a link leading back to a directory being walked is reported as a loop."""
+
+    def __init__(self, root: str) -> None:
+        self.root = root
+
+    def location(self, rel: str) -> str:
+        return os.path.join(self.root, rel) if rel else self.root
+
+    def walk(self) -> Walk:
+        # Each directory carries its real path: a symbolic link whose target is the real
+        # path of a directory being walked (an ancestor) is a loop.
+        stack: List[Tuple[str, str]] = [("", os.path.realpath(self.root))]
+        while stack:
+            rel, real = stack.pop()
+            try:
+                with os.scandir(self.location(rel)) as it:
+                    entries = sorted(it, key=_BY_NAME)
+            except OSError as e:
+                yield rel, None, f"cannot list the directory: {e.strerror}"
+                continue
+            items = [self._item(e, real) for e in entries]
+            yield rel, items, None
+            stack.extend((child, item.ref) for child, item in _subdirectories(rel, items))
+
+    def _item(self, entry: os.DirEntry, real: str) -> Item:
+        # d_type answers for plain entries without a system call; links are followed.
+        if not entry.is_symlink():
+            if entry.is_dir(follow_symlinks=False):
+                return Item(entry.name, "dir", ref=real + "/" + entry.name)
+            if entry.is_file(follow_symlinks=False):
+                return Item(entry.name, "file")
+        try:
+            st = entry.stat()
+        except OSError as e:
+            if e.errno == errno.ELOOP:
+                return Item(entry.name, "error", error="symbolic link loop")
+            if entry.is_symlink():
+                try:
+                    target = os.readlink(entry.path)
+                except OSError:
+                    target = "?"
+                return Item(entry.name, "error",
+                            error=f"broken symbolic link (to {target}): {e.strerror}")
+            return Item(entry.name, "error", error=f"cannot stat: {e.strerror}")
+        if stat.S_ISDIR(st.st_mode):
+            target = os.path.realpath(entry.path)
+            if real == target or real.startswith(target.rstrip("/") + "/"):
+                return Item(entry.name, "error",
+                            error=f"symbolic link loop: leads back to {target}")
+            return Item(entry.name, "dir", ref=target)
+        if stat.S_ISREG(st.st_mode):
+            return Item(entry.name, "file", size=st.st_size)
+        what = ("a FIFO" if stat.S_ISFIFO(st.st_mode) else "a socket" if stat.S_ISSOCK(st.st_mode)
+                else "a device" if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode)
+                else "not a regular file")
+        return Item(entry.name, "error", error=f"not a regular file: {what}")
+
+    def read_bytes(self, rel: str, item: Item) -> bytes:
+        with open(self.location(rel), "rb") as f:
+            return f.read(MAX_STATE_BYTES + 1)
+
+    def has_index(self, rel: str) -> bool:
+        return is_local_checkpoint(self.location(rel))
+
+    def find_absolute(self, path: str) -> Optional[str]:
+        return path if is_local_checkpoint(path) else None
+
+    def checkpoint_spec(self, rel_prefix: str, index: Item, shards: Dict[str, Item]) -> tuple:
+        return ("local", self.location(rel_prefix))
+
+
+class ArchiveTree(Tree):
+    """The members of an archive as a tree of directories.
+
+    `files` maps member names to the archive's handles of its regular files, `errors`
+    names to why an entry is unusable; `sizes(handle)` and `reader(rel, handle)` answer
+    for a file. `problem` says what is wrong with the archive as a whole, if anything.
+    """
+
+    def __init__(self, archive: str, kind: str, files: Dict[str, Any],
+                 errors: Dict[str, str], sizes: Callable[[Any], int],
+                 reader: Callable[[str, Any], bytes], problem: Optional[str] = None) -> None:
+        self.problem = problem
+        self.archive = archive
+        self.kind = kind  # "tar", "tarz" or "zip"
+        self.files = files
+        self._reader = reader
+        self.dirs: Dict[str, Dict[str, Item]] = {"": {}}
+        for path, member in files.items():
+            self._add(path, Item(posixpath.basename(path), "file", size=sizes(member),
+                                 ref=member))
+        for path, message in errors.items():
+            self._add(path, Item(posixpath.basename(path), "error", error=message))
+
+    def _add(self, path: str, item: Item) -> None:
+        parent = posixpath.dirname(path)
+        self._ensure_dir(parent)
+        if item.type == "file" or item.name not in self.dirs[parent]:
+            self.dirs[parent][item.name] = item
+
+    def _ensure_dir(self, d: str) -> None:
+        if d in self.dirs:
+            return
+        parent = posixpath.dirname(d)
+        self._ensure_dir(parent)
+        self.dirs[d] = {}
+        name = posixpath.basename(d)
+        self.dirs[parent].setdefault(name, Item(name, "dir"))
+
+    def location(self, rel: str) -> str:
+        return f"{self.archive}!/{rel}" if rel else self.archive
+
+    def walk(self) -> Walk:
+        if self.problem:
+            yield "", None, self.problem
+        yield from _walk_listing(lambda rel: ([self.dirs[rel][n] for n in sorted(self.dirs[rel])],
+                                              None))
+
+    def read_bytes(self, rel: str, item: Item) -> bytes:
+        return self._reader(rel, item.ref)
+
+    def has_index(self, rel: str) -> bool:
+        return rel + INDEX_SUFFIX in self.files
+
+    def checkpoint_spec(self, rel_prefix: str, index: Item, shards: Dict[str, Item]) -> tuple:
+        members = {INDEX_SUFFIX: index.ref}
+        members.update({s: item.ref for s, item in shards.items()})
+        return (self.kind, self.archive, self.location(rel_prefix), members)
+
+
+class FsspecTree(Tree):
+    """A directory on an fsspec filesystem (a prefix of an object store, an HTTP server's
+    index pages, ...)."""
+
+    def __init__(self, fs: Any, root: str, url: str) -> None:
+        self.fs = fs
+        self.root = root.rstrip("/")
+        self.url = url.rstrip("/")
+
+    def _path(self, rel: str) -> str:
+        return f"{self.root}/{rel}" if rel else self.root
+
+    def location(self, rel: str) -> str:
+        return f"{self.url}/{rel}" if rel else self.url
+
+    def walk(self) -> Walk:
+        return _walk_listing(self._list)
+
+    def _list(self, rel: str) -> Tuple[Optional[List[Item]], Optional[str]]:
+        try:
+            listing = self.fs.ls(self._path(rel), detail=True)
+        except (OSError, ValueError) as e:
+            return None, f"cannot list: {describe_exception(e)}"
+        items: Dict[str, Item] = {}
+        for info in listing:
+            name = info["name"].rstrip("/").rsplit("/", 1)[-1]
+            if not name or name in (".", ".."):
+                continue
+            if info.get("type") == "directory":
+                items.setdefault(name, Item(name, "dir"))
+            else:
+                items[name] = Item(name, "file", size=info.get("size"))
+        return [items[n] for n in sorted(items)], None
+
+    def read_bytes(self, rel: str, item: Item) -> bytes:
+        return self.fs.cat_file(self._path(rel), start=0, end=MAX_STATE_BYTES + 1)
+
+    def has_index(self, rel: str) -> bool:
+        try:
+            return bool(self.fs.exists(self._path(rel) + INDEX_SUFFIX))
+        except (OSError, ValueError):
+            return False
+
+    def checkpoint_spec(self, rel_prefix: str, index: Item, shards: Dict[str, Item]) -> tuple:
+        sizes = {s: item.size for s, item in shards.items() if item.size is not None}
+        return ("fsspec", self.fs, self._path(rel_prefix), self.location(rel_prefix), sizes)
