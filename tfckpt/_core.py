@@ -38,7 +38,7 @@ def _select() -> Tuple[ModuleType, str]:
 
     # Code that imports tfckpt._native by name (tests, tools) gets the core in use.
     sys.modules[__package__ + "._native"] = _pycore
-    sys.modules[__package__]._native = _pycore
+    setattr(sys.modules[__package__], "_native", _pycore)  # noqa: B010 - made at run time
     return _pycore, "python"
 
 

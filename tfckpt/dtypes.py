@@ -183,7 +183,7 @@ def code_of(dtype: Any) -> int:
     import numpy as np
 
     dt = np.dtype(dtype)
-    if dt == object or dt.kind in "SU":
+    if dt.kind in "OSU":
         return STRING
     code = _code_by_numpy().get(dt)
     if code is None:
