@@ -486,6 +486,25 @@ void RaiseTranslated(const Error& e) {
   PyErr_SetObject(cls.ptr(), exc.ptr());
 }
 
+// A string or variant payload decoded without the GIL by `decode(bytes, key, &items)`:
+// (list of the elements as bytes, the CRC32C TensorFlow computes over the payload).
+template <typename Decode>
+py::tuple DecodePayload(const py::object& data, const py::handle& key_obj, Decode decode) {
+  const std::string key = KeyBytes(key_obj);
+  BufferRef buf(data);
+  std::vector<std::string_view> items;
+  uint32_t crc;
+  {
+    py::gil_scoped_release release;
+    crc = decode(buf.view(), key, &items);
+  }
+  py::list out(items.size());
+  for (size_t i = 0; i < items.size(); ++i) {
+    out[i] = py::bytes(items[i].data(), items[i].size());
+  }
+  return py::make_tuple(out, crc);
+}
+
 std::vector<int64_t> ShapeVector(const py::handle& shape) {
   std::vector<int64_t> out;
   for (const py::handle& d : shape) out.push_back(d.cast<int64_t>());
@@ -618,36 +637,18 @@ PYBIND11_MODULE(_native, m) {
 
   m.def("decode_strings", [](const py::object& data, uint64_t n, bool swap, bool verify,
                              const py::handle& key_obj) {
-    const std::string key = KeyBytes(key_obj);
-    BufferRef buf(data);
-    std::vector<std::string_view> items;
-    uint32_t crc;
-    {
-      py::gil_scoped_release release;
-      crc = DecodeStrings(buf.view(), n, swap, verify, key, &items);
-    }
-    py::list out(items.size());
-    for (size_t i = 0; i < items.size(); ++i) {
-      out[i] = py::bytes(items[i].data(), items[i].size());
-    }
-    return py::make_tuple(out, crc);
+    return DecodePayload(data, key_obj, [&](std::string_view bytes, const std::string& key,
+                                            std::vector<std::string_view>* items) {
+      return DecodeStrings(bytes, n, swap, verify, key, items);
+    });
   }, py::arg("data"), py::arg("n"), py::arg("swap"), py::arg("verify"), py::arg("key"));
 
   m.def("decode_variants", [](const py::object& data, uint64_t n, bool verify,
                               const py::handle& key_obj) {
-    const std::string key = KeyBytes(key_obj);
-    BufferRef buf(data);
-    std::vector<std::string_view> items;
-    uint32_t crc;
-    {
-      py::gil_scoped_release release;
-      crc = DecodeVariants(buf.view(), n, verify, key, &items);
-    }
-    py::list out(items.size());
-    for (size_t i = 0; i < items.size(); ++i) {
-      out[i] = py::bytes(items[i].data(), items[i].size());
-    }
-    return py::make_tuple(out, crc);
+    return DecodePayload(data, key_obj, [&](std::string_view bytes, const std::string& key,
+                                            std::vector<std::string_view>* items) {
+      return DecodeVariants(bytes, n, verify, key, items);
+    });
   }, py::arg("data"), py::arg("n"), py::arg("verify"), py::arg("key"));
 
   m.def("read_table", [](const py::object& buffer, const py::handle& name_obj) {
