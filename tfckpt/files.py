@@ -118,13 +118,15 @@ def read_regular(path: str, limit: int, what: str = "") -> Tuple[bytes, os.stat_
     fd, st = open_regular(path, what)
     try:
         chunks = []
-        left = limit + 1
-        while left > 0:
-            chunk = os.read(fd, min(left, 1 << 24))
+        got = 0
+        while got <= limit:
+            # Ask for what the file holds (+1 to see its end): a read allocates what it asks.
+            want = max(st.st_size - got, 0) + 1 if st.st_size else 1 << 16
+            chunk = os.read(fd, min(limit + 1 - got, want, 1 << 24))
             if not chunk:
                 break
             chunks.append(chunk)
-            left -= len(chunk)
+            got += len(chunk)
         return b"".join(chunks), st
     finally:
         os.close(fd)

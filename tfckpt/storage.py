@@ -47,11 +47,13 @@ __all__ = ["LocalStorage", "BytesStorage", "TarMemberStorage", "ZipMemberStorage
            "mapped_archive", "list_tar_members", "owned_bytes", "checksum", "check_range",
            "changed_error"]
 
-#: Bytes read at a time by a checksum pass (one buffer, reused).
-_CHUNK = 16 << 20
+#: Bytes read at a time by a checksum pass (one buffer: memory stays flat).
+_CHUNK = 128 << 10
 #: Data shards whose identity a reader records when it opens (more are pinned when first
 #: opened: a crafted header may claim billions of shards).
 _PIN_AT_OPEN = 1024
+#: Index files up to this size the core's MappedFile reads into memory (it maps larger ones).
+_CORE_READS_BELOW = 64 << 10
 #: The index is read whole into memory; refuse one larger than this.
 MAX_INDEX_BYTES = 1 << 40
 
@@ -218,8 +220,13 @@ class LocalStorage:
 
     def index_buffer(self):
         # Read, not mapped: the table's pages are touched throughout the reader's life, and
-        # a mapped index truncated meanwhile would kill the process with SIGBUS.
+        # a mapped index truncated meanwhile would kill the process with SIGBUS. (The core
+        # reads a small file into memory itself, where it costs least.)
         try:
+            fd, st = open_regular(self.index_path, "checkpoint index")
+            os.close(fd)
+            if st.st_size <= _CORE_READS_BELOW:
+                return core.MappedFile(self.index_path)
             data, _ = read_regular(self.index_path, MAX_INDEX_BYTES, "checkpoint index")
         except FileNotFoundError:
             raise NotACheckpointError(f"No checkpoint index at {self.index_path}",
@@ -471,7 +478,8 @@ class TarMemberStorage(_MemberStorage):
         if member is None:
             raise NotACheckpointError(f"No checkpoint index at {self.index_path}",
                                       path=self.index_path)
-        return self._owned(self.index_path, *member)
+        # A view, as the data (the table is parsed where it lies; see the module docstring)
+        return self._view(self.index_path, *member)
 
     def shard_size(self, shard_id: int, num_shards: int) -> int:
         return self._member(shard_id, num_shards)[1][1]
