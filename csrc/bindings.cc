@@ -692,6 +692,10 @@ PYBIND11_MODULE(_native, m) {
       .def_property_readonly("size", &MappedFile::size)
       .def_property_readonly("path", [](const MappedFile& f) { return PathStr(f.path()); })
       .def("current_size", &MappedFile::CurrentSize)
+      .def_property_readonly("identity", [](const MappedFile& f) {
+        return py::make_tuple(static_cast<uint64_t>(f.dev()), static_cast<uint64_t>(f.ino()),
+                              f.opened_size(), f.mtime_ns());
+      })
       .def("__len__", &MappedFile::size)
       .def("will_need", &MappedFile::WillNeed, py::arg("offset"), py::arg("length"))
       .def_buffer([](MappedFile& f) {

@@ -28,13 +28,16 @@ namespace {
 }  // namespace
 
 MappedFile::MappedFile(const std::string& path, bool track_size) : path_(path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0) Fail(-1, errno, path);
   struct stat st;
   if (::fstat(fd, &st) != 0) Fail(fd, errno, path);
   if (S_ISDIR(st.st_mode)) Fail(fd, EISDIR, path);
+  if (!S_ISREG(st.st_mode)) Fail(fd, EINVAL, path);  // a FIFO, socket or device never ends
+  opened_size_ = static_cast<int64_t>(st.st_size);
+  mtime_ns_ = static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
   size_ = static_cast<size_t>(st.st_size);
-  if (size_ > 0 && size_ <= kReadBelow && !track_size && S_ISREG(st.st_mode)) {
+  if (size_ > 0 && size_ <= kReadBelow && !track_size) {
     // A small file (an index, typically) costs less to read than to map and unmap.
     copy_ = std::make_unique<uint8_t[]>(size_);
     size_t got = 0;

@@ -30,7 +30,9 @@ class FileError : public std::runtime_error {
 class MappedFile {
  public:
   // With `track_size`, CurrentSize() looks at the file again, so a file that shrinks
-  // under the mapping is noticed. Throws FileError.
+  // under the mapping is noticed. Throws FileError; anything but a regular file is
+  // refused with EINVAL (EISDIR for a directory) without blocking (a FIFO is opened
+  // non-blocking).
   MappedFile(const std::string& path, bool track_size);
   ~MappedFile();
   MappedFile(const MappedFile&) = delete;
@@ -44,6 +46,12 @@ class MappedFile {
   const uint8_t* data() const { return data_ ? data_ : &empty_; }
   size_t size() const { return size_; }
   const std::string& path() const { return path_; }
+  // What the file was when opened: device, inode, size, modification time (ns). A reader
+  // compares it with the file at the path later, to tell a file changed under it.
+  dev_t dev() const { return dev_; }
+  ino_t ino() const { return ino_; }
+  int64_t opened_size() const { return opened_size_; }
+  int64_t mtime_ns() const { return mtime_ns_; }
 
   // Hints the kernel to read a range ahead (sequential checksum passes).
   void WillNeed(size_t offset, size_t length) const;
@@ -60,6 +68,8 @@ class MappedFile {
   bool track_size_ = false;
   dev_t dev_ = 0;
   ino_t ino_ = 0;
+  int64_t opened_size_ = 0;
+  int64_t mtime_ns_ = 0;
   static const uint8_t empty_;
 };
 

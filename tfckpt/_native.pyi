@@ -117,6 +117,9 @@ class MappedFile:
         """The file's size now (with track_size), so a shrunken file is noticed."""
     @property
     def path(self) -> str: ...
+    @property
+    def identity(self) -> Tuple[int, int, int, int]:
+        """(device, inode, size, mtime in ns) of the file when it was opened."""
     def __len__(self) -> int: ...
     def will_need(self, offset: int, length: int) -> None: ...
 

@@ -10,9 +10,11 @@ that says what the file is instead, where that can be told.
 
 from __future__ import annotations
 
+import errno
 import glob
 import os
 import re
+import stat
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Tuple
 
@@ -22,7 +24,8 @@ __all__ = ["locate", "Located", "resolve_prefix", "data_filename", "read_checkpo
            "parse_checkpoint_state", "sniff", "find_shard", "STATE_FILE", "INDEX_SUFFIX",
            "MAX_STATE_BYTES", "TABLE_MAGIC", "INDEX_NAME_RE", "DATA_NAME_RE", "TEMP_NAME_RE",
            "STATE_TEMP_NAME_RE", "COMPRESSION_MAGICS", "ZIP_MAGICS", "HDF5_MAGIC",
-           "GIT_LFS_MAGIC"]
+           "GIT_LFS_MAGIC", "file_kind", "open_regular", "read_regular", "identity_of",
+           "commit_lock_path"]
 
 # -- the names and magics of checkpoint files (FORMAT: docs/format.md, "File naming") -------
 
@@ -55,6 +58,80 @@ HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 GIT_LFS_MAGIC = b"version https://git-lfs.github.com/spec/"
 
 
+def commit_lock_path(prefix: str) -> str:
+    """The lock file a writer holds (created exclusively) while it commits at `prefix`."""
+    return prefix + ".index.commit-lock"
+
+
+# -- opening files that may not be files -------------------------------------------------
+# A FIFO blocks open() until a writer appears, a socket cannot be opened, a device may
+# never end: every file tfckpt reads is opened without blocking and refused unless it is a
+# regular file, with a message that says what it is.
+
+_KINDS = ((stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISSOCK, "a socket"),
+          (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+          (stat.S_ISDIR, "a directory"), (stat.S_ISLNK, "a symbolic link"))
+
+
+def file_kind(mode: int) -> str:
+    """What a file of st_mode `mode` is, in words ("a FIFO (named pipe)", "a regular file")."""
+    for test, what in _KINDS:
+        if test(mode):
+            return what
+    return "a regular file" if stat.S_ISREG(mode) else "a special file"
+
+
+def identity_of(st: os.stat_result) -> Tuple[int, int, int, int]:
+    """What says a file is still the one that was opened: device, inode, size, mtime."""
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def open_regular(path: str, what: str = "") -> Tuple[int, os.stat_result]:
+    """Opens `path` for reading without ever blocking: ``(descriptor, its stat)``. Raises
+    NotACheckpointError naming the kind of anything but a regular file (`what` names the
+    role in the message, "data shard 0 of 2"), and OSError when it cannot be opened."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except OSError as e:
+        if e.errno != errno.ENXIO:  # a socket (or a FIFO without a writer on some systems)
+            raise
+        try:
+            kind = file_kind(os.stat(path).st_mode)
+        except OSError:
+            raise e from None
+        raise NotACheckpointError(_not_regular(path, what, kind), path=path) from None
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
+        os.close(fd)
+        raise NotACheckpointError(_not_regular(path, what, file_kind(st.st_mode)), path=path)
+    return fd, st
+
+
+def _not_regular(path: str, what: str, kind: str) -> str:
+    role = f" ({what})" if what else ""
+    return f"{path}{role} is {kind}, not a regular file; refused without reading it"
+
+
+def read_regular(path: str, limit: int, what: str = "") -> Tuple[bytes, os.stat_result]:
+    """The bytes of regular file `path`, read with :func:`open_regular`, never more than
+    `limit` + 1 bytes (so the caller can tell a file that is too large)."""
+    fd, st = open_regular(path, what)
+    try:
+        chunks = []
+        got = 0
+        while got <= limit:
+            # Ask for what the file holds (+1 to see its end): a read allocates what it asks.
+            want = max(st.st_size - got, 0) + 1 if st.st_size else 1 << 16
+            chunk = os.read(fd, min(limit + 1 - got, want, 1 << 24))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            got += len(chunk)
+        return b"".join(chunks), st
+    finally:
+        os.close(fd)
+
+
 def data_filename(prefix: str, shard_id: int, num_shards: int) -> str:
     """The name of data shard `shard_id` of `num_shards` (``%s.data-%05d-of-%05d``)."""
     return "%s.data-%05d-of-%05d" % (prefix, shard_id, num_shards)
@@ -77,9 +154,13 @@ def parse_checkpoint_state(data: bytes, where: str):
 
 
 def read_checkpoint_state(path: str):
-    """Reads and parses a ``checkpoint`` state file (see :func:`parse_checkpoint_state`)."""
-    with open(path, "rb") as f:
-        raw = f.read()
+    """Reads and parses a ``checkpoint`` state file (see :func:`parse_checkpoint_state`),
+    reading no more than MAX_STATE_BYTES of it: a state file of gigabytes is refused."""
+    raw, _ = read_regular(path, MAX_STATE_BYTES, "a 'checkpoint' state file")
+    if len(raw) > MAX_STATE_BYTES:
+        raise NotACheckpointError(
+            f"{path}: not a valid 'checkpoint' state file (larger than {MAX_STATE_BYTES} "
+            "bytes; real ones hold a few hundred)", path=path)
     try:
         return parse_checkpoint_state(raw, path)
     except NotACheckpointError as e:
@@ -156,14 +237,16 @@ def _v1_file(path: str) -> Located:
     return Located("V1", path, (path,))
 
 
-def _v1_pattern(pattern: str) -> Optional[Located]:
-    """A glob naming V1 table files (TensorFlow's TensorSliceReader takes one), or None."""
+def _v1_pattern(pattern: str, allow_glob: bool = True) -> Optional[Located]:
+    """A glob naming V1 table files (TensorFlow's TensorSliceReader takes one), or None.
+    Without `allow_glob` (a path read from a file) only the sharded pattern is expanded,
+    by listing its directory: a path from a file is never handed to glob."""
     m = _V1_SPEC_RE.match(pattern)
     if m:
         present = _v1_present_shards(m.group("base"), m.group("num"))
         if present and _is_table(present[0]):
             return _v1_shards(m.group("base"), m.group("num"))  # every shard, or an error
-    if not _has_glob(pattern):
+    if not allow_glob or not _has_glob(pattern):
         return None
     files = sorted(f for f in glob.glob(pattern) if os.path.isfile(f))
     if not files:
@@ -205,14 +288,21 @@ def _from_state_file(state_path: str) -> Located:
     if not state.model_checkpoint_path:
         raise NotACheckpointError(
             f"{state_path}: invalid checkpoint state: model_checkpoint_path is empty")
-    if not os.path.isabs(state.model_checkpoint_path):
-        candidates = [os.path.join(directory, state.model_checkpoint_path)]
+    recorded = state.model_checkpoint_path
+    # The last component of the recorded path, '/' or '\\' separated (a Windows path).
+    last = re.split(r"[/\\]", recorded)[-1]
+    beside = os.path.join(directory, last)
+    if not os.path.isabs(recorded):
+        # As tf.train.get_checkpoint_state: relative to the state file's directory; then
+        # the documented fallback, the last component beside the state file.
+        candidates = [os.path.join(directory, recorded)]
+        if last and beside not in candidates:
+            candidates.append(beside)
     else:
         # A TF1 Saver records absolute paths; after the directory is moved or copied they
         # point elsewhere. The same base name beside the state file is the checkpoint the
         # user pointed at; the recorded path is the fallback.
-        candidates = [os.path.join(directory, os.path.basename(state.model_checkpoint_path)),
-                      state.model_checkpoint_path]
+        candidates = [beside, recorded]
     for prefix in candidates:
         if os.path.isfile(prefix + ".index"):
             return _v2(prefix)
@@ -220,7 +310,7 @@ def _from_state_file(state_path: str) -> Located:
         # the pattern of a sharded save.
         if os.path.isfile(prefix) and _is_table(prefix):
             return _v1_file(prefix)
-        v1 = _v1_pattern(prefix)
+        v1 = _v1_pattern(prefix, allow_glob=False)
         if v1 is not None:
             return v1
     raise NotACheckpointError(
@@ -240,24 +330,32 @@ def _listing_hint(directory: str) -> str:
 
 def _is_table(path: str) -> bool:
     try:
-        with open(path, "rb") as f:
-            f.seek(0, os.SEEK_END)
-            if f.tell() < 48:
-                return False
-            f.seek(-8, os.SEEK_END)
-            return f.read(8) == TABLE_MAGIC
+        fd, st = open_regular(path)
+    except (OSError, NotACheckpointError):
+        return False
+    try:
+        return st.st_size >= 48 and os.pread(fd, 8, st.st_size - 8) == TABLE_MAGIC
     except OSError:
         return False
+    finally:
+        os.close(fd)
 
 
 def sniff(path: str) -> str:
     """Says in words what kind of file `path` is, for error messages."""
     try:
-        size = os.path.getsize(path)
-        with open(path, "rb") as f:
-            head = f.read(512)
+        fd, st = open_regular(path)
+    except NotACheckpointError:
+        return f"it is {file_kind(os.stat(path).st_mode)}, not a regular file"
     except OSError as e:
         return f"it cannot be read ({e.strerror})"
+    try:
+        size = st.st_size
+        head = os.pread(fd, 512, 0)
+    except OSError as e:
+        return f"it cannot be read ({e.strerror})"
+    finally:
+        os.close(fd)
     name = os.path.basename(path)
     if size == 0:
         return "it is an empty file"
@@ -310,6 +408,8 @@ def locate(path: "str | os.PathLike[str]") -> Located:
     looked: List[str] = []
     if os.path.isfile(path + ".index"):  # the common case first: a prefix
         return _v2(path)
+    _refuse_special(path + ".index")
+    _refuse_special(path)
 
     if os.path.isdir(path):
         state = os.path.join(path, STATE_FILE)
@@ -320,6 +420,9 @@ def locate(path: "str | os.PathLike[str]") -> Located:
             if os.path.isfile(prefix + ".index"):
                 return _v2(prefix)
         found = sorted(glob.glob(os.path.join(glob.escape(path), "*.index")))
+        if found and not any(os.path.isfile(f) for f in found):
+            _refuse_special(found[0])
+        found = [f for f in found if os.path.isfile(f)]
         if len(found) == 1:
             return _v2(found[0][: -len(".index")])
         if found:
@@ -366,6 +469,17 @@ def locate(path: "str | os.PathLike[str]") -> Located:
         hint = "; did you mean " + ", ".join(x[: -len(".index")] for x in matches[:5])
     raise NotACheckpointError(
         f"No checkpoint at {path}: neither it nor {looked[0]} exists" + hint)
+
+
+def _refuse_special(path: str) -> None:
+    """Raises NotACheckpointError if `path` exists and is neither a regular file nor a
+    directory (a FIFO would block the open that reads it)."""
+    try:
+        mode = os.stat(path).st_mode
+    except (OSError, ValueError):
+        return
+    if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+        raise NotACheckpointError(_not_regular(path, "", file_kind(mode)), path=path)
 
 
 def find_shard(prefix: str, shard_id: int, num_shards: int) -> Optional[str]:

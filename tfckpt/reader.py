@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
+from contextlib import contextmanager
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
 
 from ._core import core
@@ -35,6 +36,7 @@ from .slices import (
     slice_key,
     volume,
 )
+from .storage import LocalStorage, check_range, checksum, owned_bytes
 from .tensor_proto import decode_variant
 
 __all__ = ["open", "Reader", "Entry", "Header", "StoredEntry", "TensorSlice", "Variant",
@@ -46,7 +48,7 @@ _HOST_BIG_ENDIAN = sys.byteorder == "big"
 _LEAST_BYTES = {STRING: 1, VARIANT: 5}
 
 
-def open(path: "str | os.PathLike[str]") -> "Reader":  # noqa: A001 - mirrors builtins.open
+def open(path: "str | os.PathLike[str]", *, mmap: bool = True) -> "Reader":  # noqa: A001
     """Opens a checkpoint for reading.
 
     `path` may be a prefix, its ``.index`` or a ``.data-*`` file, a directory with a
@@ -59,15 +61,32 @@ def open(path: "str | os.PathLike[str]") -> "Reader":  # noqa: A001 - mirrors bu
     pattern (``model.ckpt-?????-of-00003``), one of its shard files, or a directory or
     state file naming one. They come back as a :class:`tfckpt.v1.V1Reader`, which has
     this reader's interface (``header.format == "V1"``).
+
+    Values come back as zero-copy views of the memory-mapped data files. Like
+    ``numpy.memmap``, such a view kills the process with SIGBUS when touched after another
+    process truncated the file; with ``mmap=False`` every value is read into memory the
+    caller owns instead. tfckpt's own passes (checksums, slices, strings) never touch a
+    mapping that can shrink: a file changed under a reader is a CorruptCheckpointError
+    that says so.
     """
     found = locate(path)
     if found.format == "V1":
         from .v1 import V1Reader
 
         return V1Reader(found)  # type: ignore[return-value]
-    from .storage import LocalStorage
+    return Reader(storage=LocalStorage(found.prefix, mmap=mmap))
 
-    return Reader(storage=LocalStorage(found.prefix))
+
+@contextmanager
+def _shard_errors(e: Entry) -> Iterator[None]:
+    """Adds the key (and shard) of `e` to a storage's error about its data shard."""
+    try:
+        yield
+    except MissingShardError as err:
+        raise MissingShardError(f"{err} (needed for key {e.key})", path=err.path,
+                                key=e.key, shard=e.shard_id) from None
+    except CorruptCheckpointError as err:
+        raise err.with_context(key=e.key, shard=e.shard_id) from None
 
 
 class Reader(Mapping[str, Any]):
@@ -79,13 +98,11 @@ class Reader(Mapping[str, Any]):
     """
 
     def __init__(self, path: "str | os.PathLike[str] | None" = None, *,
-                 storage: Any = None) -> None:
+                 storage: Any = None, mmap: bool = True) -> None:
         if storage is None:
             if path is None:
                 raise TypeError("give a path or a storage")
-            from .storage import LocalStorage
-
-            storage = LocalStorage(resolve_prefix(path))
+            storage = LocalStorage(resolve_prefix(path), mmap=mmap)
         self._storage = storage
         self.prefix: str = storage.prefix
         self.index_path: str = storage.index_path
@@ -95,6 +112,9 @@ class Reader(Mapping[str, Any]):
         self.header = Header(num_shards, "big" if endianness == 1 else "little",
                              producer, min_consumer, tuple(bad))
         self._check_header()
+        pin = getattr(storage, "pin", None)
+        if pin is not None:  # the data shards as they are with this index
+            pin(num_shards)
         self._swap = (self.header.endianness == "big") != _HOST_BIG_ENDIAN
         self._keys: Optional[List[str]] = None
         self._object_graph: Any = None
@@ -211,21 +231,34 @@ class Reader(Mapping[str, Any]):
     def shard_path(self, shard_id: int) -> str:
         return self._storage.shard_path(shard_id, self.header.num_shards)
 
-    def payload(self, e: Entry) -> Any:
+    def payload(self, e: Entry, owned: bool = False) -> Any:
         """The bytes of one stored entry in its data shard (a buffer, zero-copy where the
-        storage maps the file), bounds-checked against the shard; CRC not checked."""
+        storage maps the file; with `owned`, memory the caller owns, which no change to the
+        file can take away), bounds-checked against the shard; CRC not checked."""
+        return self._fetch(e, 0, e.size, owned)
+
+    def _fetch(self, e: Entry, start: int, size: int, owned: bool) -> Any:
+        """Bytes [start, start+size) of the payload of `e` (see :meth:`payload`)."""
+        self._check_shard_id(e)
+        n = self.header.num_shards
+        with _shard_errors(e):
+            if not owned:
+                return self._storage.read(e.shard_id, n, e.offset, e.size)
+            check_range(self.shard_path(e.shard_id), self._storage.shard_size(e.shard_id, n),
+                        e.offset, e.size)
+            return owned_bytes(self._storage, e.shard_id, n, e.offset + start, size)
+
+    def _check_shard_id(self, e: Entry) -> None:
         if e.shard_id >= self.header.num_shards:
             raise CorruptCheckpointError(
                 f"{self.index_path}: key {e.key} is in data shard {e.shard_id}, but the header "
                 f"says there are {self.header.num_shards} shards", path=self.index_path,
                 key=e.key, shard=e.shard_id)
-        try:
-            return self._storage.read(e.shard_id, self.header.num_shards, e.offset, e.size)
-        except MissingShardError as err:
-            raise MissingShardError(f"{err} (needed for key {e.key})", path=err.path,
-                                    key=e.key, shard=e.shard_id) from None
-        except CorruptCheckpointError as err:
-            raise err.with_context(key=e.key, shard=e.shard_id) from None
+
+    def _checksum(self, e: Entry) -> int:
+        self._check_shard_id(e)
+        with _shard_errors(e):
+            return checksum(self._storage, e.shard_id, self.header.num_shards, e.offset, e.size)
 
     def _check_crc(self, e: Entry, computed: int) -> None:
         stored = core.unmask_crc(e.crc32c)
@@ -281,9 +314,9 @@ class Reader(Mapping[str, Any]):
             return self._assemble(e, full_bounds(e.shape), verify)
         return self._read_whole(e, verify)
 
-    def _read_whole(self, e: Entry, verify: bool) -> Any:
+    def _read_whole(self, e: Entry, verify: bool, owned: bool = False) -> Any:
         try:
-            return self._read_whole_unchecked(e, verify)
+            return self._read_whole_unchecked(e, verify, owned)
         except CheckpointError as err:
             if isinstance(err, CorruptCheckpointError) and err.path is None:
                 # From a payload decoder, which knows the key but not the file.
@@ -296,15 +329,23 @@ class Reader(Mapping[str, Any]):
                 f"{list(e.shape)} cannot be held in a numpy array ({err})",
                 path=self.index_path, key=e.key) from None
 
-    def _read_whole_unchecked(self, e: Entry, verify: bool) -> Any:
+    def _read_whole_unchecked(self, e: Entry, verify: bool, owned: bool) -> Any:
+        """`owned`: an array in memory of its own, never a view of a mapping (what tfckpt's
+        own copies read from: touching a mapping of a file truncated since kills the
+        process). Strings and variants are always read into owned memory first."""
         import numpy as np
 
         itemsize = self._check_size(e)
-        view = self.payload(e)
         code = e.dtype_code
         if itemsize > 0:
-            if verify:
-                self._check_crc(e, core.crc32c(view))
+            if owned or self._swap:
+                view = self.payload(e, owned=True)
+                if verify:
+                    self._check_crc(e, core.crc32c(view))
+            else:
+                if verify:  # read through the storage, not the mapping
+                    self._check_crc(e, self._checksum(e))
+                view = self.payload(e)
             dtype = numpy_dtype(code)
             if e.num_elements == 0:
                 return np.empty(e.shape, dtype)
@@ -312,6 +353,7 @@ class Reader(Mapping[str, Any]):
             if self._swap:
                 arr = self._byteswap(arr, e)
             return arr.reshape(e.shape)
+        view = self.payload(e, owned=True)
         if code == STRING:
             items, crc = core.decode_strings(view, e.num_elements, self._swap, verify, e.key)
             if verify:
@@ -349,7 +391,7 @@ class Reader(Mapping[str, Any]):
                 f"{' stored in slices' if e.slices else ''}, not a whole variant tensor",
                 path=self.index_path, key=e.key)
         try:
-            return self._variant_payloads(e, self.payload(e), True)
+            return self._variant_payloads(e, self.payload(e, owned=True), True)
         except CorruptCheckpointError as err:
             if err.path is None:
                 raise err.with_context(path=self.shard_path(e.shard_id), key=e.key,
@@ -376,32 +418,40 @@ class Reader(Mapping[str, Any]):
         only the stored slices that intersect. Partial reads cannot check a CRC; with
         `verify`, each stored tensor touched is read whole and checked.
         """
-        import numpy as np
-
         e = self.entry(key)
         bounds, squeeze = normalize_index(e.key, e.shape, index)
         if e.slices:
             out = self._assemble(e, bounds, verify)
         else:
-            whole = self._lazy_whole(e, verify)
-            out = np.array(whole[tuple(slice(a, b) for a, b in bounds)])
+            out = self._region(e, bounds, verify)
         if squeeze:
             out = out.reshape(tuple(b - a for i, (a, b) in enumerate(bounds) if i not in squeeze))
         return out
 
-    def _lazy_whole(self, e: Entry, verify: bool) -> Any:
-        """A view of a whole stored tensor that reads pages only when they are touched."""
+    def _region(self, e: Entry, bounds: Bounds, verify: bool) -> Any:
+        """The elements `bounds` of stored tensor `e` as an array of its own, reading only the
+        span of bytes from the region's first element to its last (into owned memory)."""
         import numpy as np
 
         if e.dtype_code in (STRING, VARIANT) or verify or self._swap:
-            return self._read_whole(e, verify)
-        self._check_size(e)
-        view = self.payload(e)
+            whole = self._read_whole(e, verify, owned=True)
+            return np.array(whole[tuple(slice(a, b) for a, b in bounds)])
+        itemsize = self._check_size(e)
         try:
+            shape = tuple(hi - lo for lo, hi in bounds)
+            dtype = numpy_dtype(e.dtype_code)
             if e.num_elements == 0:
-                return np.empty(e.shape, numpy_dtype(e.dtype_code))
-            return np.frombuffer(view, dtype=numpy_dtype(e.dtype_code),
-                                 count=e.num_elements).reshape(e.shape)
+                self.payload(e)  # the range check; numpy may refuse the shape: (2^62, 0)
+                return np.array(np.empty(e.shape, dtype)[tuple(slice(a, b) for a, b in bounds)])
+            if 0 in shape:
+                return np.empty(shape, dtype)
+            strides = [itemsize] * len(e.shape)
+            for i in range(len(e.shape) - 2, -1, -1):
+                strides[i] = strides[i + 1] * e.shape[i + 1]
+            first = sum(lo * st for (lo, _), st in zip(bounds, strides))
+            end = sum((hi - 1) * st for (_, hi), st in zip(bounds, strides)) + itemsize
+            data = self._fetch(e, first, end - first, owned=True)
+            return np.array(np.ndarray(shape, dtype, buffer=data, strides=tuple(strides)))
         except ValueError as err:  # numpy cannot hold some valid shapes ((2^62, 0), > 64 dims)
             raise UnsupportedCheckpointError(
                 f"{self.index_path}: key {e.key}: a {e.dtype_name} tensor of shape "
@@ -437,7 +487,8 @@ class Reader(Mapping[str, Any]):
                 path=self.index_path, key=e.key) from None
         for sub, b, inter in parts:
             if volume(inter) > 0:
-                place(out, bounds, self._lazy_whole(sub, verify), b, inter)
+                local = tuple((lo - blo, hi - blo) for (lo, hi), (blo, _) in zip(inter, b))
+                place(out, bounds, self._region(sub, local, verify), inter, inter)
         return out
 
     # -- checking -------------------------------------------------------------------------
@@ -499,8 +550,8 @@ class Reader(Mapping[str, Any]):
                     continue  # a partitioned tensor: its slices are entries of their own
                 itemsize = by_code(dtype).itemsize
                 if itemsize > 0 and size == n * itemsize and 0 <= shard < num_shards:
-                    view = self._storage.read(shard, num_shards, offset, size)
-                    if core.crc32c(view) == core.unmask_crc(crc):
+                    if checksum(self._storage, shard, num_shards, offset,
+                                size) == core.unmask_crc(crc):
                         continue
                 self.verify_key(raw)  # raises with the full message
             except Exception as err:  # noqa: BLE001 - every damaged payload is reported

@@ -9,25 +9,169 @@ A storage provides:
 * ``shard_size(shard_id, num_shards)``: the size of a data shard, raising MissingShardError;
 * ``read(shard_id, num_shards, offset, size)``: exactly those bytes as a buffer, raising
   MissingShardError for a missing shard and CorruptCheckpointError for a range past its end.
+
+and, where the storage has them (:func:`owned_bytes` and :func:`checksum` fall back on
+``read`` for one that does not):
+
+* ``pin(num_shards)``: records what every data shard is when the index is read, so that a
+  reader reads the checkpoint it opened or says that a file changed;
+* ``copy(shard_id, num_shards, offset, size)``: the bytes in memory the caller owns, read
+  so that a file truncated meanwhile is an error, never a SIGBUS;
+* ``checksum(shard_id, num_shards, offset, size)``: the CRC32C of those bytes, computed
+  the same way without holding them all.
+
+Views over a memory-mapped file (what ``read`` gives for local files and uncompressed tar
+members) are what ``numpy.memmap`` gives: touching one after another process truncated
+the file kills the process with SIGBUS. tfckpt itself only touches such pages through
+``copy`` and ``checksum``; ``tfckpt.open(path, mmap=False)`` gives owned memory only.
 """
 
 from __future__ import annotations
 
+import os
 import threading
 import zlib
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, Iterator, Optional, Tuple
 
 from ._core import core
 from .errors import (
+    CheckpointError,
     CorruptCheckpointError,
     MissingShardError,
     NotACheckpointError,
     UnsupportedCheckpointError,
 )
-from .files import data_filename
+from .files import data_filename, identity_of, open_regular, read_regular
 
 __all__ = ["LocalStorage", "BytesStorage", "TarMemberStorage", "ZipMemberStorage", "FsspecStorage",
-           "mapped_archive", "list_tar_members"]
+           "mapped_archive", "list_tar_members", "owned_bytes", "checksum", "check_range",
+           "changed_error"]
+
+#: Bytes read at a time by a checksum pass (one buffer: memory stays flat).
+_CHUNK = 128 << 10
+#: Data shards whose identity a reader records when it opens (more are pinned when first
+#: opened: a crafted header may claim billions of shards).
+_PIN_AT_OPEN = 1024
+#: Index files up to this size the core's MappedFile reads into memory (it maps larger ones).
+_CORE_READS_BELOW = 64 << 10
+#: The index is read whole into memory; refuse one larger than this.
+MAX_INDEX_BYTES = 1 << 40
+
+
+def owned_bytes(storage: Any, shard_id: int, num_shards: int, offset: int, size: int) -> Any:
+    """Bytes of a data shard in memory the caller owns (see the module docstring)."""
+    copy = getattr(storage, "copy", None)
+    if copy is not None:
+        return copy(shard_id, num_shards, offset, size)
+    return bytes(storage.read(shard_id, num_shards, offset, size))
+
+
+def checksum(storage: Any, shard_id: int, num_shards: int, offset: int, size: int) -> int:
+    """The CRC32C of bytes of a data shard, computed without touching a mapping."""
+    method = getattr(storage, "checksum", None)
+    if method is not None:
+        return method(shard_id, num_shards, offset, size)
+    return core.crc32c(storage.read(shard_id, num_shards, offset, size))
+
+
+def changed_error(path: str, then: Any, now: Any) -> CorruptCheckpointError:
+    """The error of a file that is not what it was when the checkpoint was opened."""
+    if now is None:
+        what = "it is gone or no longer a regular file"
+    elif then is None:
+        what = "it did not exist then"
+    elif then[:2] != now[:2]:
+        what = "another file has replaced it"
+    elif now[2] < then[2]:
+        what = f"it was truncated from {then[2]} to {now[2]} bytes"
+    else:
+        what = f"it was rewritten in place ({then[2]} bytes then, {now[2]} now)"
+    return CorruptCheckpointError(
+        f"{path}: the file changed since the checkpoint was opened ({what}); open the "
+        "checkpoint again to read it as it is now", path=path)
+
+
+def _pread_chunks(fd: int, path: str, offset: int, size: int, buf: Any) -> Iterator[Any]:
+    """Reads [offset, offset+size) of `fd` into `buf` (a memoryview), a buffer's length at a
+    time, yielding the filled part; a short read means the file shrank meanwhile."""
+    done = 0
+    while done < size:
+        want = min(size - done, len(buf))
+        got = 0
+        while got < want:
+            n = os.preadv(fd, [buf[got:want]], offset + done + got)
+            if n == 0:
+                raise CorruptCheckpointError(
+                    f"{path}: the file changed since the checkpoint was opened (it ends at "
+                    f"{offset + done + got} bytes, before the {offset + size} the read "
+                    "needs); open the checkpoint again to read it as it is now", path=path,
+                    offset=offset)
+            got += n
+        yield buf[:want]
+        done += want
+
+
+class _PinnedFile:
+    """A file read with pread, its identity checked against the one pinned at open on every
+    read: what owned reads go through (no mapping, so no SIGBUS)."""
+
+    def __init__(self, path: str, identity: Any, mapped: Any = None) -> None:
+        self.path = path
+        self.identity = identity
+        self.mapped = mapped  # the mapping of the pinned file, if it was mapped
+
+    def _open(self) -> Optional[int]:
+        """A descriptor of the pinned file, or None when a mapping of it stands in for a
+        file since removed or replaced by a rename (no one writes to that inode by name)."""
+        try:
+            fd, st = open_regular(self.path)
+        except FileNotFoundError:
+            fd, st = -1, None
+        except (OSError, CheckpointError):
+            raise changed_error(self.path, self.identity, None) from None
+        now = identity_of(st) if st is not None else None
+        if now == self.identity:
+            return fd
+        if fd >= 0:
+            os.close(fd)
+        if self.mapped is not None and (now is None or now[:2] != self.identity[:2]):
+            return None
+        raise changed_error(self.path, self.identity, now)
+
+    def chunks(self, offset: int, size: int, chunk: int) -> Iterator[Any]:
+        fd = self._open()
+        if fd is None:
+            view = memoryview(self.mapped)
+            for start in range(offset, offset + size, chunk):
+                yield bytes(view[start: min(offset + size, start + chunk)])
+            return
+        try:
+            yield from _pread_chunks(fd, self.path, offset, size,
+                                     memoryview(bytearray(min(max(size, 1), chunk))))
+        finally:
+            os.close(fd)
+
+    def copy(self, offset: int, size: int) -> bytearray:
+        out = bytearray(size)
+        if not size:
+            return out
+        fd = self._open()
+        if fd is None:
+            out[:] = memoryview(self.mapped)[offset: offset + size]
+            return out
+        try:
+            for _ in _pread_chunks(fd, self.path, offset, size, memoryview(out)):
+                pass
+        finally:
+            os.close(fd)
+        return out
+
+    def checksum(self, offset: int, size: int) -> int:
+        crc = 0
+        for part in self.chunks(offset, size, _CHUNK):
+            crc = core.crc32c(part, crc)
+        return crc
+
 
 
 class _ShardCache:
@@ -52,7 +196,8 @@ class _ShardCache:
         self._open = {}
 
 
-def _check_range(name: str, size_of_file: int, offset: int, size: int) -> None:
+def check_range(name: str, size_of_file: int, offset: int, size: int) -> None:
+    """Raises CorruptCheckpointError unless [offset, offset+size) lies in the file."""
     if offset < 0 or size < 0 or offset + size > size_of_file:
         raise CorruptCheckpointError(
             f"{name}: bytes [{offset}, {offset + size}) lie past the end of the "
@@ -60,50 +205,119 @@ def _check_range(name: str, size_of_file: int, offset: int, size: int) -> None:
 
 
 class LocalStorage:
-    """Files on the local filesystem, memory-mapped: values are zero-copy views."""
+    """Files on the local filesystem. The index is read into memory when the reader opens;
+    data shards are memory-mapped (values are zero-copy views) or, with ``mmap=False``,
+    read with pread into memory the caller owns. Each data shard is pinned (device, inode,
+    size, mtime) when the index is read: a shard replaced, truncated or rewritten since is
+    an error that says the file changed, never another checkpoint's bytes."""
 
-    def __init__(self, prefix: str) -> None:
+    def __init__(self, prefix: str, *, mmap: bool = True) -> None:
         self.prefix = prefix
         self.index_path = prefix + ".index"
+        self.mmap = mmap
         self._shards = _ShardCache()
+        self._pins: Dict[int, Any] = {}
 
     def index_buffer(self):
+        # Read, not mapped: the table's pages are touched throughout the reader's life, and
+        # a mapped index truncated meanwhile would kill the process with SIGBUS. (The core
+        # reads a small file into memory itself, where it costs least.)
         try:
-            return core.MappedFile(self.index_path)
+            fd, st = open_regular(self.index_path, "checkpoint index")
+            os.close(fd)
+            if st.st_size <= _CORE_READS_BELOW:
+                return core.MappedFile(self.index_path)
+            data, _ = read_regular(self.index_path, MAX_INDEX_BYTES, "checkpoint index")
         except FileNotFoundError:
             raise NotACheckpointError(f"No checkpoint index at {self.index_path}",
                                       path=self.index_path) from None
         except OSError as e:
             raise NotACheckpointError(f"Cannot open {self.index_path}: {e.strerror}",
                                       path=self.index_path) from None
+        return data
+
+    def pin(self, num_shards: int) -> None:
+        """Records each data shard's identity now, as the index was just read."""
+        for shard_id in range(min(num_shards, _PIN_AT_OPEN)):
+            try:
+                st = os.stat(self.shard_path(shard_id, num_shards))
+            except (OSError, ValueError):
+                self._pins[shard_id] = None
+                continue
+            self._pins[shard_id] = identity_of(st) if _is_regular(st) else None
 
     def shard_path(self, shard_id: int, num_shards: int) -> str:
         return data_filename(self.prefix, shard_id, num_shards)
 
-    def _open_shard(self, shard_id: int, num_shards: int):
+    def _open_shard(self, shard_id: int, num_shards: int) -> _PinnedFile:
         path = self.shard_path(shard_id, num_shards)
         try:
-            return core.MappedFile(path, track_size=True)
+            fd, st = open_regular(path)
         except FileNotFoundError:
             raise MissingShardError(
                 f"Data shard {shard_id} of {num_shards} is missing: {path} does not exist",
                 path=path, shard=shard_id) from None
+        except NotACheckpointError as e:
+            raise MissingShardError(f"Data shard {shard_id} of {num_shards} cannot be read: "
+                                    f"{e}", path=path, shard=shard_id) from None
         except OSError as e:
             raise MissingShardError(f"Cannot open data shard {path}: {e.strerror}",
                                     path=path, shard=shard_id) from None
+        try:
+            now = identity_of(st)
+            pinned = self._pins.setdefault(shard_id, now)
+            if pinned != now:
+                raise changed_error(path, pinned, now)
+            if not self.mmap:
+                return _PinnedFile(path, now)
+            try:
+                mapped = core.MappedFile(path, track_size=True)
+            except OSError as e:
+                raise MissingShardError(f"Cannot open data shard {path}: {e.strerror}",
+                                        path=path, shard=shard_id) from None
+            if tuple(mapped.identity) != now:  # replaced between the two opens
+                raise changed_error(path, now, tuple(mapped.identity))
+            return _PinnedFile(path, now, mapped)
+        finally:
+            os.close(fd)
+
+    def _shard(self, shard_id: int, num_shards: int, offset: int, size: int) -> _PinnedFile:
+        f = self._shards.get(shard_id, num_shards, self._open_shard)
+        check_range(f.path, f.identity[2], offset, size)
+        return f
 
     def shard_size(self, shard_id: int, num_shards: int) -> int:
-        return self._shards.get(shard_id, num_shards, self._open_shard).size
+        return self._shards.get(shard_id, num_shards, self._open_shard).identity[2]
 
     def read(self, shard_id: int, num_shards: int, offset: int, size: int):
-        f = self._shards.get(shard_id, num_shards, self._open_shard)
-        # The size now, not at mapping time: touching pages of a file truncated since would
-        # kill the process with SIGBUS.
-        _check_range(self.shard_path(shard_id, num_shards), f.current_size(), offset, size)
-        return memoryview(f)[offset: offset + size]
+        f = self._shard(shard_id, num_shards, offset, size)
+        if f.mapped is None:
+            return f.copy(offset, size)
+        # The file now, not at mapping time: touching pages of a file truncated since would
+        # kill the process with SIGBUS, and a file rewritten in place holds other bytes.
+        try:
+            st: Optional[os.stat_result] = os.stat(f.path)
+        except OSError:
+            st = None  # removed: the mapping holds the file we opened
+        if st is not None and (st.st_dev, st.st_ino) == f.identity[:2] \
+                and identity_of(st) != f.identity:
+            raise changed_error(f.path, f.identity, identity_of(st))
+        return memoryview(f.mapped)[offset: offset + size]
+
+    def copy(self, shard_id: int, num_shards: int, offset: int, size: int) -> bytearray:
+        return self._shard(shard_id, num_shards, offset, size).copy(offset, size)
+
+    def checksum(self, shard_id: int, num_shards: int, offset: int, size: int) -> int:
+        return self._shard(shard_id, num_shards, offset, size).checksum(offset, size)
 
     def close(self) -> None:
         self._shards.clear()
+
+
+def _is_regular(st: os.stat_result) -> bool:
+    import stat
+
+    return stat.S_ISREG(st.st_mode)
 
 
 class BytesStorage:
@@ -140,7 +354,7 @@ class BytesStorage:
 
     def read(self, shard_id: int, num_shards: int, offset: int, size: int):
         data = self._data(shard_id, num_shards)
-        _check_range(self.shard_path(shard_id, num_shards), len(data), offset, size)
+        check_range(self.shard_path(shard_id, num_shards), len(data), offset, size)
         return memoryview(data)[offset: offset + size]
 
     def close(self) -> None:
@@ -250,21 +464,48 @@ class TarMemberStorage(_MemberStorage):
                 f"the {m.size}-byte archive {self.archive} (truncated archive?)", path=name)
         return memoryview(m)[offset: offset + size]
 
+    def _owned(self, name: str, offset: int, size: int) -> Any:
+        """`size` bytes at `offset` of the archive read with pread (a file truncated since it
+        was mapped is an error, not a SIGBUS)."""
+        self._view(name, offset, size)  # the range check
+        identity = getattr(self._map(), "identity", None)
+        if identity is None:  # a buffer given by the caller, not a mapping
+            return bytes(self._view(name, offset, size))
+        return _PinnedFile(self.archive, tuple(identity), self._map()).copy(offset, size)
+
     def index_buffer(self):
         member = self._members.get(".index")
         if member is None:
             raise NotACheckpointError(f"No checkpoint index at {self.index_path}",
                                       path=self.index_path)
+        # A view, as the data (the table is parsed where it lies; see the module docstring)
         return self._view(self.index_path, *member)
 
     def shard_size(self, shard_id: int, num_shards: int) -> int:
         return self._member(shard_id, num_shards)[1][1]
 
-    def read(self, shard_id: int, num_shards: int, offset: int, size: int):
+    def _range(self, shard_id: int, num_shards: int, offset: int, size: int):
         _, (start, length) = self._member(shard_id, num_shards)
         path = self.shard_path(shard_id, num_shards)
-        _check_range(path, length, offset, size)
+        check_range(path, length, offset, size)
+        return path, start, length
+
+    def read(self, shard_id: int, num_shards: int, offset: int, size: int):
+        path, start, length = self._range(shard_id, num_shards, offset, size)
         return self._view(path, start, length)[offset: offset + size]
+
+    def copy(self, shard_id: int, num_shards: int, offset: int, size: int) -> Any:
+        path, start, _ = self._range(shard_id, num_shards, offset, size)
+        return self._owned(path, start + offset, size)
+
+    def checksum(self, shard_id: int, num_shards: int, offset: int, size: int) -> int:
+        path, start, _ = self._range(shard_id, num_shards, offset, size)
+        identity = getattr(self._map(), "identity", None)
+        if identity is None:
+            return core.crc32c(self._view(path, start + offset, size))
+        self._view(path, start + offset, size)  # the range check
+        return _PinnedFile(self.archive, tuple(identity), self._map()).checksum(
+            start + offset, size)
 
 
 class ZipMemberStorage(_MemberStorage):
@@ -355,7 +596,7 @@ class ZipMemberStorage(_MemberStorage):
     def read(self, shard_id: int, num_shards: int, offset: int, size: int):
         _, info = self._member(shard_id, num_shards)
         path = self.shard_path(shard_id, num_shards)
-        _check_range(path, info.file_size, offset, size)
+        check_range(path, info.file_size, offset, size)
         return memoryview(self._contents(path, info))[offset: offset + size]
 
     def close(self) -> None:
@@ -430,7 +671,7 @@ class FsspecStorage:
 
     def read(self, shard_id: int, num_shards: int, offset: int, size: int):
         path = self.shard_path(shard_id, num_shards)
-        _check_range(path, self.shard_size(shard_id, num_shards), offset, size)
+        check_range(path, self.shard_size(shard_id, num_shards), offset, size)
         if size == 0:
             return b""
         data = self.fs.cat_file(self._path + data_filename("", shard_id, num_shards),

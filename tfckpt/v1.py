@@ -368,9 +368,10 @@ class V1Reader(Mapping[str, Any]):
             f"{self.prefix}: partitioned tensor {t.name}: the entry of slice {s.spec} is "
             "missing", path=self.prefix, key=t.name)
 
-    def payload(self, e: Entry) -> bytes:
+    def payload(self, e: Entry, owned: bool = False) -> bytes:
         """The stored record (a serialized SavedTensorSlices) of one stored entry, as
-        :meth:`stored` gives them; format V1 has no raw tensor bytes."""
+        :meth:`stored` gives them; format V1 has no raw tensor bytes. (Always bytes of
+        its own: `owned` is there for the Reader's interface.)"""
         return self.raw_entry(e.key)
 
     def variant_payloads(self, key: Union[str, bytes]) -> List[bytes]:

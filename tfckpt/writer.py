@@ -12,12 +12,19 @@ import os
 import sys
 import time
 import uuid
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+from contextlib import contextmanager
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
 
 from ._core import core
 from .dtypes import STRING, VARIANT, DType, by_code, by_name, code_of
 from .errors import CheckpointError, InvalidArgumentError
-from .files import DATA_NAME_RE, STATE_FILE, data_filename, read_checkpoint_state
+from .files import (
+    DATA_NAME_RE,
+    STATE_FILE,
+    commit_lock_path,
+    data_filename,
+    read_checkpoint_state,
+)
 from .keys import OBJECT_GRAPH_KEY, object_key
 from .slices import slice_key
 
@@ -119,7 +126,15 @@ class Writer:
     at `prefix` is replaced only with ``overwrite=True``, and then atomically: the new index
     replaces the old in one rename, and the old data files are removed after (with any that
     an interrupted write left under this prefix's data file names).
+
+    The commit is exclusive: writers to one prefix commit one at a time (a lock file
+    created with O_EXCL beside the index), `overwrite` is checked again at that moment, and
+    stale data files are removed only while the lock is held, so they are never those of a
+    checkpoint another writer committed.
     """
+
+    #: Seconds a writer waits for another writer's commit at the same prefix to end.
+    commit_wait = 10.0
 
     def __init__(self, prefix: "str | os.PathLike[str]", *, max_shard_bytes: int = 0,
                  overwrite: bool = False, update_state: bool = False,
@@ -139,6 +154,7 @@ class Writer:
             raise CheckpointError(f"{self.prefix}.index exists; pass overwrite=True to replace "
                                   "that checkpoint")
         self._update_state = update_state
+        self._overwrite = overwrite
         self._native = core.BundleWriter(self.prefix, max_shard_bytes, big_endian)
         self._keys: set = set()
         self._sliced: Dict[str, Tuple[int, Tuple[int, ...]]] = {}
@@ -318,14 +334,29 @@ class Writer:
         if self._closed:
             return self.prefix
         self._closed = True
-        num_shards = self._native.finish()
-        for old in self._stale_shards(num_shards):
-            try:
-                os.unlink(old)
-            except OSError:
-                pass
+        try:
+            with _commit_lock(self.prefix, self.commit_wait):
+                if not self._overwrite and os.path.lexists(self.prefix + ".index"):
+                    raise CheckpointError(
+                        f"{self.prefix}.index exists: another writer committed a checkpoint "
+                        "at this prefix after this one was created; nothing was written "
+                        "(pass overwrite=True to replace it)", path=self.prefix + ".index")
+                num_shards = self._native.finish()
+                for old in self._stale_shards(num_shards):
+                    try:
+                        os.unlink(old)
+                    except OSError:
+                        pass
+        except BaseException:
+            self._native.abort()
+            raise
         if self._update_state:
-            update_checkpoint_state(self.prefix)
+            try:
+                update_checkpoint_state(self.prefix)
+            except CheckpointError as e:
+                raise CheckpointError(
+                    f"the checkpoint {self.prefix} was written, but the 'checkpoint' state "
+                    f"file was not updated: {e}", path=e.path) from None
         return self.prefix
 
     def abort(self) -> None:
@@ -346,6 +377,50 @@ class Writer:
     def __del__(self) -> None:
         if not getattr(self, "_closed", True):
             self.abort()
+
+
+@contextmanager
+def _commit_lock(prefix: str, wait: float) -> Iterator[None]:
+    """Holds the commit lock of `prefix`: an exclusive flock on the lock file beside the
+    index (:func:`tfckpt.files.commit_lock_path`), which the system releases if the holder
+    dies, waiting up to `wait` seconds for another writer's commit; raises CheckpointError."""
+    import fcntl
+
+    path = commit_lock_path(prefix)
+    deadline = time.monotonic() + wait
+    delay = 0.0005
+    while True:
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644)
+        except OSError as e:
+            raise CheckpointError(f"cannot commit {prefix}: cannot create the lock file "
+                                  f"{path}: {e.strerror}", path=path) from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            if time.monotonic() > deadline:
+                raise CheckpointError(
+                    f"cannot commit {prefix}: another writer is committing a checkpoint at "
+                    f"this prefix (it holds the lock file {path}); nothing was written",
+                    path=path) from None
+            time.sleep(delay)
+            delay = min(delay * 2, 0.05)
+            continue
+        try:  # the file locked must still be the one at the path (a holder removes it)
+            same = os.path.samestat(os.fstat(fd), os.stat(path))
+        except OSError:
+            same = False
+        if same:
+            break
+        os.close(fd)
+    try:
+        yield
+    finally:
+        try:
+            os.unlink(path)
+        finally:
+            os.close(fd)
 
 
 def _is_data_file_of(name: str, base: str) -> bool:
@@ -463,6 +538,14 @@ def update_checkpoint_state(prefix: str, *, max_to_keep: Optional[int] = None) -
     if state.last_preserved_timestamp:
         new.last_preserved_timestamp = state.last_preserved_timestamp
     tmp = f"{path}.tmp{uuid.uuid4().hex}"
-    with open(tmp, "w") as f:
-        f.write(text_format.MessageToString(new))
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w") as f:
+            f.write(text_format.MessageToString(new))
+        os.replace(tmp, path)
+    except OSError as e:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise CheckpointError(f"{path}: cannot write the state file: {e.strerror}",
+                              path=path) from None

@@ -27,11 +27,13 @@ class MappedFile(mmap.mmap):
     """
 
     def __new__(cls, path, track_size: bool = False):
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
         try:
             st = os.fstat(fd)
             if stat.S_ISDIR(st.st_mode):
                 raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), path)
+            if not stat.S_ISREG(st.st_mode):  # a FIFO, socket or device never ends
+                raise OSError(errno.EINVAL, os.strerror(errno.EINVAL), path)
             if st.st_size == 0 or (st.st_size < _READ_BELOW and not _MAP_KEEPS_NO_DESCRIPTOR):
                 return _FileBytes(_read_all(fd, st.st_size), path, track_size, st)
             if _MAP_KEEPS_NO_DESCRIPTOR:
@@ -52,6 +54,7 @@ class MappedFile(mmap.mmap):
         self._size = st.st_size
         self._track = bool(track_size)
         self._id = (st.st_dev, st.st_ino)
+        self._identity = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
 
     @property
     def size(self) -> int:
@@ -60,6 +63,11 @@ class MappedFile(mmap.mmap):
     @property
     def path(self) -> str:
         return self._path
+
+    @property
+    def identity(self):
+        """(device, inode, size, mtime in ns) of the file when it was opened."""
+        return self._identity
 
     def current_size(self) -> int:
         """The file's size now (with track_size), so a shrunken file is noticed."""
@@ -104,6 +112,7 @@ class _FileBytes(bytes):
     size = MappedFile.size
     path = MappedFile.path
     current_size = MappedFile.current_size
+    identity = MappedFile.identity
 
     def will_need(self, offset: int, length: int) -> None:
         if offset < 0 or length < 0:

@@ -65,7 +65,12 @@ class _IndexSized:
         self.shard_path, self.shard_size = storage.shard_path, storage.shard_size
         self.read, self.close = storage.read, storage.close
         self.index_bytes = 0
+        self._storage = storage
         self._index_buffer = storage.index_buffer
+
+    def __getattr__(self, name: str) -> Any:
+        # pin, copy, checksum: the wrapped storage's (its reads that cannot raise SIGBUS)
+        return getattr(self._storage, name)
 
     def index_buffer(self) -> Any:
         buffer = self._index_buffer()
