@@ -11,6 +11,7 @@ import io
 import json
 import os
 import pathlib
+import re
 import shutil
 import struct
 import warnings
@@ -846,6 +847,77 @@ def test_edit_command_sets_renames_drops_and_adds(tf, corpus, tmp_path):
     assert code == 2 and "no/such/key" in err and not os.path.exists(str(tmp_path / "x.index"))
     code, _, err = run("edit", src, "-o", tmp_path / "x", "--set", "bad")
     assert code == 2 and "LEFT=RIGHT" in err
+
+
+def _f32_checkpoint(tmp_path) -> str:
+    prefix = str(tmp_path / "src" / "ckpt")
+    with tfckpt.Writer(prefix) as w:
+        w.add("w", np.array([1.0, 2.0], np.float32))
+        w.add("n", np.array([1, 2], np.uint8))
+    return prefix
+
+
+def test_edit_set_casts_only_exactly(tmp_path):
+    """A value of another dtype is cast only when every element survives the cast; an inexact
+    cast needs allow_cast (--cast), and a value that does not fit is refused even then."""
+    src = _f32_checkpoint(tmp_path)
+    out = str(tmp_path / "out")
+    # Exact: float64 halves and int64 small integers into float32.
+    plan = tfckpt.edit(src, out, set={"w": np.array([0.5, -3.0]), "n": np.array([7, 255])})
+    assert plan.set == {"w": "float32[2] -> float32[2] (cast from float64)",
+                        "n": "uint8[2] -> uint8[2] (cast from int64)"}
+    with tfckpt.open(out) as r:
+        assert r["w"].dtype == np.float32 and r["w"].tolist() == [0.5, -3.0]
+        assert r["n"].dtype == np.uint8 and r["n"].tolist() == [7, 255]
+    tfckpt.edit(src, out, set={"w": np.array([4, 5], np.int64)}, overwrite=True)
+    assert tfckpt.open(out)["w"].tolist() == [4.0, 5.0]
+    # Inexact: refused, nothing written; allowed with allow_cast.
+    with pytest.raises(InvalidArgumentError, match=r"^w: the value is float64, the checkpoint "
+                       r"holds float32, and casting would change values; pass allow_cast "
+                       r"\(--cast\)"):
+        tfckpt.edit(src, str(tmp_path / "x"), set={"w": np.array([0.1, 2.0])})
+    with pytest.raises(InvalidArgumentError, match="casting would change values"):
+        tfckpt.edit(src, str(tmp_path / "x"), set={"w": np.array([2**24 + 1, 0], np.int64)})
+    assert not os.path.exists(str(tmp_path / "x.index"))
+    tfckpt.edit(src, out, set={"w": np.array([0.1, 2.0])}, allow_cast=True, overwrite=True)
+    assert tfckpt.open(out)["w"].tolist() == [np.float32(0.1), 2.0]
+    # Overflow: refused with or without allow_cast.
+    for value, what in [(np.array([1e300, 1.0]), "1e+300 does not fit float32"),
+                        (np.array([1, 300]), "300 does not fit uint8"),
+                        (np.array([-1, 0]), "-1 does not fit uint8"),
+                        (np.array([np.nan, 1.0]), "nan does not fit uint8")]:
+        key = "w" if "float32" in what else "n"
+        for allow in (False, True):
+            message = f"^{key}: the value {re.escape(what)}; "
+            with pytest.raises(InvalidArgumentError, match=message):
+                tfckpt.edit(src, str(tmp_path / "x"), set={key: value}, allow_cast=allow)
+    assert not os.path.exists(str(tmp_path / "x.index"))
+    # NaN and infinity are carried exactly into a float tensor.
+    tfckpt.edit(src, out, set={"w": np.array([np.nan, -np.inf])}, overwrite=True)
+    assert str(tfckpt.open(out)["w"].tolist()) == "[nan, -inf]"
+    # Strings and numbers never turn into each other.
+    with pytest.raises(InvalidArgumentError, match="pass allow_dtype_change"):
+        tfckpt.edit(src, str(tmp_path / "x"), set={"w": np.array([b"a", b"b"], object)})
+
+
+def test_edit_command_set_refuses_overflow_and_casts_with_cast(tmp_path):
+    src = _f32_checkpoint(tmp_path)
+    np.save(str(tmp_path / "big.npy"), np.array([1e300, 1.0]))
+    np.save(str(tmp_path / "tenth.npy"), np.array([0.1, 1.0]))
+    out = str(tmp_path / "out")
+    code, text, err = run("edit", src, "-o", out, "--set", f"w={tmp_path / 'big.npy'}")
+    assert (code, text) == (2, "")
+    assert err == "tfckpt: w: the value 1e+300 does not fit float32; nothing was cast\n"
+    assert not os.path.exists(out + ".index")
+    code, _, err = run("edit", src, "-o", out, "--set", f"w={tmp_path / 'big.npy'}", "--cast")
+    assert code == 2 and "does not fit float32" in err
+    code, _, err = run("edit", src, "-o", out, "--set", f"w={tmp_path / 'tenth.npy'}")
+    assert code == 2 and "pass allow_cast (--cast)" in err
+    code, text, err = run("edit", src, "-o", out, "--set", f"w={tmp_path / 'tenth.npy'}",
+                          "--cast")
+    assert (code, err) == (0, "")
+    assert "set     w: float32[2] -> float32[2] (cast from float64)" in text.splitlines()
+    assert tfckpt.open(out)["w"].tolist() == [np.float32(0.1), 1.0]
 
 
 def test_edit_rename_moves_values_in_the_object_graph(tf, corpus, tmp_path):
