@@ -498,6 +498,67 @@ def test_migrate_partitioned_tf1_variables_and_name_map(tf, corpus, oracles, tmp
         assert bits(getattr(fresh, k).numpy()) == bits(truth[old]), k
 
 
+def _keras3_dense(name="sequential", layer="dense", use_bias=True):
+    import keras
+
+    return keras.Sequential([keras.Input((3,)), keras.layers.Dense(2, name=layer,
+                                                                   use_bias=use_bias)],
+                            name=name)
+
+
+def test_migrate_into_keras3_matches_the_scope_keras_adds(tf, tf1_dense_checkpoint, tmp_path):
+    """Keras 3 records ``net/dense/kernel`` where TF1 saved ``dense/kernel``: matched by
+    suffix; TensorFlow restores the result into the Keras model."""
+    old = tf1_dense_checkpoint
+    like = tf.train.Checkpoint(model=_keras3_dense("net")).write(str(tmp_path / "like" / "c"))
+    out = str(tmp_path / "out")
+    code, text, err = run("migrate", old, "--like", like, "-o", out)
+    assert (code, err) == (0, "")
+    rep = tools.migrate(old, like, str(tmp_path / "again"))
+    assert sorted(rep.mapped.values()) == ["dense/bias", "dense/kernel"]
+    assert rep.lost == [] and rep.succeeded
+    assert "global_step" in rep.unmapped_old and "dense/kernel/Adam" in rep.unmapped_old
+    model = _keras3_dense("net")
+    tf.train.Checkpoint(model=model).read(out).assert_existing_objects_matched()
+    reader = tf.train.load_checkpoint(old)
+    assert bits(model.layers[0].kernel.numpy()) == bits(reader.get_tensor("dense/kernel"))
+    assert bits(model.layers[0].bias.numpy()) == bits(reader.get_tensor("dense/bias"))
+
+
+def test_migrate_that_maps_nothing_or_loses_values_fails(tf, tf1_dense_checkpoint, tmp_path):
+    old = tf1_dense_checkpoint
+    like = tf.train.Checkpoint(model=_keras3_dense("net", "head")).write(
+        str(tmp_path / "like" / "c"))
+    out = str(tmp_path / "out")
+    code, text, err = run("migrate", old, "--like", like, "-o", out)
+    assert (code, err) == (1, "")
+    assert text.splitlines()[0] == ("FAILED: no old value was mapped to a new key; nothing "
+                                    "was written (use --map REGEX=REPLACEMENT)")
+    assert not os.path.exists(out + ".index")
+    assert json.loads(run("migrate", old, "--like", like, "-o", out, "--json")[1])[
+        "succeeded"] is False
+    # --map REGEX=REPLACEMENT names the new variables.
+    code, text, err = run("migrate", old, "--like", like, "-o", out,
+                          "--map", r"^dense/(kernel|bias)$=net/head/\1")
+    assert (code, err) == (0, ""), text
+    assert text.splitlines()[-1].startswith("# 2 mapped")
+    model = _keras3_dense("net", "head")
+    tf.train.Checkpoint(model=model).read(out).assert_existing_objects_matched()
+    assert bits(model.layers[0].bias.numpy()) == bits(
+        tf.train.load_checkpoint(old).get_tensor("dense/bias"))
+    code, _, err = run("migrate", old, "--like", like, "-o", out, "--map", "^nope/=x")
+    assert code == 2 and err == (f"tfckpt: --map ^nope/=x: the pattern matches no key of "
+                                 f"{old}\n")
+    # A model value left behind (the new model has no bias): exit 1, the report leads with it.
+    like = tf.train.Checkpoint(model=_keras3_dense("net", use_bias=False)).write(
+        str(tmp_path / "like2" / "c"))
+    code, text, err = run("migrate", old, "--like", like, "-o", tmp_path / "o2")
+    assert (code, err) == (1, "")
+    assert text.splitlines()[:2] == [
+        "FAILED: 1 old model values were not mapped and would be lost (use --map "
+        "REGEX=REPLACEMENT):", "lost    dense/bias"]
+
+
 def test_migrate_reports_mismatch_and_ambiguous_names(tf, tf1_dense_checkpoint, tmp_path):
     m = tf.Module()
     m.kernel = tf.Variable(np.zeros((2, 2), np.float32), name="dense/kernel")  # wrong shape
