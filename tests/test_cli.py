@@ -692,6 +692,82 @@ def test_exit_missing_shard(corpus, tmp_path):
     assert b"DAMAGED " in r.stdout and b"is missing" in r.stdout
 
 
+def test_verify_names_a_missing_shard_once_and_counts_only_bytes_read(corpus, tmp_path):
+    p = _copy(corpus["multi_device"].prefix, tmp_path / "m")
+    shards = sorted(glob.glob(p + ".data-*"))
+    with tfckpt.open(p) as r:
+        in_shard = sorted(k for k in r.keys() if r.entry(k).shard_id == 1)
+        total = r.summary()[5]
+        gone = sum(r.entry(k).size for k in in_shard)
+    os.remove(shards[1])
+    code, out, err = run_cli(["verify", p])
+    assert (code, err) == (1, "")
+    lines = out.splitlines()
+    assert lines[0] == (f"MISSING data shard 1: {shards[1]} does not exist "
+                        f"({len(in_shard)} stored entries need it)")
+    assert lines[1:-1] == [f"DAMAGED {k}: its data shard 1 is missing" for k in in_shard]
+    assert lines[-1].startswith(f"{p}: {len(in_shard)} of ")
+    assert f"({cli.format_bytes(total - gone)} checked;" in lines[-1]
+    doc = json.loads(run_cli(["verify", p, "--json"])[1])
+    assert doc["bytes_checked"] == total - gone
+    assert doc["shards_missing"] == [{"shard": 1, "path": shards[1], "tensors": len(in_shard),
+                                      "error": "does not exist"}]
+
+
+def test_verify_unreadable_shard_is_an_io_error(corpus, tmp_path):
+    """A shard that is there but cannot be read is exit 2, named once with the cause; no
+    tensor is called damaged and no byte counted as checked."""
+    p = _copy(corpus["module_nested"].prefix, tmp_path / "u")
+    shard = glob.glob(p + ".data-*")[0]
+    os.remove(shard)
+    os.mkdir(shard)  # EISDIR, which even root meets
+    with tfckpt.open(p) as r:
+        n = len(r)
+        entries = sum(1 for row in r.listing(hidden=True) if not row[6])
+        with pytest.raises(tfckpt.UnreadableShardError) as info:
+            r.read(r.keys()[0])
+    assert info.value.reason == "Is a directory" and info.value.path == shard
+    assert isinstance(info.value, tfckpt.MissingShardError)  # as before the two were told apart
+    code, out, err = run_cli(["verify", p])
+    assert code == 2
+    assert err == (f"tfckpt: cannot read data shard {shard}: Is a directory ({entries} stored "
+                   "entries not checked)\n")
+    assert out == (f"{p}: NOT VERIFIED: {n} of {n} tensors could not be read, 0 damaged "
+                   "(0 B checked; index blocks verified)\n")
+    doc = json.loads(run_cli(["verify", p, "--json"])[1])
+    assert (doc["ok"], doc["bytes_checked"], doc["tensors_damaged"]) == (False, 0, 0)
+    code, out, err = run_cli(["dump", p, "--tensor", tfckpt.open(p).keys()[0]])
+    assert code == 2 and out == "" and err.startswith(f"tfckpt: Cannot open data shard {shard}: "
+                                                      "Is a directory")
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() == 0,
+                    reason="root reads files whatever their mode")
+def test_verify_permission_denied_shard_is_exit_2(corpus, tmp_path):
+    p = _copy(corpus["module_nested"].prefix, tmp_path / "perm")
+    shard = glob.glob(p + ".data-*")[0]
+    os.chmod(shard, 0)
+    code, _, err = run_cli(["verify", p])
+    assert code == 2 and "Permission denied" in err and err.count("\n") == 1
+
+
+def test_unreadable_directory_is_not_a_directory_without_checkpoints(tmp_path, monkeypatch):
+    real = os.scandir
+
+    def denied(path="."):
+        if os.fspath(path) == str(tmp_path):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real(path)
+
+    monkeypatch.setattr(os, "scandir", denied)
+    with pytest.raises(tfckpt.UnreadableError, match="^Cannot read directory .*: Permission "
+                       "denied$"):
+        tfckpt.open(str(tmp_path))
+    code, out, err = run_cli(["dump", str(tmp_path)])
+    assert (code, out) == (2, "")
+    assert err == f"tfckpt: Cannot read directory {tmp_path}: Permission denied\n"
+
+
 def test_exit_usage_errors():
     for args in (["dump"], ["bogus"], ["dump", "x", "--no-such-flag"]):
         r = run_proc(args)

@@ -2,7 +2,7 @@
 
 from ._core import core as _selected_core
 from ._core import implementation
-
+from .entries import Entry, Header, StoredEntry, Variant
 from .errors import (
     CheckpointError,
     ChecksumMismatchError,
@@ -11,9 +11,10 @@ from .errors import (
     KeyNotFoundError,
     MissingShardError,
     NotACheckpointError,
+    UnreadableError,
+    UnreadableShardError,
     UnsupportedCheckpointError,
 )
-from .entries import Entry, Header, StoredEntry, Variant
 from .keys import OBJECT_GRAPH_KEY, object_key
 from .reader import Reader, open
 from .slices import TensorSlice
@@ -105,6 +106,8 @@ __all__ = [
     "KeyNotFoundError",
     "MissingShardError",
     "NotACheckpointError",
+    "UnreadableError",
+    "UnreadableShardError",
     "UnsupportedCheckpointError",
     "crc32c_implementation",
     "implementation",

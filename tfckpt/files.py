@@ -16,7 +16,12 @@ import re
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Tuple
 
-from .errors import MissingShardError, NotACheckpointError, UnsupportedCheckpointError
+from .errors import (
+    MissingShardError,
+    NotACheckpointError,
+    UnreadableError,
+    UnsupportedCheckpointError,
+)
 
 __all__ = ["locate", "Located", "resolve_prefix", "data_filename", "read_checkpoint_state",
            "parse_checkpoint_state", "sniff", "find_shard", "STATE_FILE", "INDEX_SUFFIX",
@@ -304,6 +309,16 @@ def resolve_prefix(path: "str | os.PathLike[str]") -> str:
     return found.prefix
 
 
+def _check_listable(path: str) -> None:
+    """Raises UnreadableError when directory `path` cannot be listed: the searches below
+    would find nothing in it and call it "a directory without checkpoints"."""
+    try:
+        os.scandir(path).close()
+    except OSError as e:
+        raise UnreadableError(f"Cannot read directory {path}: {e.strerror}", path=path,
+                              reason=e.strerror) from None
+
+
 def locate(path: "str | os.PathLike[str]") -> Located:
     """Finds the checkpoint `path` points at: a V2 prefix, or the files of a V1 checkpoint."""
     path = os.fspath(path)
@@ -312,6 +327,7 @@ def locate(path: "str | os.PathLike[str]") -> Located:
         return _v2(path)
 
     if os.path.isdir(path):
+        _check_listable(path)
         state = os.path.join(path, STATE_FILE)
         if os.path.isfile(state):
             return _from_state_file(state)

@@ -19,6 +19,7 @@ from .errors import (
     ChecksumMismatchError,
     CorruptCheckpointError,
     MissingShardError,
+    UnreadableShardError,
     UnsupportedCheckpointError,
 )
 from .files import locate, resolve_prefix
@@ -221,6 +222,10 @@ class Reader(Mapping[str, Any]):
                 key=e.key, shard=e.shard_id)
         try:
             return self._storage.read(e.shard_id, self.header.num_shards, e.offset, e.size)
+        except UnreadableShardError as err:
+            raise UnreadableShardError(f"{err} (needed for key {e.key})", path=err.path,
+                                       key=e.key, shard=e.shard_id, reason=err.reason) \
+                from None
         except MissingShardError as err:
             raise MissingShardError(f"{err} (needed for key {e.key})", path=err.path,
                                     key=e.key, shard=e.shard_id) from None

@@ -22,6 +22,7 @@ from .errors import (
     CorruptCheckpointError,
     MissingShardError,
     NotACheckpointError,
+    UnreadableShardError,
     UnsupportedCheckpointError,
 )
 from .files import data_filename
@@ -88,9 +89,9 @@ class LocalStorage:
             raise MissingShardError(
                 f"Data shard {shard_id} of {num_shards} is missing: {path} does not exist",
                 path=path, shard=shard_id) from None
-        except OSError as e:
-            raise MissingShardError(f"Cannot open data shard {path}: {e.strerror}",
-                                    path=path, shard=shard_id) from None
+        except OSError as e:  # there, but not readable: an I/O error, not damage
+            raise UnreadableShardError(f"Cannot open data shard {path}: {e.strerror}",
+                                       path=path, shard=shard_id, reason=e.strerror) from None
 
     def shard_size(self, shard_id: int, num_shards: int) -> int:
         return self._shards.get(shard_id, num_shards, self._open_shard).size

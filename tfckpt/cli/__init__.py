@@ -70,6 +70,9 @@ def run(argv: Optional[Sequence[str]] = None, out: Optional[TextIO] = None,
             return EXIT_TROUBLE
         args.err = err
         return args.func(args, out)
+    except tfckpt.UnreadableError as e:  # there but not readable: I/O, not damage
+        err.write(f"tfckpt: {e}\n")
+        return EXIT_TROUBLE
     except (tfckpt.CorruptCheckpointError, tfckpt.MissingShardError) as e:
         err.write(f"tfckpt: {e}\n")
         return EXIT_DAMAGE

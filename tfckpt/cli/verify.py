@@ -13,6 +13,7 @@ from tfckpt.slices import parse_slice_key
 from ._common import (
     EXIT_DAMAGE,
     EXIT_OK,
+    EXIT_TROUBLE,
     Progress,
     error_stream,
     format_bytes,
@@ -37,6 +38,9 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace, out: TextIO) -> int:
+    """Exit 0 all checked and sound, 1 damage (a checksum, bytes past a file's end, a
+    missing shard), 2 when a shard is there but cannot be read (nothing to say about its
+    bytes). A shard's trouble is named once; the bytes counted are those actually read."""
     with tfckpt.open(args.path) as reader:
         v1 = reader.header.format == "V1"
         checked = "table blocks verified" if v1 else "index blocks verified"
@@ -45,6 +49,9 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
         progress = Progress("verifying", error_stream(args), total=total)
         damaged = []
         bad_tensors = set()
+        shards: Dict[int, Dict[str, Any]] = {}  # shard id -> its trouble, found once
+        unread = set()
+        read_bytes = 0
         try:
             # Every stored entry once: plain tensors, and the slice entries of partitioned
             # ones, which are named as "tensor (slice spec)" rather than by their raw key.
@@ -65,28 +72,73 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
                         e = reader.entry(key)
                         reader.verify_entry(
                             dataclasses.replace(e, key=f"{tensor} (slice {spec})"))
+                    read_bytes += size
+                except tfckpt.MissingShardError as e:
+                    if e.shard is None:
+                        damaged.append(_damage(tensor, spec, str(e)))
+                        bad_tensors.add(tensor)
+                        continue
+                    trouble = shards.setdefault(e.shard, _shard_trouble(reader, e))
+                    trouble["tensors"] += 1
+                    if trouble["unreadable"]:
+                        unread.add(tensor)
+                    else:
+                        damaged.append(_damage(tensor, spec,
+                                               f"its data shard {e.shard} is missing"))
+                        bad_tensors.add(tensor)
                 except _DAMAGE as e:
                     damaged.append(_damage(tensor, spec, str(e)))
                     bad_tensors.add(tensor)
+                    if isinstance(e, tfckpt.ChecksumMismatchError):
+                        read_bytes += size  # read, and found wrong
                 progress.update(size)
         finally:
             progress.close()
         listed = len(reader)
+        missing = [t for t in shards.values() if not t["unreadable"]]
+        unreadable = [t for t in shards.values() if t["unreadable"]]
+        for t in shards.values():
+            del t["unreadable"]
         if args.json:
-            write_json({"prefix": reader.prefix, "ok": not damaged, "tensors_checked": listed,
-                        "tensors_damaged": len(bad_tensors), "bytes_checked": total,
-                        "damaged": damaged}, out)
+            doc = {"prefix": reader.prefix, "ok": not damaged and not unread,
+                   "tensors_checked": listed - len(unread), "tensors_damaged": len(bad_tensors),
+                   "bytes_checked": read_bytes, "damaged": damaged}
+            if shards:  # only when a shard is in trouble, so a sound report stays as it was
+                doc.update(tensors_unread=len(unread), shards_missing=missing,
+                           shards_unreadable=unreadable)
+            write_json(doc, out)
         else:
+            for t in missing:
+                out.write(f"MISSING data shard {t['shard']}: {printable_key(t['path'])} does "
+                          f"not exist ({t['tensors']} stored entries need it)\n")
             for d in damaged:
                 where = f" (slice {d['slice']})" if "slice" in d else ""
                 out.write(f"DAMAGED {printable_key(d['key'])}{where}: {d['error']}\n")
-            if not damaged and not args.quiet:
-                out.write(f"{reader.prefix}: OK ({listed} tensors, {format_bytes(total)} "
-                          f"checked; {checked})\n")
+            done = f"{format_bytes(read_bytes)} checked; {checked}"
+            if unread:
+                out.write(f"{reader.prefix}: NOT VERIFIED: {len(unread)} of {listed} tensors "
+                          f"could not be read, {len(bad_tensors)} damaged ({done})\n")
+            elif not damaged and not args.quiet:
+                out.write(f"{reader.prefix}: OK ({listed} tensors, {done})\n")
             elif damaged:
                 out.write(f"{reader.prefix}: {len(bad_tensors)} of {listed} tensors damaged "
-                          f"({format_bytes(total)} checked; {checked})\n")
+                          f"({done})\n")
+        err = error_stream(args)
+        for t in unreadable:
+            err.write(f"tfckpt: cannot read data shard {printable_key(t['path'])}: "
+                      f"{t['error']} ({t['tensors']} stored entries not checked)\n")
+        if unread:
+            return EXIT_TROUBLE
         return EXIT_OK if not damaged else EXIT_DAMAGE
+
+
+def _shard_trouble(reader: Any, e: tfckpt.MissingShardError) -> Dict[str, Any]:
+    """What is wrong with one data shard, for the report (counted once, however many
+    entries it holds)."""
+    unreadable = isinstance(e, tfckpt.UnreadableShardError)
+    path = e.path or reader.shard_path(e.shard)
+    return {"shard": e.shard, "path": path, "unreadable": unreadable, "tensors": 0,
+            "error": (e.reason if unreadable else "does not exist")}
 
 
 def _slice_owner(key: str) -> Tuple[str, Optional[str]]:
