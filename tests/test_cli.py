@@ -703,7 +703,7 @@ def test_verify_names_a_missing_shard_once_and_counts_only_bytes_read(corpus, tm
     code, out, err = run_cli(["verify", p])
     assert (code, err) == (1, "")
     lines = out.splitlines()
-    assert lines[0] == (f"MISSING data shard 1: {shards[1]} does not exist "
+    assert lines[0] == (f"MISSING data shard 1: {shards[1]}: does not exist "
                         f"({len(in_shard)} stored entries need it)")
     assert lines[1:-1] == [f"DAMAGED {k}: its data shard 1 is missing" for k in in_shard]
     assert lines[-1].startswith(f"{p}: {len(in_shard)} of ")
@@ -766,6 +766,50 @@ def test_unreadable_directory_is_not_a_directory_without_checkpoints(tmp_path, m
     code, out, err = run_cli(["dump", str(tmp_path)])
     assert (code, out) == (2, "")
     assert err == f"tfckpt: Cannot read directory {tmp_path}: Permission denied\n"
+
+
+_LFS_POINTER = (b"version https://git-lfs.github.com/spec/v1\n"
+                b"oid sha256:4d7a214614ab2935c943f9e0ff69d22eadbb8f32b1258daaa5e2ca24d17e2393\n"
+                b"size 12345\n")
+
+
+def test_git_lfs_pointer_wherever_it_sits(corpus, tmp_path):
+    """A git-lfs pointer saved as the .index or as a data shard is named as such, with the
+    advice to run git lfs pull: never "bad magic number" nor a checksum failure per key."""
+    advice = "it is a git-lfs pointer file, not the checkpoint itself; run 'git lfs pull'"
+    p = _copy(corpus["module_nested"].prefix, tmp_path / "idx")
+    pathlib.Path(p + ".index").write_bytes(_LFS_POINTER)
+    with pytest.raises(tfckpt.GitLfsPointerError) as info:
+        tfckpt.open(p)
+    assert str(info.value).startswith(f"{p}.index: {advice}")
+    for argv in (["dump", p], ["verify", p], ["dump", p + ".index"]):
+        code, out, err = run_cli(argv)
+        assert (code, out) == (1, ""), argv
+        assert err == f"tfckpt: {p}.index: {advice} to fetch the real file\n"
+    q = _copy(corpus["module_nested"].prefix, tmp_path / "data")
+    shard = glob.glob(q + ".data-*")[0]
+    pathlib.Path(shard).write_bytes(_LFS_POINTER)
+    with tfckpt.open(q) as r:
+        key = r.keys()[0]
+        n_entries = sum(1 for row in r.listing(hidden=True) if not row[6])
+        with pytest.raises(tfckpt.GitLfsPointerError, match="git lfs pull"):
+            r.read(key)
+    code, out, err = run_cli(["verify", q])
+    assert (code, err) == (1, "")
+    lines = out.splitlines()
+    assert lines[0] == (f"MISSING data shard 0: {shard}: {advice} to fetch the real file "
+                        f"({n_entries} stored entries need it)")
+    assert all(ln.endswith(": its data shard 0 is missing") for ln in lines[1:-1])
+    assert "Checksum" not in out
+    code, out, err = run_cli(["dump", q, "--tensor", key])
+    assert code == 1 and "git lfs pull" in err
+
+
+def test_git_lfs_pointer_as_a_v1_checkpoint(tmp_path):
+    path = tmp_path / "model.ckpt-00000-of-00001"
+    path.write_bytes(_LFS_POINTER)
+    code, out, err = run_cli(["dump", str(path)])
+    assert (code, out) == (2, "") and "git lfs pull" in err
 
 
 def test_exit_usage_errors():

@@ -24,6 +24,7 @@ __all__ = [
     "MissingShardError",
     "UnreadableError",
     "UnreadableShardError",
+    "GitLfsPointerError",
     "UnsupportedCheckpointError",
     "KeyNotFoundError",
     "InvalidArgumentError",
@@ -136,6 +137,12 @@ class UnreadableError(CheckpointError):
 class UnreadableShardError(UnreadableError, MissingShardError):
     """A data shard is there but cannot be read; a MissingShardError too, as it was before
     the two were told apart, so code that catches that goes on working."""
+
+
+class GitLfsPointerError(MissingShardError):
+    """A file of the checkpoint is a git-lfs pointer: the repository it came from holds the
+    real file in LFS and it was never fetched (``git lfs pull``). The file is missing as
+    surely as if it were not there, hence a MissingShardError (for the index too)."""
 
 
 class UnsupportedCheckpointError(CheckpointError):

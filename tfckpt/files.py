@@ -14,9 +14,10 @@ import glob
 import os
 import re
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 from .errors import (
+    GitLfsPointerError,
     MissingShardError,
     NotACheckpointError,
     UnreadableError,
@@ -27,7 +28,7 @@ __all__ = ["locate", "Located", "resolve_prefix", "data_filename", "read_checkpo
            "parse_checkpoint_state", "sniff", "find_shard", "STATE_FILE", "INDEX_SUFFIX",
            "MAX_STATE_BYTES", "TABLE_MAGIC", "INDEX_NAME_RE", "DATA_NAME_RE", "TEMP_NAME_RE",
            "STATE_TEMP_NAME_RE", "COMPRESSION_MAGICS", "ZIP_MAGICS", "HDF5_MAGIC",
-           "GIT_LFS_MAGIC"]
+           "GIT_LFS_MAGIC", "GIT_LFS_ADVICE", "check_git_lfs_pointer"]
 
 # -- the names and magics of checkpoint files (FORMAT: docs/format.md, "File naming") -------
 
@@ -255,6 +256,20 @@ def _is_table(path: str) -> bool:
         return False
 
 
+#: What to say about a git-lfs pointer found where a checkpoint file should be.
+GIT_LFS_ADVICE = ("it is a git-lfs pointer file, not the checkpoint itself; run "
+                  "'git lfs pull' to fetch the real file")
+
+
+def check_git_lfs_pointer(path: str, buffer: Any, shard: Optional[int] = None) -> None:
+    """Raises GitLfsPointerError when `buffer` (the start of file `path`: bytes or a
+    mapping) is a git-lfs pointer rather than the file itself: the commonest way to get a
+    broken checkpoint from a repository, whatever the file is named."""
+    n = len(GIT_LFS_MAGIC)
+    if len(buffer) >= n and bytes(memoryview(buffer)[:n]) == GIT_LFS_MAGIC:
+        raise GitLfsPointerError(f"{path}: {GIT_LFS_ADVICE}", path=path, shard=shard)
+
+
 def sniff(path: str) -> str:
     """Says in words what kind of file `path` is, for error messages."""
     try:
@@ -278,8 +293,7 @@ def sniff(path: str) -> str:
             return (f"it is a {size}-byte {what}-compressed file, not a tar archive that can "
                     "be read (damaged or truncated, or it compresses something else)")
     if head.startswith(GIT_LFS_MAGIC):
-        return ("it is a git-lfs pointer file, not the checkpoint itself; run "
-                "'git lfs pull' to fetch the real file")
+        return GIT_LFS_ADVICE
     if _is_table(path):
         if name.endswith(".index"):
             return "it is a table file"

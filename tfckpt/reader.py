@@ -22,7 +22,7 @@ from .errors import (
     UnreadableShardError,
     UnsupportedCheckpointError,
 )
-from .files import locate, resolve_prefix
+from .files import check_git_lfs_pointer, locate, resolve_prefix
 from .keys import OBJECT_GRAPH_KEY
 from .slices import (
     Bounds,
@@ -91,6 +91,7 @@ class Reader(Mapping[str, Any]):
         self.prefix: str = storage.prefix
         self.index_path: str = storage.index_path
         self._index_buffer = storage.index_buffer()
+        check_git_lfs_pointer(self.index_path, self._index_buffer)
         self._index = core.Index(self._index_buffer, self.index_path)
         num_shards, endianness, producer, min_consumer, bad = self._index.header
         self.header = Header(num_shards, "big" if endianness == 1 else "little",
@@ -226,9 +227,9 @@ class Reader(Mapping[str, Any]):
             raise UnreadableShardError(f"{err} (needed for key {e.key})", path=err.path,
                                        key=e.key, shard=e.shard_id, reason=err.reason) \
                 from None
-        except MissingShardError as err:
-            raise MissingShardError(f"{err} (needed for key {e.key})", path=err.path,
-                                    key=e.key, shard=e.shard_id) from None
+        except MissingShardError as err:  # a git-lfs pointer stays one
+            raise type(err)(f"{err} (needed for key {e.key})", path=err.path,
+                            key=e.key, shard=e.shard_id) from None
         except CorruptCheckpointError as err:
             raise err.with_context(key=e.key, shard=e.shard_id) from None
 

@@ -25,7 +25,7 @@ from .errors import (
     UnreadableShardError,
     UnsupportedCheckpointError,
 )
-from .files import data_filename
+from .files import check_git_lfs_pointer, data_filename
 
 __all__ = ["LocalStorage", "BytesStorage", "TarMemberStorage", "ZipMemberStorage", "FsspecStorage",
            "mapped_archive", "list_tar_members"]
@@ -84,7 +84,9 @@ class LocalStorage:
     def _open_shard(self, shard_id: int, num_shards: int):
         path = self.shard_path(shard_id, num_shards)
         try:
-            return core.MappedFile(path, track_size=True)
+            f = core.MappedFile(path, track_size=True)
+            check_git_lfs_pointer(path, f, shard_id)
+            return f
         except FileNotFoundError:
             raise MissingShardError(
                 f"Data shard {shard_id} of {num_shards} is missing: {path} does not exist",

@@ -8,6 +8,7 @@ import dataclasses
 from typing import Any, Dict, Optional, TextIO, Tuple
 
 import tfckpt
+from tfckpt.files import GIT_LFS_ADVICE
 from tfckpt.slices import parse_slice_key
 
 from ._common import (
@@ -109,8 +110,8 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
             write_json(doc, out)
         else:
             for t in missing:
-                out.write(f"MISSING data shard {t['shard']}: {printable_key(t['path'])} does "
-                          f"not exist ({t['tensors']} stored entries need it)\n")
+                out.write(f"MISSING data shard {t['shard']}: {printable_key(t['path'])}: "
+                          f"{t['error']} ({t['tensors']} stored entries need it)\n")
             for d in damaged:
                 where = f" (slice {d['slice']})" if "slice" in d else ""
                 out.write(f"DAMAGED {printable_key(d['key'])}{where}: {d['error']}\n")
@@ -138,7 +139,8 @@ def _shard_trouble(reader: Any, e: tfckpt.MissingShardError) -> Dict[str, Any]:
     unreadable = isinstance(e, tfckpt.UnreadableShardError)
     path = e.path or reader.shard_path(e.shard)
     return {"shard": e.shard, "path": path, "unreadable": unreadable, "tensors": 0,
-            "error": (e.reason if unreadable else "does not exist")}
+            "error": (e.reason if unreadable else GIT_LFS_ADVICE
+                      if isinstance(e, tfckpt.GitLfsPointerError) else "does not exist")}
 
 
 def _slice_owner(key: str) -> Tuple[str, Optional[str]]:
