@@ -812,6 +812,35 @@ def test_git_lfs_pointer_as_a_v1_checkpoint(tmp_path):
     assert (code, out) == (2, "") and "git lfs pull" in err
 
 
+def test_hostile_key_names_are_escaped_in_human_output(tmp_path):
+    """Keys and paths with escape sequences cannot clear the screen, set the window title
+    or forge lines in dump, scan, verify and error lines; JSON keeps them exact."""
+    hostile = "a\x1b[2J\x1b]0;owned\x07\nDAMAGED fake\rb"
+    shown = "a\\x1b[2J\\x1b]0;owned\\x07\\nDAMAGED fake\\rb"
+    d = tmp_path / "d\x1b[31m"
+    prefix = str(d / "ckpt")
+    with tfckpt.Writer(prefix) as w:
+        w.add(hostile, np.zeros(2, np.float32))
+    shown_dir = str(tmp_path) + "/d\\x1b[31m"
+    code, out, err = run_cli(["dump", prefix])
+    assert (code, err) == (0, "")
+    assert out.splitlines()[0].startswith(shown + "  float32")
+    assert "\x1b" not in out and "\x07" not in out and "\r" not in out
+    code, out, _ = run_cli(["dump", prefix, "--tensor", hostile])
+    assert code == 0 and out.splitlines()[0] == f"tensor: {shown} (float32) [2]"
+    assert json.loads(run_cli(["dump", prefix, "--json"])[1])["tensors"][0]["key"] == hostile
+    code, out, _ = run_cli(["scan", str(tmp_path), "--keys"])
+    assert code == 0 and "\x1b" not in out and f"{shown_dir}/ckpt  {shown}" in out
+    assert all(not ln.startswith("DAMAGED") for ln in out.splitlines())
+    code, out, _ = run_cli(["scan", str(tmp_path), "--keys", "--format", "jsonl"])
+    assert json.loads(out.splitlines()[0])["key"] == hostile
+    code, out, _ = run_cli(["verify", prefix])
+    assert (code, out) == (0, f"{shown_dir}/ckpt: OK (1 tensors, 8 B checked; index blocks "
+                              "verified)\n")
+    code, out, err = run_cli(["dump", prefix, "--tensor", "no\x1b]0;x\x07"])
+    assert code == 2 and "\x1b" not in err and "\x07" not in err and err.count("\n") == 1
+
+
 def test_exit_usage_errors():
     for args in (["dump"], ["bogus"], ["dump", "x", "--no-such-flag"]):
         r = run_proc(args)

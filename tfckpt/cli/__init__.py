@@ -25,6 +25,7 @@ from ._common import (
     UsageError,
     format_bytes,
     format_shape,
+    printable,
 )
 
 __all__ = ["main", "run", "build_parser", "UsageError", "Progress", "format_bytes",
@@ -71,18 +72,18 @@ def run(argv: Optional[Sequence[str]] = None, out: Optional[TextIO] = None,
         args.err = err
         return args.func(args, out)
     except tfckpt.UnreadableError as e:  # there but not readable: I/O, not damage
-        err.write(f"tfckpt: {e}\n")
+        err.write(f"tfckpt: {printable(str(e), keep_newlines=True)}\n")
         return EXIT_TROUBLE
     except (tfckpt.CorruptCheckpointError, tfckpt.MissingShardError) as e:
-        err.write(f"tfckpt: {e}\n")
+        err.write(f"tfckpt: {printable(str(e), keep_newlines=True)}\n")
         return EXIT_DAMAGE
     except (UsageError, tfckpt.CheckpointError) as e:  # a missing key, a bad path: trouble
-        err.write(f"tfckpt: {e}\n")
+        err.write(f"tfckpt: {printable(str(e), keep_newlines=True)}\n")
         return EXIT_TROUBLE
     except OSError as e:
         if isinstance(e, BrokenPipeError):
             raise
-        err.write(f"tfckpt: {e}\n")
+        err.write(f"tfckpt: {printable(str(e), keep_newlines=True)}\n")
         return EXIT_TROUBLE
 
 

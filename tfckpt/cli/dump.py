@@ -17,6 +17,7 @@ from ._common import (
     UsageError,
     format_bytes,
     format_shape,
+    printable,
     printoptions,
     write_json,
 )
@@ -50,7 +51,8 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
                 if args.json:
                     out.write(json.dumps(_json_value(key, e, value)) + "\n")
                 else:
-                    out.write(f"tensor: {key} ({e.dtype_name}) {format_shape(e.shape)}\n")
+                    out.write(f"tensor: {printable(key)} ({e.dtype_name}) "
+                              f"{format_shape(e.shape)}\n")
                     print(value, file=out)
             return EXIT_OK
         if args.json:
@@ -63,15 +65,15 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
 def _listing(reader: Any, args: argparse.Namespace, out: TextIO) -> int:
     rows = reader.listing(hidden=args.all_keys)
     status = EXIT_OK
-    width_key = min(max((len(r[0]) for r in rows), default=3), 80)
-    for key, dtype, shape, size, _n, error, sliced in rows:
-        name = by_code(dtype).name
+    width_key = min(max((len(printable(r[0])) for r in rows), default=3), 80)
+    for raw_key, dtype, shape, size, _n, error, sliced in rows:
+        key, name = printable(raw_key), by_code(dtype).name
         if error:
-            out.write(f"{key:<{width_key}}  ERROR: {error}\n")
+            out.write(f"{key:<{width_key}}  ERROR: {printable(error)}\n")
             status = EXIT_DAMAGE
             continue
         if sliced:
-            e = reader.entry(key)
+            e = reader.entry(raw_key)
             size = _partitioned_size(reader, e)
             extra = f"  ({len(e.slices)} slices)"
         else:
@@ -79,7 +81,7 @@ def _listing(reader: Any, args: argparse.Namespace, out: TextIO) -> int:
         out.write(f"{key:<{width_key}}  {name:<10} {format_shape(shape):<16} "
                   f"{format_bytes(size):>10}{extra}\n")
         if args.all:
-            print(reader.read(key), file=out)
+            print(reader.read(raw_key), file=out)
     n = reader.header.num_shards
     where = "format V1 file" if reader.header.format == "V1" else "data shard"
     out.write(f"# {len(rows)} tensors, {_parameters(rows)} parameters, "
@@ -207,7 +209,7 @@ def _tree(reader: Any, args: argparse.Namespace, out: TextIO) -> int:
     if args.json:
         write_json(graph.to_json(), out)
     else:
-        out.write(graph.render(_describe(reader)) + "\n")
+        out.write(printable(graph.render(_describe(reader)), keep_newlines=True) + "\n")
     return EXIT_OK
 
 

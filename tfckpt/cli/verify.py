@@ -18,7 +18,7 @@ from ._common import (
     Progress,
     error_stream,
     format_bytes,
-    printable_key,
+    printable,
     write_json,
 )
 
@@ -110,23 +110,23 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
             write_json(doc, out)
         else:
             for t in missing:
-                out.write(f"MISSING data shard {t['shard']}: {printable_key(t['path'])}: "
+                out.write(f"MISSING data shard {t['shard']}: {printable(t['path'])}: "
                           f"{t['error']} ({t['tensors']} stored entries need it)\n")
             for d in damaged:
                 where = f" (slice {d['slice']})" if "slice" in d else ""
-                out.write(f"DAMAGED {printable_key(d['key'])}{where}: {d['error']}\n")
+                out.write(f"DAMAGED {printable(d['key'])}{where}: {printable(d['error'])}\n")
             done = f"{format_bytes(read_bytes)} checked; {checked}"
+            name = printable(reader.prefix)
             if unread:
-                out.write(f"{reader.prefix}: NOT VERIFIED: {len(unread)} of {listed} tensors "
-                          f"could not be read, {len(bad_tensors)} damaged ({done})\n")
+                out.write(f"{name}: NOT VERIFIED: {len(unread)} of {listed} tensors could not "
+                          f"be read, {len(bad_tensors)} damaged ({done})\n")
             elif not damaged and not args.quiet:
-                out.write(f"{reader.prefix}: OK ({listed} tensors, {done})\n")
+                out.write(f"{name}: OK ({listed} tensors, {done})\n")
             elif damaged:
-                out.write(f"{reader.prefix}: {len(bad_tensors)} of {listed} tensors damaged "
-                          f"({done})\n")
+                out.write(f"{name}: {len(bad_tensors)} of {listed} tensors damaged ({done})\n")
         err = error_stream(args)
         for t in unreadable:
-            err.write(f"tfckpt: cannot read data shard {printable_key(t['path'])}: "
+            err.write(f"tfckpt: cannot read data shard {printable(t['path'])}: "
                       f"{t['error']} ({t['tensors']} stored entries not checked)\n")
         if unread:
             return EXIT_TROUBLE
