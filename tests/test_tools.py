@@ -833,6 +833,46 @@ def test_safetensors_malformed_files_are_refused(tmp_path, header, data, message
     assert not os.path.exists(str(tmp_path / "out.index"))
 
 
+@pytest.mark.parametrize("header, data, message", [
+    ({"x": {"dtype": "F32", "shape": [True, True], "data_offsets": [0, 4]}}, b"\0" * 4,
+     "bad safetensors entry for 'x'"),
+    ({"x": {"dtype": "F32", "shape": [0, 2**63], "data_offsets": [0, 0]}}, b"",
+     "bad safetensors entry for 'x'"),
+    ({"x": {"dtype": "F32", "shape": [1], "data_offsets": [4, 0]}}, b"\0" * 4,
+     "bad safetensors entry for 'x'"),
+    ({"x": {"dtype": "F32", "shape": [1], "data_offsets": [False, 4]}}, b"\0" * 4,
+     "bad safetensors entry for 'x'"),
+    ({"__metadata__": {"tfckpt.dtypes": "[1, 2]"},
+      "x": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}}, b"\0" * 4,
+     "bad tfckpt.dtypes metadata: not a JSON object of tensor names to dtype names"),
+    ({"__metadata__": {"tfckpt.dtypes": '{"x": 3}'},
+      "x": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}}, b"\0" * 4,
+     "bad tfckpt.dtypes metadata: not a JSON object"),
+    ({"__metadata__": {"tfckpt.dtypes": '{"x": "float99"}'},
+      "x": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}}, b"\0" * 4,
+     "bad tfckpt.dtypes metadata: x: unknown dtype 'float99'"),
+    ({"__metadata__": {"tfckpt.dtypes": '{"x": "float64"}'},
+      "x": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}}, b"\0" * 4,
+     "bad tfckpt.dtypes metadata: x is stored as F32, which does not hold float64 values"),
+    ({"__metadata__": {"tfckpt.dtypes": '{"y": "float32"}'},
+      "x": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}}, b"\0" * 4,
+     "bad tfckpt.dtypes metadata: it names 'y', which the file does not hold"),
+    ({"b": {"dtype": "BOOL", "shape": [3], "data_offsets": [0, 3]}}, b"\1\0\2",
+     "b: BOOL element 2 is byte 2, not 0 or 1"),
+])
+def test_safetensors_hostile_headers_are_checkpoint_errors(tmp_path, header, data, message):
+    """Shapes of booleans or past int64, offsets that run backwards, malformed dtype metadata
+    and BOOL bytes other than 0/1: each a CheckpointError naming the fault, nothing written."""
+    path = str(tmp_path / "bad.safetensors")
+    with open(path, "wb") as f:
+        f.write(_safetensors_bytes(header, data))
+    with pytest.raises(CorruptCheckpointError, match=re.escape(message)):
+        tools.from_safetensors(path, str(tmp_path / "out"))
+    assert not os.path.exists(str(tmp_path / "out.index"))
+    code, out, err = run("convert", path, tmp_path / "out")
+    assert code == 1 and "internal error" not in err and message in err
+
+
 def test_safetensors_truncated_and_duplicate_headers_are_refused(tmp_path):
     path = str(tmp_path / "t.safetensors")
     with open(path, "wb") as f:
