@@ -23,6 +23,7 @@ from .keys import (
     unescape_local_name,
 )
 from .reader import Reader
+from .reader import open as open_checkpoint
 from .writer import Writer, as_array
 
 __all__ = ["edit", "EditPlan", "edit_object_graph", "cast_value"]
@@ -83,16 +84,20 @@ def edit(src, dst=None, *, set: Optional[Mapping[str, Any]] = None,  # noqa: A00
     set_values = dict(set or {})
     add_values = dict(add or {})
     rename_map = dict(rename or {})
-    reader = Reader(src)
+    reader = open_checkpoint(src)
     if dst is None:
         if not in_place:
-            raise InvalidArgumentError("give a destination, or in_place=True to edit in place")
+            raise InvalidArgumentError("give a destination (-o DST), or in_place=True "
+                                       "(--in-place) to edit in place")
+        if reader.header.format == "V1":
+            raise InvalidArgumentError(f"{reader.prefix} is a format V1 checkpoint; an edit "
+                                       "writes format V2: give a destination (-o DST)")
         dst = reader.prefix
     dst = os.fspath(dst)
     same = os.path.abspath(dst) == os.path.abspath(reader.prefix)
     if same and not in_place:
-        raise InvalidArgumentError(f"{dst} is the source checkpoint; pass in_place=True to "
-                                   "edit it in place")
+        raise InvalidArgumentError(f"{dst} is the source checkpoint; pass in_place=True "
+                                   "(--in-place) to edit it in place")
     keys = [k for k in reader.keys() if k != OBJECT_GRAPH_KEY]
     keyset = frozenset(keys)
     plan = EditPlan(src=reader.prefix, dst=dst)
