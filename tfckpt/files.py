@@ -28,7 +28,8 @@ __all__ = ["locate", "Located", "resolve_prefix", "data_filename", "read_checkpo
            "parse_checkpoint_state", "sniff", "find_shard", "STATE_FILE", "INDEX_SUFFIX",
            "MAX_STATE_BYTES", "TABLE_MAGIC", "INDEX_NAME_RE", "DATA_NAME_RE", "TEMP_NAME_RE",
            "STATE_TEMP_NAME_RE", "COMPRESSION_MAGICS", "ZIP_MAGICS", "HDF5_MAGIC",
-           "GIT_LFS_MAGIC", "GIT_LFS_ADVICE", "check_git_lfs_pointer"]
+           "GIT_LFS_MAGIC", "GIT_LFS_ADVICE", "check_git_lfs_pointer", "is_table_file",
+           "v1_group_name", "looks_like_v1_name"]
 
 # -- the names and magics of checkpoint files (FORMAT: docs/format.md, "File naming") -------
 
@@ -242,6 +243,24 @@ def _listing_hint(directory: str) -> str:
     names = ", ".join(os.path.basename(f)[: -len(".index")] for f in found[:5])
     more = f" and {len(found) - 5} more" if len(found) > 5 else ""
     return f"; checkpoints present there: {names}{more}"
+
+
+def is_table_file(path: str) -> bool:
+    """Whether `path` is a table file (a V1 checkpoint file, or an index) by its footer:
+    one small read, for a scan that meets files without knowing what they are."""
+    return _is_table(path)
+
+
+def v1_group_name(name: str) -> str:
+    """The name a V1 checkpoint file is known by: a shard ``m-00001-of-00003`` by the
+    pattern of its set (``m-?????-of-00003``, as the saver names it), another by itself."""
+    m = _V1_SHARD_RE.match(name)
+    return f"{m.group('base')}-?????-of-{m.group('num')}" if m else name
+
+
+def looks_like_v1_name(name: str) -> bool:
+    """Whether a file name is one a V1 saver gives: a shard of a set, or a ``*ckpt*``."""
+    return bool(_V1_SHARD_RE.match(name)) or "ckpt" in name
 
 
 def _is_table(path: str) -> bool:
