@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 from typing import Any, Callable, Dict, TextIO
 
 import tfckpt
@@ -49,7 +50,7 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
                 value = reader.read(key)
                 e = reader.entry(key)
                 if args.json:
-                    out.write(json.dumps(_json_value(key, e, value)) + "\n")
+                    _write_json_value(key, e, value, out)
                 else:
                     out.write(f"tensor: {printable(key)} ({e.dtype_name}) "
                               f"{format_shape(e.shape)}\n")
@@ -166,28 +167,13 @@ def _json_value(key: str, entry: Any, value: Any) -> Dict[str, Any]:
 
                 return {"base64": base64.b64encode(v).decode("ascii")}
         if isinstance(v, np.ndarray):
-            return convert(v.tolist()) if v.dtype == object else plain(v)
+            return convert(v.tolist()) if v.dtype == object else _plain(v)
         if isinstance(v, list):
             return [convert(x) for x in v]
         if isinstance(v, tfckpt.Variant):
             return {"type_name": v.type_name, "metadata_bytes": len(v.metadata),
                     "tensors": [convert(t) for t in v.tensors]}
         return v
-
-    def plain(arr: Any) -> Any:
-        if arr.dtype.kind == "c":
-            return [[z.real, z.imag] for z in arr.reshape(-1).tolist()] if arr.ndim else \
-                [arr.item().real, arr.item().imag]
-        if arr.dtype.kind not in "biuf":  # ml_dtypes types
-            arr = arr.astype(np.float64) if "float" in arr.dtype.name else arr.astype(np.int64)
-        return finite(arr.tolist())
-
-    def finite(x: Any) -> Any:
-        if isinstance(x, list):
-            return [finite(y) for y in x]
-        if isinstance(x, float) and (x != x or x in (float("inf"), float("-inf"))):
-            return str(x)
-        return x
 
     if entry.dtype_code in (STRING, VARIANT):
         out = convert(value.tolist() if value.ndim else [value.item()])
@@ -196,6 +182,54 @@ def _json_value(key: str, entry: Any, value: Any) -> Dict[str, Any]:
     else:
         out = convert(value)
     return {"key": key, "dtype": entry.dtype_name, "shape": list(entry.shape), "value": out}
+
+
+def _plain(arr: Any) -> Any:
+    """A numeric array as nested lists of JSON numbers: complex numbers as [re, im],
+    ml_dtypes values widened, non-finite floats as strings."""
+    import numpy as np
+
+    if arr.dtype.kind == "c":
+        return [[z.real, z.imag] for z in arr.reshape(-1).tolist()] if arr.ndim else \
+            [arr.item().real, arr.item().imag]
+    if arr.dtype.kind not in "biuf":  # ml_dtypes types
+        arr = arr.astype(np.float64) if "float" in arr.dtype.name else arr.astype(np.int64)
+    return _finite(arr.tolist())
+
+
+def _finite(x: Any) -> Any:
+    if isinstance(x, list):
+        return [_finite(y) for y in x]
+    if isinstance(x, float) and (x != x or x in (float("inf"), float("-inf"))):
+        return str(x)
+    return x
+
+
+#: Elements converted at a time when a tensor's value is written as JSON: the text of a
+#: chunk is all that is held, not the whole tensor as Python objects (~55 bytes each).
+_JSON_CHUNK = 1 << 16
+
+
+def _write_json_value(key: str, entry: Any, value: Any, out: TextIO) -> None:
+    """One tensor as the JSON line :func:`_json_value` gives, numeric values streamed in
+    chunks, so a tensor of any size needs memory for one chunk of text only."""
+    if entry.dtype_code in (STRING, VARIANT) or value.ndim == 0 or value.size == 0:
+        out.write(json.dumps(_json_value(key, entry, value)) + "\n")
+        return
+    head = json.dumps({"key": key, "dtype": entry.dtype_name, "shape": list(entry.shape)})
+    out.write(head[:-1] + ', "value": ')
+    shape, flat = value.shape, value.reshape(-1)
+    blocks = [math.prod(shape[k:]) for k in range(len(shape))]  # elements per nested list
+    out.write("[" * len(shape))
+    i, n = 0, flat.size
+    while i < n:
+        if i:
+            ends = sum(1 for b in blocks if i % b == 0)
+            out.write("]" * ends + ", " + "[" * ends)
+        stop = min(n, i + _JSON_CHUNK, (i // shape[-1] + 1) * shape[-1])
+        out.write(json.dumps(_plain(flat[i:stop]))[1:-1])
+        i = stop
+    out.write("]" * len(shape) + "}\n")
 
 
 # -- the object graph -------------------------------------------------------------------
