@@ -893,6 +893,76 @@ def test_dump_tensor_json_is_streamed_and_exact(tmp_path):
     assert peak < 16 * 2**20, peak  # whole: 2M elements x ~55 bytes = ~110 MB
 
 
+def test_version_and_dir_list_what_a_user_looks_for():
+    code, out, _ = run_cli(["--version"])
+    assert (code, out) == (0, f"tfckpt {tfckpt.__version__}\n")
+    names = dir(tfckpt)
+    for lazy in ("Writer", "edit", "scan", "diff", "migrate", "optimizer_keys"):
+        assert lazy in names, lazy
+    assert "open" in names and "Reader" in names
+
+
+def test_missing_key_gets_the_closest_keys_and_the_object_key(corpus, tmp_path):
+    p = corpus["tf2_optimizer_slots"].prefix
+    kernel = "model/hidden/kernel/.ATTRIBUTES/VARIABLE_VALUE"
+    code, out, err = run_cli(["dump", p, "--tensor", "model/hidden/kernel"])
+    assert (code, out) == (2, "")
+    assert err == (f"tfckpt: Key model/hidden/kernel not found in checkpoint {p}; it is an "
+                   f"object path: its value is the key {kernel}\n")
+    code, _, err = run_cli(["dump", p, "--tensor", kernel.replace("kernel", "kernal")])
+    assert code == 2 and err.endswith(
+        f"; did you mean {kernel} or model/hidden/bias/.ATTRIBUTES/VARIABLE_VALUE or "
+        "model/out/kernel/.ATTRIBUTES/VARIABLE_VALUE?\n")  # the closest first
+    code, _, err = run_cli(["edit", p, "-o", str(tmp_path / "o"), "--drop",
+                            "model/hidden/kernel"])
+    assert code == 2 and f"its value is the key {kernel}" in err
+    code, _, err = run_cli(["dump", p, "--tensor", "zzzzzz"])
+    assert code == 2 and err == f"tfckpt: Key zzzzzz not found in checkpoint {p}\n"
+
+
+def test_errors_name_command_line_flags(corpus, tmp_path):
+    p = corpus["tf2_optimizer_slots"].prefix
+    out = str(tmp_path / "o")
+    assert run_cli(["edit", p, "-o", out])[0] == 0
+    code, _, err = run_cli(["edit", p, "-o", out])
+    assert code == 2 and "(--overwrite)" in err
+    np.save(str(tmp_path / "k.npy"), np.zeros(3, np.float32))
+    kernel = "model/hidden/kernel/.ATTRIBUTES/VARIABLE_VALUE"
+    code, _, err = run_cli(["edit", p, "-o", out, "--overwrite", "--set",
+                            f"{kernel}={tmp_path / 'k.npy'}"])
+    assert code == 2 and "(--allow-shape-change)" in err
+
+
+def test_dump_of_a_directory_says_which_checkpoint_it_chose(corpus, tmp_path):
+    src = corpus["tf2_optimizer_slots"].prefix
+    d = tmp_path / "run"
+    p = _copy(src, d)
+    code, out, _ = run_cli(["dump", str(d)])
+    assert code == 0 and out.splitlines()[0] == f"# {p}: the checkpoint found in {d}"
+    (d / "checkpoint").write_text(f'model_checkpoint_path: "{os.path.basename(p)}"\n')
+    code, out, _ = run_cli(["dump", str(d)])
+    assert out.splitlines()[0] == (f"# {p}: the latest checkpoint in {d}, as its "
+                                   "'checkpoint' state file says")
+    code, out, _ = run_cli(["dump", p])
+    assert not out.startswith("#")
+
+
+def test_progress_line_leaves_no_stale_characters():
+    class Tty(io.StringIO):
+        def isatty(self):
+            return True
+
+    stream = Tty()
+    progress = cli.Progress("verifying", stream, total=10**9)
+    progress.update(10**8)
+    progress.last = float("-inf")
+    progress.update(1)
+    progress.close()
+    draws = stream.getvalue().split("\r")[1:]
+    assert all(d.endswith("\033[K") for d in draws[:-1]), draws
+    assert draws[-1] == "\033[K"
+
+
 def test_exit_usage_errors():
     for args in (["dump"], ["bogus"], ["dump", "x", "--no-such-flag"]):
         r = run_proc(args)

@@ -55,6 +55,11 @@ _LAZY = {
 }
 
 
+def __dir__():
+    """The module's names, the lazily imported ones included (``dir(tfckpt)``, completion)."""
+    return sorted(set(globals()) | set(_LAZY))
+
+
 def __getattr__(name):
     module = _LAZY.get(name)
     if module is None:

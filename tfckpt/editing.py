@@ -18,6 +18,7 @@ from .errors import InvalidArgumentError, KeyNotFoundError
 from .keys import (
     OBJECT_GRAPH_KEY,
     is_slot_key,
+    missing_key_hint,
     parse_object_key,
     split_object_path,
     unescape_local_name,
@@ -104,7 +105,8 @@ def edit(src, dst=None, *, set: Optional[Mapping[str, Any]] = None,  # noqa: A00
 
     for k in list(drop) + list(rename_map) + list(set_values):
         if k not in keyset:
-            raise KeyNotFoundError(f"Key {k} not found in checkpoint {reader.prefix}")
+            raise KeyNotFoundError(f"Key {k} not found in checkpoint {reader.prefix}"
+                                   f"{missing_key_hint(k, keys)}", key=k)
     dropped = {k for k in drop}
     for pattern in drop_regex:
         rx = re.compile(pattern)
@@ -141,7 +143,8 @@ def edit(src, dst=None, *, set: Optional[Mapping[str, Any]] = None,  # noqa: A00
         if tuple(arr.shape) != tuple(e.shape) and not allow_shape_change:
             raise InvalidArgumentError(
                 f"{k}: the value has shape {list(arr.shape)}, the checkpoint holds "
-                f"{list(e.shape)}; pass allow_shape_change to change the shape")
+                f"{list(e.shape)}; pass allow_shape_change (--allow-shape-change) to change "
+                "the shape")
         set_arrays[k] = (arr, code)
         cast = f" (cast from {given})" if arr.dtype != given and code != STRING else ""
         plan.set[k] = (f"{e.dtype_name}{list(e.shape)} -> "
@@ -187,7 +190,7 @@ def _to_stored_dtype(key: str, arr: Any, code: int, entry: Any, allow_cast: bool
     if target is None or (code == STRING) != (entry.dtype_code == STRING):
         raise InvalidArgumentError(
             f"{key}: the value is {arr.dtype}, the checkpoint holds {entry.dtype_name}; "
-            "pass allow_dtype_change to change the dtype")
+            "pass allow_dtype_change (--allow-dtype-change) to change the dtype")
     return cast_value(key, arr, target, allow_cast=allow_cast)
 
 

@@ -136,8 +136,8 @@ class Writer:
             raise CheckpointError(f"cannot write {self.prefix}: cannot create directory "
                                   f"{directory}: {e.strerror}") from None
         if os.path.exists(self.prefix + ".index") and not overwrite:
-            raise CheckpointError(f"{self.prefix}.index exists; pass overwrite=True to replace "
-                                  "that checkpoint")
+            raise CheckpointError(f"{self.prefix}.index exists; pass overwrite=True "
+                                  "(--overwrite) to replace that checkpoint")
         self._update_state = update_state
         self._native = core.BundleWriter(self.prefix, max_shard_bytes, big_endian)
         self._keys: set = set()

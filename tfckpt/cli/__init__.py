@@ -42,6 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Read, write, verify and inspect TensorFlow checkpoints without TensorFlow.",
         epilog="Exit status: 0 ok, 1 damage found, 2 usage or I/O error. "
                "TensorFlow's inspect_checkpoint flags (--file_name ...) work too.")
+    p.add_argument("--version", action="version", version=f"tfckpt {tfckpt.__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     for command in _SUBCOMMANDS:
         command.register(sub)
@@ -55,6 +56,9 @@ def run(argv: Optional[Sequence[str]] = None, out: Optional[TextIO] = None,
     out = out or sys.stdout
     err = err or sys.stderr
     try:
+        if argv == ["--version"]:  # to `out`, which argparse's action would not use
+            out.write(f"tfckpt {tfckpt.__version__}\n")
+            return EXIT_OK
         if argv and argv[0] == "inspect":
             return inspect.run_argv(argv[1:], out)
         if argv and argv[0] == "dump" and inspect.wants_inspect(argv[1:], inspect.ONLY_FLAGS):

@@ -174,7 +174,9 @@ class Progress:
         finished = self.total is not None and self.done >= self.total
         if self.enabled and (now - self.last > 0.1 or finished):
             self.last = now
-            self.stream.write(f"\r{self._line(self.done / max(now - self.start, 1e-9))} ")
+            # Cleared to the end: a shorter line leaves nothing of a longer one behind.
+            self.stream.write(f"\r{self._line(self.done / max(now - self.start, 1e-9))}"
+                              "\033[K")
             self.stream.flush()
 
     def _line(self, rate: float) -> str:

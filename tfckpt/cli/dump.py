@@ -7,10 +7,13 @@ from __future__ import annotations
 import argparse
 import json
 import math
-from typing import Any, Callable, Dict, TextIO
+import os
+from typing import Any, Callable, Dict, Optional, TextIO
 
 import tfckpt
+import tfckpt.files
 from tfckpt.dtypes import STRING, VARIANT, by_code
+from tfckpt.keys import missing_key_hint
 
 from ._common import (
     EXIT_DAMAGE,
@@ -47,6 +50,10 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
             return _tree(reader, args, out)
         if args.tensor:
             for key in args.tensor:
+                if key not in reader:
+                    raise tfckpt.KeyNotFoundError(
+                        f"Key {key} not found in checkpoint {reader.prefix}"
+                        f"{missing_key_hint(key, reader.keys())}", key=key)
                 value = reader.read(key)
                 e = reader.entry(key)
                 if args.json:
@@ -63,7 +70,24 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
 
 # -- the listing ------------------------------------------------------------------------
 
+def _chosen(path: str, reader: Any) -> Optional[str]:
+    """The comment saying which checkpoint a directory or a state file led to, or None when
+    the user named the checkpoint itself."""
+    state = tfckpt.files.STATE_FILE
+    if os.path.basename(os.path.normpath(path)) == state and os.path.isfile(path):
+        return f"# {printable(reader.prefix)}: the latest checkpoint, as {printable(path)} says"
+    if not os.path.isdir(path):
+        return None
+    if os.path.isfile(os.path.join(path, state)):
+        return (f"# {printable(reader.prefix)}: the latest checkpoint in {printable(path)}, "
+                f"as its '{state}' state file says")
+    return f"# {printable(reader.prefix)}: the checkpoint found in {printable(path)}"
+
+
 def _listing(reader: Any, args: argparse.Namespace, out: TextIO) -> int:
+    chosen = _chosen(args.path, reader)
+    if chosen:
+        out.write(chosen + "\n")
     rows = reader.listing(hidden=args.all_keys)
     status = EXIT_OK
     width_key = min(max((len(printable(r[0])) for r in rows), default=3), 80)
