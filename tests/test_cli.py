@@ -963,6 +963,65 @@ def test_progress_line_leaves_no_stale_characters():
     assert draws[-1] == "\033[K"
 
 
+def _readme_exit_table():
+    """{command: (what 0, 1 and 2 mean)} from the table in README.md."""
+    text = (pathlib.Path(__file__).resolve().parent.parent / "README.md").read_text()
+    rows = re.findall(r"^\| `(\w+)` \| (.*) \| (.*) \| (.*) \|$", text, re.M)
+    return {cmd: cells for cmd, *cells in rows}
+
+
+def test_readme_exit_status_table_is_true(corpus, tmp_path):
+    """Every subcommand has a row in README's exit status table, and each status the row
+    describes is the status of a run that does what the cell says."""
+    table = _readme_exit_table()
+    parser = cli.build_parser()
+    commands = next(a for a in parser._actions if a.dest == "command").choices
+    assert sorted(table) == sorted(commands)
+    good = _copy(corpus["tf2_optimizer_slots"].prefix, tmp_path / "good")
+    other = corpus["name_based_v1_saver_scalar"].prefix
+    damaged = _copy(corpus["tf2_optimizer_slots"].prefix, tmp_path / "damaged")
+    doc = json.loads(run_cli(["dump", damaged, "--json"])[1])
+    kernel = "model/hidden/kernel/.ATTRIBUTES/VARIABLE_VALUE"
+    _flip(damaged + ".data-00000-of-00001",
+          next(t["offset"] for t in doc["tensors"] if t["key"] == kernel) + 1)
+    bad_index = _copy(corpus["tf2_optimizer_slots"].prefix, tmp_path / "bad_index")
+    _flip(bad_index + ".index", 40, 0x01)
+    unreadable = _copy(corpus["tf2_optimizer_slots"].prefix, tmp_path / "unreadable")
+    os.remove(unreadable + ".data-00000-of-00001")
+    os.mkdir(unreadable + ".data-00000-of-00001")
+    edited = str(tmp_path / "edited")
+    assert run_cli(["edit", good, "-o", edited, "--drop",
+                    "model/out/bias/.ATTRIBUTES/VARIABLE_VALUE"])[0] == 0
+    nowhere = str(tmp_path / "nowhere" / "ckpt")
+    out = lambda name: str(tmp_path / "out" / name)  # noqa: E731
+    runs = {
+        "dump": ([good], [bad_index], [nowhere]),
+        "verify": ([good], [damaged], [unreadable]),
+        "inspect": ([f"--file_name={good}"], [],
+                    [f"--file_name={good}", "--printoptions", "nope"]),
+        "scan": ([str(tmp_path / "good")], [str(tmp_path / "damaged"), "--verify"],
+                 [str(tmp_path / "good"), "--jobs", "0"]),
+        "refs": ([good], [bad_index], [nowhere]),
+        "edit": ([good, "-o", out("e0")], [damaged, "-o", out("e1")],
+                 [good, "-o", out("e2"), "--drop", "no/such/key"]),
+        "average": ([good, good, "-o", out("a0")], [damaged, good, "-o", out("a1")],
+                    [good, "-o", out("a2")]),
+        "migrate": ([good, "--like", good, "-o", out("m0")],
+                    [other, "--like", good, "-o", out("m1")],
+                    [good, "--like", nowhere, "-o", out("m2")]),
+        "diff": ([good, good], [good, edited], [good, nowhere]),
+        "explain": ([good, "--against", good], [other, "--against", good],
+                    [good, "--against", nowhere]),
+        "convert": ([good, out("c0.npz")], [damaged, out("c1.npz")], [good, out("c2.xyz")]),
+    }
+    assert sorted(runs) == sorted(table)
+    for command, by_status in runs.items():
+        for status, argv in enumerate(by_status):
+            code, _, err = run_cli([command] + argv)
+            assert code == status, (command, argv, err)
+            assert "internal error" not in err and "Traceback" not in err
+
+
 def test_exit_usage_errors():
     for args in (["dump"], ["bogus"], ["dump", "x", "--no-such-flag"]):
         r = run_proc(args)

@@ -162,8 +162,8 @@ def _keys_by_name(graph: Any, keys: Set[str]) -> Dict[str, List[str]]:
 def _match(ro: Any, rl: Any, name_map: Dict[str, str], rules: List[Tuple[str, str]],
            report: MigrationReport) -> None:
     """Fills `report`: which old key each new key gets (by `name_map`, then `rules`, then
-    recorded variable names, then unique name suffixes), and what found no partner or does
-    not fit."""
+    recorded variable names, then the same key, then unique name suffixes), and what found
+    no partner or does not fit."""
     old_keys, new_keys = _values(ro), _values(rl)
     old_set, new_set = set(old_keys), set(new_keys)
     for o, n in list(name_map.items()):
@@ -194,6 +194,12 @@ def _match(ro: Any, rl: Any, name_map: Dict[str, str], rules: List[Tuple[str, st
     for name, key in new_by_name.items():
         if name in old_by_name:
             source[key] = old_by_name[name]
+    # The same key on both sides (an object-based old checkpoint of the same structure,
+    # whose unnamed variables all record the name "Variable").
+    taken = set(source.values())
+    for key in new_keys:
+        if key not in source and key in old_set and key not in taken:
+            source[key] = key
     _match_suffixes(old_by_name, new_by_name, source)
     for o, n in _apply_rules(rules, old_keys, new_set, new_by_name, ro.prefix).items():
         source[n] = o
