@@ -1022,6 +1022,50 @@ def test_readme_exit_status_table_is_true(corpus, tmp_path):
             assert "internal error" not in err and "Traceback" not in err
 
 
+def test_dump_parameters_counts_the_model_apart_from_the_optimizer(corpus):
+    p = corpus["tf2_optimizer_slots"].prefix
+    code, out, err = run_cli(["dump", p, "--parameters"])
+    assert (code, err) == (0, "")
+    # model: kernels 4x3 and 3x2, biases 3 and 2, save_counter; optimizer: m and v of each
+    # variable, beta1_power and beta2_power
+    assert out == "# 72 parameters: 24 in 5 model tensors, 48 in 10 tensors of optimizer state\n"
+    doc = json.loads(run_cli(["dump", p, "--parameters", "--json"])[1])
+    assert doc["parameters"] == {"model": 24, "optimizer": 48, "model_tensors": 5,
+                                 "optimizer_tensors": 10}
+
+
+def test_dump_and_verify_read_the_archive_locations_scan_prints(corpus, tmp_path):
+    import tarfile
+    import zipfile
+
+    p = _copy(corpus["tf2_optimizer_slots"].prefix, tmp_path / "run")
+    files = sorted(glob.glob(p + ".*"))
+    tar, zf, tgz = (str(tmp_path / n) for n in ("a.tar", "a.zip", "a.tar.gz"))
+    for path, mode in ((tar, "w"), (tgz, "w:gz")):
+        with tarfile.open(path, mode) as t:
+            for f in files:
+                t.add(f, arcname="run/" + os.path.basename(f))
+    with zipfile.ZipFile(zf, "w", zipfile.ZIP_DEFLATED) as z:
+        for f in files:
+            z.write(f, "run/" + os.path.basename(f))
+    listing = run_cli(["dump", p])[1]
+    for archive in (tar, zf):
+        code, out, _ = run_cli(["scan", archive, "--format", "jsonl"])
+        location = json.loads(out.splitlines()[0])["location"]
+        assert location == f"{archive}!/run/ckpt-1"
+        for where in (location, location + ".index"):
+            code, out, err = run_cli(["dump", where])
+            assert (code, err, out) == (0, "", listing)
+        code, out, err = run_cli(["verify", location])
+        assert (code, err) == (0, "") and out.startswith(f"{location}: OK (16 tensors, ")
+    code, out, err = run_cli(["dump", f"{tgz}!/run/ckpt-1"])
+    assert (code, out) == (2, "")
+    assert err == (f"tfckpt: {tgz} is a compressed tar, whose members cannot be read in "
+                   "place: unpack it, or 'tfckpt scan' it\n")
+    code, _, err = run_cli(["dump", f"{tar}!/run/ckpt-9"])
+    assert code == 2 and err == f"tfckpt: No checkpoint index at {tar}!/run/ckpt-9.index\n"
+
+
 def test_exit_usage_errors():
     for args in (["dump"], ["bogus"], ["dump", "x", "--no-such-flag"]):
         r = run_proc(args)

@@ -56,6 +56,18 @@ def printable(text: str, keep_newlines: bool = False) -> str:
                    for c in raw)
 
 
+def open_checkpoint(path: str) -> Any:
+    """A reader of `path`: what ``tfckpt.open`` takes, or an ``ARCHIVE!/MEMBER`` location
+    as ``tfckpt scan`` prints it."""
+    import tfckpt
+
+    if "!/" in path:
+        from tfckpt.scanning import open_location
+
+        return open_location(path)
+    return tfckpt.open(path)
+
+
 def write_json(doc: Any, out: TextIO) -> None:
     """`doc` as indented JSON and a newline: the ``--json`` output of every subcommand."""
     json.dump(doc, out, indent=1)

@@ -21,6 +21,7 @@ from ._common import (
     UsageError,
     format_bytes,
     format_shape,
+    open_checkpoint,
     printable,
     printoptions,
     write_json,
@@ -39,13 +40,16 @@ def register(sub: Any) -> None:
                    help="show the object graph: paths, aliases and optimizer slots")
     d.add_argument("--all-keys", action="store_true",
                    help="also list the slice entries of partitioned tensors")
+    d.add_argument("--parameters", action="store_true",
+                   help="count the parameters of the model apart from the optimizer's state "
+                        "(slots, step counters: what edit --drop-optimizer drops)")
     d.add_argument("--printoptions", nargs="*", default=[], metavar="K=V",
                    help="numpy print options, e.g. threshold=100000")
     d.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace, out: TextIO) -> int:
-    with printoptions(args.printoptions), tfckpt.open(args.path) as reader:
+    with printoptions(args.printoptions), open_checkpoint(args.path) as reader:
         if args.tree:
             return _tree(reader, args, out)
         if args.tensor:
@@ -63,6 +67,8 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
                               f"{format_shape(e.shape)}\n")
                     print(value, file=out)
             return EXIT_OK
+        if args.parameters:
+            return _parameter_split(reader, args, out)
         if args.json:
             return _listing_json(reader, args, out)
         return _listing(reader, args, out)
@@ -150,6 +156,24 @@ def _listing_json(reader: Any, args: argparse.Namespace, out: TextIO) -> int:
                    "bytes": _data_bytes(reader)},
     }, out)
     return status
+
+
+def _parameter_split(reader: Any, args: argparse.Namespace, out: TextIO) -> int:
+    """The parameters of the model and those of the optimizer's state, counted apart (the
+    object graph, which the listing counts as one string, is neither)."""
+    rows = [r for r in reader.listing() if r[0] != tfckpt.OBJECT_GRAPH_KEY]
+    optimizer = set(tfckpt.optimizer_keys(reader))
+    model_rows = [r for r in rows if r[0] not in optimizer]
+    opt_rows = [r for r in rows if r[0] in optimizer]
+    counts = {"model": _parameters(model_rows), "optimizer": _parameters(opt_rows),
+              "model_tensors": len(model_rows), "optimizer_tensors": len(opt_rows)}
+    if args.json:
+        write_json({"prefix": reader.prefix, "parameters": counts}, out)
+    else:
+        out.write(f"# {counts['model'] + counts['optimizer']} parameters: {counts['model']} "
+                  f"in {len(model_rows)} model tensors, {counts['optimizer']} in "
+                  f"{len(opt_rows)} tensors of optimizer state\n")
+    return EXIT_OK
 
 
 def _parameters(rows: Any) -> int:

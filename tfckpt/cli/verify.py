@@ -18,6 +18,7 @@ from ._common import (
     Progress,
     error_stream,
     format_bytes,
+    open_checkpoint,
     printable,
     write_json,
 )
@@ -42,7 +43,7 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
     """Exit 0 all checked and sound, 1 damage (a checksum, bytes past a file's end, a
     missing shard), 2 when a shard is there but cannot be read (nothing to say about its
     bytes). A shard's trouble is named once; the bytes counted are those actually read."""
-    with tfckpt.open(args.path) as reader:
+    with open_checkpoint(args.path) as reader:
         v1 = reader.header.format == "V1"
         checked = "table blocks verified" if v1 else "index blocks verified"
         rows = reader.listing(hidden=True)

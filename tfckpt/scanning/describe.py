@@ -21,7 +21,7 @@ from .archives import compressed_tar_tasks
 from .records import KeyRecord, Record, describe_exception, error_record
 from .tasks import Checkpoint, Done, Options, Task, WholeArchive
 
-__all__ = ["run_task", "dtype_name", "DTYPE_NAME_CACHE"]
+__all__ = ["run_task", "dtype_name", "DTYPE_NAME_CACHE", "make_storage"]
 
 #: The variable TF1's ``Saver`` keeps the training step in.
 GLOBAL_STEP_KEY = "global_step"
@@ -90,7 +90,7 @@ class _V1Files:
         return self.files[shard_id]
 
 
-def _make_storage(spec: tuple, opts: Options) -> Any:
+def make_storage(spec: tuple, opts: Options) -> Any:
     """The storage a task's spec names (see the trees' ``checkpoint_spec``)."""
     kind = spec[0]
     if kind == "local":
@@ -130,7 +130,7 @@ def run_task(task: Task, opts: Options) -> List[Any]:
             reader: Any = open_checkpoint(task.spec[1])
             storage: Any = _V1Files(reader)
         else:
-            storage = _IndexSized(_make_storage(task.spec, opts))
+            storage = _IndexSized(make_storage(task.spec, opts))
             reader = Reader(storage=storage)
     except Exception as e:  # noqa: BLE001 - never fatal: the record says what went wrong
         return _failed(task, e, opts)
