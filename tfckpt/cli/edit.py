@@ -9,7 +9,7 @@ from typing import Any, TextIO
 
 import tfckpt
 
-from ._common import EXIT_OK, UsageError, pairs, write_json
+from ._common import EXIT_OK, UsageError, pairs, printable, write_json
 
 
 def register(sub: Any) -> None:
@@ -70,7 +70,7 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
     else:
         if args.dry_run:
             out.write(f"# dry run: nothing written; {plan.src} -> {plan.dst}\n")
-        out.write(plan.describe() + "\n")
+        out.write(printable(plan.describe(), keep_newlines=True) + "\n")
     return EXIT_OK
 
 

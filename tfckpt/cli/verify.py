@@ -137,11 +137,15 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
 def _shard_trouble(reader: Any, e: tfckpt.MissingShardError) -> Dict[str, Any]:
     """What is wrong with one data shard, for the report (counted once, however many
     entries it holds)."""
-    unreadable = isinstance(e, tfckpt.UnreadableShardError)
-    path = e.path or reader.shard_path(e.shard)
-    return {"shard": e.shard, "path": path, "unreadable": unreadable, "tensors": 0,
-            "error": (e.reason if unreadable else GIT_LFS_ADVICE
-                      if isinstance(e, tfckpt.GitLfsPointerError) else "does not exist")}
+    if isinstance(e, tfckpt.UnreadableShardError):
+        error = e.reason or str(e)
+    elif isinstance(e, tfckpt.GitLfsPointerError):
+        error = GIT_LFS_ADVICE
+    else:
+        error = "does not exist"
+    return {"shard": e.shard, "path": e.path or reader.shard_path(e.shard),
+            "unreadable": isinstance(e, tfckpt.UnreadableShardError), "tensors": 0,
+            "error": error}
 
 
 def _slice_owner(key: str) -> Tuple[str, Optional[str]]:
