@@ -692,6 +692,380 @@ def test_exit_missing_shard(corpus, tmp_path):
     assert b"DAMAGED " in r.stdout and b"is missing" in r.stdout
 
 
+def test_verify_names_a_missing_shard_once_and_counts_only_bytes_read(corpus, tmp_path):
+    p = _copy(corpus["multi_device"].prefix, tmp_path / "m")
+    shards = sorted(glob.glob(p + ".data-*"))
+    with tfckpt.open(p) as r:
+        in_shard = sorted(k for k in r.keys() if r.entry(k).shard_id == 1)
+        total = r.summary()[5]
+        gone = sum(r.entry(k).size for k in in_shard)
+    os.remove(shards[1])
+    code, out, err = run_cli(["verify", p])
+    assert (code, err) == (1, "")
+    lines = out.splitlines()
+    assert lines[0] == (f"MISSING data shard 1: {shards[1]}: does not exist "
+                        f"({len(in_shard)} stored entries need it)")
+    assert lines[1:-1] == [f"DAMAGED {k}: its data shard 1 is missing" for k in in_shard]
+    assert lines[-1].startswith(f"{p}: {len(in_shard)} of ")
+    assert f"({cli.format_bytes(total - gone)} checked;" in lines[-1]
+    doc = json.loads(run_cli(["verify", p, "--json"])[1])
+    assert doc["bytes_checked"] == total - gone
+    assert doc["shards_missing"] == [{"shard": 1, "path": shards[1], "tensors": len(in_shard),
+                                      "error": "does not exist"}]
+
+
+def test_verify_unreadable_shard_is_an_io_error(corpus, tmp_path):
+    """A shard that is there but cannot be read is exit 2, named once with the cause; no
+    tensor is called damaged and no byte counted as checked."""
+    p = _copy(corpus["module_nested"].prefix, tmp_path / "u")
+    shard = glob.glob(p + ".data-*")[0]
+    os.remove(shard)
+    os.mkdir(shard)  # EISDIR, which even root meets
+    with tfckpt.open(p) as r:
+        n = len(r)
+        entries = sum(1 for row in r.listing(hidden=True) if not row[6])
+        with pytest.raises(tfckpt.UnreadableShardError) as info:
+            r.read(r.keys()[0])
+    assert info.value.reason == "Is a directory" and info.value.path == shard
+    assert isinstance(info.value, tfckpt.MissingShardError)  # as before the two were told apart
+    code, out, err = run_cli(["verify", p])
+    assert code == 2
+    assert err == (f"tfckpt: cannot read data shard {shard}: Is a directory ({entries} stored "
+                   "entries not checked)\n")
+    assert out == (f"{p}: NOT VERIFIED: {n} of {n} tensors could not be read, 0 damaged "
+                   "(0 B checked; index blocks verified)\n")
+    doc = json.loads(run_cli(["verify", p, "--json"])[1])
+    assert (doc["ok"], doc["bytes_checked"], doc["tensors_damaged"]) == (False, 0, 0)
+    code, out, err = run_cli(["dump", p, "--tensor", tfckpt.open(p).keys()[0]])
+    assert code == 2 and out == "" and err.startswith(f"tfckpt: Cannot open data shard {shard}: "
+                                                      "Is a directory")
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() == 0,
+                    reason="root reads files whatever their mode")
+def test_verify_permission_denied_shard_is_exit_2(corpus, tmp_path):
+    p = _copy(corpus["module_nested"].prefix, tmp_path / "perm")
+    shard = glob.glob(p + ".data-*")[0]
+    os.chmod(shard, 0)
+    code, _, err = run_cli(["verify", p])
+    assert code == 2 and "Permission denied" in err and err.count("\n") == 1
+
+
+def test_unreadable_directory_is_not_a_directory_without_checkpoints(tmp_path, monkeypatch):
+    real = os.scandir
+
+    def denied(path="."):
+        if os.fspath(path) == str(tmp_path):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real(path)
+
+    monkeypatch.setattr(os, "scandir", denied)
+    with pytest.raises(tfckpt.UnreadableError, match="^Cannot read directory .*: Permission "
+                       "denied$"):
+        tfckpt.open(str(tmp_path))
+    code, out, err = run_cli(["dump", str(tmp_path)])
+    assert (code, out) == (2, "")
+    assert err == f"tfckpt: Cannot read directory {tmp_path}: Permission denied\n"
+
+
+_LFS_POINTER = (b"version https://git-lfs.github.com/spec/v1\n"
+                b"oid sha256:4d7a214614ab2935c943f9e0ff69d22eadbb8f32b1258daaa5e2ca24d17e2393\n"
+                b"size 12345\n")
+
+
+def test_git_lfs_pointer_wherever_it_sits(corpus, tmp_path):
+    """A git-lfs pointer saved as the .index or as a data shard is named as such, with the
+    advice to run git lfs pull: never "bad magic number" nor a checksum failure per key."""
+    advice = "it is a git-lfs pointer file, not the checkpoint itself; run 'git lfs pull'"
+    p = _copy(corpus["module_nested"].prefix, tmp_path / "idx")
+    pathlib.Path(p + ".index").write_bytes(_LFS_POINTER)
+    with pytest.raises(tfckpt.GitLfsPointerError) as info:
+        tfckpt.open(p)
+    assert str(info.value).startswith(f"{p}.index: {advice}")
+    for argv in (["dump", p], ["verify", p], ["dump", p + ".index"]):
+        code, out, err = run_cli(argv)
+        assert (code, out) == (1, ""), argv
+        assert err == f"tfckpt: {p}.index: {advice} to fetch the real file\n"
+    q = _copy(corpus["module_nested"].prefix, tmp_path / "data")
+    shard = glob.glob(q + ".data-*")[0]
+    pathlib.Path(shard).write_bytes(_LFS_POINTER)
+    with tfckpt.open(q) as r:
+        key = r.keys()[0]
+        n_entries = sum(1 for row in r.listing(hidden=True) if not row[6])
+        with pytest.raises(tfckpt.GitLfsPointerError, match="git lfs pull"):
+            r.read(key)
+    code, out, err = run_cli(["verify", q])
+    assert (code, err) == (1, "")
+    lines = out.splitlines()
+    assert lines[0] == (f"MISSING data shard 0: {shard}: {advice} to fetch the real file "
+                        f"({n_entries} stored entries need it)")
+    assert all(ln.endswith(": its data shard 0 is missing") for ln in lines[1:-1])
+    assert "Checksum" not in out
+    code, out, err = run_cli(["dump", q, "--tensor", key])
+    assert code == 1 and "git lfs pull" in err
+
+
+def test_git_lfs_pointer_as_a_v1_checkpoint(tmp_path):
+    path = tmp_path / "model.ckpt-00000-of-00001"
+    path.write_bytes(_LFS_POINTER)
+    code, out, err = run_cli(["dump", str(path)])
+    assert (code, out) == (2, "") and "git lfs pull" in err
+
+
+def test_hostile_key_names_are_escaped_in_human_output(tmp_path):
+    """Keys and paths with escape sequences cannot clear the screen, set the window title
+    or forge lines in dump, scan, verify and error lines; JSON keeps them exact."""
+    hostile = "a\x1b[2J\x1b]0;owned\x07\nDAMAGED fake\rb"
+    shown = "a\\x1b[2J\\x1b]0;owned\\x07\\nDAMAGED fake\\rb"
+    d = tmp_path / "d\x1b[31m"
+    prefix = str(d / "ckpt")
+    with tfckpt.Writer(prefix) as w:
+        w.add(hostile, np.zeros(2, np.float32))
+    shown_dir = str(tmp_path) + "/d\\x1b[31m"
+    code, out, err = run_cli(["dump", prefix])
+    assert (code, err) == (0, "")
+    assert out.splitlines()[0].startswith(shown + "  float32")
+    assert "\x1b" not in out and "\x07" not in out and "\r" not in out
+    code, out, _ = run_cli(["dump", prefix, "--tensor", hostile])
+    assert code == 0 and out.splitlines()[0] == f"tensor: {shown} (float32) [2]"
+    assert json.loads(run_cli(["dump", prefix, "--json"])[1])["tensors"][0]["key"] == hostile
+    code, out, _ = run_cli(["scan", str(tmp_path), "--keys"])
+    assert code == 0 and "\x1b" not in out and f"{shown_dir}/ckpt  {shown}" in out
+    assert all(not ln.startswith("DAMAGED") for ln in out.splitlines())
+    code, out, _ = run_cli(["scan", str(tmp_path), "--keys", "--format", "jsonl"])
+    assert json.loads(out.splitlines()[0])["key"] == hostile
+    code, out, _ = run_cli(["verify", prefix])
+    assert (code, out) == (0, f"{shown_dir}/ckpt: OK (1 tensors, 8 B checked; index blocks "
+                              "verified)\n")
+    code, out, err = run_cli(["dump", prefix, "--tensor", "no\x1b]0;x\x07"])
+    assert code == 2 and "\x1b" not in err and "\x07" not in err and err.count("\n") == 1
+
+
+def test_dump_tensor_json_is_streamed_and_exact(tmp_path):
+    """dump --tensor K --json writes a big tensor chunk by chunk: the same JSON as the whole
+    value converted at once, with memory for one chunk (not ~55 bytes per element)."""
+    import tracemalloc
+
+    import ml_dtypes
+
+    big = np.arange(2_000_000, dtype=np.float32) / 7
+    f = np.arange(24, dtype=np.float32).reshape(2, 3, 4) / 3
+    f[0, 1, 2], f[1, 2, 3] = np.nan, -np.inf
+    values = {"big": big, "f": f, "c": (np.arange(6) + 1j).astype(np.complex64).reshape(3, 2),
+              "bf": np.array([1.5, -2, 3], ml_dtypes.bfloat16),
+              "b": np.array([[True], [False]]), "wide": np.arange(70_000, dtype=np.int64)
+              .reshape(1, 70_000), "empty": np.zeros((2, 0), np.int8)}
+    prefix = str(tmp_path / "ck")
+    with tfckpt.Writer(prefix) as w:
+        for k, v in values.items():
+            w.add(k, v)
+
+    def expected(k, v):
+        def fix(x):
+            if isinstance(x, list):
+                return [fix(y) for y in x]
+            if isinstance(x, complex):
+                return [x.real, x.imag]
+            if isinstance(x, float) and not np.isfinite(x):
+                return str(x)
+            return x
+        as_list = v.astype(np.float64).tolist() if v.dtype == ml_dtypes.bfloat16 else v.tolist()
+        return json.dumps({"key": k, "dtype": tfckpt.open(prefix).entry(k).dtype_name,
+                           "shape": list(v.shape), "value": fix(as_list)}) + "\n"
+
+    for k, v in values.items():
+        if k != "big":
+            code, out, err = run_cli(["dump", prefix, "--tensor", k, "--json"])
+            assert (code, err, out) == (0, "", expected(k, v)), k
+    code, out, _ = run_cli(["dump", prefix, "--tensor", "big", "--json"])
+    assert code == 0 and out == expected("big", big)
+
+    class Sink(io.TextIOBase):
+        def write(self, text):
+            return len(text)
+
+    tracemalloc.start()
+    try:
+        assert cli.run(["dump", prefix, "--tensor", "big", "--json"], Sink(), io.StringIO()) == 0
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 16 * 2**20, peak  # whole: 2M elements x ~55 bytes = ~110 MB
+
+
+def test_version_and_dir_list_what_a_user_looks_for():
+    code, out, _ = run_cli(["--version"])
+    assert (code, out) == (0, f"tfckpt {tfckpt.__version__}\n")
+    names = dir(tfckpt)
+    for lazy in ("Writer", "edit", "scan", "diff", "migrate", "optimizer_keys"):
+        assert lazy in names, lazy
+    assert "open" in names and "Reader" in names
+
+
+def test_missing_key_gets_the_closest_keys_and_the_object_key(corpus, tmp_path):
+    p = corpus["tf2_optimizer_slots"].prefix
+    kernel = "model/hidden/kernel/.ATTRIBUTES/VARIABLE_VALUE"
+    code, out, err = run_cli(["dump", p, "--tensor", "model/hidden/kernel"])
+    assert (code, out) == (2, "")
+    assert err == (f"tfckpt: Key model/hidden/kernel not found in checkpoint {p}; it is an "
+                   f"object path: its value is the key {kernel}\n")
+    code, _, err = run_cli(["dump", p, "--tensor", kernel.replace("kernel", "kernal")])
+    assert code == 2 and err.endswith(
+        f"; did you mean {kernel} or model/hidden/bias/.ATTRIBUTES/VARIABLE_VALUE or "
+        "model/out/kernel/.ATTRIBUTES/VARIABLE_VALUE?\n")  # the closest first
+    code, _, err = run_cli(["edit", p, "-o", str(tmp_path / "o"), "--drop",
+                            "model/hidden/kernel"])
+    assert code == 2 and f"its value is the key {kernel}" in err
+    code, _, err = run_cli(["dump", p, "--tensor", "zzzzzz"])
+    assert code == 2 and err == f"tfckpt: Key zzzzzz not found in checkpoint {p}\n"
+
+
+def test_errors_name_command_line_flags(corpus, tmp_path):
+    p = corpus["tf2_optimizer_slots"].prefix
+    out = str(tmp_path / "o")
+    assert run_cli(["edit", p, "-o", out])[0] == 0
+    code, _, err = run_cli(["edit", p, "-o", out])
+    assert code == 2 and "(--overwrite)" in err
+    np.save(str(tmp_path / "k.npy"), np.zeros(3, np.float32))
+    kernel = "model/hidden/kernel/.ATTRIBUTES/VARIABLE_VALUE"
+    code, _, err = run_cli(["edit", p, "-o", out, "--overwrite", "--set",
+                            f"{kernel}={tmp_path / 'k.npy'}"])
+    assert code == 2 and "(--allow-shape-change)" in err
+
+
+def test_dump_of_a_directory_says_which_checkpoint_it_chose(corpus, tmp_path):
+    src = corpus["tf2_optimizer_slots"].prefix
+    d = tmp_path / "run"
+    p = _copy(src, d)
+    code, out, _ = run_cli(["dump", str(d)])
+    assert code == 0 and out.splitlines()[0] == f"# {p}: the checkpoint found in {d}"
+    (d / "checkpoint").write_text(f'model_checkpoint_path: "{os.path.basename(p)}"\n')
+    code, out, _ = run_cli(["dump", str(d)])
+    assert out.splitlines()[0] == (f"# {p}: the latest checkpoint in {d}, as its "
+                                   "'checkpoint' state file says")
+    code, out, _ = run_cli(["dump", p])
+    assert not out.startswith("#")
+
+
+def test_progress_line_leaves_no_stale_characters():
+    class Tty(io.StringIO):
+        def isatty(self):
+            return True
+
+    stream = Tty()
+    progress = cli.Progress("verifying", stream, total=10**9)
+    progress.update(10**8)
+    progress.last = float("-inf")
+    progress.update(1)
+    progress.close()
+    draws = stream.getvalue().split("\r")[1:]
+    assert all(d.endswith("\033[K") for d in draws[:-1]), draws
+    assert draws[-1] == "\033[K"
+
+
+def _readme_exit_table():
+    """{command: (what 0, 1 and 2 mean)} from the table in README.md."""
+    text = (pathlib.Path(__file__).resolve().parent.parent / "README.md").read_text()
+    rows = re.findall(r"^\| `(\w+)` \| (.*) \| (.*) \| (.*) \|$", text, re.M)
+    return {cmd: cells for cmd, *cells in rows}
+
+
+def test_readme_exit_status_table_is_true(corpus, tmp_path):
+    """Every subcommand has a row in README's exit status table, and each status the row
+    describes is the status of a run that does what the cell says."""
+    table = _readme_exit_table()
+    parser = cli.build_parser()
+    commands = next(a for a in parser._actions if a.dest == "command").choices
+    assert sorted(table) == sorted(commands)
+    good = _copy(corpus["tf2_optimizer_slots"].prefix, tmp_path / "good")
+    other = corpus["name_based_v1_saver_scalar"].prefix
+    damaged = _copy(corpus["tf2_optimizer_slots"].prefix, tmp_path / "damaged")
+    doc = json.loads(run_cli(["dump", damaged, "--json"])[1])
+    kernel = "model/hidden/kernel/.ATTRIBUTES/VARIABLE_VALUE"
+    _flip(damaged + ".data-00000-of-00001",
+          next(t["offset"] for t in doc["tensors"] if t["key"] == kernel) + 1)
+    bad_index = _copy(corpus["tf2_optimizer_slots"].prefix, tmp_path / "bad_index")
+    _flip(bad_index + ".index", 40, 0x01)
+    unreadable = _copy(corpus["tf2_optimizer_slots"].prefix, tmp_path / "unreadable")
+    os.remove(unreadable + ".data-00000-of-00001")
+    os.mkdir(unreadable + ".data-00000-of-00001")
+    edited = str(tmp_path / "edited")
+    assert run_cli(["edit", good, "-o", edited, "--drop",
+                    "model/out/bias/.ATTRIBUTES/VARIABLE_VALUE"])[0] == 0
+    nowhere = str(tmp_path / "nowhere" / "ckpt")
+    out = lambda name: str(tmp_path / "out" / name)  # noqa: E731
+    runs = {
+        "dump": ([good], [bad_index], [nowhere]),
+        "verify": ([good], [damaged], [unreadable]),
+        "inspect": ([f"--file_name={good}"], [],
+                    [f"--file_name={good}", "--printoptions", "nope"]),
+        "scan": ([str(tmp_path / "good")], [str(tmp_path / "damaged"), "--verify"],
+                 [str(tmp_path / "good"), "--jobs", "0"]),
+        "refs": ([good], [bad_index], [nowhere]),
+        "edit": ([good, "-o", out("e0")], [damaged, "-o", out("e1")],
+                 [good, "-o", out("e2"), "--drop", "no/such/key"]),
+        "average": ([good, good, "-o", out("a0")], [damaged, good, "-o", out("a1")],
+                    [good, "-o", out("a2")]),
+        "migrate": ([good, "--like", good, "-o", out("m0")],
+                    [other, "--like", good, "-o", out("m1")],
+                    [good, "--like", nowhere, "-o", out("m2")]),
+        "diff": ([good, good], [good, edited], [good, nowhere]),
+        "explain": ([good, "--against", good], [other, "--against", good],
+                    [good, "--against", nowhere]),
+        "convert": ([good, out("c0.npz")], [damaged, out("c1.npz")], [good, out("c2.xyz")]),
+    }
+    assert sorted(runs) == sorted(table)
+    for command, by_status in runs.items():
+        for status, argv in enumerate(by_status):
+            code, _, err = run_cli([command] + argv)
+            assert code == status, (command, argv, err)
+            assert "internal error" not in err and "Traceback" not in err
+
+
+def test_dump_parameters_counts_the_model_apart_from_the_optimizer(corpus):
+    p = corpus["tf2_optimizer_slots"].prefix
+    code, out, err = run_cli(["dump", p, "--parameters"])
+    assert (code, err) == (0, "")
+    # model: kernels 4x3 and 3x2, biases 3 and 2, save_counter; optimizer: m and v of each
+    # variable, beta1_power and beta2_power
+    assert out == "# 72 parameters: 24 in 5 model tensors, 48 in 10 tensors of optimizer state\n"
+    doc = json.loads(run_cli(["dump", p, "--parameters", "--json"])[1])
+    assert doc["parameters"] == {"model": 24, "optimizer": 48, "model_tensors": 5,
+                                 "optimizer_tensors": 10}
+
+
+def test_dump_and_verify_read_the_archive_locations_scan_prints(corpus, tmp_path):
+    import tarfile
+    import zipfile
+
+    p = _copy(corpus["tf2_optimizer_slots"].prefix, tmp_path / "run")
+    files = sorted(glob.glob(p + ".*"))
+    tar, zf, tgz = (str(tmp_path / n) for n in ("a.tar", "a.zip", "a.tar.gz"))
+    for path, mode in ((tar, "w"), (tgz, "w:gz")):
+        with tarfile.open(path, mode) as t:
+            for f in files:
+                t.add(f, arcname="run/" + os.path.basename(f))
+    with zipfile.ZipFile(zf, "w", zipfile.ZIP_DEFLATED) as z:
+        for f in files:
+            z.write(f, "run/" + os.path.basename(f))
+    listing = run_cli(["dump", p])[1]
+    for archive in (tar, zf):
+        code, out, _ = run_cli(["scan", archive, "--format", "jsonl"])
+        location = json.loads(out.splitlines()[0])["location"]
+        assert location == f"{archive}!/run/ckpt-1"
+        for where in (location, location + ".index"):
+            code, out, err = run_cli(["dump", where])
+            assert (code, err, out) == (0, "", listing)
+        code, out, err = run_cli(["verify", location])
+        assert (code, err) == (0, "") and out.startswith(f"{location}: OK (16 tensors, ")
+    code, out, err = run_cli(["dump", f"{tgz}!/run/ckpt-1"])
+    assert (code, out) == (2, "")
+    assert err == (f"tfckpt: {tgz} is a compressed tar, whose members cannot be read in "
+                   "place: unpack it, or 'tfckpt scan' it\n")
+    code, _, err = run_cli(["dump", f"{tar}!/run/ckpt-9"])
+    assert code == 2 and err == f"tfckpt: No checkpoint index at {tar}!/run/ckpt-9.index\n"
+
+
 def test_exit_usage_errors():
     for args in (["dump"], ["bogus"], ["dump", "x", "--no-such-flag"]):
         r = run_proc(args)

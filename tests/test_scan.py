@@ -619,3 +619,59 @@ def test_unreadable_directory_is_a_record(tmp_path):
             assert rec.record == "path" and "cannot list" in rec.error
         finally:
             os.chmod(d, 0o755)
+
+
+# -- format V1 ---------------------------------------------------------------------------
+
+def test_scan_finds_format_v1_checkpoints_tensorflow_writes(tmp_path):
+    """A V1 Saver's files (no suffix to tell them by) are found, described and verified, and
+    the state file naming them is not reported as naming checkpoints that are not there."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import tensorflow as tf
+    v1 = tf.compat.v1
+    d = tmp_path / "v1run"
+    d.mkdir()
+    g = tf.Graph()
+    with g.as_default():
+        w = v1.get_variable("dense/kernel", initializer=np.ones((3, 2), np.float32))
+        step = v1.train.get_or_create_global_step()
+        bump = v1.assign_add(step, 5)
+        saver = v1.train.Saver(write_version=v1.train.SaverDef.V1)
+        with v1.Session(graph=g) as s:
+            s.run(v1.global_variables_initializer())
+            for _ in range(2):
+                s.run(bump)
+                saver.save(s, str(d / "model.ckpt"), global_step=step)
+    assert w is not None
+    names = sorted(f for f in os.listdir(d) if not f.endswith(".meta"))
+    assert names == ["checkpoint", "model.ckpt-10", "model.ckpt-5"]  # no .index anywhere
+    code, out, err = run_cli("scan", str(d), "--format", "jsonl", "--verify")
+    assert (code, err) == (0, ""), out
+    recs = [json.loads(line) for line in out.splitlines()]
+    ckpts = {r["name"]: r for r in recs if r["record"] == "checkpoint"}
+    assert sorted(ckpts) == ["model.ckpt-10", "model.ckpt-5"]
+    tf_keys = tf.train.list_variables(str(d / "model.ckpt-10"))
+    for name, r in ckpts.items():
+        assert r["status"] == "ok" and r["kind"] == "name-based", r
+        assert r["keys"] == len(tf_keys) == 2 and r["parameters"] == 7
+        assert r["step"] == int(name.rsplit("-", 1)[1]) and r["step_source"] == "global_step"
+        assert r["bytes"] == os.path.getsize(d / name)
+    state = next(r for r in recs if r["record"] == "state")
+    assert state["status"] == "ok" and state["latest"] == str(d / "model.ckpt-10")
+    code, out, _ = run_cli("scan", str(d), "--keys", "--format", "jsonl")
+    keys = sorted((r["name"], r["key"]) for r in map(json.loads, out.splitlines()))
+    assert keys == [(n, k) for n in ("model.ckpt-10", "model.ckpt-5")
+                    for k in ("dense/kernel", "global_step")]
+
+
+def test_scan_finds_sharded_v1_fixture_and_its_state_file():
+    root = os.path.join(os.path.dirname(__file__), "fixtures", "v1_sharded")
+    code, out, err = run_cli("scan", root, "--format", "jsonl")
+    assert (code, err) == (0, "")
+    recs = [json.loads(line) for line in out.splitlines()]
+    assert [(r["record"], r["name"], r["status"]) for r in recs] == [
+        ("state", "checkpoint", "ok"), ("checkpoint", "model.ckpt-?????-of-00003", "ok")]
+    assert recs[1]["shards"] == 3 and recs[1]["keys"] == 7

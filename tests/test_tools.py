@@ -11,6 +11,7 @@ import io
 import json
 import os
 import pathlib
+import re
 import shutil
 import struct
 import warnings
@@ -497,6 +498,67 @@ def test_migrate_partitioned_tf1_variables_and_name_map(tf, corpus, oracles, tmp
         assert bits(getattr(fresh, k).numpy()) == bits(truth[old]), k
 
 
+def _keras3_dense(name="sequential", layer="dense", use_bias=True):
+    import keras
+
+    return keras.Sequential([keras.Input((3,)), keras.layers.Dense(2, name=layer,
+                                                                   use_bias=use_bias)],
+                            name=name)
+
+
+def test_migrate_into_keras3_matches_the_scope_keras_adds(tf, tf1_dense_checkpoint, tmp_path):
+    """Keras 3 records ``net/dense/kernel`` where TF1 saved ``dense/kernel``: matched by
+    suffix; TensorFlow restores the result into the Keras model."""
+    old = tf1_dense_checkpoint
+    like = tf.train.Checkpoint(model=_keras3_dense("net")).write(str(tmp_path / "like" / "c"))
+    out = str(tmp_path / "out")
+    code, text, err = run("migrate", old, "--like", like, "-o", out)
+    assert (code, err) == (0, "")
+    rep = tools.migrate(old, like, str(tmp_path / "again"))
+    assert sorted(rep.mapped.values()) == ["dense/bias", "dense/kernel"]
+    assert rep.lost == [] and rep.succeeded
+    assert "global_step" in rep.unmapped_old and "dense/kernel/Adam" in rep.unmapped_old
+    model = _keras3_dense("net")
+    tf.train.Checkpoint(model=model).read(out).assert_existing_objects_matched()
+    reader = tf.train.load_checkpoint(old)
+    assert bits(model.layers[0].kernel.numpy()) == bits(reader.get_tensor("dense/kernel"))
+    assert bits(model.layers[0].bias.numpy()) == bits(reader.get_tensor("dense/bias"))
+
+
+def test_migrate_that_maps_nothing_or_loses_values_fails(tf, tf1_dense_checkpoint, tmp_path):
+    old = tf1_dense_checkpoint
+    like = tf.train.Checkpoint(model=_keras3_dense("net", "head")).write(
+        str(tmp_path / "like" / "c"))
+    out = str(tmp_path / "out")
+    code, text, err = run("migrate", old, "--like", like, "-o", out)
+    assert (code, err) == (1, "")
+    assert text.splitlines()[0] == ("FAILED: no old value was mapped to a new key; nothing "
+                                    "was written (use --map REGEX=REPLACEMENT)")
+    assert not os.path.exists(out + ".index")
+    assert json.loads(run("migrate", old, "--like", like, "-o", out, "--json")[1])[
+        "succeeded"] is False
+    # --map REGEX=REPLACEMENT names the new variables.
+    code, text, err = run("migrate", old, "--like", like, "-o", out,
+                          "--map", r"^dense/(kernel|bias)$=net/head/\1")
+    assert (code, err) == (0, ""), text
+    assert text.splitlines()[-1].startswith("# 2 mapped")
+    model = _keras3_dense("net", "head")
+    tf.train.Checkpoint(model=model).read(out).assert_existing_objects_matched()
+    assert bits(model.layers[0].bias.numpy()) == bits(
+        tf.train.load_checkpoint(old).get_tensor("dense/bias"))
+    code, _, err = run("migrate", old, "--like", like, "-o", out, "--map", "^nope/=x")
+    assert code == 2 and err == (f"tfckpt: --map ^nope/=x: the pattern matches no key of "
+                                 f"{old}\n")
+    # A model value left behind (the new model has no bias): exit 1, the report leads with it.
+    like = tf.train.Checkpoint(model=_keras3_dense("net", use_bias=False)).write(
+        str(tmp_path / "like2" / "c"))
+    code, text, err = run("migrate", old, "--like", like, "-o", tmp_path / "o2")
+    assert (code, err) == (1, "")
+    assert text.splitlines()[:2] == [
+        "FAILED: 1 old model values were not mapped and would be lost (use --map "
+        "REGEX=REPLACEMENT):", "lost    dense/bias"]
+
+
 def test_migrate_reports_mismatch_and_ambiguous_names(tf, tf1_dense_checkpoint, tmp_path):
     m = tf.Module()
     m.kernel = tf.Variable(np.zeros((2, 2), np.float32), name="dense/kernel")  # wrong shape
@@ -771,6 +833,46 @@ def test_safetensors_malformed_files_are_refused(tmp_path, header, data, message
     assert not os.path.exists(str(tmp_path / "out.index"))
 
 
+@pytest.mark.parametrize("header, data, message", [
+    ({"x": {"dtype": "F32", "shape": [True, True], "data_offsets": [0, 4]}}, b"\0" * 4,
+     "bad safetensors entry for 'x'"),
+    ({"x": {"dtype": "F32", "shape": [0, 2**63], "data_offsets": [0, 0]}}, b"",
+     "bad safetensors entry for 'x'"),
+    ({"x": {"dtype": "F32", "shape": [1], "data_offsets": [4, 0]}}, b"\0" * 4,
+     "bad safetensors entry for 'x'"),
+    ({"x": {"dtype": "F32", "shape": [1], "data_offsets": [False, 4]}}, b"\0" * 4,
+     "bad safetensors entry for 'x'"),
+    ({"__metadata__": {"tfckpt.dtypes": "[1, 2]"},
+      "x": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}}, b"\0" * 4,
+     "bad tfckpt.dtypes metadata: not a JSON object of tensor names to dtype names"),
+    ({"__metadata__": {"tfckpt.dtypes": '{"x": 3}'},
+      "x": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}}, b"\0" * 4,
+     "bad tfckpt.dtypes metadata: not a JSON object"),
+    ({"__metadata__": {"tfckpt.dtypes": '{"x": "float99"}'},
+      "x": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}}, b"\0" * 4,
+     "bad tfckpt.dtypes metadata: x: unknown dtype 'float99'"),
+    ({"__metadata__": {"tfckpt.dtypes": '{"x": "float64"}'},
+      "x": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}}, b"\0" * 4,
+     "bad tfckpt.dtypes metadata: x is stored as F32, which does not hold float64 values"),
+    ({"__metadata__": {"tfckpt.dtypes": '{"y": "float32"}'},
+      "x": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}}, b"\0" * 4,
+     "bad tfckpt.dtypes metadata: it names 'y', which the file does not hold"),
+    ({"b": {"dtype": "BOOL", "shape": [3], "data_offsets": [0, 3]}}, b"\1\0\2",
+     "b: BOOL element 2 is byte 2, not 0 or 1"),
+])
+def test_safetensors_hostile_headers_are_checkpoint_errors(tmp_path, header, data, message):
+    """Shapes of booleans or past int64, offsets that run backwards, malformed dtype metadata
+    and BOOL bytes other than 0/1: each a CheckpointError naming the fault, nothing written."""
+    path = str(tmp_path / "bad.safetensors")
+    with open(path, "wb") as f:
+        f.write(_safetensors_bytes(header, data))
+    with pytest.raises(CorruptCheckpointError, match=re.escape(message)):
+        tools.from_safetensors(path, str(tmp_path / "out"))
+    assert not os.path.exists(str(tmp_path / "out.index"))
+    code, out, err = run("convert", path, tmp_path / "out")
+    assert code == 1 and "internal error" not in err and message in err
+
+
 def test_safetensors_truncated_and_duplicate_headers_are_refused(tmp_path):
     path = str(tmp_path / "t.safetensors")
     with open(path, "wb") as f:
@@ -846,6 +948,77 @@ def test_edit_command_sets_renames_drops_and_adds(tf, corpus, tmp_path):
     assert code == 2 and "no/such/key" in err and not os.path.exists(str(tmp_path / "x.index"))
     code, _, err = run("edit", src, "-o", tmp_path / "x", "--set", "bad")
     assert code == 2 and "LEFT=RIGHT" in err
+
+
+def _f32_checkpoint(tmp_path) -> str:
+    prefix = str(tmp_path / "src" / "ckpt")
+    with tfckpt.Writer(prefix) as w:
+        w.add("w", np.array([1.0, 2.0], np.float32))
+        w.add("n", np.array([1, 2], np.uint8))
+    return prefix
+
+
+def test_edit_set_casts_only_exactly(tmp_path):
+    """A value of another dtype is cast only when every element survives the cast; an inexact
+    cast needs allow_cast (--cast), and a value that does not fit is refused even then."""
+    src = _f32_checkpoint(tmp_path)
+    out = str(tmp_path / "out")
+    # Exact: float64 halves and int64 small integers into float32.
+    plan = tfckpt.edit(src, out, set={"w": np.array([0.5, -3.0]), "n": np.array([7, 255])})
+    assert plan.set == {"w": "float32[2] -> float32[2] (cast from float64)",
+                        "n": "uint8[2] -> uint8[2] (cast from int64)"}
+    with tfckpt.open(out) as r:
+        assert r["w"].dtype == np.float32 and r["w"].tolist() == [0.5, -3.0]
+        assert r["n"].dtype == np.uint8 and r["n"].tolist() == [7, 255]
+    tfckpt.edit(src, out, set={"w": np.array([4, 5], np.int64)}, overwrite=True)
+    assert tfckpt.open(out)["w"].tolist() == [4.0, 5.0]
+    # Inexact: refused, nothing written; allowed with allow_cast.
+    with pytest.raises(InvalidArgumentError, match=r"^w: the value is float64, the checkpoint "
+                       r"holds float32, and casting would change values; pass allow_cast "
+                       r"\(--cast\)"):
+        tfckpt.edit(src, str(tmp_path / "x"), set={"w": np.array([0.1, 2.0])})
+    with pytest.raises(InvalidArgumentError, match="casting would change values"):
+        tfckpt.edit(src, str(tmp_path / "x"), set={"w": np.array([2**24 + 1, 0], np.int64)})
+    assert not os.path.exists(str(tmp_path / "x.index"))
+    tfckpt.edit(src, out, set={"w": np.array([0.1, 2.0])}, allow_cast=True, overwrite=True)
+    assert tfckpt.open(out)["w"].tolist() == [np.float32(0.1), 2.0]
+    # Overflow: refused with or without allow_cast.
+    for value, what in [(np.array([1e300, 1.0]), "1e+300 does not fit float32"),
+                        (np.array([1, 300]), "300 does not fit uint8"),
+                        (np.array([-1, 0]), "-1 does not fit uint8"),
+                        (np.array([np.nan, 1.0]), "nan does not fit uint8")]:
+        key = "w" if "float32" in what else "n"
+        for allow in (False, True):
+            message = f"^{key}: the value {re.escape(what)}; "
+            with pytest.raises(InvalidArgumentError, match=message):
+                tfckpt.edit(src, str(tmp_path / "x"), set={key: value}, allow_cast=allow)
+    assert not os.path.exists(str(tmp_path / "x.index"))
+    # NaN and infinity are carried exactly into a float tensor.
+    tfckpt.edit(src, out, set={"w": np.array([np.nan, -np.inf])}, overwrite=True)
+    assert str(tfckpt.open(out)["w"].tolist()) == "[nan, -inf]"
+    # Strings and numbers never turn into each other.
+    with pytest.raises(InvalidArgumentError, match="pass allow_dtype_change"):
+        tfckpt.edit(src, str(tmp_path / "x"), set={"w": np.array([b"a", b"b"], object)})
+
+
+def test_edit_command_set_refuses_overflow_and_casts_with_cast(tmp_path):
+    src = _f32_checkpoint(tmp_path)
+    np.save(str(tmp_path / "big.npy"), np.array([1e300, 1.0]))
+    np.save(str(tmp_path / "tenth.npy"), np.array([0.1, 1.0]))
+    out = str(tmp_path / "out")
+    code, text, err = run("edit", src, "-o", out, "--set", f"w={tmp_path / 'big.npy'}")
+    assert (code, text) == (2, "")
+    assert err == "tfckpt: w: the value 1e+300 does not fit float32; nothing was cast\n"
+    assert not os.path.exists(out + ".index")
+    code, _, err = run("edit", src, "-o", out, "--set", f"w={tmp_path / 'big.npy'}", "--cast")
+    assert code == 2 and "does not fit float32" in err
+    code, _, err = run("edit", src, "-o", out, "--set", f"w={tmp_path / 'tenth.npy'}")
+    assert code == 2 and "pass allow_cast (--cast)" in err
+    code, text, err = run("edit", src, "-o", out, "--set", f"w={tmp_path / 'tenth.npy'}",
+                          "--cast")
+    assert (code, err) == (0, "")
+    assert "set     w: float32[2] -> float32[2] (cast from float64)" in text.splitlines()
+    assert tfckpt.open(out)["w"].tolist() == [np.float32(0.1), 1.0]
 
 
 def test_edit_rename_moves_values_in_the_object_graph(tf, corpus, tmp_path):

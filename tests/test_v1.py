@@ -511,6 +511,40 @@ def test_convert_to_v2_is_restored_by_tensorflow(tf, ckpts, tmp_path, name):
         _same_bits(np.asarray(value), given[key])
 
 
+@pytest.mark.parametrize("name", ["single", "sharded"])
+def test_diff_average_and_edit_read_v1(tf, ckpts, tmp_path, name):
+    """Every command that reads works on format V1: diff compares it, average and edit
+    write a V2 checkpoint whose values TensorFlow restores as the V1 one held."""
+    src, given = ckpts[name]
+    run = lambda *argv: cli.run([str(a) for a in argv], io.StringIO(), io.StringIO())  # noqa: E731
+    assert run("diff", src, src) == 0
+    v2 = str(tmp_path / "v2" / "c")
+    assert run("convert", src, v2, "--to", "v2") == 0
+    assert tfckpt.diff(src, v2).equal
+    with tfckpt.open(src) as r:
+        key = next(k for k in r.keys() if r.entry(k).dtype_name == "float32"
+                   and not r.entry(k).slices)
+        shape = r.entry(key).shape
+        dropped = next(k for k in r.keys() if k != key)
+    edited = str(tmp_path / "edited" / "c")
+    new = np.full(shape, 0.5, np.float32)
+    plan = tfckpt.edit(src, edited, set={key: new}, drop=[dropped])
+    assert plan.dropped == [dropped]
+    reader = tf.train.load_checkpoint(edited)
+    assert reader.get_tensor(key).tolist() == new.tolist()
+    assert dropped not in reader.get_variable_to_shape_map()
+    d = tfckpt.diff(src, edited)
+    assert list(d.value_changes) == [key] and d.only_a == [dropped]
+    with pytest.raises(tfckpt.InvalidArgumentError, match="format V1 checkpoint; an edit "
+                       "writes format V2"):
+        tfckpt.edit(src, in_place=True, drop=[dropped])
+    mean = str(tmp_path / "mean" / "c")
+    assert run("average", src, v2, "-o", mean) == 0
+    assert tfckpt.diff(src, mean).equal
+    assert _tf_reader(tf, mean).get_tensor(key).tolist() == _tf_reader(tf, v2).get_tensor(
+        key).tolist()
+
+
 # -- the command line ------------------------------------------------------------------------
 
 def test_dump_and_verify(ckpts):

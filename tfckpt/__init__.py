@@ -2,18 +2,20 @@
 
 from ._core import core as _selected_core
 from ._core import implementation
-
+from .entries import Entry, Header, StoredEntry, Variant
 from .errors import (
     CheckpointError,
     ChecksumMismatchError,
     CorruptCheckpointError,
+    GitLfsPointerError,
     InvalidArgumentError,
     KeyNotFoundError,
     MissingShardError,
     NotACheckpointError,
+    UnreadableError,
+    UnreadableShardError,
     UnsupportedCheckpointError,
 )
-from .entries import Entry, Header, StoredEntry, Variant
 from .keys import OBJECT_GRAPH_KEY, object_key
 from .reader import Reader, open
 from .slices import TensorSlice
@@ -51,6 +53,11 @@ _LAZY = {
     "from_keras": "tools.keras",
     "KerasConversion": "tools.keras",
 }
+
+
+def __dir__():
+    """The module's names, the lazily imported ones included (``dir(tfckpt)``, completion)."""
+    return sorted(set(globals()) | set(_LAZY))
 
 
 def __getattr__(name):
@@ -101,10 +108,13 @@ __all__ = [
     "CheckpointError",
     "ChecksumMismatchError",
     "CorruptCheckpointError",
+    "GitLfsPointerError",
     "InvalidArgumentError",
     "KeyNotFoundError",
     "MissingShardError",
     "NotACheckpointError",
+    "UnreadableError",
+    "UnreadableShardError",
     "UnsupportedCheckpointError",
     "crc32c_implementation",
     "implementation",

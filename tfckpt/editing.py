@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Container, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
@@ -17,14 +18,16 @@ from .errors import InvalidArgumentError, KeyNotFoundError
 from .keys import (
     OBJECT_GRAPH_KEY,
     is_slot_key,
+    missing_key_hint,
     parse_object_key,
     split_object_path,
     unescape_local_name,
 )
 from .reader import Reader
+from .reader import open as open_checkpoint
 from .writer import Writer, as_array
 
-__all__ = ["edit", "EditPlan", "edit_object_graph"]
+__all__ = ["edit", "EditPlan", "edit_object_graph", "cast_value"]
 
 
 @dataclass
@@ -62,8 +65,8 @@ def edit(src, dst=None, *, set: Optional[Mapping[str, Any]] = None,  # noqa: A00
          add: Optional[Mapping[str, Any]] = None,
          rename_regex: Sequence[Tuple[str, str]] = (), drop_regex: Sequence[str] = (),
          allow_dtype_change: bool = False, allow_shape_change: bool = False,
-         in_place: bool = False, overwrite: bool = False, dry_run: bool = False,
-         update_state: bool = False) -> EditPlan:
+         allow_cast: bool = False, in_place: bool = False, overwrite: bool = False,
+         dry_run: bool = False, update_state: bool = False) -> EditPlan:
     """Writes a copy of checkpoint `src` to `dst` with values set, renamed, dropped or added.
 
     ::
@@ -71,7 +74,9 @@ def edit(src, dst=None, *, set: Optional[Mapping[str, Any]] = None,  # noqa: A00
         tfckpt.edit("run/ckpt-9", "slim/ckpt-9", drop_regex=[r"\\.OPTIMIZER_SLOT|^optimizer/"])
 
     `set` maps existing keys to new values; their dtype and shape must stay unless
-    `allow_dtype_change` / `allow_shape_change`. `rename` maps old keys to new ones;
+    `allow_dtype_change` / `allow_shape_change`. A value of another dtype is cast to the
+    stored one only when the cast is exact for every element (see :func:`cast_value`);
+    `allow_cast` lets it round, never overflow. `rename` maps old keys to new ones;
     `rename_regex` applies ``re.sub(pattern, repl, key)`` to every key. `drop` and
     `drop_regex` remove keys. `add` maps new keys to values. Editing `src` in place needs
     ``in_place=True`` (and is atomic: the old checkpoint stays whole until the new index
@@ -80,23 +85,28 @@ def edit(src, dst=None, *, set: Optional[Mapping[str, Any]] = None,  # noqa: A00
     set_values = dict(set or {})
     add_values = dict(add or {})
     rename_map = dict(rename or {})
-    reader = Reader(src)
+    reader = open_checkpoint(src)
     if dst is None:
         if not in_place:
-            raise InvalidArgumentError("give a destination, or in_place=True to edit in place")
+            raise InvalidArgumentError("give a destination (-o DST), or in_place=True "
+                                       "(--in-place) to edit in place")
+        if reader.header.format == "V1":
+            raise InvalidArgumentError(f"{reader.prefix} is a format V1 checkpoint; an edit "
+                                       "writes format V2: give a destination (-o DST)")
         dst = reader.prefix
     dst = os.fspath(dst)
     same = os.path.abspath(dst) == os.path.abspath(reader.prefix)
     if same and not in_place:
-        raise InvalidArgumentError(f"{dst} is the source checkpoint; pass in_place=True to "
-                                   "edit it in place")
+        raise InvalidArgumentError(f"{dst} is the source checkpoint; pass in_place=True "
+                                   "(--in-place) to edit it in place")
     keys = [k for k in reader.keys() if k != OBJECT_GRAPH_KEY]
     keyset = frozenset(keys)
     plan = EditPlan(src=reader.prefix, dst=dst)
 
     for k in list(drop) + list(rename_map) + list(set_values):
         if k not in keyset:
-            raise KeyNotFoundError(f"Key {k} not found in checkpoint {reader.prefix}")
+            raise KeyNotFoundError(f"Key {k} not found in checkpoint {reader.prefix}"
+                                   f"{missing_key_hint(k, keys)}", key=k)
     dropped = {k for k in drop}
     for pattern in drop_regex:
         rx = re.compile(pattern)
@@ -127,23 +137,18 @@ def edit(src, dst=None, *, set: Optional[Mapping[str, Any]] = None,  # noqa: A00
     for k, v in set_values.items():
         e = reader.entry(k)
         arr, code = as_array(k, v, None)
+        given = arr.dtype
         if code != e.dtype_code and not allow_dtype_change:
-            # A value of the same kind is cast (float64 numbers into a float32 tensor), but
-            # a different kind is refused.
-            target = e.dtype
-            if arr.dtype.kind == target.kind or (arr.dtype == object and e.dtype_code == STRING):
-                arr, code = arr.astype(target), e.dtype_code
-            else:
-                raise InvalidArgumentError(
-                    f"{k}: the value is {arr.dtype}, the checkpoint holds {e.dtype_name}; "
-                    "pass allow_dtype_change to change the dtype")
+            arr, code = _to_stored_dtype(k, arr, code, e, allow_cast), e.dtype_code
         if tuple(arr.shape) != tuple(e.shape) and not allow_shape_change:
             raise InvalidArgumentError(
                 f"{k}: the value has shape {list(arr.shape)}, the checkpoint holds "
-                f"{list(e.shape)}; pass allow_shape_change to change the shape")
+                f"{list(e.shape)}; pass allow_shape_change (--allow-shape-change) to change "
+                "the shape")
         set_arrays[k] = (arr, code)
+        cast = f" (cast from {given})" if arr.dtype != given and code != STRING else ""
         plan.set[k] = (f"{e.dtype_name}{list(e.shape)} -> "
-                       f"{by_code(code).name}{list(arr.shape)}")
+                       f"{by_code(code).name}{list(arr.shape)}{cast}")
     add_arrays = {k: as_array(k, v, None) for k, v in add_values.items()}
 
     plan.dropped = sorted(dropped)
@@ -176,6 +181,94 @@ def edit(src, dst=None, *, set: Optional[Mapping[str, Any]] = None,  # noqa: A00
         if graph is not None:
             w.add(OBJECT_GRAPH_KEY, graph)
     return plan
+
+
+def _to_stored_dtype(key: str, arr: Any, code: int, entry: Any, allow_cast: bool) -> Any:
+    """`arr` (of DataType `code`) as the dtype `entry` stores, or the error saying why not:
+    strings and numbers never turn into each other; numbers are cast by :func:`cast_value`."""
+    target = entry.dtype
+    if target is None or (code == STRING) != (entry.dtype_code == STRING):
+        raise InvalidArgumentError(
+            f"{key}: the value is {arr.dtype}, the checkpoint holds {entry.dtype_name}; "
+            "pass allow_dtype_change (--allow-dtype-change) to change the dtype")
+    return cast_value(key, arr, target, allow_cast=allow_cast)
+
+
+def cast_value(key: str, value: Any, target: Any, *, allow_cast: bool = False) -> Any:
+    """`value` (a numpy array) as numpy dtype `target`, without silent loss.
+
+    The cast is made when it is exact for every element (float64 ``1.5`` into float32,
+    int64 ``3`` into float32); anything else is refused unless `allow_cast`, and even then
+    a value that does not fit the target (``1e300`` into float32, ``300`` into uint8, NaN
+    into an integer) is refused: it would be stored as something else entirely.
+    """
+    import numpy as np
+
+    if value.dtype == target:
+        return value
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        cast = value.astype(target)
+        overflow = _overflows(value, cast, target)
+        if overflow is not None:
+            raise InvalidArgumentError(
+                f"{key}: the value {overflow} does not fit {target.name}; "
+                "nothing was cast")
+        if not allow_cast and not _round_trips(value, cast):
+            raise InvalidArgumentError(
+                f"{key}: the value is {value.dtype}, the checkpoint holds {target.name}, and "
+                f"casting would change values; pass allow_cast (--cast) to round them, or "
+                "allow_dtype_change (--allow-dtype-change) to store the value's own dtype")
+    return cast
+
+
+def _overflows(value: Any, cast: Any, target: Any) -> Optional[str]:
+    """The first element of `value` that cannot be represented in `target` at all (as
+    text), or None: a finite number that becomes infinite, an integer out of range, NaN or
+    infinity into an integer, a complex number with an imaginary part into a real type."""
+    import numpy as np
+
+    flat, out = value.reshape(-1), cast.reshape(-1)
+    if value.dtype.kind == "c" and target.kind != "c":
+        bad = np.flatnonzero(flat.imag != 0)
+        if bad.size:
+            return repr(flat[bad[0]].item())
+        flat = flat.real
+    if target.kind in "iu" and flat.dtype.kind in "fiub":
+        info = np.iinfo(target)
+        if flat.dtype.kind == "f":
+            wide = flat.astype(np.float64)
+            bad = np.flatnonzero(~np.isfinite(wide) | (wide < float(info.min))
+                                 | (wide >= float(info.max) + 1.0))
+        else:
+            bad = np.flatnonzero((flat < info.min) | (flat > info.max))
+    elif target.kind in "fc" or _is_float_like(target):
+        finite = np.isfinite(flat.astype(np.complex128 if flat.dtype.kind == "c"
+                                         else np.float64)) if flat.dtype.kind in "fciub" \
+            else np.ones(flat.shape, bool)
+        landed = np.isfinite(out.astype(np.complex128 if out.dtype.kind == "c"
+                                        else np.float64))
+        bad = np.flatnonzero(finite & ~landed)
+    else:
+        return None
+    return repr(flat[bad[0]].item()) if bad.size else None
+
+
+def _is_float_like(dtype: Any) -> bool:
+    """bfloat16 and the other ml_dtypes floats, which numpy gives kind 'V'."""
+    return dtype.kind == "V" and "float" in dtype.name
+
+
+def _round_trips(value: Any, cast: Any) -> bool:
+    """Whether `cast`, converted back, is `value` element for element (NaN equal to NaN)."""
+    import numpy as np
+
+    if value.dtype == object or cast.dtype == object:
+        return bool(np.all(value == cast))
+    back = cast.astype(value.dtype)
+    if value.dtype.kind in "fc" or _is_float_like(value.dtype):
+        return bool(np.array_equal(back, value, equal_nan=True))
+    return bool(np.array_equal(back, value))
 
 
 def edit_object_graph(reader: Reader, dropped: Container[str], final: Mapping[str, str],

@@ -22,6 +22,9 @@ __all__ = [
     "CorruptCheckpointError",
     "ChecksumMismatchError",
     "MissingShardError",
+    "UnreadableError",
+    "UnreadableShardError",
+    "GitLfsPointerError",
     "UnsupportedCheckpointError",
     "KeyNotFoundError",
     "InvalidArgumentError",
@@ -112,6 +115,34 @@ class ChecksumMismatchError(CorruptCheckpointError):
 
 class MissingShardError(CheckpointError):
     """A data shard that the index refers to is not there."""
+
+
+class UnreadableError(CheckpointError):
+    """A file or directory of the checkpoint is there but cannot be read (permission denied,
+    a directory where a file should be, an I/O error): a problem of access, not damage.
+
+    ``reason`` is the operating system's word for it (``Permission denied``).
+    """
+
+    def __init__(self, message: str = "", *, path: Optional[str] = None,
+                 key: Optional[str] = None, shard: Optional[int] = None,
+                 offset: Optional[int] = None, reason: Optional[str] = None) -> None:
+        super().__init__(message, path=path, key=key, shard=shard, offset=offset)
+        self.reason = reason
+
+    def _extra(self) -> dict:
+        return {"reason": self.reason}
+
+
+class UnreadableShardError(UnreadableError, MissingShardError):
+    """A data shard is there but cannot be read; a MissingShardError too, as it was before
+    the two were told apart, so code that catches that goes on working."""
+
+
+class GitLfsPointerError(MissingShardError):
+    """A file of the checkpoint is a git-lfs pointer: the repository it came from holds the
+    real file in LFS and it was never fetched (``git lfs pull``). The file is missing as
+    surely as if it were not there, hence a MissingShardError (for the index too)."""
 
 
 class UnsupportedCheckpointError(CheckpointError):

@@ -16,16 +16,23 @@ import os
 import re
 import stat
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
-from .errors import MissingShardError, NotACheckpointError, UnsupportedCheckpointError
+from .errors import (
+    GitLfsPointerError,
+    MissingShardError,
+    NotACheckpointError,
+    UnreadableError,
+    UnsupportedCheckpointError,
+)
 
 __all__ = ["locate", "Located", "resolve_prefix", "data_filename", "read_checkpoint_state",
            "parse_checkpoint_state", "sniff", "find_shard", "STATE_FILE", "INDEX_SUFFIX",
            "MAX_STATE_BYTES", "TABLE_MAGIC", "INDEX_NAME_RE", "DATA_NAME_RE", "TEMP_NAME_RE",
            "STATE_TEMP_NAME_RE", "COMPRESSION_MAGICS", "ZIP_MAGICS", "HDF5_MAGIC",
-           "GIT_LFS_MAGIC", "file_kind", "open_regular", "read_regular", "identity_of",
-           "commit_lock_path"]
+           "GIT_LFS_MAGIC", "GIT_LFS_ADVICE", "check_git_lfs_pointer", "is_table_file",
+           "v1_group_name", "looks_like_v1_name", "file_kind", "open_regular", "read_regular",
+           "identity_of", "commit_lock_path"]
 
 # -- the names and magics of checkpoint files (FORMAT: docs/format.md, "File naming") -------
 
@@ -328,6 +335,24 @@ def _listing_hint(directory: str) -> str:
     return f"; checkpoints present there: {names}{more}"
 
 
+def is_table_file(path: str) -> bool:
+    """Whether `path` is a table file (a V1 checkpoint file, or an index) by its footer:
+    one small read, for a scan that meets files without knowing what they are."""
+    return _is_table(path)
+
+
+def v1_group_name(name: str) -> str:
+    """The name a V1 checkpoint file is known by: a shard ``m-00001-of-00003`` by the
+    pattern of its set (``m-?????-of-00003``, as the saver names it), another by itself."""
+    m = _V1_SHARD_RE.match(name)
+    return f"{m.group('base')}-?????-of-{m.group('num')}" if m else name
+
+
+def looks_like_v1_name(name: str) -> bool:
+    """Whether a file name is one a V1 saver gives: a shard of a set, or a ``*ckpt*``."""
+    return bool(_V1_SHARD_RE.match(name)) or "ckpt" in name
+
+
 def _is_table(path: str) -> bool:
     try:
         fd, st = open_regular(path)
@@ -339,6 +364,20 @@ def _is_table(path: str) -> bool:
         return False
     finally:
         os.close(fd)
+
+
+#: What to say about a git-lfs pointer found where a checkpoint file should be.
+GIT_LFS_ADVICE = ("it is a git-lfs pointer file, not the checkpoint itself; run "
+                  "'git lfs pull' to fetch the real file")
+
+
+def check_git_lfs_pointer(path: str, buffer: Any, shard: Optional[int] = None) -> None:
+    """Raises GitLfsPointerError when `buffer` (the start of file `path`: bytes or a
+    mapping) is a git-lfs pointer rather than the file itself: the commonest way to get a
+    broken checkpoint from a repository, whatever the file is named."""
+    n = len(GIT_LFS_MAGIC)
+    if len(buffer) >= n and bytes(memoryview(buffer)[:n]) == GIT_LFS_MAGIC:
+        raise GitLfsPointerError(f"{path}: {GIT_LFS_ADVICE}", path=path, shard=shard)
 
 
 def sniff(path: str) -> str:
@@ -371,8 +410,7 @@ def sniff(path: str) -> str:
             return (f"it is a {size}-byte {what}-compressed file, not a tar archive that can "
                     "be read (damaged or truncated, or it compresses something else)")
     if head.startswith(GIT_LFS_MAGIC):
-        return ("it is a git-lfs pointer file, not the checkpoint itself; run "
-                "'git lfs pull' to fetch the real file")
+        return GIT_LFS_ADVICE
     if _is_table(path):
         if name.endswith(".index"):
             return "it is a table file"
@@ -402,6 +440,16 @@ def resolve_prefix(path: "str | os.PathLike[str]") -> str:
     return found.prefix
 
 
+def _check_listable(path: str) -> None:
+    """Raises UnreadableError when directory `path` cannot be listed: the searches below
+    would find nothing in it and call it "a directory without checkpoints"."""
+    try:
+        os.scandir(path).close()
+    except OSError as e:
+        raise UnreadableError(f"Cannot read directory {path}: {e.strerror}", path=path,
+                              reason=e.strerror) from None
+
+
 def locate(path: "str | os.PathLike[str]") -> Located:
     """Finds the checkpoint `path` points at: a V2 prefix, or the files of a V1 checkpoint."""
     path = os.fspath(path)
@@ -412,6 +460,7 @@ def locate(path: "str | os.PathLike[str]") -> Located:
     _refuse_special(path)
 
     if os.path.isdir(path):
+        _check_listable(path)
         state = os.path.join(path, STATE_FILE)
         if os.path.isfile(state):
             return _from_state_file(state)

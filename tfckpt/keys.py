@@ -27,6 +27,7 @@ __all__ = [
     "parse_object_key",
     "is_slot_key",
     "parse_slot_key",
+    "missing_key_hint",
 ]
 
 #: The key of the serialized TrackableObjectGraph in an object-based checkpoint.
@@ -100,3 +101,16 @@ def parse_slot_key(key: str) -> Optional[Tuple[str, str, str, str]]:
     """
     m = _SLOT_KEY_RE.match(key)
     return (m.group("var"), m.group("opt"), m.group("slot"), m.group("attr")) if m else None
+
+
+def missing_key_hint(key: str, keys: Sequence[str]) -> str:
+    """What to say after "key not found": the ``.ATTRIBUTES/VARIABLE_VALUE`` key when `key`
+    is an object path as ``dump --tree`` shows it, else the closest keys, if any are
+    close (``"; did you mean ..."``, or "" when nothing is)."""
+    import difflib
+
+    as_object = object_key(key)
+    if as_object != key and as_object in keys:
+        return f"; it is an object path: its value is the key {as_object}"
+    near = difflib.get_close_matches(key, list(keys), n=3, cutoff=0.6)
+    return f"; did you mean {' or '.join(near)}?" if near else ""

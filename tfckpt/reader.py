@@ -20,9 +20,10 @@ from .errors import (
     ChecksumMismatchError,
     CorruptCheckpointError,
     MissingShardError,
+    UnreadableShardError,
     UnsupportedCheckpointError,
 )
-from .files import locate, resolve_prefix
+from .files import check_git_lfs_pointer, locate, resolve_prefix
 from .keys import OBJECT_GRAPH_KEY
 from .slices import (
     Bounds,
@@ -82,9 +83,12 @@ def _shard_errors(e: Entry) -> Iterator[None]:
     """Adds the key (and shard) of `e` to a storage's error about its data shard."""
     try:
         yield
-    except MissingShardError as err:
-        raise MissingShardError(f"{err} (needed for key {e.key})", path=err.path,
-                                key=e.key, shard=e.shard_id) from None
+    except UnreadableShardError as err:
+        raise UnreadableShardError(f"{err} (needed for key {e.key})", path=err.path,
+                                   key=e.key, shard=e.shard_id, reason=err.reason) from None
+    except MissingShardError as err:  # a git-lfs pointer stays one
+        raise type(err)(f"{err} (needed for key {e.key})", path=err.path,
+                        key=e.key, shard=e.shard_id) from None
     except CorruptCheckpointError as err:
         raise err.with_context(key=e.key, shard=e.shard_id) from None
 
@@ -107,6 +111,7 @@ class Reader(Mapping[str, Any]):
         self.prefix: str = storage.prefix
         self.index_path: str = storage.index_path
         self._index_buffer = storage.index_buffer()
+        check_git_lfs_pointer(self.index_path, self._index_buffer)
         self._index = core.Index(self._index_buffer, self.index_path)
         num_shards, endianness, producer, min_consumer, bad = self._index.header
         self.header = Header(num_shards, "big" if endianness == 1 else "little",

@@ -39,9 +39,17 @@ from .errors import (
     CorruptCheckpointError,
     MissingShardError,
     NotACheckpointError,
+    UnreadableShardError,
     UnsupportedCheckpointError,
 )
-from .files import data_filename, identity_of, open_regular, read_regular
+from .files import (
+    GIT_LFS_MAGIC,
+    check_git_lfs_pointer,
+    data_filename,
+    identity_of,
+    open_regular,
+    read_regular,
+)
 
 __all__ = ["LocalStorage", "BytesStorage", "TarMemberStorage", "ZipMemberStorage", "FsspecStorage",
            "mapped_archive", "list_tar_members", "owned_bytes", "checksum", "check_range",
@@ -260,10 +268,11 @@ class LocalStorage:
         except NotACheckpointError as e:
             raise MissingShardError(f"Data shard {shard_id} of {num_shards} cannot be read: "
                                     f"{e}", path=path, shard=shard_id) from None
-        except OSError as e:
-            raise MissingShardError(f"Cannot open data shard {path}: {e.strerror}",
-                                    path=path, shard=shard_id) from None
+        except OSError as e:  # there, but not readable: an I/O error, not damage
+            raise UnreadableShardError(f"Cannot open data shard {path}: {e.strerror}",
+                                       path=path, shard=shard_id, reason=e.strerror) from None
         try:
+            check_git_lfs_pointer(path, os.pread(fd, len(GIT_LFS_MAGIC), 0), shard_id)
             now = identity_of(st)
             pinned = self._pins.setdefault(shard_id, now)
             if pinned != now:
@@ -273,8 +282,8 @@ class LocalStorage:
             try:
                 mapped = core.MappedFile(path, track_size=True)
             except OSError as e:
-                raise MissingShardError(f"Cannot open data shard {path}: {e.strerror}",
-                                        path=path, shard=shard_id) from None
+                raise UnreadableShardError(f"Cannot open data shard {path}: {e.strerror}",
+                                           path=path, shard=shard_id, reason=e.strerror) from None
             if tuple(mapped.identity) != now:  # replaced between the two opens
                 raise changed_error(path, now, tuple(mapped.identity))
             return _PinnedFile(path, now, mapped)

@@ -31,7 +31,7 @@ from .errors import (
     NotACheckpointError,
     UnsupportedCheckpointError,
 )
-from .files import Located, locate
+from .files import Located, check_git_lfs_pointer, locate
 from .slices import Index, TensorSlice, check_coverage, normalize_index, place, plan_assembly
 from .slices import volume as _volume
 
@@ -171,6 +171,7 @@ class V1Reader(Mapping[str, Any]):
                 raise NotACheckpointError(f"No V1 checkpoint file at {path}") from None
             except OSError as e:
                 raise NotACheckpointError(f"Cannot open {path}: {e.strerror}") from None
+        check_git_lfs_pointer(path, buffer)
         table: Dict[bytes, bytes] = {}
         for k, v in core.read_table(buffer, path):  # every block CRC checked
             table.setdefault(k, v)  # TensorFlow's Get finds the first of equal keys

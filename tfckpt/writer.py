@@ -151,8 +151,8 @@ class Writer:
             raise CheckpointError(f"cannot write {self.prefix}: cannot create directory "
                                   f"{directory}: {e.strerror}") from None
         if os.path.exists(self.prefix + ".index") and not overwrite:
-            raise CheckpointError(f"{self.prefix}.index exists; pass overwrite=True to replace "
-                                  "that checkpoint")
+            raise CheckpointError(f"{self.prefix}.index exists; pass overwrite=True "
+                                  "(--overwrite) to replace that checkpoint")
         self._update_state = update_state
         self._overwrite = overwrite
         self._native = core.BundleWriter(self.prefix, max_shard_bytes, big_endian)
@@ -203,8 +203,13 @@ class Writer:
         """Copies tensor `key` of `reader` (a :class:`tfckpt.Reader`) byte for byte, every
         slice of a partitioned tensor included, under the key `as_` (default: the same key).
         Nothing is decoded; each payload's CRC32C is checked as it is written, and the
-        payload keeps its byte order (give the Writer the reader's endianness)."""
+        payload keeps its byte order (give the Writer the reader's endianness). From a
+        format V1 reader, whose records are not V2 payloads, the value is read and written
+        whole instead."""
         new_key = key if as_ is None else as_
+        if reader.header.format == "V1":  # no V2 payloads to move: the values, re-encoded
+            self.add(new_key, reader.read(key), dtype=reader.entry(key).dtype_code)
+            return
         stored = reader.stored(key)
         first = stored[0]
         if first.slice is None:

@@ -25,6 +25,7 @@ from ._common import (
     UsageError,
     format_bytes,
     format_shape,
+    printable,
 )
 
 __all__ = ["main", "run", "build_parser", "UsageError", "Progress", "format_bytes",
@@ -41,6 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Read, write, verify and inspect TensorFlow checkpoints without TensorFlow.",
         epilog="Exit status: 0 ok, 1 damage found, 2 usage or I/O error. "
                "TensorFlow's inspect_checkpoint flags (--file_name ...) work too.")
+    p.add_argument("--version", action="version", version=f"tfckpt {tfckpt.__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     for command in _SUBCOMMANDS:
         command.register(sub)
@@ -54,6 +56,9 @@ def run(argv: Optional[Sequence[str]] = None, out: Optional[TextIO] = None,
     out = out or sys.stdout
     err = err or sys.stderr
     try:
+        if argv == ["--version"]:  # to `out`, which argparse's action would not use
+            out.write(f"tfckpt {tfckpt.__version__}\n")
+            return EXIT_OK
         if argv and argv[0] == "inspect":
             return inspect.run_argv(argv[1:], out)
         if argv and argv[0] == "dump" and inspect.wants_inspect(argv[1:], inspect.ONLY_FLAGS):
@@ -70,16 +75,19 @@ def run(argv: Optional[Sequence[str]] = None, out: Optional[TextIO] = None,
             return EXIT_TROUBLE
         args.err = err
         return args.func(args, out)
+    except tfckpt.UnreadableError as e:  # there but not readable: I/O, not damage
+        err.write(f"tfckpt: {printable(str(e), keep_newlines=True)}\n")
+        return EXIT_TROUBLE
     except (tfckpt.CorruptCheckpointError, tfckpt.MissingShardError) as e:
-        err.write(f"tfckpt: {e}\n")
+        err.write(f"tfckpt: {printable(str(e), keep_newlines=True)}\n")
         return EXIT_DAMAGE
     except (UsageError, tfckpt.CheckpointError) as e:  # a missing key, a bad path: trouble
-        err.write(f"tfckpt: {e}\n")
+        err.write(f"tfckpt: {printable(str(e), keep_newlines=True)}\n")
         return EXIT_TROUBLE
     except OSError as e:
         if isinstance(e, BrokenPipeError):
             raise
-        err.write(f"tfckpt: {e}\n")
+        err.write(f"tfckpt: {printable(str(e), keep_newlines=True)}\n")
         return EXIT_TROUBLE
 
 

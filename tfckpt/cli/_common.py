@@ -44,12 +44,28 @@ def format_bytes(n: float) -> str:
     return f"{n} B"  # pragma: no cover
 
 
-def printable_key(key: str) -> str:
-    """`key` safe for a terminal: invalid UTF-8 and control characters as escapes (as ls
-    does), so a hostile key name cannot move the cursor or hide itself."""
-    raw = key.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+def printable(text: str, keep_newlines: bool = False) -> str:
+    """`text` safe for a terminal: invalid UTF-8 and control characters as escapes (as ls
+    does), so a hostile key or path cannot clear the screen, set the window title, move the
+    cursor or forge lines. The one escaping of human output; JSON output stays exact.
+    `keep_newlines` for a multi-line message of tfckpt's own (each line still escaped)."""
+    if keep_newlines:
+        return "\n".join(printable(line) for line in text.split("\n"))
+    raw = text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
     return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii")
                    for c in raw)
+
+
+def open_checkpoint(path: str) -> Any:
+    """A reader of `path`: what ``tfckpt.open`` takes, or an ``ARCHIVE!/MEMBER`` location
+    as ``tfckpt scan`` prints it."""
+    import tfckpt
+
+    if "!/" in path:
+        from tfckpt.scanning import open_location
+
+        return open_location(path)
+    return tfckpt.open(path)
 
 
 def write_json(doc: Any, out: TextIO) -> None:
@@ -63,7 +79,7 @@ def write_report(report: Any, as_json: bool, out: TextIO) -> None:
     if as_json:
         write_json(report.to_json(), out)
     else:
-        out.write(report.describe() + "\n")
+        out.write(printable(report.describe(), keep_newlines=True) + "\n")
 
 
 # -- arguments --------------------------------------------------------------------------
@@ -170,7 +186,9 @@ class Progress:
         finished = self.total is not None and self.done >= self.total
         if self.enabled and (now - self.last > 0.1 or finished):
             self.last = now
-            self.stream.write(f"\r{self._line(self.done / max(now - self.start, 1e-9))} ")
+            # Cleared to the end: a shorter line leaves nothing of a longer one behind.
+            self.stream.write(f"\r{self._line(self.done / max(now - self.start, 1e-9))}"
+                              "\033[K")
             self.stream.flush()
 
     def _line(self, rate: float) -> str:

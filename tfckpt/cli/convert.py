@@ -11,7 +11,7 @@ from typing import Any, TextIO
 import tfckpt
 from tfckpt.files import locate
 
-from ._common import EXIT_DIFFERENT, EXIT_OK, UsageError, error_stream, write_report
+from ._common import EXIT_DIFFERENT, EXIT_OK, UsageError, error_stream, printable, write_report
 
 #: The files a checkpoint converts to and from; anything else is a checkpoint prefix.
 _EXTENSIONS = (".npz", ".safetensors")
@@ -121,7 +121,7 @@ def _run_keras(args: argparse.Namespace, src_ext: str, dst_ext: str, out: TextIO
         report = convert(args.src, args.dst, args.like, model=args.model,
                          dry_run=args.dry_run, overwrite=args.overwrite)
     except LayoutMismatchError as e:
-        error_stream(args).write(f"tfckpt: {e}\n")
+        error_stream(args).write(f"tfckpt: {printable(str(e), keep_newlines=True)}\n")
         return EXIT_DIFFERENT
     write_report(report, args.json, out)
     return EXIT_OK

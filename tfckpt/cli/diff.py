@@ -8,7 +8,7 @@ from typing import Any, TextIO
 
 import tfckpt
 
-from ._common import EXIT_DIFFERENT, EXIT_OK, EXIT_TROUBLE, error_stream, write_report
+from ._common import EXIT_DIFFERENT, EXIT_OK, EXIT_TROUBLE, error_stream, printable, write_report
 
 
 def register(sub: Any) -> None:
@@ -34,7 +34,7 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
         if isinstance(e, BrokenPipeError):
             raise
         # Damage is trouble here, not "different": status 2, not the command's usual 1.
-        error_stream(args).write(f"tfckpt: {e}\n")
+        error_stream(args).write(f"tfckpt: {printable(str(e), keep_newlines=True)}\n")
         return EXIT_TROUBLE
     if args.json or not args.quiet:
         write_report(result, args.json, out)

@@ -6,10 +6,14 @@ from __future__ import annotations
 
 import argparse
 import json
-from typing import Any, Callable, Dict, TextIO
+import math
+import os
+from typing import Any, Callable, Dict, Optional, TextIO
 
 import tfckpt
+import tfckpt.files
 from tfckpt.dtypes import STRING, VARIANT, by_code
+from tfckpt.keys import missing_key_hint
 
 from ._common import (
     EXIT_DAMAGE,
@@ -17,6 +21,8 @@ from ._common import (
     UsageError,
     format_bytes,
     format_shape,
+    open_checkpoint,
+    printable,
     printoptions,
     write_json,
 )
@@ -34,25 +40,35 @@ def register(sub: Any) -> None:
                    help="show the object graph: paths, aliases and optimizer slots")
     d.add_argument("--all-keys", action="store_true",
                    help="also list the slice entries of partitioned tensors")
+    d.add_argument("--parameters", action="store_true",
+                   help="count the parameters of the model apart from the optimizer's state "
+                        "(slots, step counters: what edit --drop-optimizer drops)")
     d.add_argument("--printoptions", nargs="*", default=[], metavar="K=V",
                    help="numpy print options, e.g. threshold=100000")
     d.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace, out: TextIO) -> int:
-    with printoptions(args.printoptions), tfckpt.open(args.path) as reader:
+    with printoptions(args.printoptions), open_checkpoint(args.path) as reader:
         if args.tree:
             return _tree(reader, args, out)
         if args.tensor:
             for key in args.tensor:
+                if key not in reader:
+                    raise tfckpt.KeyNotFoundError(
+                        f"Key {key} not found in checkpoint {reader.prefix}"
+                        f"{missing_key_hint(key, reader.keys())}", key=key)
                 value = reader.read(key)
                 e = reader.entry(key)
                 if args.json:
-                    out.write(json.dumps(_json_value(key, e, value)) + "\n")
+                    _write_json_value(key, e, value, out)
                 else:
-                    out.write(f"tensor: {key} ({e.dtype_name}) {format_shape(e.shape)}\n")
+                    out.write(f"tensor: {printable(key)} ({e.dtype_name}) "
+                              f"{format_shape(e.shape)}\n")
                     print(value, file=out)
             return EXIT_OK
+        if args.parameters:
+            return _parameter_split(reader, args, out)
         if args.json:
             return _listing_json(reader, args, out)
         return _listing(reader, args, out)
@@ -60,18 +76,35 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
 
 # -- the listing ------------------------------------------------------------------------
 
+def _chosen(path: str, reader: Any) -> Optional[str]:
+    """The comment saying which checkpoint a directory or a state file led to, or None when
+    the user named the checkpoint itself."""
+    state = tfckpt.files.STATE_FILE
+    if os.path.basename(os.path.normpath(path)) == state and os.path.isfile(path):
+        return f"# {printable(reader.prefix)}: the latest checkpoint, as {printable(path)} says"
+    if not os.path.isdir(path):
+        return None
+    if os.path.isfile(os.path.join(path, state)):
+        return (f"# {printable(reader.prefix)}: the latest checkpoint in {printable(path)}, "
+                f"as its '{state}' state file says")
+    return f"# {printable(reader.prefix)}: the checkpoint found in {printable(path)}"
+
+
 def _listing(reader: Any, args: argparse.Namespace, out: TextIO) -> int:
+    chosen = _chosen(args.path, reader)
+    if chosen:
+        out.write(chosen + "\n")
     rows = reader.listing(hidden=args.all_keys)
     status = EXIT_OK
-    width_key = min(max((len(r[0]) for r in rows), default=3), 80)
-    for key, dtype, shape, size, _n, error, sliced in rows:
-        name = by_code(dtype).name
+    width_key = min(max((len(printable(r[0])) for r in rows), default=3), 80)
+    for raw_key, dtype, shape, size, _n, error, sliced in rows:
+        key, name = printable(raw_key), by_code(dtype).name
         if error:
-            out.write(f"{key:<{width_key}}  ERROR: {error}\n")
+            out.write(f"{key:<{width_key}}  ERROR: {printable(error)}\n")
             status = EXIT_DAMAGE
             continue
         if sliced:
-            e = reader.entry(key)
+            e = reader.entry(raw_key)
             size = _partitioned_size(reader, e)
             extra = f"  ({len(e.slices)} slices)"
         else:
@@ -79,7 +112,7 @@ def _listing(reader: Any, args: argparse.Namespace, out: TextIO) -> int:
         out.write(f"{key:<{width_key}}  {name:<10} {format_shape(shape):<16} "
                   f"{format_bytes(size):>10}{extra}\n")
         if args.all:
-            print(reader.read(key), file=out)
+            print(reader.read(raw_key), file=out)
     n = reader.header.num_shards
     where = "format V1 file" if reader.header.format == "V1" else "data shard"
     out.write(f"# {len(rows)} tensors, {_parameters(rows)} parameters, "
@@ -125,6 +158,24 @@ def _listing_json(reader: Any, args: argparse.Namespace, out: TextIO) -> int:
     return status
 
 
+def _parameter_split(reader: Any, args: argparse.Namespace, out: TextIO) -> int:
+    """The parameters of the model and those of the optimizer's state, counted apart (the
+    object graph, which the listing counts as one string, is neither)."""
+    rows = [r for r in reader.listing() if r[0] != tfckpt.OBJECT_GRAPH_KEY]
+    optimizer = set(tfckpt.optimizer_keys(reader))
+    model_rows = [r for r in rows if r[0] not in optimizer]
+    opt_rows = [r for r in rows if r[0] in optimizer]
+    counts = {"model": _parameters(model_rows), "optimizer": _parameters(opt_rows),
+              "model_tensors": len(model_rows), "optimizer_tensors": len(opt_rows)}
+    if args.json:
+        write_json({"prefix": reader.prefix, "parameters": counts}, out)
+    else:
+        out.write(f"# {counts['model'] + counts['optimizer']} parameters: {counts['model']} "
+                  f"in {len(model_rows)} model tensors, {counts['optimizer']} in "
+                  f"{len(opt_rows)} tensors of optimizer state\n")
+    return EXIT_OK
+
+
 def _parameters(rows: Any) -> int:
     """Elements of the listed rows that could be read."""
     return sum(n for _key, _dtype, _shape, _size, n, error, _sliced in rows if error is None)
@@ -164,28 +215,13 @@ def _json_value(key: str, entry: Any, value: Any) -> Dict[str, Any]:
 
                 return {"base64": base64.b64encode(v).decode("ascii")}
         if isinstance(v, np.ndarray):
-            return convert(v.tolist()) if v.dtype == object else plain(v)
+            return convert(v.tolist()) if v.dtype == object else _plain(v)
         if isinstance(v, list):
             return [convert(x) for x in v]
         if isinstance(v, tfckpt.Variant):
             return {"type_name": v.type_name, "metadata_bytes": len(v.metadata),
                     "tensors": [convert(t) for t in v.tensors]}
         return v
-
-    def plain(arr: Any) -> Any:
-        if arr.dtype.kind == "c":
-            return [[z.real, z.imag] for z in arr.reshape(-1).tolist()] if arr.ndim else \
-                [arr.item().real, arr.item().imag]
-        if arr.dtype.kind not in "biuf":  # ml_dtypes types
-            arr = arr.astype(np.float64) if "float" in arr.dtype.name else arr.astype(np.int64)
-        return finite(arr.tolist())
-
-    def finite(x: Any) -> Any:
-        if isinstance(x, list):
-            return [finite(y) for y in x]
-        if isinstance(x, float) and (x != x or x in (float("inf"), float("-inf"))):
-            return str(x)
-        return x
 
     if entry.dtype_code in (STRING, VARIANT):
         out = convert(value.tolist() if value.ndim else [value.item()])
@@ -194,6 +230,54 @@ def _json_value(key: str, entry: Any, value: Any) -> Dict[str, Any]:
     else:
         out = convert(value)
     return {"key": key, "dtype": entry.dtype_name, "shape": list(entry.shape), "value": out}
+
+
+def _plain(arr: Any) -> Any:
+    """A numeric array as nested lists of JSON numbers: complex numbers as [re, im],
+    ml_dtypes values widened, non-finite floats as strings."""
+    import numpy as np
+
+    if arr.dtype.kind == "c":
+        return [[z.real, z.imag] for z in arr.reshape(-1).tolist()] if arr.ndim else \
+            [arr.item().real, arr.item().imag]
+    if arr.dtype.kind not in "biuf":  # ml_dtypes types
+        arr = arr.astype(np.float64) if "float" in arr.dtype.name else arr.astype(np.int64)
+    return _finite(arr.tolist())
+
+
+def _finite(x: Any) -> Any:
+    if isinstance(x, list):
+        return [_finite(y) for y in x]
+    if isinstance(x, float) and (x != x or x in (float("inf"), float("-inf"))):
+        return str(x)
+    return x
+
+
+#: Elements converted at a time when a tensor's value is written as JSON: the text of a
+#: chunk is all that is held, not the whole tensor as Python objects (~55 bytes each).
+_JSON_CHUNK = 1 << 16
+
+
+def _write_json_value(key: str, entry: Any, value: Any, out: TextIO) -> None:
+    """One tensor as the JSON line :func:`_json_value` gives, numeric values streamed in
+    chunks, so a tensor of any size needs memory for one chunk of text only."""
+    if entry.dtype_code in (STRING, VARIANT) or value.ndim == 0 or value.size == 0:
+        out.write(json.dumps(_json_value(key, entry, value)) + "\n")
+        return
+    head = json.dumps({"key": key, "dtype": entry.dtype_name, "shape": list(entry.shape)})
+    out.write(head[:-1] + ', "value": ')
+    shape, flat = value.shape, value.reshape(-1)
+    blocks = [math.prod(shape[k:]) for k in range(len(shape))]  # elements per nested list
+    out.write("[" * len(shape))
+    i, n = 0, flat.size
+    while i < n:
+        if i:
+            ends = sum(1 for b in blocks if i % b == 0)
+            out.write("]" * ends + ", " + "[" * ends)
+        stop = min(n, i + _JSON_CHUNK, (i // shape[-1] + 1) * shape[-1])
+        out.write(json.dumps(_plain(flat[i:stop]))[1:-1])
+        i = stop
+    out.write("]" * len(shape) + "}\n")
 
 
 # -- the object graph -------------------------------------------------------------------
@@ -207,7 +291,7 @@ def _tree(reader: Any, args: argparse.Namespace, out: TextIO) -> int:
     if args.json:
         write_json(graph.to_json(), out)
     else:
-        out.write(graph.render(_describe(reader)) + "\n")
+        out.write(printable(graph.render(_describe(reader)), keep_newlines=True) + "\n")
     return EXIT_OK
 
 

@@ -9,7 +9,7 @@ from typing import Any, TextIO
 
 import tfckpt
 
-from ._common import EXIT_OK, UsageError, pairs, write_json
+from ._common import EXIT_OK, UsageError, pairs, printable, write_json
 
 
 def register(sub: Any) -> None:
@@ -35,6 +35,9 @@ def register(sub: Any) -> None:
     e.add_argument("--drop-optimizer", action="store_true",
                    help="drop optimizer state: slots and optimizer variables reached only "
                         "through an optimizer (the model's own variables stay)")
+    e.add_argument("--cast", action="store_true",
+                   help="round a --set value into the stored dtype when the cast is not "
+                        "exact (a value that does not fit is still refused)")
     e.add_argument("--allow-dtype-change", action="store_true")
     e.add_argument("--allow-shape-change", action="store_true")
     e.add_argument("--dry-run", action="store_true", help="print the plan, write nothing")
@@ -58,7 +61,7 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
         args.src, args.output, set=set_values, rename=rename, drop=drop, add=add_values,
         rename_regex=rename_regex, drop_regex=list(args.drop_regex or []),
         allow_dtype_change=args.allow_dtype_change,
-        allow_shape_change=args.allow_shape_change, in_place=args.in_place,
+        allow_shape_change=args.allow_shape_change, allow_cast=args.cast, in_place=args.in_place,
         overwrite=args.overwrite, dry_run=args.dry_run)
     if args.json:
         doc = dataclasses.asdict(plan)
@@ -67,7 +70,7 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
     else:
         if args.dry_run:
             out.write(f"# dry run: nothing written; {plan.src} -> {plan.dst}\n")
-        out.write(plan.describe() + "\n")
+        out.write(printable(plan.describe(), keep_newlines=True) + "\n")
     return EXIT_OK
 
 

@@ -10,7 +10,7 @@ from typing import Any, TextIO
 
 import tfckpt
 
-from ._common import EXIT_DIFFERENT, EXIT_OK, EXIT_TROUBLE, error_stream, write_json
+from ._common import EXIT_DIFFERENT, EXIT_OK, EXIT_TROUBLE, error_stream, printable, write_json
 
 #: "Some variables would keep their initial values": diff's "different".
 EXIT_NOT_OK = EXIT_DIFFERENT
@@ -51,7 +51,7 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
         if isinstance(e, BrokenPipeError):
             raise
         # Damage is trouble here, not "not ok": status 2, not the command's usual 1.
-        error_stream(args).write(f"tfckpt: {e}\n")
+        error_stream(args).write(f"tfckpt: {printable(str(e), keep_newlines=True)}\n")
         return EXIT_TROUBLE
     if args.json:
         doc = report.to_dict()
@@ -60,7 +60,7 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
                    "after": fixed.to_dict()}
         write_json(doc, out)
     else:
-        out.write(report.describe() + "\n")
+        out.write(printable(report.describe(), keep_newlines=True) + "\n")
         if fixed is not None:
             out.write(f"fix: wrote {args.fix} with {len(report.renames)} renames\n"
                       f"after the fix: {fixed.verdict()}\n")

@@ -8,7 +8,7 @@ from typing import Any, TextIO
 
 import tfckpt
 
-from ._common import EXIT_OK, pairs, write_report
+from ._common import EXIT_DAMAGE, EXIT_OK, pairs, write_report
 
 
 def register(sub: Any) -> None:
@@ -22,8 +22,10 @@ def register(sub: Any) -> None:
     m.add_argument("--like", required=True, metavar="NEW",
                    help="any object-based checkpoint of the new model")
     m.add_argument("-o", "--output", required=True, metavar="OUT")
-    m.add_argument("--map", action="append", metavar="OLD_KEY=NEW_KEY",
-                   help="a manual mapping, winning over names")
+    m.add_argument("--map", action="append", metavar="OLD=NEW",
+                   help="a manual mapping, winning over names: an OLD key and the NEW key or "
+                        "object path, or a regular expression and its replacement (re.sub) "
+                        "that turns old keys into new variable names, keys or paths")
     m.add_argument("--strict", action="store_true",
                    help="fail unless every key on both sides maps")
     m.add_argument("--no-fill", action="store_true",
@@ -35,9 +37,16 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace, out: TextIO) -> int:
-    report = tfckpt.migrate(args.old, args.like, args.output,
-                            name_map=dict(pairs(args.map, "--map")), strict=args.strict,
+    """Exit 0 when the old model values all found a new key, 1 when some (or all) would be
+    lost: a migration that maps nothing must not look like success."""
+    maps = pairs(args.map, "--map")
+    with tfckpt.open(args.old) as reader:
+        old_keys = set(reader.keys())
+    name_map = {o: n for o, n in maps if o in old_keys}
+    rules = [(o, n) for o, n in maps if o not in old_keys]
+    report = tfckpt.migrate(args.old, args.like, args.output, name_map=name_map,
+                            name_rules=rules, strict=args.strict,
                             fill_from_like=not args.no_fill, dry_run=args.dry_run,
                             overwrite=args.overwrite)
     write_report(report, args.json, out)
-    return EXIT_OK
+    return EXIT_OK if report.succeeded else EXIT_DAMAGE

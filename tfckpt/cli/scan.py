@@ -11,7 +11,15 @@ from typing import Any, Dict, Iterator, TextIO
 
 import tfckpt
 
-from ._common import EXIT_DAMAGE, EXIT_OK, Progress, UsageError, error_stream, storage_options
+from ._common import (
+    EXIT_DAMAGE,
+    EXIT_OK,
+    Progress,
+    UsageError,
+    error_stream,
+    printable,
+    storage_options,
+)
 
 
 def register(sub: Any) -> None:
@@ -75,7 +83,7 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
     if args.output and args.format != "parquet":
         stream = open(args.output, "w", newline="", encoding="utf-8")
     target = args.output if args.format == "parquet" else (stream or out)
-    writer = record_writer(args.format, target, keys=args.keys)
+    writer = record_writer(args.format, target, keys=args.keys, escape=printable)
     progress = Progress("scanning", error_stream(args))
     counts = {"checkpoint": 0, "state": 0, "path": 0, "key": 0}
     errors = 0

@@ -8,15 +8,18 @@ import dataclasses
 from typing import Any, Dict, Optional, TextIO, Tuple
 
 import tfckpt
+from tfckpt.files import GIT_LFS_ADVICE
 from tfckpt.slices import parse_slice_key
 
 from ._common import (
     EXIT_DAMAGE,
     EXIT_OK,
+    EXIT_TROUBLE,
     Progress,
     error_stream,
     format_bytes,
-    printable_key,
+    open_checkpoint,
+    printable,
     write_json,
 )
 
@@ -37,7 +40,10 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace, out: TextIO) -> int:
-    with tfckpt.open(args.path) as reader:
+    """Exit 0 all checked and sound, 1 damage (a checksum, bytes past a file's end, a
+    missing shard), 2 when a shard is there but cannot be read (nothing to say about its
+    bytes). A shard's trouble is named once; the bytes counted are those actually read."""
+    with open_checkpoint(args.path) as reader:
         v1 = reader.header.format == "V1"
         checked = "table blocks verified" if v1 else "index blocks verified"
         rows = reader.listing(hidden=True)
@@ -45,6 +51,9 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
         progress = Progress("verifying", error_stream(args), total=total)
         damaged = []
         bad_tensors = set()
+        shards: Dict[int, Dict[str, Any]] = {}  # shard id -> its trouble, found once
+        unread = set()
+        read_bytes = 0
         try:
             # Every stored entry once: plain tensors, and the slice entries of partitioned
             # ones, which are named as "tensor (slice spec)" rather than by their raw key.
@@ -65,28 +74,78 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
                         e = reader.entry(key)
                         reader.verify_entry(
                             dataclasses.replace(e, key=f"{tensor} (slice {spec})"))
+                    read_bytes += size
+                except tfckpt.MissingShardError as e:
+                    if e.shard is None:
+                        damaged.append(_damage(tensor, spec, str(e)))
+                        bad_tensors.add(tensor)
+                        continue
+                    trouble = shards.setdefault(e.shard, _shard_trouble(reader, e))
+                    trouble["tensors"] += 1
+                    if trouble["unreadable"]:
+                        unread.add(tensor)
+                    else:
+                        damaged.append(_damage(tensor, spec,
+                                               f"its data shard {e.shard} is missing"))
+                        bad_tensors.add(tensor)
                 except _DAMAGE as e:
                     damaged.append(_damage(tensor, spec, str(e)))
                     bad_tensors.add(tensor)
+                    if isinstance(e, tfckpt.ChecksumMismatchError):
+                        read_bytes += size  # read, and found wrong
                 progress.update(size)
         finally:
             progress.close()
         listed = len(reader)
+        missing = [t for t in shards.values() if not t["unreadable"]]
+        unreadable = [t for t in shards.values() if t["unreadable"]]
+        for t in shards.values():
+            del t["unreadable"]
         if args.json:
-            write_json({"prefix": reader.prefix, "ok": not damaged, "tensors_checked": listed,
-                        "tensors_damaged": len(bad_tensors), "bytes_checked": total,
-                        "damaged": damaged}, out)
+            doc = {"prefix": reader.prefix, "ok": not damaged and not unread,
+                   "tensors_checked": listed - len(unread), "tensors_damaged": len(bad_tensors),
+                   "bytes_checked": read_bytes, "damaged": damaged}
+            if shards:  # only when a shard is in trouble, so a sound report stays as it was
+                doc.update(tensors_unread=len(unread), shards_missing=missing,
+                           shards_unreadable=unreadable)
+            write_json(doc, out)
         else:
+            for t in missing:
+                out.write(f"MISSING data shard {t['shard']}: {printable(t['path'])}: "
+                          f"{t['error']} ({t['tensors']} stored entries need it)\n")
             for d in damaged:
                 where = f" (slice {d['slice']})" if "slice" in d else ""
-                out.write(f"DAMAGED {printable_key(d['key'])}{where}: {d['error']}\n")
-            if not damaged and not args.quiet:
-                out.write(f"{reader.prefix}: OK ({listed} tensors, {format_bytes(total)} "
-                          f"checked; {checked})\n")
+                out.write(f"DAMAGED {printable(d['key'])}{where}: {printable(d['error'])}\n")
+            done = f"{format_bytes(read_bytes)} checked; {checked}"
+            name = printable(reader.prefix)
+            if unread:
+                out.write(f"{name}: NOT VERIFIED: {len(unread)} of {listed} tensors could not "
+                          f"be read, {len(bad_tensors)} damaged ({done})\n")
+            elif not damaged and not args.quiet:
+                out.write(f"{name}: OK ({listed} tensors, {done})\n")
             elif damaged:
-                out.write(f"{reader.prefix}: {len(bad_tensors)} of {listed} tensors damaged "
-                          f"({format_bytes(total)} checked; {checked})\n")
+                out.write(f"{name}: {len(bad_tensors)} of {listed} tensors damaged ({done})\n")
+        err = error_stream(args)
+        for t in unreadable:
+            err.write(f"tfckpt: cannot read data shard {printable(t['path'])}: "
+                      f"{t['error']} ({t['tensors']} stored entries not checked)\n")
+        if unread:
+            return EXIT_TROUBLE
         return EXIT_OK if not damaged else EXIT_DAMAGE
+
+
+def _shard_trouble(reader: Any, e: tfckpt.MissingShardError) -> Dict[str, Any]:
+    """What is wrong with one data shard, for the report (counted once, however many
+    entries it holds)."""
+    if isinstance(e, tfckpt.UnreadableShardError):
+        error = e.reason or str(e)
+    elif isinstance(e, tfckpt.GitLfsPointerError):
+        error = GIT_LFS_ADVICE
+    else:
+        error = "does not exist"
+    return {"shard": e.shard, "path": e.path or reader.shard_path(e.shard),
+            "unreadable": isinstance(e, tfckpt.UnreadableShardError), "tensors": 0,
+            "error": error}
 
 
 def _slice_owner(key: str) -> Tuple[str, Optional[str]]:

@@ -32,6 +32,7 @@ names unpacked, archived and remote.
 from __future__ import annotations
 
 from .archives import archive_kind
+from .locations import open_location
 from .output import FORMATS, record_writer
 from .records import CHECKPOINT_FIELDS, KEY_FIELDS, KeyRecord, Record
 from .roots import check_root
@@ -40,4 +41,4 @@ from .tasks import DEFAULT_MAX_MEMBER_BYTES
 
 __all__ = ["scan", "scan_to_dask", "dataframe_meta", "Record", "KeyRecord", "CHECKPOINT_FIELDS",
            "KEY_FIELDS", "record_writer", "FORMATS", "check_root", "archive_kind",
-           "DEFAULT_MAX_MEMBER_BYTES"]
+           "DEFAULT_MAX_MEMBER_BYTES", "open_location"]

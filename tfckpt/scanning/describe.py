@@ -15,12 +15,13 @@ from ..errors import CheckpointError
 from ..files import INDEX_SUFFIX
 from ..keys import SAVE_COUNTER_KEY
 from ..reader import Reader
+from ..reader import open as open_checkpoint
 from ..storage import BytesStorage, FsspecStorage, LocalStorage, TarMemberStorage, ZipMemberStorage
 from .archives import compressed_tar_tasks
 from .records import KeyRecord, Record, describe_exception, error_record
 from .tasks import Checkpoint, Done, Options, Task, WholeArchive
 
-__all__ = ["run_task", "dtype_name", "DTYPE_NAME_CACHE"]
+__all__ = ["run_task", "dtype_name", "DTYPE_NAME_CACHE", "make_storage"]
 
 #: The variable TF1's ``Saver`` keeps the training step in.
 GLOBAL_STEP_KEY = "global_step"
@@ -78,7 +79,23 @@ class _IndexSized:
         return buffer
 
 
-def _make_storage(spec: tuple, opts: Options) -> Any:
+class _V1Files:
+    """What describing needs of a format V1 checkpoint's files (its values are inside its
+    table files, so a file's size is all there is to check, and there is no index)."""
+
+    index_bytes = 0
+
+    def __init__(self, reader: Any) -> None:
+        self.files = reader.files
+
+    def shard_size(self, shard_id: int, num_shards: int) -> int:
+        return os.path.getsize(self.files[shard_id])
+
+    def shard_path(self, shard_id: int, num_shards: int) -> str:
+        return self.files[shard_id]
+
+
+def make_storage(spec: tuple, opts: Options) -> Any:
     """The storage a task's spec names (see the trees' ``checkpoint_spec``)."""
     kind = spec[0]
     if kind == "local":
@@ -114,8 +131,12 @@ def run_task(task: Task, opts: Options) -> List[Any]:
     if isinstance(task, WholeArchive):
         return [r for t in compressed_tar_tasks(task.path, opts) for r in run_task(t, opts)]
     try:
-        storage = _IndexSized(_make_storage(task.spec, opts))
-        reader = Reader(storage=storage)
+        if task.spec[0] == "v1":
+            reader: Any = open_checkpoint(task.spec[1])
+            storage: Any = _V1Files(reader)
+        else:
+            storage = _IndexSized(make_storage(task.spec, opts))
+            reader = Reader(storage=storage)
     except Exception as e:  # noqa: BLE001 - never fatal: the record says what went wrong
         return _failed(task, e, opts)
     try:
@@ -167,7 +188,9 @@ def _read_step(reader: Reader, key: str) -> Optional[int]:
     """A scalar integer counter, read with its checksum checked."""
     e = reader.entry(key)
     d = by_code(e.dtype_code)
-    if e.shape != () or e.slices or d.name not in ("int32", "int64") or e.size != d.itemsize:
+    # (A V1 entry's size is that of its record, not of the value's bytes.)
+    if e.shape != () or e.slices or d.name not in ("int32", "int64") or (
+            reader.header.format != "V1" and e.size != d.itemsize):
         return None
     return int(reader.read(key))
 

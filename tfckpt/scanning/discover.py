@@ -17,6 +17,7 @@ from ..files import (
     STATE_FILE,
     STATE_TEMP_NAME_RE,
     TEMP_NAME_RE,
+    looks_like_v1_name,
     parse_checkpoint_state,
 )
 from .records import Record, describe_exception, error_record
@@ -65,6 +66,7 @@ def dir_tasks(tree: Tree, rel: str, items: List[Item]) -> List[Task]:
     out: List[Tuple[str, Task]] = []
     groups: Dict[str, _Files] = {}
     states: List[Item] = []
+    others: List[str] = []  # files of no V2 checkpoint: perhaps format V1
 
     def files_of(prefix: str) -> _Files:
         g = groups.get(prefix)
@@ -98,7 +100,9 @@ def dir_tasks(tree: Tree, rel: str, items: List[Item]) -> List[Task]:
             continue
         if name == STATE_FILE:
             states.append(item)
-        elif STATE_TEMP_NAME_RE.match(name):
+        elif not STATE_TEMP_NAME_RE.match(name):
+            others.append(name)
+        if STATE_TEMP_NAME_RE.match(name):
             loc = join(rel, name)
             out.append((name, Done([error_record(
                 "state", tree.location(loc), loc,
@@ -108,6 +112,13 @@ def dir_tasks(tree: Tree, rel: str, items: List[Item]) -> List[Task]:
     for p, g in groups.items():
         out.extend(_group_tasks(tree, rel, base, p, g))
     present = {p for p, g in groups.items() if g.index is not None}
+    # Format V1 files have no suffix to tell them by: where a state file or their names
+    # suggest a saver wrote them, their footers are read.
+    candidates = others if states else [n for n in others if looks_like_v1_name(n)]
+    for name, spec in tree.v1_checkpoints(rel, candidates).items():
+        out.append((name, Checkpoint(tree.location(join(rel, name)), join(rel, name), None,
+                                     spec)))
+        present.add(name)
     for item in states:
         out.append((item.name, Done([state_record(tree, rel, item, present)])))
     out.sort(key=lambda t: t[0])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import os
-from typing import IO, Any, Dict, List, Optional, Sequence, Union, cast
+from typing import IO, Any, Callable, Dict, List, Optional, Sequence, Union, cast
 
 from .records import CHECKPOINT_FIELDS, KEY_FIELDS, KeyRecord, Record
 
@@ -109,8 +109,10 @@ def _human_bytes(n: Optional[int]) -> str:
 class _TableWriter(RecordWriter):
     """A readable table, streamed: fixed-width columns, the variable-width ones last."""
 
-    def __init__(self, out: IO[str], columns: Sequence[str]) -> None:
+    def __init__(self, out: IO[str], columns: Sequence[str],
+                 escape: Optional[Callable[[str], str]] = None) -> None:
         self.out = out
+        self.escape = escape or (lambda text: text)
         self.keys_view = "key" in columns
         if self.keys_view:
             out.write(f"{'STATUS':<6}  {'DTYPE':<10} {'SHAPE':<18} {'PARAMETERS':>12} "
@@ -121,11 +123,12 @@ class _TableWriter(RecordWriter):
 
     def write(self, rec: Any) -> None:  # a Record or a KeyRecord
         status = "ok" if rec.ok else "ERROR"
+        esc = self.escape
         if rec.record == "key":
             shape = "[" + ",".join(str(d) for d in rec.shape or []) + "]"
             line = (f"{status:<6}  {rec.dtype or '-':<10} {shape:<18} "
                     f"{rec.parameters if rec.parameters is not None else '-':>12} "
-                    f"{_human_bytes(rec.bytes):>10}  {rec.location}  {rec.key}")
+                    f"{_human_bytes(rec.bytes):>10}  {esc(rec.location)}  {esc(rec.key)}")
         elif rec.record == "checkpoint":
             step = "-" if rec.step is None else str(rec.step)
             line = (f"{status:<6}  {rec.kind or '-':<12} "
@@ -133,17 +136,17 @@ class _TableWriter(RecordWriter):
                     f"{rec.parameters if rec.parameters is not None else '-':>13} "
                     f"{_human_bytes(rec.bytes):>10} "
                     f"{rec.shards if rec.shards is not None else '-':>6} {step:>10}  "
-                    f"{rec.location}")
+                    f"{esc(rec.location)}")
             if rec.dtypes:
                 line += "  (" + ", ".join(f"{k} x{v}" for k, v in rec.dtypes.items()) + ")"
         else:
             what = "state file" if rec.record == "state" else "path"
             line = f"{status:<6}  {what:<12} {'':>6} {'':>13} {'':>10} {'':>6} {'':>10}  " \
-                   f"{rec.location}"
+                   f"{esc(rec.location)}"
             if rec.latest:
-                line += f"  latest: {rec.latest}"
+                line += f"  latest: {esc(rec.latest)}"
         if rec.error:
-            line += f"\n        error: {rec.error}"
+            line += f"\n        error: {esc(rec.error)}"
         self.out.write(line + "\n")
 
 
@@ -151,10 +154,15 @@ _STREAM_WRITERS = {"jsonl": _JsonlWriter, "csv": _CsvWriter, "table": _TableWrit
 
 
 def record_writer(fmt: str, out: Union[IO[str], str, "os.PathLike[str]"], *,
-                  keys: bool = False) -> RecordWriter:
+                  keys: bool = False,
+                  escape: Optional[Callable[[str], str]] = None) -> RecordWriter:
     """A writer for records in `fmt` (one of :data:`FORMATS`): ``write(record)`` as they
-    come, then ``close()``. `out` is a text stream, or a file path for ``parquet``."""
+    come, then ``close()``. `out` is a text stream, or a file path for ``parquet``.
+    `escape` makes names safe in the ``table`` for people (the command passes its
+    terminal escaping); the machine formats stay exact."""
     columns = KEY_FIELDS if keys else CHECKPOINT_FIELDS
+    if fmt == "table":
+        return _TableWriter(cast(IO[str], out), columns, escape)
     if fmt in _STREAM_WRITERS:
         return _STREAM_WRITERS[fmt](cast(IO[str], out), columns)
     if fmt == "parquet":

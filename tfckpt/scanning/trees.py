@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from operator import attrgetter
 from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
-from ..files import INDEX_SUFFIX, MAX_STATE_BYTES
+from ..files import INDEX_SUFFIX, MAX_STATE_BYTES, is_table_file, v1_group_name
 from .records import describe_exception
 
 __all__ = ["Item", "Tree", "Walk", "LocalTree", "ArchiveTree", "FsspecTree", "join",
@@ -56,6 +56,11 @@ class Tree:
     def find_absolute(self, path: str) -> Optional[str]:
         """The location of a checkpoint a state file names by absolute path, if it is there."""
         return None
+
+    def v1_checkpoints(self, rel: str, names: List[str]) -> Dict[str, tuple]:
+        """The format V1 checkpoints among files `names` of directory `rel`: none, but in a
+        local directory (archives and URLs are read for format V2 only)."""
+        return {}
 
     def checkpoint_spec(self, rel_prefix: str, index: Item, shards: Dict[str, Item]) -> tuple:
         """How a worker builds the storage of checkpoint `rel_prefix` (picklable)."""
@@ -162,6 +167,16 @@ class LocalTree(Tree):
 
     def checkpoint_spec(self, rel_prefix: str, index: Item, shards: Dict[str, Item]) -> tuple:
         return ("local", self.location(rel_prefix))
+
+    def v1_checkpoints(self, rel: str, names: List[str]) -> Dict[str, tuple]:
+        """The format V1 checkpoints among files `names` of directory `rel` (each file told
+        by its table footer), by the name the saver gives them, with their specs."""
+        found: Dict[str, tuple] = {}
+        for name in names:
+            if is_table_file(self.location(join(rel, name))):
+                group = v1_group_name(name)
+                found.setdefault(group, ("v1", self.location(join(rel, group))))
+        return found
 
 
 class ArchiveTree(Tree):

@@ -8,6 +8,7 @@ import contextlib
 from typing import Any, Callable, Iterator, List, Sequence
 
 from ..reader import Reader
+from ..reader import open as open_checkpoint
 from ..slices import Bounds
 
 #: Elements compared or averaged per step; bounds the float64 temporaries (32 MiB each).
@@ -15,8 +16,10 @@ CHUNK_ELEMENTS = 1 << 22
 
 
 @contextlib.contextmanager
-def opened(*sources: Any, open_with: Callable[[Any], Any] = Reader) -> Iterator[List[Any]]:
-    """Readers for `sources`: paths are opened with `open_with` (and closed afterwards);
+def opened(*sources: Any,
+           open_with: Callable[[Any], Any] = open_checkpoint) -> Iterator[List[Any]]:
+    """Readers for `sources`: paths are opened with `open_with` (and closed afterwards),
+    by default :func:`tfckpt.open`, so format V1 checkpoints are read as V2 ones are;
     readers (anything with a ``listing``) are used as they are and left open."""
     readers, owned = [], []
     try:

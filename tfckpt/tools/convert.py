@@ -52,7 +52,7 @@ def atomic_file(path: "str | os.PathLike[str]", overwrite: bool) -> Iterator[str
     an interrupted conversion never leaves a partial file under the final name."""
     path = os.fspath(path)
     if os.path.exists(path) and not overwrite:
-        raise CheckpointError(f"{path} exists; pass overwrite=True to replace it")
+        raise CheckpointError(f"{path} exists; pass overwrite=True (--overwrite) to replace it")
     directory = os.path.dirname(path) or "."
     os.makedirs(directory, exist_ok=True)
     tmp = os.path.join(directory, f".{os.path.basename(path)}.tmp{uuid.uuid4().hex}")

@@ -10,7 +10,7 @@ import struct
 from functools import lru_cache
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Tuple
 
-from ..dtypes import DType, all_dtypes, by_code, numpy_dtype
+from ..dtypes import DType, all_dtypes, by_code, by_name, numpy_dtype
 from ..errors import CorruptCheckpointError, InvalidArgumentError
 from ..keys import OBJECT_GRAPH_KEY
 from ._common import opened
@@ -200,6 +200,15 @@ def _no_duplicates(pairs: List[Tuple[str, Any]]) -> Dict[str, Any]:
     return d
 
 
+#: The largest dimension a TensorShape holds (an int64).
+_MAX_DIM = 2**63 - 1
+
+
+def _is_count(v: Any, limit: int) -> bool:
+    """A JSON integer in [0, limit]; JSON's true and false are not numbers here."""
+    return type(v) is int and 0 <= v <= limit
+
+
 def _checked_tensors(path: str, header: Dict[str, Any], data: int) -> Dict[str, Any]:
     """The tensor entries of a parsed header, each checked, that cover the `data` bytes of
     the buffer exactly, back to back."""
@@ -209,8 +218,8 @@ def _checked_tensors(path: str, header: Dict[str, Any], data: int) -> Dict[str, 
         try:
             dtype, shape, (begin, end) = info["dtype"], info["shape"], info["data_offsets"]
             ok = (isinstance(dtype, str) and isinstance(shape, list)
-                  and all(isinstance(d, int) and d >= 0 for d in shape)
-                  and isinstance(begin, int) and isinstance(end, int))
+                  and all(_is_count(d, _MAX_DIM) for d in shape)
+                  and _is_count(begin, _MAX_DIM) and _is_count(end, _MAX_DIM) and begin <= end)
         except (TypeError, KeyError, ValueError):
             ok = False
         if not ok:
@@ -252,13 +261,7 @@ def from_safetensors(path: "str | os.PathLike[str]", out: "str | os.PathLike[str
 
     report = ConversionReport(src=os.fspath(path), dst=os.fspath(out))
     start, tensors, metadata = read_safetensors_header(path)
-    tf_dtypes: Dict[str, str] = {}
-    if _ST_DTYPES_META in metadata:
-        try:
-            tf_dtypes = dict(json.loads(metadata[_ST_DTYPES_META]))
-        except ValueError as e:
-            raise CorruptCheckpointError(f"{path}: bad {_ST_DTYPES_META} metadata: {e}") \
-                from None
+    tf_dtypes = _metadata_dtypes(os.fspath(path), metadata, tensors)
     problems = {name: f"safetensors dtype {info['dtype']} has no TensorFlow equivalent"
                 for name, info in tensors.items() if info["dtype"] not in _restored_dtypes()}
     refuse_or_skip(report, problems, "a checkpoint", skip_unsupported)
@@ -277,9 +280,53 @@ def from_safetensors(path: "str | os.PathLike[str]", out: "str | os.PathLike[str
                 tf_dtypes.get(name, _restored_dtypes()[info["dtype"]].name)
 
     try:
+        for name in names:  # before anything is written
+            if tensors[name]["dtype"] == "BOOL" and name not in report.skipped:
+                _check_bools(os.fspath(path), name, buf, start, tensors[name]["data_offsets"])
         write_tensors(values(buf), [n for n in names if n not in report.skipped], out,
                       object_graph, report, write_kwargs)
     finally:
         del buf
     return report
 
+
+def _metadata_dtypes(path: str, metadata: Dict[str, str],
+                     tensors: Dict[str, Any]) -> Dict[str, str]:
+    """The ``tfckpt.dtypes`` metadata (tensor name -> TensorFlow dtype), checked: a JSON
+    object naming tensors of the file, each with a dtype that is stored as that tensor's
+    safetensors dtype (so no value is reinterpreted or cast on the way)."""
+    if _ST_DTYPES_META not in metadata:
+        return {}
+    try:
+        doc = json.loads(metadata[_ST_DTYPES_META])
+    except ValueError as e:
+        raise CorruptCheckpointError(f"{path}: bad {_ST_DTYPES_META} metadata: {e}") from None
+    if not isinstance(doc, dict) or not all(isinstance(v, str) for v in doc.values()):
+        raise CorruptCheckpointError(f"{path}: bad {_ST_DTYPES_META} metadata: not a JSON "
+                                     "object of tensor names to dtype names")
+    for name, dtype in doc.items():
+        if name not in tensors:
+            raise CorruptCheckpointError(f"{path}: bad {_ST_DTYPES_META} metadata: it names "
+                                         f"{name!r}, which the file does not hold")
+        try:
+            d = by_name(dtype)
+        except ValueError:
+            raise CorruptCheckpointError(f"{path}: bad {_ST_DTYPES_META} metadata: {name}: "
+                                         f"unknown dtype {dtype!r}") from None
+        if d.safetensors != tensors[name]["dtype"]:
+            raise CorruptCheckpointError(
+                f"{path}: bad {_ST_DTYPES_META} metadata: {name} is stored as "
+                f"{tensors[name]['dtype']}, which does not hold {dtype} values")
+    return doc
+
+
+def _check_bools(path: str, name: str, buf: Any, start: int, offsets: List[int]) -> None:
+    """Raises unless every byte of BOOL tensor `name` is 0 or 1: TensorFlow compares other
+    bytes wrongly (as the reference reader, which refuses them too)."""
+    import numpy as np
+
+    raw = buf[start + offsets[0]:start + offsets[1]]
+    bad = np.flatnonzero(raw > 1)
+    if bad.size:
+        raise CorruptCheckpointError(f"{path}: {name}: BOOL element {int(bad[0])} is byte "
+                                     f"{int(raw[bad[0]])}, not 0 or 1")
