@@ -741,14 +741,34 @@ def test_verify_unreadable_shard_is_an_io_error(corpus, tmp_path):
                                                       "Is a directory")
 
 
-@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() == 0,
-                    reason="root reads files whatever their mode")
 def test_verify_permission_denied_shard_is_exit_2(corpus, tmp_path):
+    """A shard whose mode forbids reading: exit 2, one line naming the cause. Root reads
+    files whatever their mode, so as root the command runs without the capabilities that
+    let it (CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH, dropped from its bounding set)."""
+    import ctypes
+
     p = _copy(corpus["module_nested"].prefix, tmp_path / "perm")
     shard = glob.glob(p + ".data-*")[0]
     os.chmod(shard, 0)
-    code, _, err = run_cli(["verify", p])
-    assert code == 2 and "Permission denied" in err and err.count("\n") == 1
+
+    def drop_read_override():
+        libc = ctypes.CDLL(None, use_errno=True)
+        for cap in (1, 2):  # CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH
+            if libc.prctl(24, cap, 0, 0, 0) != 0:  # PR_CAPBSET_DROP
+                raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP)")
+
+    as_root = os.geteuid() == 0
+    proc = subprocess.run(TFCKPT + ["verify", p], env=ENV, capture_output=True, timeout=120,
+                          preexec_fn=drop_read_override if as_root else None)
+    err = proc.stderr.decode()
+    assert proc.returncode == 2, err
+    assert err == (f"tfckpt: cannot read data shard {shard}: Permission denied "
+                   f"({_stored_entries(p)} stored entries not checked)\n")
+
+
+def _stored_entries(prefix):
+    with tfckpt.open(prefix) as r:
+        return sum(1 for row in r.listing(hidden=True) if not row[6])
 
 
 def test_unreadable_directory_is_not_a_directory_without_checkpoints(tmp_path, monkeypatch):

@@ -28,6 +28,7 @@ the file kills the process with SIGBUS. tfckpt itself only touches such pages th
 
 from __future__ import annotations
 
+import errno
 import os
 import threading
 import zlib
@@ -266,6 +267,10 @@ class LocalStorage:
                 f"Data shard {shard_id} of {num_shards} is missing: {path} does not exist",
                 path=path, shard=shard_id) from None
         except NotACheckpointError as e:
+            if os.path.isdir(path):  # there, but no file: an I/O error (EISDIR), not damage
+                reason = os.strerror(errno.EISDIR)
+                raise UnreadableShardError(f"Cannot open data shard {path}: {reason}",
+                                           path=path, shard=shard_id, reason=reason) from None
             raise MissingShardError(f"Data shard {shard_id} of {num_shards} cannot be read: "
                                     f"{e}", path=path, shard=shard_id) from None
         except OSError as e:  # there, but not readable: an I/O error, not damage
