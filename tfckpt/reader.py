@@ -46,7 +46,8 @@ _HOST_BIG_ENDIAN = sys.byteorder == "big"
 _LEAST_BYTES = {STRING: 1, VARIANT: 5}
 
 
-def open(path: "str | os.PathLike[str]") -> "Reader":  # noqa: A001 - mirrors builtins.open
+def open(path: "str | os.PathLike[str]",  # noqa: A001 - mirrors builtins.open
+         storage_options: Optional[Dict[str, Any]] = None) -> "Reader":
     """Opens a checkpoint for reading.
 
     `path` may be a prefix, its ``.index`` or a ``.data-*`` file, a directory with a
@@ -59,7 +60,15 @@ def open(path: "str | os.PathLike[str]") -> "Reader":  # noqa: A001 - mirrors bu
     pattern (``model.ckpt-?????-of-00003``), one of its shard files, or a directory or
     state file naming one. They come back as a :class:`tfckpt.v1.V1Reader`, which has
     this reader's interface (``header.format == "V1"``).
+
+    `path` may also be an fsspec URL (``s3://bucket/run/ckpt-3``, ``gs://...``,
+    ``https://...``, or a directory URL with a ``checkpoint`` file), with `storage_options`
+    for its filesystem: the index is fetched once, then only the byte ranges values need.
     """
+    from .remote import is_url
+
+    if is_url(path):
+        return Reader(path, storage_options=storage_options)
     found = locate(path)
     if found.format == "V1":
         from .v1 import V1Reader
@@ -79,13 +88,20 @@ class Reader(Mapping[str, Any]):
     """
 
     def __init__(self, path: "str | os.PathLike[str] | None" = None, *,
-                 storage: Any = None) -> None:
+                 storage: Any = None, storage_options: Optional[Dict[str, Any]] = None) -> None:
         if storage is None:
             if path is None:
                 raise TypeError("give a path or a storage")
-            from .storage import LocalStorage
+            from .remote import is_url
 
-            storage = LocalStorage(resolve_prefix(path))
+            if is_url(path):  # s3://, gs://, http(s):// ... (tfckpt.remote)
+                from .remote import open_storage
+
+                storage = open_storage(os.fspath(path), storage_options)
+            else:
+                from .storage import LocalStorage
+
+                storage = LocalStorage(resolve_prefix(path))
         self._storage = storage
         self.prefix: str = storage.prefix
         self.index_path: str = storage.index_path
@@ -211,16 +227,22 @@ class Reader(Mapping[str, Any]):
     def shard_path(self, shard_id: int) -> str:
         return self._storage.shard_path(shard_id, self.header.num_shards)
 
-    def payload(self, e: Entry) -> Any:
+    def payload(self, e: Entry, start: int = 0, size: Optional[int] = None) -> Any:
         """The bytes of one stored entry in its data shard (a buffer, zero-copy where the
-        storage maps the file), bounds-checked against the shard; CRC not checked."""
+        storage maps the file), bounds-checked against the shard; CRC not checked. `start`
+        and `size` ask for a part of them (a byte range within the entry)."""
+        if size is None:
+            size = e.size - start
+        if start < 0 or size < 0 or start + size > e.size:
+            raise ValueError(f"bytes [{start}, {start + size}) are outside the {e.size}-byte "
+                             f"entry of {e.key}")
         if e.shard_id >= self.header.num_shards:
             raise CorruptCheckpointError(
                 f"{self.index_path}: key {e.key} is in data shard {e.shard_id}, but the header "
                 f"says there are {self.header.num_shards} shards", path=self.index_path,
                 key=e.key, shard=e.shard_id)
         try:
-            return self._storage.read(e.shard_id, self.header.num_shards, e.offset, e.size)
+            return self._storage.read(e.shard_id, self.header.num_shards, e.offset + start, size)
         except MissingShardError as err:
             raise MissingShardError(f"{err} (needed for key {e.key})", path=err.path,
                                     key=e.key, shard=e.shard_id) from None
@@ -382,12 +404,36 @@ class Reader(Mapping[str, Any]):
         bounds, squeeze = normalize_index(e.key, e.shape, index)
         if e.slices:
             out = self._assemble(e, bounds, verify)
+        elif bounds and not verify and by_code(e.dtype_code).is_numeric:
+            rows = self._rows(e, *bounds[0])
+            out = np.array(rows[(slice(None),) + tuple(slice(a, b) for a, b in bounds[1:])])
         else:
             whole = self._lazy_whole(e, verify)
             out = np.array(whole[tuple(slice(a, b) for a, b in bounds)])
         if squeeze:
             out = out.reshape(tuple(b - a for i, (a, b) in enumerate(bounds) if i not in squeeze))
         return out
+
+    def _rows(self, e: Entry, first: int, stop: int) -> Any:
+        """Rows [first, stop) of a whole stored numeric tensor, asking the storage for only
+        their bytes (one range: a remote store moves just those rows)."""
+        import numpy as np
+
+        itemsize = self._check_size(e)
+        per_row = 1
+        for d in e.shape[1:]:
+            per_row *= d
+        count = (stop - first) * per_row
+        view = self.payload(e, first * per_row * itemsize, count * itemsize)
+        try:
+            rows = np.frombuffer(view, dtype=numpy_dtype(e.dtype_code), count=count).reshape(
+                (stop - first,) + tuple(e.shape[1:]))
+        except ValueError as err:  # numpy cannot hold some valid shapes (> 64 dims ...)
+            raise UnsupportedCheckpointError(
+                f"{self.index_path}: key {e.key}: a {e.dtype_name} tensor of shape "
+                f"{list(e.shape)} cannot be held in a numpy array ({err})",
+                path=self.index_path, key=e.key) from None
+        return self._byteswap(rows, e) if self._swap else rows
 
     def _lazy_whole(self, e: Entry, verify: bool) -> Any:
         """A view of a whole stored tensor that reads pages only when they are touched."""

@@ -2,11 +2,12 @@
 and the ``tf.train`` functions over it, with TensorFlow's results, errors and quirks, read by
 tfckpt.
 
-TensorFlow's rules kept here: a path names a checkpoint when ``PATH.index`` exists (format V2)
-or when it matches files (format V1, a glob pattern); a directory is resolved through its
+TensorFlow's rules kept here: a path names a checkpoint when ``PATH.index`` exists (format
+V2) or when it matches files (format V1, a glob pattern); a directory is resolved through its
 ``checkpoint`` state file by ``load_checkpoint`` only; scalars come back as numpy scalars and
 a scalar string as ``bytes``; partitioned variables are listed and read whole; values are
-writable copies, as TensorFlow's are.
+writable copies, as TensorFlow's are. fsspec URLs (``gs://...``) are read as tfckpt.open
+reads them.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any, Dict, List, Optional, Tuple, Union
 import tfckpt
 from tfckpt.dtypes import by_code
 from tfckpt.files import INDEX_SUFFIX, STATE_FILE, TABLE_MAGIC
+from tfckpt.remote import is_url
 
 from . import errors
 from .dtypes import DType, as_dtype
@@ -191,7 +193,7 @@ def _open(path: str) -> Any:
     """TensorFlow's CheckpointReader constructor: ``PATH.index`` makes a V2 bundle, anything
     else is a V1 file pattern whose matches must be tables."""
     try:
-        if os.path.isfile(path + INDEX_SUFFIX):
+        if os.path.isfile(path + INDEX_SUFFIX) or is_url(path):
             return tfckpt.open(path)
         matches = sorted(glob.glob(path))
         if not matches:
