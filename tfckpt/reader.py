@@ -313,10 +313,7 @@ class Reader(Mapping[str, Any]):
                                        shard=e.shard_id, offset=e.offset) from None
             raise
         except ValueError as err:  # numpy cannot hold some valid shapes (> 64 dims, ...)
-            raise UnsupportedCheckpointError(
-                f"{self.index_path}: key {e.key}: a {e.dtype_name} tensor of shape "
-                f"{list(e.shape)} cannot be held in a numpy array ({err})",
-                path=self.index_path, key=e.key) from None
+            raise self._unholdable(e, err) from None
 
     def _read_whole_unchecked(self, e: Entry, verify: bool) -> Any:
         import numpy as np
@@ -414,6 +411,13 @@ class Reader(Mapping[str, Any]):
             out = out.reshape(tuple(b - a for i, (a, b) in enumerate(bounds) if i not in squeeze))
         return out
 
+    def _unholdable(self, e: Entry, err: ValueError) -> UnsupportedCheckpointError:
+        """The error for a valid shape numpy cannot hold ((2^62, 0), more than 64 dims)."""
+        return UnsupportedCheckpointError(
+            f"{self.index_path}: key {e.key}: a {e.dtype_name} tensor of shape "
+            f"{list(e.shape)} cannot be held in a numpy array ({err})",
+            path=self.index_path, key=e.key)
+
     def _rows(self, e: Entry, first: int, stop: int) -> Any:
         """Rows [first, stop) of a whole stored numeric tensor, asking the storage for only
         their bytes (one range: a remote store moves just those rows)."""
@@ -429,10 +433,7 @@ class Reader(Mapping[str, Any]):
             rows = np.frombuffer(view, dtype=numpy_dtype(e.dtype_code), count=count).reshape(
                 (stop - first,) + tuple(e.shape[1:]))
         except ValueError as err:  # numpy cannot hold some valid shapes (> 64 dims ...)
-            raise UnsupportedCheckpointError(
-                f"{self.index_path}: key {e.key}: a {e.dtype_name} tensor of shape "
-                f"{list(e.shape)} cannot be held in a numpy array ({err})",
-                path=self.index_path, key=e.key) from None
+            raise self._unholdable(e, err) from None
         return self._byteswap(rows, e) if self._swap else rows
 
     def _lazy_whole(self, e: Entry, verify: bool) -> Any:
@@ -449,10 +450,7 @@ class Reader(Mapping[str, Any]):
             return np.frombuffer(view, dtype=numpy_dtype(e.dtype_code),
                                  count=e.num_elements).reshape(e.shape)
         except ValueError as err:  # numpy cannot hold some valid shapes ((2^62, 0), > 64 dims)
-            raise UnsupportedCheckpointError(
-                f"{self.index_path}: key {e.key}: a {e.dtype_name} tensor of shape "
-                f"{list(e.shape)} cannot be held in a numpy array ({err})",
-                path=self.index_path, key=e.key) from None
+            raise self._unholdable(e, err) from None
 
     def _assemble(self, e: Entry, bounds: Bounds, verify: bool) -> Any:
         """Builds the region `bounds` of a partitioned tensor from its stored slices."""
