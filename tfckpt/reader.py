@@ -401,12 +401,13 @@ class Reader(Mapping[str, Any]):
         bounds, squeeze = normalize_index(e.key, e.shape, index)
         if e.slices:
             out = self._assemble(e, bounds, verify)
-        elif bounds and not verify and by_code(e.dtype_code).is_numeric:
-            rows = self._rows(e, *bounds[0])
-            out = np.array(rows[(slice(None),) + tuple(slice(a, b) for a, b in bounds[1:])])
         else:
-            whole = self._lazy_whole(e, verify)
-            out = np.array(whole[tuple(slice(a, b) for a, b in bounds)])
+            rows = self._rows(e, *bounds[0]) if bounds and not verify else None
+            if rows is not None:  # only the rows asked for were fetched
+                out = np.array(rows[(slice(None),) + tuple(slice(a, b) for a, b in bounds[1:])])
+            else:
+                whole = self._lazy_whole(e, verify)
+                out = np.array(whole[tuple(slice(a, b) for a, b in bounds)])
         if squeeze:
             out = out.reshape(tuple(b - a for i, (a, b) in enumerate(bounds) if i not in squeeze))
         return out
@@ -420,10 +421,20 @@ class Reader(Mapping[str, Any]):
 
     def _rows(self, e: Entry, first: int, stop: int) -> Any:
         """Rows [first, stop) of a whole stored numeric tensor, asking the storage for only
-        their bytes (one range: a remote store moves just those rows)."""
+        their bytes (one range: a remote store moves just those rows); None where the whole
+        tensor must be looked at (no elements, or an entry that does not lie inside its data
+        shard: the whole read reports that)."""
         import numpy as np
 
+        if not by_code(e.dtype_code).is_numeric or e.num_elements == 0:
+            return None
         itemsize = self._check_size(e)
+        try:
+            shard_size = self._storage.shard_size(e.shard_id, self.header.num_shards)
+        except CheckpointError:
+            return None
+        if e.shard_id >= self.header.num_shards or e.offset + e.size > shard_size:
+            return None
         per_row = 1
         for d in e.shape[1:]:
             per_row *= d
