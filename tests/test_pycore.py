@@ -130,9 +130,49 @@ def test_native_can_be_required_and_bad_values_are_refused():
     assert "TFCKPT_IMPLEMENTATION must be 'native' or 'python'" in p.stderr
 
 
-def test_writing_needs_the_native_extension(tmp_path):
-    with pytest.raises(NotImplementedError, match="needs the native extension"):
-        PY.BundleWriter(str(tmp_path / "x"))
+def _write_with(core, prefix: str, big_endian: bool, max_shard_bytes: int) -> Dict[str, bytes]:
+    """Every kind of entry through one core's BundleWriter; the files' bytes by name."""
+    import numpy as np
+
+    w = core.BundleWriter(prefix, max_shard_bytes, big_endian)
+    w.add("b/f32", 1, (2, 3), np.arange(6, dtype=np.float32).tobytes())
+    w.add("a/empty", 9, (0, 4), b"")
+    w.add_strings("s/text", (3,), [b"", b"abc", b"\xff" * 300])
+    w.add_variants("v/var", (2,), [b"\x0a\x03abc", b""])
+    w.add_slice_meta("p/part", 3, (4, 2), [(0, 2), (0, -1)])
+    w.add("p/part\x00", 3, (2, 2), b"\x01" * 16)  # an ordinary key that sorts beside it
+    w.add_raw(PY.slice_key("p/part", [(0, 2), (0, -1)]), 3, (2, 2), b"\x02" * 16,
+              PY.mask_crc(PY.crc32c(b"\x02" * 16)))
+    w.add_slice_meta("p/part", 3, (4, 2), [(2, 2), (0, -1)])
+    w.add(PY.slice_key("p/part", [(2, 2), (0, -1)]), 3, (2, 2), b"\x03" * 16)
+    assert w.finish() >= 1
+    directory = pathlib.Path(prefix).parent
+    return {f.name: f.read_bytes() for f in sorted(directory.iterdir())}
+
+
+@pytest.mark.parametrize("big_endian,max_shard_bytes", [(False, 0), (True, 0), (False, 20)])
+def test_the_twin_writes_what_the_native_writer_writes(tmp_path, big_endian, max_shard_bytes):
+    """The pure-Python BundleWriter: the same files, byte for byte, as csrc/writer.cc."""
+    native = pytest.importorskip("tfckpt._native")
+    if native is PY:
+        pytest.skip("the native extension is not built")
+    (tmp_path / "n").mkdir()
+    (tmp_path / "p").mkdir()
+    expected = _write_with(native, str(tmp_path / "n" / "ck"), big_endian, max_shard_bytes)
+    got = _write_with(PY, str(tmp_path / "p" / "ck"), big_endian, max_shard_bytes)
+    assert got == expected
+
+
+def test_the_twin_writer_refuses_what_the_native_one_refuses(tmp_path):
+    w = PY.BundleWriter(str(tmp_path / "x"))
+    w.add("k", 1, (1,), b"\0\0\0\0")
+    with pytest.raises(tfckpt.InvalidArgumentError, match="Adding duplicate key: k"):
+        w.add("k", 1, (1,), b"\0\0\0\0")
+    with pytest.raises(ChecksumMismatchError, match="refusing to copy damaged data"):
+        w.add_raw("r", 1, (1,), b"\1\0\0\0", 12345)
+    assert os.listdir(tmp_path) == []  # the failure removed every temporary file
+    with pytest.raises(tfckpt.InvalidArgumentError, match="failed earlier|closed"):
+        w.add("z", 1, (1,), b"\0\0\0\0")
 
 
 # ---------------------------------------------------------------------------------------------

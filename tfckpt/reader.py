@@ -49,7 +49,8 @@ _HOST_BIG_ENDIAN = sys.byteorder == "big"
 _LEAST_BYTES = {STRING: 1, VARIANT: 5}
 
 
-def open(path: "str | os.PathLike[str]", *, mmap: bool = True) -> "Reader":  # noqa: A001
+def open(path: "str | os.PathLike[str]", *, mmap: bool = True,  # noqa: A001
+         storage_options: Optional[Dict[str, Any]] = None) -> "Reader":
     """Opens a checkpoint for reading.
 
     `path` may be a prefix, its ``.index`` or a ``.data-*`` file, a directory with a
@@ -69,7 +70,15 @@ def open(path: "str | os.PathLike[str]", *, mmap: bool = True) -> "Reader":  # n
     caller owns instead. tfckpt's own passes (checksums, slices, strings) never touch a
     mapping that can shrink: a file changed under a reader is a CorruptCheckpointError
     that says so.
+
+    `path` may also be an fsspec URL (``s3://bucket/run/ckpt-3``, ``gs://...``,
+    ``https://...``, or a directory URL with a ``checkpoint`` file), with `storage_options`
+    for its filesystem: the index is fetched once, then only the byte ranges values need.
     """
+    from .remote import is_url
+
+    if is_url(path):
+        return Reader(path, storage_options=storage_options)
     found = locate(path)
     if found.format == "V1":
         from .v1 import V1Reader
@@ -102,11 +111,19 @@ class Reader(Mapping[str, Any]):
     """
 
     def __init__(self, path: "str | os.PathLike[str] | None" = None, *,
-                 storage: Any = None, mmap: bool = True) -> None:
+                 storage: Any = None, mmap: bool = True,
+                 storage_options: Optional[Dict[str, Any]] = None) -> None:
         if storage is None:
             if path is None:
                 raise TypeError("give a path or a storage")
-            storage = LocalStorage(resolve_prefix(path), mmap=mmap)
+            from .remote import is_url
+
+            if is_url(path):  # s3://, gs://, http(s):// ... (tfckpt.remote)
+                from .remote import open_storage
+
+                storage = open_storage(os.fspath(path), storage_options)
+            else:
+                storage = LocalStorage(resolve_prefix(path), mmap=mmap)
         self._storage = storage
         self.prefix: str = storage.prefix
         self.index_path: str = storage.index_path
@@ -236,11 +253,18 @@ class Reader(Mapping[str, Any]):
     def shard_path(self, shard_id: int) -> str:
         return self._storage.shard_path(shard_id, self.header.num_shards)
 
-    def payload(self, e: Entry, owned: bool = False) -> Any:
+    def payload(self, e: Entry, owned: bool = False, *, start: int = 0,
+                size: Optional[int] = None) -> Any:
         """The bytes of one stored entry in its data shard (a buffer, zero-copy where the
         storage maps the file; with `owned`, memory the caller owns, which no change to the
-        file can take away), bounds-checked against the shard; CRC not checked."""
-        return self._fetch(e, 0, e.size, owned)
+        file can take away), bounds-checked against the shard; CRC not checked. `start` and
+        `size` ask for a part of them (a byte range within the entry)."""
+        if size is None:
+            size = e.size - start
+        if start < 0 or size < 0 or start + size > e.size:
+            raise ValueError(f"bytes [{start}, {start + size}) are outside the {e.size}-byte "
+                             f"entry of {e.key}")
+        return self._fetch(e, start, size, owned)
 
     def _fetch(self, e: Entry, start: int, size: int, owned: bool) -> Any:
         """Bytes [start, start+size) of the payload of `e` (see :meth:`payload`)."""
@@ -248,7 +272,7 @@ class Reader(Mapping[str, Any]):
         n = self.header.num_shards
         with _shard_errors(e):
             if not owned:
-                return self._storage.read(e.shard_id, n, e.offset, e.size)
+                return self._storage.read(e.shard_id, n, e.offset + start, size)
             check_range(self.shard_path(e.shard_id), self._storage.shard_size(e.shard_id, n),
                         e.offset, e.size)
             return owned_bytes(self._storage, e.shard_id, n, e.offset + start, size)
@@ -329,10 +353,7 @@ class Reader(Mapping[str, Any]):
                                        shard=e.shard_id, offset=e.offset) from None
             raise
         except ValueError as err:  # numpy cannot hold some valid shapes (> 64 dims, ...)
-            raise UnsupportedCheckpointError(
-                f"{self.index_path}: key {e.key}: a {e.dtype_name} tensor of shape "
-                f"{list(e.shape)} cannot be held in a numpy array ({err})",
-                path=self.index_path, key=e.key) from None
+            raise self._unholdable(e, err) from None
 
     def _read_whole_unchecked(self, e: Entry, verify: bool, owned: bool) -> Any:
         """`owned`: an array in memory of its own, never a view of a mapping (what tfckpt's
@@ -433,6 +454,13 @@ class Reader(Mapping[str, Any]):
             out = out.reshape(tuple(b - a for i, (a, b) in enumerate(bounds) if i not in squeeze))
         return out
 
+    def _unholdable(self, e: Entry, err: ValueError) -> UnsupportedCheckpointError:
+        """The error for a valid shape numpy cannot hold ((2^62, 0), more than 64 dims)."""
+        return UnsupportedCheckpointError(
+            f"{self.index_path}: key {e.key}: a {e.dtype_name} tensor of shape "
+            f"{list(e.shape)} cannot be held in a numpy array ({err})",
+            path=self.index_path, key=e.key)
+
     def _region(self, e: Entry, bounds: Bounds, verify: bool) -> Any:
         """The elements `bounds` of stored tensor `e` as an array of its own, reading only the
         span of bytes from the region's first element to its last (into owned memory)."""
@@ -458,10 +486,7 @@ class Reader(Mapping[str, Any]):
             data = self._fetch(e, first, end - first, owned=True)
             return np.array(np.ndarray(shape, dtype, buffer=data, strides=tuple(strides)))
         except ValueError as err:  # numpy cannot hold some valid shapes ((2^62, 0), > 64 dims)
-            raise UnsupportedCheckpointError(
-                f"{self.index_path}: key {e.key}: a {e.dtype_name} tensor of shape "
-                f"{list(e.shape)} cannot be held in a numpy array ({err})",
-                path=self.index_path, key=e.key) from None
+            raise self._unholdable(e, err) from None
 
     def _assemble(self, e: Entry, bounds: Bounds, verify: bool) -> Any:
         """Builds the region `bounds` of a partitioned tensor from its stored slices."""

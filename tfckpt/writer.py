@@ -138,8 +138,14 @@ class Writer:
 
     def __init__(self, prefix: "str | os.PathLike[str]", *, max_shard_bytes: int = 0,
                  overwrite: bool = False, update_state: bool = False,
-                 big_endian: bool = False) -> None:
+                 big_endian: bool = False, storage_options: Optional[dict] = None) -> None:
         self.prefix = os.fspath(prefix)
+        # A URL prefix (s3://, gs://, memory:// ...): written to a local staging directory,
+        # then uploaded by close(), the index last (tfckpt.remote.upload).
+        self._remote: Optional[Tuple[str, Optional[dict], str]] = None
+        if "://" in self.prefix:
+            self.prefix = self._stage_remote(self.prefix, storage_options, overwrite,
+                                             update_state)
         # Payload byte order: little-endian as every TensorFlow release writes, or big-endian
         # (to keep a big-endian checkpoint's order when editing it).
         self.big_endian = big_endian
@@ -160,6 +166,37 @@ class Writer:
         self._sliced: Dict[str, Tuple[int, Tuple[int, ...]]] = {}
         self._slice_bounds: Dict[str, Tuple[Any, int]] = {}  # (n x rank x 2 array, n)
         self._closed = False
+
+    def _stage_remote(self, url: str, storage_options: Optional[dict], overwrite: bool,
+                      update_state: bool) -> str:
+        """The local prefix a checkpoint for `url` is written to before it is uploaded."""
+        import tempfile
+
+        from . import remote
+
+        if not remote.is_url(url):
+            return url
+        if update_state:
+            raise InvalidArgumentError(f"{url}: update_state is for local directories")
+        if not overwrite and remote.exists(url + ".index", storage_options):
+            raise CheckpointError(f"{url}.index exists; pass overwrite=True to replace that "
+                                  "checkpoint")
+        staging = tempfile.mkdtemp(prefix="tfckpt-upload-")
+        self._remote = (url, storage_options, staging)
+        return os.path.join(staging, url.rstrip("/").rsplit("/", 1)[-1] or "ckpt")
+
+    def _finish_remote(self, num_shards: int) -> None:
+        import shutil
+
+        from . import remote
+
+        assert self._remote is not None
+        url, options, staging = self._remote
+        try:
+            remote.upload(self.prefix, num_shards, url, options)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        self.prefix = url
 
     def _stale_shards(self, num_shards: int) -> List[str]:
         """Data files named for this prefix that the new index does not use: the replaced
@@ -347,14 +384,18 @@ class Writer:
                         "at this prefix after this one was created; nothing was written "
                         "(pass overwrite=True to replace it)", path=self.prefix + ".index")
                 num_shards = self._native.finish()
-                for old in self._stale_shards(num_shards):
-                    try:
-                        os.unlink(old)
-                    except OSError:
-                        pass
+                if self._remote is None:
+                    for old in self._stale_shards(num_shards):
+                        try:
+                            os.unlink(old)
+                        except OSError:
+                            pass
         except BaseException:
             self._native.abort()
             raise
+        if self._remote is not None:
+            self._finish_remote(num_shards)
+            return self.prefix
         if self._update_state:
             try:
                 update_checkpoint_state(self.prefix)
@@ -369,6 +410,10 @@ class Writer:
         if not self._closed:
             self._closed = True
             self._native.abort()
+            if self._remote is not None:
+                import shutil
+
+                shutil.rmtree(self._remote[2], ignore_errors=True)
 
     def __enter__(self) -> "Writer":
         return self
@@ -465,8 +510,11 @@ def write(prefix: "str | os.PathLike[str]", tensors: Mapping[str, Any], *,
           object_graph: bool = False, save_counter: Optional[int] = None,
           slots: Optional[Mapping[Tuple[str, str, str], Any]] = None,
           dtypes: Optional[Mapping[str, str]] = None, max_shard_bytes: int = 0,
-          overwrite: bool = False, update_state: bool = False) -> str:
-    """Writes a checkpoint of `tensors` and returns its prefix.
+          overwrite: bool = False, update_state: bool = False,
+          storage_options: Optional[dict] = None) -> str:
+    """Writes a checkpoint of `tensors` and returns its prefix (a path, or an fsspec URL
+    such as ``s3://bucket/run/ckpt-1`` with `storage_options`: uploaded complete, the index
+    last, so no partial checkpoint is ever visible there).
 
     By default keys are written as given (a name-based checkpoint, as
     ``tf.compat.v1.train.Saver`` writes). With ``object_graph=True`` the keys are object
@@ -503,7 +551,7 @@ def write(prefix: "str | os.PathLike[str]", tensors: Mapping[str, Any], *,
             raise InvalidArgumentError(f"a key must be a non-empty str, not {key!r}")
         _check_value(key, arr, code)
     with Writer(prefix, max_shard_bytes=max_shard_bytes, overwrite=overwrite,
-                update_state=update_state) as w:
+                update_state=update_state, storage_options=storage_options) as w:
         for key, (arr, code) in arrays.items():
             w.add(key, arr, dtype=code)
         if graph_bytes is not None:

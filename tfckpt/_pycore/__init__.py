@@ -12,8 +12,8 @@ It is slow (CRC32C runs at about 20 MB/s) but bounded like the native parser: ev
 checked against the bytes that hold it before anything is allocated, keys may expand to at most
 32 x the file size + 1 MiB, data blocks may not overlap or repeat, Snappy output is capped.
 
-Writing checkpoints (``BundleWriter``) needs the native extension; ``build_table`` and
-``serialize_entry`` are here because tests and tools build small tables with them.
+``BundleWriter`` writes checkpoints byte-identical to the native writer's (slower);
+``build_table`` and ``serialize_entry`` are also used by tests and tools to build small tables.
 """
 
 from .bindings import EntryRow, HeaderRow, ListingRow, TotalsRow

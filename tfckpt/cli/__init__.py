@@ -36,13 +36,21 @@ _SUBCOMMANDS = (dump, verify, inspect, scan, refs, edit, average, migrate, diff,
                convert)
 
 
+def version_text() -> str:
+    """The version and which core reads and writes bytes (a wheel's C++ extension, or the
+    pure-Python twin where no wheel fitted and nothing could be compiled)."""
+    core = {"native": "native C++ core", "python": "pure-Python core (slower)"}
+    return (f"tfckpt {tfckpt.__version__} ({core.get(tfckpt.implementation, tfckpt.implementation)}"
+            f", CRC32C: {tfckpt.crc32c_implementation})")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="tfckpt",
         description="Read, write, verify and inspect TensorFlow checkpoints without TensorFlow.",
         epilog="Exit status: 0 ok, 1 damage found, 2 usage or I/O error. "
                "TensorFlow's inspect_checkpoint flags (--file_name ...) work too.")
-    p.add_argument("--version", action="version", version=f"tfckpt {tfckpt.__version__}")
+    p.add_argument("--version", action="version", version=version_text())
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     for command in _SUBCOMMANDS:
         command.register(sub)

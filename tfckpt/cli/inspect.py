@@ -12,10 +12,11 @@ import re
 from typing import Any, Optional, Sequence, TextIO
 
 import tfckpt
-from tfckpt.dtypes import VARIANT, by_code
+from tfckpt.compat.checkpoint_reader import debug_string
+from tfckpt.dtypes import VARIANT
 from tfckpt.files import INDEX_SUFFIX
 
-from ._common import EXIT_OK, EXIT_TROUBLE, format_shape, printoptions
+from ._common import EXIT_OK, EXIT_TROUBLE, printoptions
 
 FLAGS = ("--file_name", "--tensor_name", "--all_tensors", "--all_tensor_names",
          "--count_exclude_pattern", "--printoptions")
@@ -107,7 +108,8 @@ def _print_tensors(args: argparse.Namespace, out: TextIO) -> None:
                     else:
                         print(reader.read(key), file=out)
         elif not args.tensor_name:
-            out.write(_debug_string(reader) + "\n")
+            # As inspect_checkpoint prints it: bytes that are not UTF-8 dropped.
+            out.write(debug_string(reader).decode("utf-8", "ignore") + "\n")
         else:
             if args.tensor_name not in rows:
                 out.write(f"Tensor {args.tensor_name} not found in checkpoint\n")
@@ -134,28 +136,3 @@ def _print_tensors(args: argparse.Namespace, out: TextIO) -> None:
         out.write(f"{e}\n")
         if "corrupted compressed block contents" in str(e):
             out.write("It's likely that your checkpoint file has been compressed with SNAPPY.\n")
-
-
-def _debug_string(reader: Any) -> str:
-    """BundleReader::DebugString: every entry without slices, in table order, slice keys
-    included, as ``key (DT_X) [shape]``; invalid UTF-8 dropped as inspect_checkpoint does.
-    For format V1, TensorSliceReader::DebugString: every tensor, ``, N slices`` added when
-    it has more than one (TensorFlow lists them in hash-map order; here, sorted)."""
-    lines = []
-    if reader.header.format == "V1":
-        for key, dtype, shape, _size, _n, _error, _sliced in reader.listing():
-            count = len(reader.entry(key).slices)
-            more = f", {count} slices" if count > 1 else ""
-            lines.append(f"{_tf_text(key)} ({by_code(dtype).enum_name}) "
-                         f"{format_shape(shape)}{more}\n")
-        return "".join(lines)
-    for key, dtype, shape, _size, _n, _error, sliced in reader.listing(hidden=True):
-        if sliced:
-            continue
-        lines.append(f"{_tf_text(key)} ({by_code(dtype).enum_name}) {format_shape(shape)}\n")
-    return "".join(lines)
-
-
-def _tf_text(key: str) -> str:
-    """A key as inspect_checkpoint prints it: bytes that are not UTF-8 dropped."""
-    return key.encode("utf-8", "surrogateescape").decode("utf-8", "ignore")

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import os
 import posixpath
-import re
 from typing import Iterator, Sequence
 
 from ..errors import NotACheckpointError
 from ..files import INDEX_SUFFIX, STATE_FILE, sniff
+from ..remote import is_url
 from .archives import archive_kind, compressed_tar_tasks, tar_tree, zip_tree
 from .discover import dir_tasks, is_savedmodel_prefix, walk_tasks
 from .records import error_record
@@ -18,13 +18,7 @@ from .trees import FsspecTree, LocalTree, is_local_checkpoint
 
 __all__ = ["is_url", "check_root", "root_tasks", "discover"]
 
-_URL_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 _FILE_URL = "file://"
-
-
-def is_url(path: str) -> bool:
-    """Whether `path` is read through fsspec (a URL other than ``file://``)."""
-    return bool(_URL_RE.match(path)) and not path.startswith(_FILE_URL)
 
 
 def _local(path: str) -> str:
