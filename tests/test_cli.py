@@ -915,7 +915,8 @@ def test_dump_tensor_json_is_streamed_and_exact(tmp_path):
 
 def test_version_and_dir_list_what_a_user_looks_for():
     code, out, _ = run_cli(["--version"])
-    assert (code, out) == (0, f"tfckpt {tfckpt.__version__}\n")
+    assert code == 0 and out.startswith(f"tfckpt {tfckpt.__version__} (")
+    assert out == cli.version_text() + "\n" and tfckpt.crc32c_implementation in out
     names = dir(tfckpt)
     for lazy in ("Writer", "edit", "scan", "diff", "migrate", "optimizer_keys"):
         assert lazy in names, lazy

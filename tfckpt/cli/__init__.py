@@ -65,7 +65,7 @@ def run(argv: Optional[Sequence[str]] = None, out: Optional[TextIO] = None,
     err = err or sys.stderr
     try:
         if argv == ["--version"]:  # to `out`, which argparse's action would not use
-            out.write(f"tfckpt {tfckpt.__version__}\n")
+            out.write(version_text() + "\n")
             return EXIT_OK
         if argv and argv[0] == "inspect":
             return inspect.run_argv(argv[1:], out)
