@@ -48,9 +48,9 @@ WRITER = ("tests/test_reader.py", "tests/test_writer.py")
 DTYPES = ("tests/test_dtypes.py", "tests/test_fixtures.py", "tests/test_reader.py",
           "tests/test_writer.py")
 COPY = ("tests/test_reader.py", "tests/test_tools.py", "tests/test_writer.py")
-ERRORS = ("tests/test_reader.py", "tests/test_corruption.py",
+ERRORS = ("tests/test_errors.py", "tests/test_reader.py", "tests/test_corruption.py",
           "tests/test_pycore.py")
-KEYS = ("tests/test_reader.py", "tests/test_writer.py",
+KEYS = ("tests/test_keys.py", "tests/test_reader.py", "tests/test_writer.py",
         "tests/test_restore.py")
 
 
@@ -141,7 +141,8 @@ MUTANTS: List[Mutant] = [
       "            if volume(_intersect(boxes[i], boxes[j])) > 1:",
       "two slices overlapping in one element are not refused", ASSEMBLY + CORRUPTION),
     M("S4", "tfckpt/slices.py",
-      "    src_idx = tuple(slice(lo - blo, hi - blo) for (lo, hi), (blo, _) in zip(inter, src_bounds))",
+      "    src_idx = tuple(slice(lo - blo, hi - blo) for (lo, hi), (blo, _) in "
+      "zip(inter, src_bounds))",
       "    src_idx = tuple(slice(lo, hi) for (lo, hi), (blo, _) in zip(inter, src_bounds))",
       "a slice's part copied from the slice's own origin, not its offset", ASSEMBLY),
     M("S5", "tfckpt/reader.py",

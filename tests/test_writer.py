@@ -962,3 +962,27 @@ def test_update_state_file_like_checkpoint_manager(tf, tmp_path):
     assert v.numpy() == 2.0 and ckpt.save_counter.numpy() == 2
     assert manager.save() == str(tmp_path / "ckpt-3")
     assert tfckpt.open(tmp_path).prefix == str(tmp_path / "ckpt-3")
+
+
+def test_replacing_a_checkpoint_removes_only_its_own_stale_data_files(tmp_path):
+    """The data files removed after a replacement are exactly those named for this prefix
+    (files.DATA_NAME_RE's prefix group equal to it): the replaced checkpoint's second shard
+    and a shard an interrupted write left, never the files of ckpt-10, ckpt-1.5 or ckpt,
+    whose names start like ckpt-1's or are a part of it (mutant W11)."""
+    p = str(tmp_path / "ckpt-1")
+    tfckpt.write(p, {"a": np.zeros(64, np.float32), "b": np.ones(64, np.float32)},
+                 max_shard_bytes=300)
+    assert _files(p) == [".data-00000-of-00002", ".data-00001-of-00002", ".index"]
+    (tmp_path / "ckpt-1.data-00003-of-00007").write_bytes(b"left by a killed write")
+    neighbours = {name: tfckpt.write(str(tmp_path / name), {"n": np.float32(i)})
+                  for i, name in enumerate(["ckpt-10", "ckpt-1.5", "ckpt"])}
+    others = {n: _snapshot(tmp_path)[n] for n in os.listdir(tmp_path)
+              if not n.startswith("ckpt-1.") or n.startswith("ckpt-1.5")}
+    assert len(others) == 6
+    tfckpt.write(p, {"a": np.full(3, 2, np.float32)}, overwrite=True)
+    after = _snapshot(tmp_path)
+    assert {n: after.get(n) for n in others} == others
+    assert sorted(after) == sorted(list(others) + ["ckpt-1.index", "ckpt-1.data-00000-of-00001"])
+    assert tfckpt.open(p)["a"].tolist() == [2, 2, 2]
+    for i, name in enumerate(["ckpt-10", "ckpt-1.5", "ckpt"]):
+        assert tfckpt.open(neighbours[name])["n"] == i
