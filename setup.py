@@ -9,6 +9,7 @@ the install still succeeds and tfckpt runs on its pure-Python core (slower;
 ``import tfckpt`` warns, ``tfckpt --version`` says which core is in use).
 Set TFCKPT_REQUIRE_NATIVE=1 to make a failed build an error (wheel builds do).
 """
+
 import os
 import sys
 
@@ -39,8 +40,7 @@ def native_extension():
     extra_compile = []
     extra_link = []
     if sys.platform != "win32":
-        extra_compile += ["-O3", "-fvisibility=hidden", "-Wall", "-Wextra",
-                          "-Wno-unused-parameter"]
+        extra_compile += ["-O3", "-fvisibility=hidden", "-Wall", "-Wextra", "-Wno-unused-parameter"]
         sanitize = os.environ.get("TFCKPT_SANITIZE", "").strip()
         if sanitize:
             flags = [f"-fsanitize={sanitize}", "-fno-omit-frame-pointer", "-g", "-O1"]

@@ -18,8 +18,9 @@ import warnings
 
 def tfckpt_cli(*args: str) -> str:
     """Runs the installed ``tfckpt`` command (its console script, beside this python)."""
-    exe = os.path.join(os.path.dirname(sys.executable),
-                       "tfckpt.exe" if os.name == "nt" else "tfckpt")
+    exe = os.path.join(
+        os.path.dirname(sys.executable), "tfckpt.exe" if os.name == "nt" else "tfckpt"
+    )
     proc = subprocess.run([exe, *args], capture_output=True, text=True)
     if proc.returncode != 0:
         sys.exit(f"tfckpt {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr}")
@@ -38,16 +39,30 @@ def main(expected_core: str) -> None:
         sys.exit(f"expected the {expected_core} core, got {tfckpt.implementation}")
     with tempfile.TemporaryDirectory() as d:
         src = os.path.join(d, "ckpt-1")
-        tfckpt.write(src, {"dense/kernel": np.arange(6, dtype=np.float32).reshape(2, 3),
-                           "dense/bias": np.zeros(3, np.float32),
-                           "step": np.int64(7), "names": np.array([b"a", b"bc"], dtype=object)})
+        tfckpt.write(
+            src,
+            {
+                "dense/kernel": np.arange(6, dtype=np.float32).reshape(2, 3),
+                "dense/bias": np.zeros(3, np.float32),
+                "step": np.int64(7),
+                "names": np.array([b"a", b"bc"], dtype=object),
+            },
+        )
         out = tfckpt_cli("dump", src)
         assert "dense/kernel" in out and "float32" in out, out
         tfckpt_cli("verify", src)
         np.save(os.path.join(d, "bias.npy"), np.ones(3, np.float32))
         dst = os.path.join(d, "edited", "ckpt-1")
-        tfckpt_cli("edit", src, "-o", dst, "--set", f"dense/bias={os.path.join(d, 'bias.npy')}",
-                   "--rename", "step=global_step")
+        tfckpt_cli(
+            "edit",
+            src,
+            "-o",
+            dst,
+            "--set",
+            f"dense/bias={os.path.join(d, 'bias.npy')}",
+            "--rename",
+            "step=global_step",
+        )
         tfckpt_cli("verify", dst)
         with tfckpt.open(dst) as r:
             assert sorted(r.keys()) == ["dense/bias", "dense/kernel", "global_step", "names"]

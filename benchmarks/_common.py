@@ -21,10 +21,14 @@ import make_data  # noqa: E402
 
 def parser(description: str, runs: int) -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=description)
-    ap.add_argument("--data", default=make_data.DEFAULT_OUT,
-                    help="benchmark data directory, created if missing (default: %(default)s)")
-    ap.add_argument("--runs", type=int, default=runs,
-                    help="timed runs of each contender (default: %(default)s)")
+    ap.add_argument(
+        "--data",
+        default=make_data.DEFAULT_OUT,
+        help="benchmark data directory, created if missing (default: %(default)s)",
+    )
+    ap.add_argument(
+        "--runs", type=int, default=runs, help="timed runs of each contender (default: %(default)s)"
+    )
     ap.add_argument("--json", metavar="PATH", help="also write the results to PATH (run_all)")
     return ap
 
@@ -45,19 +49,30 @@ def fmt_mib(kib: float) -> str:
     return f"{kib / 1024:.1f} MiB"
 
 
-def result(name: str, unit: str, tfckpt: float, tf: float, ratio: float, target: float,
-           **extra) -> dict:
+def result(
+    name: str, unit: str, tfckpt: float, tf: float, ratio: float, target: float, **extra
+) -> dict:
     """One summary row. `ratio` is "times better" for tfckpt (higher is better)."""
-    return dict(benchmark=name, unit=unit, tfckpt=tfckpt, tensorflow=tf, ratio=ratio,
-                target=target, met=ratio >= target, **extra)
+    return dict(
+        benchmark=name,
+        unit=unit,
+        tfckpt=tfckpt,
+        tensorflow=tf,
+        ratio=ratio,
+        target=target,
+        met=ratio >= target,
+        **extra,
+    )
 
 
 def emit(args, rows: List[dict]) -> None:
     for r in rows:
         verdict = "MET" if r["met"] else "MISSED"
-        print(f"RESULT {r['benchmark']}: tfckpt {_fmt(r['tfckpt'], r['unit'])}, TensorFlow "
-              f"{_fmt(r['tensorflow'], r['unit'])}, ratio {r['ratio']:.1f}x "
-              f"(target >= {r['target']:g}x: {verdict})")
+        print(
+            f"RESULT {r['benchmark']}: tfckpt {_fmt(r['tfckpt'], r['unit'])}, TensorFlow "
+            f"{_fmt(r['tensorflow'], r['unit'])}, ratio {r['ratio']:.1f}x "
+            f"(target >= {r['target']:g}x: {verdict})"
+        )
     if args.json:
         with open(args.json, "w") as f:
             json.dump(rows, f, indent=1)

@@ -66,18 +66,24 @@ def main(argv=None) -> int:
     # Warm-up, and a check that both see the same keys, dtypes and shapes.
     a, b = run_tfckpt(keep=True), run_tf(keep=True)
     for p, x, y in zip(prefixes, a, b):
-        if {k: (d, list(s)) for k, (d, s) in x.items()} != \
-                {k: (d, list(s)) for k, (d, s) in y.items()}:
+        if {k: (d, list(s)) for k, (d, s) in x.items()} != {
+            k: (d, list(s)) for k, (d, s) in y.items()
+        }:
             sys.exit(f"bench_list_many: tfckpt and TensorFlow disagree on {p}")
     nkeys = sum(len(x) for x in a)
     del a, b
-    print(f"bench_list_many: listing {len(prefixes)} checkpoints ({nkeys} keys in all) "
-          f"under {os.path.join(data, 'small')}; both agree on every key, dtype "
-          f"and shape")
+    print(
+        f"bench_list_many: listing {len(prefixes)} checkpoints ({nkeys} keys in all) "
+        f"under {os.path.join(data, 'small')}; both agree on every key, dtype "
+        f"and shape"
+    )
     medians = {}
     for keep in (False, True):
-        print("  listings kept alive until the end of the round (information only):" if keep
-              else "  each listing processed and dropped (headline):")
+        print(
+            "  listings kept alive until the end of the round (information only):"
+            if keep
+            else "  each listing processed and dropped (headline):"
+        )
         times = {k: [] for k in contenders}
         for i in range(args.runs):
             order = list(contenders) if i % 2 == 0 else list(reversed(contenders))
@@ -88,17 +94,31 @@ def main(argv=None) -> int:
                 times[name].append(time.perf_counter() - t0)
         for name in contenders:
             med = _common.median(times[name])
-            print(f"    {name:<10} median {_common.fmt_s(med)} per round "
-                  f"(min {_common.fmt_s(min(times[name]))}, "
-                  f"max {_common.fmt_s(max(times[name]))}); "
-                  f"{med / len(prefixes) * 1e6:.0f} us per checkpoint")
+            print(
+                f"    {name:<10} median {_common.fmt_s(med)} per round "
+                f"(min {_common.fmt_s(min(times[name]))}, "
+                f"max {_common.fmt_s(max(times[name]))}); "
+                f"{med / len(prefixes) * 1e6:.0f} us per checkpoint"
+            )
         t_a, t_b = _common.median(times["tfckpt"]), _common.median(times["tensorflow"])
         print(f"    speed-up {t_b / t_a:.1f}x (TensorFlow time / tfckpt time)")
         medians[keep] = (t_a, t_b)
     (t_a, t_b), (k_a, k_b) = medians[False], medians[True]
-    rows = [_common.result(f"list {len(prefixes)} small ckpts in-process", "s", t_a, t_b,
-                           t_b / t_a, TARGET, runs=args.runs, checkpoints=len(prefixes),
-                           kept_tfckpt=k_a, kept_tensorflow=k_b, kept_ratio=k_b / k_a)]
+    rows = [
+        _common.result(
+            f"list {len(prefixes)} small ckpts in-process",
+            "s",
+            t_a,
+            t_b,
+            t_b / t_a,
+            TARGET,
+            runs=args.runs,
+            checkpoints=len(prefixes),
+            kept_tfckpt=k_a,
+            kept_tensorflow=k_b,
+            kept_ratio=k_b / k_a,
+        )
+    ]
     _common.emit(args, rows)
     return 0
 

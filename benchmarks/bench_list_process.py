@@ -17,7 +17,8 @@ install has no .pyc files -- on every start, while TensorFlow's installed .pyc f
 still used; that case is measured too and printed for information.)
 
 One warm-up run of each (which also fills the bytecode cache, makes the page cache warm and
-checks that both list the same keys), then N runs alternate between the two. Reported: the median wall time (fork to reaped) and the median
+checks that both list the same keys), then N runs alternate between the two. Reported: the
+median wall time (fork to reaped) and the median
 peak RSS of each child, measured with ``os.wait4`` (the child's own ``ru_maxrss``, unlike
 ``RUSAGE_CHILDREN``, which is a running maximum over every child ever waited for).
 """
@@ -54,15 +55,19 @@ def tfckpt_script() -> str:
         return path
     found = shutil.which("tfckpt")
     if not found:
-        sys.exit("bench_list_process: the tfckpt console script is not installed "
-                 "(pip install --no-build-isolation -e .)")
+        sys.exit(
+            "bench_list_process: the tfckpt console script is not installed "
+            "(pip install --no-build-isolation -e .)"
+        )
     return found
 
 
 def run_child(argv, env, capture: bool = False):
     """Runs argv; returns (wall seconds, peak RSS in KiB, stdout text or None)."""
-    with tempfile.TemporaryFile() as err, \
-            (tempfile.TemporaryFile() if capture else open(os.devnull, "wb")) as out:
+    with (
+        tempfile.TemporaryFile() as err,
+        tempfile.TemporaryFile() if capture else open(os.devnull, "wb") as out,
+    ):
         t0 = time.perf_counter()
         p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=env)
         _, status, usage = os.wait4(p.pid, 0)
@@ -70,8 +75,10 @@ def run_child(argv, env, capture: bool = False):
         p.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen
         if p.returncode != 0:
             err.seek(0)
-            sys.exit(f"bench_list_process: {argv[0]} failed ({p.returncode}):\n"
-                     f"{err.read().decode(errors='replace')}")
+            sys.exit(
+                f"bench_list_process: {argv[0]} failed ({p.returncode}):\n"
+                f"{err.read().decode(errors='replace')}"
+            )
         text = None
         if capture:
             out.seek(0)
@@ -91,8 +98,9 @@ def main(argv=None) -> int:
     args = _common.parser(_common.first_line(__doc__), runs=5).parse_args(argv)
     data = _common.prepare(args)
     prefix = make_data.big_prefix(data)
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3",
-               PYTHONPYCACHEPREFIX=os.path.join(data, "pycache"))
+    env = dict(
+        os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPYCACHEPREFIX=os.path.join(data, "pycache")
+    )
     env.pop("PYTHONDONTWRITEBYTECODE", None)
     env_as_is = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
     script = tfckpt_script()
@@ -100,8 +108,10 @@ def main(argv=None) -> int:
         "tfckpt": [script, "dump", prefix],
         "tensorflow": [sys.executable, "-c", TF_SCRIPT, prefix],
     }
-    print(f"bench_list_process: listing {prefix} ({os.path.getsize(prefix + '.index')} B index, "
-          f"{os.path.getsize(prefix + '.data-00000-of-00001') / 2**30:.2f} GiB data)")
+    print(
+        f"bench_list_process: listing {prefix} ({os.path.getsize(prefix + '.index')} B index, "
+        f"{os.path.getsize(prefix + '.data-00000-of-00001') / 2**30:.2f} GiB data)"
+    )
     print(f"  tfckpt:     {' '.join(contenders['tfckpt'][:2])} PREFIX > /dev/null")
     print(f"  TensorFlow: {sys.executable} -c '...tf.train.list_variables(PREFIX)...' > /dev/null")
 
@@ -122,10 +132,12 @@ def main(argv=None) -> int:
             times[name].append(wall)
             rss[name].append(peak)
     for name in contenders:
-        print(f"  {name:<10} wall: median {_common.fmt_s(_common.median(times[name]))} "
-              f"(min {_common.fmt_s(min(times[name]))}, max {_common.fmt_s(max(times[name]))}); "
-              f"peak RSS: median {_common.fmt_mib(_common.median(rss[name]))} "
-              f"(max {_common.fmt_mib(max(rss[name]))})")
+        print(
+            f"  {name:<10} wall: median {_common.fmt_s(_common.median(times[name]))} "
+            f"(min {_common.fmt_s(min(times[name]))}, max {_common.fmt_s(max(times[name]))}); "
+            f"peak RSS: median {_common.fmt_mib(_common.median(rss[name]))} "
+            f"(max {_common.fmt_mib(max(rss[name]))})"
+        )
     t_a, t_b = _common.median(times["tfckpt"]), _common.median(times["tensorflow"])
     m_a, m_b = _common.median(rss["tfckpt"]), _common.median(rss["tensorflow"])
     # Information: tfckpt in the caller's environment, bytecode settings untouched.
@@ -133,18 +145,37 @@ def main(argv=None) -> int:
     as_is = [run_child(contenders["tfckpt"], env_as_is) for _ in range(args.runs)]
     t_env = _common.median([w for w, _, _ in as_is])
     flag = os.environ.get("PYTHONDONTWRITEBYTECODE")
-    print(f"  (information: tfckpt in the caller's environment [PYTHONDONTWRITEBYTECODE="
-          f"{flag if flag is not None else 'unset'}]: median {_common.fmt_s(t_env)}, peak RSS "
-          f"{_common.fmt_mib(_common.median([m for _, m, _ in as_is]))}, "
-          f"{t_b / t_env:.1f}x against the TensorFlow median above)")
+    print(
+        f"  (information: tfckpt in the caller's environment [PYTHONDONTWRITEBYTECODE="
+        f"{flag if flag is not None else 'unset'}]: median {_common.fmt_s(t_env)}, peak RSS "
+        f"{_common.fmt_mib(_common.median([m for _, m, _ in as_is]))}, "
+        f"{t_b / t_env:.1f}x against the TensorFlow median above)"
+    )
     rows = [
-        _common.result("list 1 GiB ckpt, process wall time", "s", t_a, t_b, t_b / t_a,
-                       SPEED_TARGET, runs=args.runs, tfckpt_env_as_is=t_env),
-        _common.result("list 1 GiB ckpt, process peak RSS", "KiB", m_a, m_b, m_b / m_a,
-                       MEMORY_TARGET, runs=args.runs),
+        _common.result(
+            "list 1 GiB ckpt, process wall time",
+            "s",
+            t_a,
+            t_b,
+            t_b / t_a,
+            SPEED_TARGET,
+            runs=args.runs,
+            tfckpt_env_as_is=t_env,
+        ),
+        _common.result(
+            "list 1 GiB ckpt, process peak RSS",
+            "KiB",
+            m_a,
+            m_b,
+            m_b / m_a,
+            MEMORY_TARGET,
+            runs=args.runs,
+        ),
     ]
-    print(f"  speed-up {t_b / t_a:.1f}x (TensorFlow time / tfckpt time); "
-          f"memory ratio {m_b / m_a:.1f}x (TensorFlow peak RSS / tfckpt peak RSS)")
+    print(
+        f"  speed-up {t_b / t_a:.1f}x (TensorFlow time / tfckpt time); "
+        f"memory ratio {m_b / m_a:.1f}x (TensorFlow peak RSS / tfckpt peak RSS)"
+    )
     _common.emit(args, rows)
     return 0
 

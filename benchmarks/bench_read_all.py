@@ -41,16 +41,21 @@ import time
 
 STATES = ("read", "tensorflow", "tfckpt")
 
-import _common
-import make_data
+import _common  # noqa: E402 - beside this script, found through sys.path
+import make_data  # noqa: E402
 
 TARGET = 2.0
 
 
 def main(argv=None) -> int:
     ap = _common.parser(_common.first_line(__doc__), runs=5)
-    ap.add_argument("--states", nargs="+", choices=STATES, default=list(STATES),
-                    help="how the page cache is filled before measuring (default: all)")
+    ap.add_argument(
+        "--states",
+        nargs="+",
+        choices=STATES,
+        default=list(STATES),
+        help="how the page cache is filled before measuring (default: all)",
+    )
     args = ap.parse_args(argv)
     data = _common.prepare(args)
     prefix = make_data.big_prefix(data)
@@ -92,9 +97,11 @@ def main(argv=None) -> int:
 
     prepare_cache = {"read": read_sequentially, "tensorflow": run_tf, "tfckpt": run_tfckpt}
 
-    print(f"bench_read_all: reading all {nkeys} tensors of {prefix} "
-          f"({total / 2**30:.3f} GiB of payload) with checksums verified; "
-          f"CRC32C in tfckpt: {tfckpt.crc32c_implementation}")
+    print(
+        f"bench_read_all: reading all {nkeys} tensors of {prefix} "
+        f"({total / 2**30:.3f} GiB of payload) with checksums verified; "
+        f"CRC32C in tfckpt: {tfckpt.crc32c_implementation}"
+    )
     per_state = {}
     for state in args.states:
         evict()
@@ -112,20 +119,36 @@ def main(argv=None) -> int:
         print(f"  page cache filled by {state}:")
         for name in contenders:
             med = _common.median(times[name])
-            print(f"    {name:<10} median {_common.fmt_s(med)} per round "
-                  f"(min {_common.fmt_s(min(times[name]))}, "
-                  f"max {_common.fmt_s(max(times[name]))}); {total / med / 1e9:.2f} GB/s")
+            print(
+                f"    {name:<10} median {_common.fmt_s(med)} per round "
+                f"(min {_common.fmt_s(min(times[name]))}, "
+                f"max {_common.fmt_s(max(times[name]))}); {total / med / 1e9:.2f} GB/s"
+            )
         t_a, t_b = _common.median(times["tfckpt"]), _common.median(times["tensorflow"])
         print(f"    speed-up {t_b / t_a:.1f}x (TensorFlow time / tfckpt time)")
         per_state[state] = (t_a, t_b)
     worst = min(per_state, key=lambda st: per_state[st][1] / per_state[st][0])
     t_a, t_b = per_state[worst]
     print(f"  headline: the lowest ratio, page cache filled by {worst}")
-    rows = [_common.result("read all of 1 GiB ckpt, CRC verified", "s", t_a, t_b, t_b / t_a,
-                           TARGET, runs=args.runs, bytes=total, state=worst,
-                           tfckpt_gbps=total / t_a / 1e9, tensorflow_gbps=total / t_b / 1e9,
-                           states={st: {"tfckpt": a, "tensorflow": b, "ratio": b / a}
-                                   for st, (a, b) in per_state.items()})]
+    rows = [
+        _common.result(
+            "read all of 1 GiB ckpt, CRC verified",
+            "s",
+            t_a,
+            t_b,
+            t_b / t_a,
+            TARGET,
+            runs=args.runs,
+            bytes=total,
+            state=worst,
+            tfckpt_gbps=total / t_a / 1e9,
+            tensorflow_gbps=total / t_b / 1e9,
+            states={
+                st: {"tfckpt": a, "tensorflow": b, "ratio": b / a}
+                for st, (a, b) in per_state.items()
+            },
+        )
+    ]
     _common.emit(args, rows)
     return 0
 

@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tarfile
 import time
@@ -67,8 +66,10 @@ def make_tar(data: str) -> str:
         t.add(src, arcname="small")
     os.replace(path + ".tmp", path)
     open(stamp, "w").close()
-    print(f"bench_scan: wrote {path} ({os.path.getsize(path) / 2**20:.0f} MiB) in "
-          f"{time.perf_counter() - t0:.1f} s")
+    print(
+        f"bench_scan: wrote {path} ({os.path.getsize(path) / 2**20:.0f} MiB) in "
+        f"{time.perf_counter() - t0:.1f} s"
+    )
     return path
 
 
@@ -85,8 +86,10 @@ def timed(contenders, runs):
 
 def line(label, name_a, t_a, name_b, t_b, ratio, target):
     verdict = "MET" if ratio >= target else "MISSED"
-    return (f"RESULT {label}: {name_a} {_common.fmt_s(t_a)}, {name_b} {_common.fmt_s(t_b)}, "
-            f"ratio {ratio:.2f}x (target >= {target:g}x: {verdict})")
+    return (
+        f"RESULT {label}: {name_a} {_common.fmt_s(t_a)}, {name_b} {_common.fmt_s(t_b)}, "
+        f"ratio {ratio:.2f}x (target >= {target:g}x: {verdict})"
+    )
 
 
 def scan_command(env):
@@ -115,8 +118,9 @@ def main(argv=None) -> int:
 
     def run_tf():
         out = []
-        for index in sorted(glob.glob(os.path.join(glob.escape(small), "**", "*.index"),
-                                      recursive=True)):
+        for index in sorted(
+            glob.glob(os.path.join(glob.escape(small), "**", "*.index"), recursive=True)
+        ):
             prefix = index[: -len(".index")]
             reader = tf.train.load_checkpoint(prefix)
             shapes = reader.get_variable_to_shape_map()
@@ -125,51 +129,92 @@ def main(argv=None) -> int:
         return out
 
     a, b = run_tfckpt(), run_tf()
-    if sorted((p, k, d, list(s)) for p, k, d, s in a) != \
-            sorted((p, k, d, list(s)) for p, k, d, s in b):
+    if sorted((p, k, d, list(s)) for p, k, d, s in a) != sorted(
+        (p, k, d, list(s)) for p, k, d, s in b
+    ):
         sys.exit("bench_scan: tfckpt.scan and TensorFlow disagree on the keys, dtypes or shapes")
-    print(f"bench_scan: {n_ckpts} checkpoints under {small}, {len(a)} keys; tfckpt.scan and "
-          f"TensorFlow agree on every key, dtype and shape")
+    print(
+        f"bench_scan: {n_ckpts} checkpoints under {small}, {len(a)} keys; tfckpt.scan and "
+        f"TensorFlow agree on every key, dtype and shape"
+    )
     med, _ = timed({"tfckpt": run_tfckpt, "tensorflow": run_tf}, args.runs)
     ratio = med["tensorflow"] / med["tfckpt"]
-    rows.append(_common.result(f"scan {n_ckpts} ckpts in-process (keys, dtypes, shapes)", "s",
-                               med["tfckpt"], med["tensorflow"], ratio, IN_PROCESS_TARGET))
+    rows.append(
+        _common.result(
+            f"scan {n_ckpts} ckpts in-process (keys, dtypes, shapes)",
+            "s",
+            med["tfckpt"],
+            med["tensorflow"],
+            ratio,
+            IN_PROCESS_TARGET,
+        )
+    )
 
     # -- as whole commands ------------------------------------------------------------------
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3",
-               PYTHONPYCACHEPREFIX=os.path.join(data, "pycache"))
+    env = dict(
+        os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPYCACHEPREFIX=os.path.join(data, "pycache")
+    )
     env.pop("PYTHONDONTWRITEBYTECODE", None)
     cmd = scan_command(env) + [small, "--format", "jsonl"]
     procs = {"tfckpt": cmd, "tensorflow": [sys.executable, "-c", TF_SCRIPT, small]}
-    print(f"  command: {' '.join(cmd[:-3])} DIR --format jsonl  vs  python -c "
-          f"'import tensorflow; tf.train.list_variables(each)'")
+    print(
+        f"  command: {' '.join(cmd[:-3])} DIR --format jsonl  vs  python -c "
+        f"'import tensorflow; tf.train.list_variables(each)'"
+    )
     _, _, out = run_child(procs["tfckpt"], env, capture=True)
     if sum(1 for ln in out.splitlines() if '"record": "checkpoint"' in ln) != n_ckpts:
         sys.exit("bench_scan: the scan command did not report every checkpoint")
     run_child(procs["tensorflow"], env)
     times = {k: [] for k in procs}
     for i in range(args.runs):
-        for name in (list(procs) if i % 2 == 0 else list(reversed(procs))):
+        for name in list(procs) if i % 2 == 0 else list(reversed(procs)):
             times[name].append(run_child(procs[name], env)[0])
     t_a, t_b = _common.median(times["tfckpt"]), _common.median(times["tensorflow"])
-    rows.append(_common.result(f"scan {n_ckpts} ckpts as a command", "s", t_a, t_b,
-                               t_b / t_a, PROCESS_TARGET))
+    rows.append(
+        _common.result(
+            f"scan {n_ckpts} ckpts as a command", "s", t_a, t_b, t_b / t_a, PROCESS_TARGET
+        )
+    )
 
     # -- -j 2 against -j 1 ------------------------------------------------------------------
-    for verify, label, target in ((True, "scan --verify", JOBS_TARGET),
-                                  (False, "scan (listing; information)", None)):
+    for verify, label, target in (
+        (True, "scan --verify", JOBS_TARGET),
+        (False, "scan (listing; information)", None),
+    ):
+
         def j(n, verify=verify):
             return lambda: sum(1 for _ in tfckpt.scan(small, jobs=n, verify=verify))
+
         med, _ = timed({"-j 1": j(1), "-j 2": j(2)}, args.runs)
         ratio = med["-j 1"] / med["-j 2"]
         if target is None:
-            print(f"  {label}: -j 1 {_common.fmt_s(med['-j 1'])}, -j 2 "
-                  f"{_common.fmt_s(med['-j 2'])}, ratio {ratio:.2f}x")
+            print(
+                f"  {label}: -j 1 {_common.fmt_s(med['-j 1'])}, -j 2 "
+                f"{_common.fmt_s(med['-j 2'])}, ratio {ratio:.2f}x"
+            )
             continue
-        lines.append(line(f"{label} of {n_ckpts} ckpts, -j 2 vs -j 1", "-j 2", med["-j 2"],
-                          "-j 1", med["-j 1"], ratio, target))
-        rows.append(_common.result(f"{label} -j 2 vs -j 1", "s", med["-j 2"], med["-j 1"],
-                                   ratio, target, baseline="-j 1"))
+        lines.append(
+            line(
+                f"{label} of {n_ckpts} ckpts, -j 2 vs -j 1",
+                "-j 2",
+                med["-j 2"],
+                "-j 1",
+                med["-j 1"],
+                ratio,
+                target,
+            )
+        )
+        rows.append(
+            _common.result(
+                f"{label} -j 2 vs -j 1",
+                "s",
+                med["-j 2"],
+                med["-j 1"],
+                ratio,
+                target,
+                baseline="-j 1",
+            )
+        )
 
     # -- inside an uncompressed tar against unpacked --------------------------------------
     def scan_tar():
@@ -183,10 +228,28 @@ def main(argv=None) -> int:
         sys.exit("bench_scan: the tar and the directory give different records")
     med, _ = timed({"tar": scan_tar, "directory": scan_dir}, args.runs)
     ratio = med["directory"] / med["tar"]
-    lines.append(line(f"scan {n_ckpts} ckpts in an uncompressed tar vs unpacked", "tar",
-                      med["tar"], "directory", med["directory"], ratio, TAR_TARGET))
-    rows.append(_common.result("scan inside a tar vs unpacked", "s", med["tar"],
-                               med["directory"], ratio, TAR_TARGET, baseline="directory"))
+    lines.append(
+        line(
+            f"scan {n_ckpts} ckpts in an uncompressed tar vs unpacked",
+            "tar",
+            med["tar"],
+            "directory",
+            med["directory"],
+            ratio,
+            TAR_TARGET,
+        )
+    )
+    rows.append(
+        _common.result(
+            "scan inside a tar vs unpacked",
+            "s",
+            med["tar"],
+            med["directory"],
+            ratio,
+            TAR_TARGET,
+            baseline="directory",
+        )
+    )
 
     # RESULT lines: against TensorFlow as _common prints them, then tfckpt against itself.
     _common.emit(argparse.Namespace(json=None), [r for r in rows if "baseline" not in r])

@@ -70,8 +70,11 @@ DEFAULT_TENSOR = "encoder/layer_07/mlp/intermediate/kernel"
 
 def main(argv=None) -> int:
     ap = _common.parser(_common.first_line(__doc__), runs=9)
-    ap.add_argument("--tensor", default=DEFAULT_TENSOR,
-                    help="object path of the tensor the edit changes (default: %(default)s)")
+    ap.add_argument(
+        "--tensor",
+        default=DEFAULT_TENSOR,
+        help="object path of the tensor the edit changes (default: %(default)s)",
+    )
     args = ap.parse_args(argv)
     data = _common.prepare(args)
     src = make_data.big_prefix(data)
@@ -110,8 +113,12 @@ def same_content(tfckpt, a: str, b: str) -> bool:
             if k == tfckpt.OBJECT_GRAPH_KEY:
                 continue
             ea, eb = ra.entry(k), rb.entry(k)
-            if (ea.dtype_code, ea.shape, ea.size, ea.crc32c) != \
-                    (eb.dtype_code, eb.shape, eb.size, eb.crc32c):
+            if (ea.dtype_code, ea.shape, ea.size, ea.crc32c) != (
+                eb.dtype_code,
+                eb.shape,
+                eb.size,
+                eb.crc32c,
+            ):
                 return False
     return True
 
@@ -149,10 +156,12 @@ def measure(contenders, runs: int, out: str, before=None):
 def report(times, total: int) -> None:
     for name, (ts, synced, cpu) in times.items():
         med, smed = _common.median(ts), _common.median(synced)
-        print(f"    {name:<18} median {_common.fmt_s(med)} "
-              f"(min {_common.fmt_s(min(ts))}, max {_common.fmt_s(max(ts))}); "
-              f"{total / med / 1e9:.2f} GB/s; CPU {_common.fmt_s(_common.median(cpu))} | "
-              f"with os.sync(): {_common.fmt_s(smed)}, {total / smed / 1e9:.2f} GB/s")
+        print(
+            f"    {name:<18} median {_common.fmt_s(med)} "
+            f"(min {_common.fmt_s(min(ts))}, max {_common.fmt_s(max(ts))}); "
+            f"{total / med / 1e9:.2f} GB/s; CPU {_common.fmt_s(_common.median(cpu))} | "
+            f"with os.sync(): {_common.fmt_s(smed)}, {total / smed / 1e9:.2f} GB/s"
+        )
 
 
 def run(args, tf, np, tfckpt, src: str, out: str) -> int:
@@ -162,10 +171,12 @@ def run(args, tf, np, tfckpt, src: str, out: str) -> int:
         if not all(k.startswith("model/") and k.endswith(SUFFIX) for k in keys):
             sys.exit(f"bench_write: {src} is not the expected object-based checkpoint")
         # Object paths relative to the root module ("encoder/layer_00/...").
-        specs = [(k[len("model/"):-len(SUFFIX)], r.entry(k).shape, r.entry(k).dtype_name)
-                 for k in keys]
-        arrays = {"model/" + p: np.array(r.read(k, verify=True)) for (p, _, _), k in
-                  zip(specs, keys)}
+        specs = [
+            (k[len("model/") : -len(SUFFIX)], r.entry(k).shape, r.entry(k).dtype_name) for k in keys
+        ]
+        arrays = {
+            "model/" + p: np.array(r.read(k, verify=True)) for (p, _, _), k in zip(specs, keys)
+        }
     total = sum(a.nbytes for a in arrays.values())
     if args.tensor not in {p for p, _, _ in specs}:
         sys.exit(f"bench_write: no variable {args.tensor} in {src}")
@@ -173,8 +184,9 @@ def run(args, tf, np, tfckpt, src: str, out: str) -> int:
     new_value = arrays["model/" + args.tensor] + np.ones((), arrays["model/" + args.tensor].dtype)
 
     held = {}  # the module, dropped after the write rounds
-    held["module"], _ = make_data.build_module(tf, specs, lambda p, s, d: tf.Variable(
-        arrays["model/" + p], name=p.rsplit("/", 1)[-1]))
+    held["module"], _ = make_data.build_module(
+        tf, specs, lambda p, s, d: tf.Variable(arrays["model/" + p], name=p.rsplit("/", 1)[-1])
+    )
     a_prefix, b_prefix = os.path.join(out, "tfckpt", "ckpt"), os.path.join(out, "tf", "ckpt")
     os.makedirs(os.path.dirname(a_prefix))
     os.makedirs(os.path.dirname(b_prefix))
@@ -191,16 +203,20 @@ def run(args, tf, np, tfckpt, src: str, out: str) -> int:
     tf.train.Checkpoint(model=held["module"]).read(a_prefix).assert_consumed()
     with tfckpt.open(a_prefix) as r:
         nkeys = len(r)
-    print(f"bench_write: writing {len(arrays)} arrays ({total / 2**30:.3f} GiB, {nkeys} keys "
-          f"with the object graph) to {out}; both write the same values, and TensorFlow "
-          f"restores tfckpt's checkpoint (assert_consumed)")
+    print(
+        f"bench_write: writing {len(arrays)} arrays ({total / 2**30:.3f} GiB, {nkeys} keys "
+        f"with the object graph) to {out}; both write the same values, and TensorFlow "
+        f"restores tfckpt's checkpoint (assert_consumed)"
+    )
     wt = measure(write, args.runs, out)
     print("  write a new checkpoint:")
     report(wt, total)
     w_a, w_b = _common.median(wt["tfckpt"][0]), _common.median(wt["tensorflow"][0])
     ws_a, ws_b = _common.median(wt["tfckpt"][1]), _common.median(wt["tensorflow"][1])
-    print(f"    speed-up {w_b / w_a:.2f}x (TensorFlow time / tfckpt time); with os.sync() "
-          f"{ws_b / ws_a:.2f}x")
+    print(
+        f"    speed-up {w_b / w_a:.2f}x (TensorFlow time / tfckpt time); with os.sync() "
+        f"{ws_b / ws_a:.2f}x"
+    )
     held.clear()
     gc.collect()
 
@@ -209,8 +225,11 @@ def run(args, tf, np, tfckpt, src: str, out: str) -> int:
 
     def tf_edit():
         t0 = time.perf_counter()
-        m, variables = make_data.build_module(tf, specs, lambda p, s, d: tf.Variable(
-            tf.zeros(s, getattr(tf, d)), name=p.rsplit("/", 1)[-1]))
+        m, variables = make_data.build_module(
+            tf,
+            specs,
+            lambda p, s, d: tf.Variable(tf.zeros(s, getattr(tf, d)), name=p.rsplit("/", 1)[-1]),
+        )
         t1 = time.perf_counter()
         ckpt = tf.train.Checkpoint(model=m)
         ckpt.read(src).assert_consumed()
@@ -252,21 +271,28 @@ def run(args, tf, np, tfckpt, src: str, out: str) -> int:
             sys.exit("bench_write: the edited value did not arrive")
     for v in phases.values():
         v.clear()
-    print(f"bench_write: changing {args.tensor} ({new_value.dtype}{list(new_value.shape)}, "
-          f"{new_value.nbytes / 2**20:.1f} MiB) in {src}, a new checkpoint as output; "
-          f"both give the same values")
+    print(
+        f"bench_write: changing {args.tensor} ({new_value.dtype}{list(new_value.shape)}, "
+        f"{new_value.nbytes / 2**20:.1f} MiB) in {src}, a new checkpoint as output; "
+        f"both give the same values"
+    )
     et = measure(edit, args.runs, out)
     print("  change one tensor:")
     report(et, total)
-    print("    TensorFlow phases (medians): " + ", ".join(
-        f"{k} {_common.fmt_s(_common.median(v))}" for k, v in phases.items()))
+    print(
+        "    TensorFlow phases (medians): "
+        + ", ".join(f"{k} {_common.fmt_s(_common.median(v))}" for k, v in phases.items())
+    )
     e_a, e_b = _common.median(et["tfckpt"][0]), _common.median(et["tensorflow"][0])
     es_a, es_b = _common.median(et["tfckpt"][1]), _common.median(et["tensorflow"][1])
-    print(f"    speed-up {e_b / e_a:.2f}x (TensorFlow time / tfckpt time); with os.sync() "
-          f"{es_b / es_a:.2f}x")
+    print(
+        f"    speed-up {e_b / e_a:.2f}x (TensorFlow time / tfckpt time); with os.sync() "
+        f"{es_b / es_a:.2f}x"
+    )
 
-    in_place = {"tfckpt in place": lambda: tfckpt.edit(c_prefix, set={edit_key: new_value},
-                                                       in_place=True)}
+    in_place = {
+        "tfckpt in place": lambda: tfckpt.edit(c_prefix, set={edit_key: new_value}, in_place=True)
+    }
     copy_source("tfckpt in place")
     in_place["tfckpt in place"]()  # warm-up
     it = measure(in_place, args.runs, out, before=copy_source)
@@ -275,31 +301,59 @@ def run(args, tf, np, tfckpt, src: str, out: str) -> int:
 
     def cpu_note(times) -> str:
         a, b = (_common.median(times[k][2]) for k in ("tfckpt", "tensorflow"))
-        return (f"CPU time of the call (user + system, all threads): tfckpt {_common.fmt_s(a)}, "
-                f"TensorFlow {_common.fmt_s(b)}, {b / a:.1f}x")
+        return (
+            f"CPU time of the call (user + system, all threads): tfckpt {_common.fmt_s(a)}, "
+            f"TensorFlow {_common.fmt_s(b)}, {b / a:.1f}x"
+        )
 
     rows = [
-        _common.result("write 1 GiB ckpt (new files)", "s", w_a, w_b, w_b / w_a, WRITE_TARGET,
-                       runs=args.runs, bytes=total, tfckpt_gbps=total / w_a / 1e9,
-                       tensorflow_gbps=total / w_b / 1e9, synced_tfckpt=ws_a,
-                       synced_tensorflow=ws_b, synced_ratio=ws_b / ws_a,
-                       notes=[f"with os.sync() timed: tfckpt {_common.fmt_s(ws_a)} "
-                              f"({total / ws_a / 1e9:.2f} GB/s), TensorFlow "
-                              f"{_common.fmt_s(ws_b)} ({total / ws_b / 1e9:.2f} GB/s), "
-                              f"{ws_b / ws_a:.1f}x", cpu_note(wt)]),
-        _common.result("change 1 tensor of 1 GiB ckpt", "s", e_a, e_b, e_b / e_a, EDIT_TARGET,
-                       runs=args.runs, bytes=total, tensor=args.tensor,
-                       synced_tfckpt=es_a, synced_tensorflow=es_b, synced_ratio=es_b / es_a,
-                       tensorflow_phases={k: _common.median(v) for k, v in phases.items()},
-                       in_place=ip, in_place_synced=ips,
-                       notes=[f"with os.sync() timed: tfckpt {_common.fmt_s(es_a)}, "
-                              f"TensorFlow {_common.fmt_s(es_b)}, {es_b / es_a:.1f}x",
-                              cpu_note(et),
-                              "TensorFlow phases: " + ", ".join(
-                                  f"{k} {_common.fmt_s(_common.median(v))}"
-                                  for k, v in phases.items()),
-                              f"tfckpt in place: {_common.fmt_s(ip)} "
-                              f"({_common.fmt_s(ips)} with os.sync())"]),
+        _common.result(
+            "write 1 GiB ckpt (new files)",
+            "s",
+            w_a,
+            w_b,
+            w_b / w_a,
+            WRITE_TARGET,
+            runs=args.runs,
+            bytes=total,
+            tfckpt_gbps=total / w_a / 1e9,
+            tensorflow_gbps=total / w_b / 1e9,
+            synced_tfckpt=ws_a,
+            synced_tensorflow=ws_b,
+            synced_ratio=ws_b / ws_a,
+            notes=[
+                f"with os.sync() timed: tfckpt {_common.fmt_s(ws_a)} "
+                f"({total / ws_a / 1e9:.2f} GB/s), TensorFlow "
+                f"{_common.fmt_s(ws_b)} ({total / ws_b / 1e9:.2f} GB/s), "
+                f"{ws_b / ws_a:.1f}x",
+                cpu_note(wt),
+            ],
+        ),
+        _common.result(
+            "change 1 tensor of 1 GiB ckpt",
+            "s",
+            e_a,
+            e_b,
+            e_b / e_a,
+            EDIT_TARGET,
+            runs=args.runs,
+            bytes=total,
+            tensor=args.tensor,
+            synced_tfckpt=es_a,
+            synced_tensorflow=es_b,
+            synced_ratio=es_b / es_a,
+            tensorflow_phases={k: _common.median(v) for k, v in phases.items()},
+            in_place=ip,
+            in_place_synced=ips,
+            notes=[
+                f"with os.sync() timed: tfckpt {_common.fmt_s(es_a)}, "
+                f"TensorFlow {_common.fmt_s(es_b)}, {es_b / es_a:.1f}x",
+                cpu_note(et),
+                "TensorFlow phases: "
+                + ", ".join(f"{k} {_common.fmt_s(_common.median(v))}" for k, v in phases.items()),
+                f"tfckpt in place: {_common.fmt_s(ip)} ({_common.fmt_s(ips)} with os.sync())",
+            ],
+        ),
     ]
     _common.emit(args, rows)
     return 0

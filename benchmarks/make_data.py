@@ -36,8 +36,7 @@ def small_prefixes(out: str, n: int = NUM_SMALL):
 
 
 def _exists(prefix: str) -> bool:
-    return (os.path.exists(prefix + ".index")
-            and os.path.exists(prefix + ".data-00000-of-00001"))
+    return os.path.exists(prefix + ".index") and os.path.exists(prefix + ".data-00000-of-00001")
 
 
 def _manifest_ok(out: str, name: str) -> bool:
@@ -56,8 +55,12 @@ def _write_manifest(out: str, name: str, **info) -> None:
 
 
 def data_ready(out: str = DEFAULT_OUT) -> bool:
-    return (_manifest_ok(out, "big") and _exists(big_prefix(out))
-            and _manifest_ok(out, "small") and all(_exists(p) for p in small_prefixes(out)))
+    return (
+        _manifest_ok(out, "big")
+        and _exists(big_prefix(out))
+        and _manifest_ok(out, "small")
+        and all(_exists(p) for p in small_prefixes(out))
+    )
 
 
 def _import_tf():
@@ -81,12 +84,12 @@ def _big_specs():
     """(path, shape, dtype name) of every variable, in creation order."""
     h = HIDDEN
     specs = [
-        ("embeddings/tokens", (VOCAB, h), "float32"),          # 328 MiB
-        ("embeddings/segments", (VOCAB2, h), "bfloat16"),      # 73 MiB
-        ("embeddings/positions", (POSITIONS, h), "float32"),   # 12 MiB
+        ("embeddings/tokens", (VOCAB, h), "float32"),  # 328 MiB
+        ("embeddings/segments", (VOCAB2, h), "bfloat16"),  # 73 MiB
+        ("embeddings/positions", (POSITIONS, h), "float32"),  # 12 MiB
         ("embeddings/norm/gamma", (h,), "float32"),
         ("embeddings/norm/beta", (h,), "float32"),
-        ("embeddings/vocab_ids", (1_000_000,), "int64"),       # 7.6 MiB
+        ("embeddings/vocab_ids", (1_000_000,), "int64"),  # 7.6 MiB
     ]
     for i in range(LAYERS):
         p = f"encoder/layer_{i:02d}"
@@ -105,7 +108,7 @@ def _big_specs():
             (f"{p}/mlp/norm/beta", (h,), "float32"),
         ]
     specs += [
-        ("head/projection/kernel", (h, VOCAB), "float16"),     # 164 MiB
+        ("head/projection/kernel", (h, VOCAB), "float16"),  # 164 MiB
         ("head/projection/bias", (VOCAB,), "float32"),
         ("head/pooler/kernel", (h, h), "float32"),
         ("head/pooler/bias", (h,), "float32"),
@@ -151,6 +154,7 @@ def _build_module(tf, specs, make_value):
     """build_module with each variable made from ``make_value(path, shape, dtype)``, cast
     to its dtype by TensorFlow (float16, bfloat16); int64 variables are not trainable.
     Returns (module, [variables])."""
+
     def make_variable(path, shape, dtype):
         value = make_value(path, shape, dtype)
         tf_dtype = getattr(tf, dtype)
@@ -172,12 +176,14 @@ def make_big(out: str, tf, np) -> None:
     root, variables = _build_module(tf, specs, lambda p, s, d: _values(rng, s, d, np))
     tf.train.Checkpoint(model=root).write(prefix)
     nbytes = sum(v.numpy().nbytes for v in variables)
-    _write_manifest(out, "big", prefix=os.path.relpath(prefix, out), variables=len(specs),
-                    bytes=nbytes)
+    _write_manifest(
+        out, "big", prefix=os.path.relpath(prefix, out), variables=len(specs), bytes=nbytes
+    )
     print(f"make_data: wrote {prefix} ({len(specs)} variables, {nbytes / 2**30:.2f} GiB)")
 
 
 # -- the 400 small checkpoints --------------------------------------------------------------
+
 
 def _small_specs():
     specs = [("embedding/embeddings", (1000, 32), "float32")]
@@ -191,12 +197,27 @@ def _small_specs():
             (f"batch_normalization_{i}/moving_mean", (cout,), "float32"),
             (f"batch_normalization_{i}/moving_variance", (cout,), "float32"),
         ]
-    dims = [(96, 256), (256, 256), (256, 128), (128, 128), (128, 64), (64, 64), (64, 32),
-            (32, 32), (32, 16), (16, 16), (16, 16), (16, 10)]
+    dims = [
+        (96, 256),
+        (256, 256),
+        (256, 128),
+        (128, 128),
+        (128, 64),
+        (64, 64),
+        (64, 32),
+        (32, 32),
+        (32, 16),
+        (16, 16),
+        (16, 16),
+        (16, 10),
+    ]
     for i, (a, b) in enumerate(dims):
         specs += [(f"dense_{i}/kernel", (a, b), "float32"), (f"dense_{i}/bias", (b,), "float32")]
-    specs += [("optimizer/iterations", (), "int64"), ("optimizer/learning_rate", (), "float32"),
-              ("metrics/seen", (), "int64")]
+    specs += [
+        ("optimizer/iterations", (), "int64"),
+        ("optimizer/learning_rate", (), "float32"),
+        ("metrics/seen", (), "int64"),
+    ]
     return specs
 
 
@@ -207,13 +228,15 @@ def make_small(out: str, tf, np, n: int = NUM_SMALL) -> None:
     t0 = time.perf_counter()
     for i, prefix in enumerate(small_prefixes(out, n)):
         rng = np.random.default_rng(1000 + i)
-        for (path, shape, dtype), var in zip(specs, variables):
+        for (_path, shape, dtype), var in zip(specs, variables):
             var.assign(_values(rng, shape, dtype, np))
         os.makedirs(os.path.dirname(prefix), exist_ok=True)
         ckpt.write(prefix)
     _write_manifest(out, "small", count=n, variables=len(specs))
-    print(f"make_data: wrote {n} small checkpoints ({len(specs)} variables each) under "
-          f"{os.path.join(out, 'small')} in {time.perf_counter() - t0:.1f} s")
+    print(
+        f"make_data: wrote {n} small checkpoints ({len(specs)} variables each) under "
+        f"{os.path.join(out, 'small')} in {time.perf_counter() - t0:.1f} s"
+    )
 
 
 def ensure(out: str = DEFAULT_OUT, quiet: bool = False) -> str:
@@ -225,8 +248,9 @@ def ensure(out: str = DEFAULT_OUT, quiet: bool = False) -> str:
         if not quiet:
             print(f"make_data: benchmark data present in {out}")
         return out
-    print(f"make_data: creating benchmark data in {out} (needs TensorFlow; ~1-2 minutes)",
-          flush=True)
+    print(
+        f"make_data: creating benchmark data in {out} (needs TensorFlow; ~1-2 minutes)", flush=True
+    )
     tf = _import_tf()
     import numpy as np
 

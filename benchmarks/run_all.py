@@ -23,8 +23,7 @@ sys.path.insert(0, HERE)
 
 import make_data  # noqa: E402
 
-BENCHMARKS = ["bench_list_process.py", "bench_read_all.py", "bench_list_many.py",
-              "bench_write.py"]
+BENCHMARKS = ["bench_list_process.py", "bench_read_all.py", "bench_list_many.py", "bench_write.py"]
 
 
 def _cpu_model() -> str:
@@ -64,8 +63,11 @@ def main(argv=None) -> int:
     start = time.perf_counter()
 
     if not make_data.data_ready(args.data):
-        subprocess.run([sys.executable, os.path.join(HERE, "make_data.py"), "--out", args.data],
-                       env=env, check=True)
+        subprocess.run(
+            [sys.executable, os.path.join(HERE, "make_data.py"), "--out", args.data],
+            env=env,
+            check=True,
+        )
 
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -85,14 +87,23 @@ def main(argv=None) -> int:
 
     import tfckpt
 
-    print(f"\nSummary ({os.cpu_count()} CPUs, {_cpu_model()}; Python {platform.python_version()}, "
-          f"tfckpt {tfckpt.__version__} [CRC32C: {tfckpt.crc32c_implementation}], "
-          f"TensorFlow {_version('tensorflow')}; ratio = how many times better tfckpt is)")
+    print(
+        f"\nSummary ({os.cpu_count()} CPUs, {_cpu_model()}; Python {platform.python_version()}, "
+        f"tfckpt {tfckpt.__version__} [CRC32C: {tfckpt.crc32c_implementation}], "
+        f"TensorFlow {_version('tensorflow')}; ratio = how many times better tfckpt is)"
+    )
     header = ("benchmark", "tfckpt", "TensorFlow", "ratio", "target", "met?")
     table = [header] + [
-        (r["benchmark"], _fmt(r["tfckpt"], r["unit"]), _fmt(r["tensorflow"], r["unit"]),
-         f"{r['ratio']:.1f}x", f">= {r['target']:g}x", "yes" if r["met"] else "NO")
-        for r in rows]
+        (
+            r["benchmark"],
+            _fmt(r["tfckpt"], r["unit"]),
+            _fmt(r["tensorflow"], r["unit"]),
+            f"{r['ratio']:.1f}x",
+            f">= {r['target']:g}x",
+            "yes" if r["met"] else "NO",
+        )
+        for r in rows
+    ]
     widths = [max(len(row[i]) for row in table) for i in range(len(header))]
     align = ["<", ">", ">", ">", ">", "<"]
     for n, row in enumerate(table):
@@ -101,12 +112,16 @@ def main(argv=None) -> int:
             print("  ".join("-" * w for w in widths))
     for r in rows:
         if "tfckpt_gbps" in r:
-            print(f"  ({r['benchmark']}: tfckpt {r['tfckpt_gbps']:.2f} GB/s, TensorFlow "
-                  f"{r['tensorflow_gbps']:.2f} GB/s of payload)")
+            print(
+                f"  ({r['benchmark']}: tfckpt {r['tfckpt_gbps']:.2f} GB/s, TensorFlow "
+                f"{r['tensorflow_gbps']:.2f} GB/s of payload)"
+            )
         if "kept_ratio" in r:
-            print(f"  ({r['benchmark']}, all listings kept alive: tfckpt "
-                  f"{_fmt(r['kept_tfckpt'], 's')}, TensorFlow {_fmt(r['kept_tensorflow'], 's')}, "
-                  f"{r['kept_ratio']:.1f}x)")
+            print(
+                f"  ({r['benchmark']}, all listings kept alive: tfckpt "
+                f"{_fmt(r['kept_tfckpt'], 's')}, TensorFlow {_fmt(r['kept_tensorflow'], 's')}, "
+                f"{r['kept_ratio']:.1f}x)"
+            )
         for note in r.get("notes", ()):
             print(f"  ({r['benchmark']}: {note})")
     met = sum(r["met"] for r in rows)

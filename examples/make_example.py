@@ -42,8 +42,8 @@ N_IN, N_HIDDEN, N_OUT = 64, 16, 4
 
 
 def main(out_dir: pathlib.Path = OUT_DIR) -> str:
-    import tensorflow as tf
     import keras
+    import tensorflow as tf
 
     tf.get_logger().setLevel("ERROR")
 
@@ -52,7 +52,8 @@ def main(out_dir: pathlib.Path = OUT_DIR) -> str:
             super().__init__(name=name)
             scale = np.sqrt(2.0 / n_in).astype(np.float32)
             self.kernel = tf.Variable(
-                tf.random.stateless_normal([n_in, n_out], seed=[SEED, seed]) * scale, name="kernel")
+                tf.random.stateless_normal([n_in, n_out], seed=[SEED, seed]) * scale, name="kernel"
+            )
             self.bias = tf.Variable(tf.zeros([n_out]), name="bias")
 
         def __call__(self, x):
@@ -75,7 +76,9 @@ def main(out_dir: pathlib.Path = OUT_DIR) -> str:
     optimizer = keras.optimizers.Adam(learning_rate=1e-3)
     with tf.GradientTape() as tape:
         logits = model(x)
-        loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits))
+        loss = tf.reduce_mean(
+            tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits)
+        )
     grads = tape.gradient(loss, model.trainable_variables)
     optimizer.apply_gradients(zip(grads, model.trainable_variables))
 

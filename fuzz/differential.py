@@ -79,10 +79,22 @@ def observe_index(core, data: bytes) -> tuple:
     stats["metaindex_handle"] = tuple(stats["metaindex_handle"])
     listing = [row[:5] + (row[5] is not None,) + row[6:] for row in idx.listing(True)]
     # The scan's per-key records and sums; error texts may differ, their presence may not.
-    records = [(type(r).__name__,) + r[:-1] + (r[-1] is not None,)
-               for r in idx.key_records(KeyRow, ("lead", 1, None), DTYPE_NAMES, _dtype_name)]
-    return ("accepted", idx.header, stats, len(idx), idx.keys(), idx.keys(True), listing,
-            entries, idx.totals(), records)
+    records = [
+        (type(r).__name__,) + r[:-1] + (r[-1] is not None,)
+        for r in idx.key_records(KeyRow, ("lead", 1, None), DTYPE_NAMES, _dtype_name)
+    ]
+    return (
+        "accepted",
+        idx.header,
+        stats,
+        len(idx),
+        idx.keys(),
+        idx.keys(True),
+        listing,
+        entries,
+        idx.totals(),
+        records,
+    )
 
 
 class KeyRow(tuple):
@@ -121,8 +133,10 @@ def _same(a: tuple, b: tuple) -> bool:
 
 def _describe(a: tuple, b: tuple) -> str:
     if a[0] != b[0] or a[0] == "rejected":
-        return f"native: {a[:3] if a[0] == 'rejected' else 'accepted'}; " \
-               f"python: {b[:3] if b[0] == 'rejected' else 'accepted'}"
+        return (
+            f"native: {a[:3] if a[0] == 'rejected' else 'accepted'}; "
+            f"python: {b[:3] if b[0] == 'rejected' else 'accepted'}"
+        )
     for i, (x, y) in enumerate(zip(a, b)):
         if x != y:
             if isinstance(x, list) and isinstance(y, list):
@@ -168,24 +182,41 @@ def check_index(data: bytes, native=None, stats: Stats = STATS) -> tuple:
     return out
 
 
-def check_strings(payload: bytes, n: int, swap: bool, verify: bool, native=None,
-                  stats: Stats = STATS) -> tuple:
+def check_strings(
+    payload: bytes, n: int, swap: bool, verify: bool, native=None, stats: Stats = STATS
+) -> tuple:
     native = native or native_core()
-    return _compare("strings", lambda core: observe_call(core.decode_strings, payload, n, swap,
-                                                         verify, "k"), native, payload, stats)
+    return _compare(
+        "strings",
+        lambda core: observe_call(core.decode_strings, payload, n, swap, verify, "k"),
+        native,
+        payload,
+        stats,
+    )
 
 
-def check_variants(payload: bytes, n: int, verify: bool, native=None,
-                   stats: Stats = STATS) -> tuple:
+def check_variants(
+    payload: bytes, n: int, verify: bool, native=None, stats: Stats = STATS
+) -> tuple:
     native = native or native_core()
-    return _compare("variants", lambda core: observe_call(core.decode_variants, payload, n,
-                                                          verify, "k"), native, payload, stats)
+    return _compare(
+        "variants",
+        lambda core: observe_call(core.decode_variants, payload, n, verify, "k"),
+        native,
+        payload,
+        stats,
+    )
 
 
 def check_snappy(stream: bytes, max_output: int, native=None, stats: Stats = STATS) -> tuple:
     native = native or native_core()
-    return _compare("snappy", lambda core: observe_call(core.snappy_decompress, stream,
-                                                        max_output), native, stream, stats)
+    return _compare(
+        "snappy",
+        lambda core: observe_call(core.snappy_decompress, stream, max_output),
+        native,
+        stream,
+        stats,
+    )
 
 
 def check_slice_key(key: bytes, native=None, stats: Stats = STATS) -> tuple:
@@ -260,8 +291,9 @@ def block(items: Sequence[Tuple[bytes, bytes]], interval: int) -> bytes:
         out += varint(shared) + varint(len(k) - shared) + varint(len(v)) + k[shared:] + v
         prev = k
     restarts = restarts or [0]
-    return bytes(out) + struct.pack(f"<{len(restarts)}I", *restarts) + \
-        struct.pack("<I", len(restarts))
+    return (
+        bytes(out) + struct.pack(f"<{len(restarts)}I", *restarts) + struct.pack("<I", len(restarts))
+    )
 
 
 def snappy_compress(raw: bytes, rng: Optional[random.Random] = None) -> bytes:
@@ -271,7 +303,7 @@ def snappy_compress(raw: bytes, rng: Optional[random.Random] = None) -> bytes:
 
     def literal(chunk: bytes) -> None:
         for s in range(0, len(chunk), 1 << 16):
-            part = chunk[s:s + (1 << 16)]
+            part = chunk[s : s + (1 << 16)]
             n = len(part) - 1
             if n < 60:
                 out.append(n << 2)
@@ -282,7 +314,7 @@ def snappy_compress(raw: bytes, rng: Optional[random.Random] = None) -> bytes:
             out.extend(part)
 
     while i + 4 <= len(raw):
-        key = raw[i:i + 4]
+        key = raw[i : i + 4]
         j = table.get(key)
         table[key] = i
         if j is None or i - j > 0xFFFF:
@@ -305,8 +337,12 @@ def snappy_compress(raw: bytes, rng: Optional[random.Random] = None) -> bytes:
     return bytes(out)
 
 
-def assemble(blocks: Sequence[Tuple[bytes, int]], index_keys: Sequence[bytes],
-             interval: int = 16, index_type: int = 0) -> bytes:
+def assemble(
+    blocks: Sequence[Tuple[bytes, int]],
+    index_keys: Sequence[bytes],
+    interval: int = 16,
+    index_type: int = 0,
+) -> bytes:
     """A table file of data blocks (contents, type), an empty metaindex and an index block."""
     out, handles = bytearray(), []
     for contents, btype in blocks:
@@ -329,7 +365,7 @@ def build(items: Sequence[Tuple[bytes, bytes]], rng: random.Random) -> bytes:
     interval = rng.choice([1, 2, 3, 16, 16, 1000])
     while i < len(items) or not blocks:
         n = rng.choice([1, 2, 3, 5, 50, 10000])
-        chunk = items[i:i + n]
+        chunk = items[i : i + n]
         contents = block(chunk, interval)
         btype = 1 if rng.random() < 0.15 else 0
         if btype:
@@ -367,9 +403,15 @@ def slice_bytes(extents: Sequence[Tuple[int, int]]) -> bytes:
     return out
 
 
-def entry_bytes(dtype: int, dims: Sequence[int], shard: int = 0, offset: int = 0,
-                size: int = 0, crc: int = 0,
-                slices: Sequence[Sequence[Tuple[int, int]]] = ()) -> bytes:
+def entry_bytes(
+    dtype: int,
+    dims: Sequence[int],
+    shard: int = 0,
+    offset: int = 0,
+    size: int = 0,
+    crc: int = 0,
+    slices: Sequence[Sequence[Tuple[int, int]]] = (),
+) -> bytes:
     out = (tag(1, 0) + varint(dtype) if dtype else b"") + ld(2, shape_bytes(dims))
     for f, v in ((3, shard), (4, offset), (5, size)):
         if v:
@@ -379,13 +421,23 @@ def entry_bytes(dtype: int, dims: Sequence[int], shard: int = 0, offset: int = 0
     return out + b"".join(ld(7, slice_bytes(s)) for s in slices)
 
 
-def header_bytes(num_shards: int = 1, endianness: int = 0, producer: int = 1,
-                 min_consumer: int = 0, bad: Sequence[int] = ()) -> bytes:
-    version = (tag(1, 0) + varint(producer) if producer else b"") + \
-        (tag(2, 0) + varint(min_consumer) if min_consumer else b"") + \
-        b"".join(tag(3, 0) + varint(v) for v in bad)
-    return (tag(1, 0) + varint(num_shards) if num_shards else b"") + \
-        (tag(2, 0) + varint(endianness) if endianness else b"") + ld(3, version)
+def header_bytes(
+    num_shards: int = 1,
+    endianness: int = 0,
+    producer: int = 1,
+    min_consumer: int = 0,
+    bad: Sequence[int] = (),
+) -> bytes:
+    version = (
+        (tag(1, 0) + varint(producer) if producer else b"")
+        + (tag(2, 0) + varint(min_consumer) if min_consumer else b"")
+        + b"".join(tag(3, 0) + varint(v) for v in bad)
+    )
+    return (
+        (tag(1, 0) + varint(num_shards) if num_shards else b"")
+        + (tag(2, 0) + varint(endianness) if endianness else b"")
+        + ld(3, version)
+    )
 
 
 def string_payload(items: Sequence[bytes], swap: bool = False) -> bytes:
@@ -413,23 +465,32 @@ def slice_key(name: bytes, extents: Sequence[Tuple[int, int]]) -> bytes:
 def crafted_tables(rng: random.Random) -> Iterator[bytes]:
     """Well-formed index files exercising every feature: strings, slices (and their hidden
     keys), many blocks, restart intervals, Snappy blocks, unusual headers."""
+
     def bundle(items, hdr=None):
         items = sorted(items)
         return build([(b"", hdr if hdr is not None else header_bytes())] + items, rng)
 
     yield bundle([(b"ok", entry_bytes(1, [4], size=16, crc=mask(7)))])
     parts = [[(0, 2), (0, -1)], [(2, 2), (0, -1)]]
-    yield bundle([(b"p", entry_bytes(1, [4, 2], slices=parts))] +
-                 [(slice_key(b"p", s), entry_bytes(1, [2, 2], offset=16 * i, size=16,
-                                                   crc=mask(i)))
-                  for i, s in enumerate(parts)] + [(b"q", entry_bytes(7, [3], size=9))])
-    yield bundle([(b"k%04d" % i, entry_bytes(1 + i % 20, [i % 5, 3], offset=i, size=i,
-                                             crc=mask(i)))
-                  for i in range(300)])
-    yield bundle([(bytes([c]) * 3, entry_bytes(9, [])) for c in (1, 0x7F, 0x80, 0xFE, 0xFF)],
-                 hdr=header_bytes(5, 1, 7, 1, [0, 2]))
-    yield bundle([(b"s\x00\xff", entry_bytes(21, [2], shard=3, size=20, crc=1))],
-                 hdr=b"")
+    yield bundle(
+        [(b"p", entry_bytes(1, [4, 2], slices=parts))]
+        + [
+            (slice_key(b"p", s), entry_bytes(1, [2, 2], offset=16 * i, size=16, crc=mask(i)))
+            for i, s in enumerate(parts)
+        ]
+        + [(b"q", entry_bytes(7, [3], size=9))]
+    )
+    yield bundle(
+        [
+            (b"k%04d" % i, entry_bytes(1 + i % 20, [i % 5, 3], offset=i, size=i, crc=mask(i)))
+            for i in range(300)
+        ]
+    )
+    yield bundle(
+        [(bytes([c]) * 3, entry_bytes(9, [])) for c in (1, 0x7F, 0x80, 0xFE, 0xFF)],
+        hdr=header_bytes(5, 1, 7, 1, [0, 2]),
+    )
+    yield bundle([(b"s\x00\xff", entry_bytes(21, [2], shard=3, size=20, crc=1))], hdr=b"")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -449,7 +510,7 @@ def _index_of(data: bytes) -> Optional[Tuple[Tuple[int, int], List[Tuple[bytes, 
     if io + isz + 5 > f:
         return None
     found: List[Tuple[bytes, int, int]] = []
-    contents = data[io:io + isz]
+    contents = data[io : io + isz]
     if data[io + isz] != 0 or len(contents) < 4:
         return (io, isz), found
     nr = struct.unpack_from("<I", contents, len(contents) - 4)[0]
@@ -459,8 +520,8 @@ def _index_of(data: bytes) -> Optional[Tuple[Tuple[int, int], List[Tuple[bytes, 
         shared, p = read_varint(contents, p)
         unshared, p = read_varint(contents, p)
         vlen, p = read_varint(contents, p)
-        key = prev[:shared] + contents[p:p + unshared]
-        value = contents[p + unshared:p + unshared + vlen]
+        key = prev[:shared] + contents[p : p + unshared]
+        value = contents[p + unshared : p + unshared + vlen]
         p += unshared + vlen
         prev = key
         o, q = read_varint(value, 0)
@@ -483,7 +544,7 @@ def repair_crcs(data: bytes) -> bytes:
     the handles of data blocks are inside it)."""
     out = bytearray(data)
     for o, s in _blocks_of(bytes(out))[:1] + _blocks_of(bytes(out))[1:]:
-        out[o + s + 1:o + s + 5] = struct.pack("<I", mask(_crc(out[o:o + s + 1])))
+        out[o + s + 1 : o + s + 5] = struct.pack("<I", mask(_crc(out[o : o + s + 1])))
     return bytes(out)
 
 
@@ -505,34 +566,42 @@ def mutate_bytes(data: bytes, rng: random.Random, donors: Sequence[bytes] = ()) 
         elif op == 2:
             b[pos:pos] = bytes(rng.choice(INTERESTING) for _ in range(rng.randint(1, 8)))
         elif op == 3 and n:
-            del b[pos:pos + rng.randint(1, 16)]
+            del b[pos : pos + rng.randint(1, 16)]
         elif op == 4 and n:
             length = rng.randint(1, 32)
             src = rng.randrange(n)
-            b[pos:pos] = b[src:src + length]
+            b[pos:pos] = b[src : src + length]
         elif op == 5 and n:
-            del b[rng.randrange(n):]
+            del b[rng.randrange(n) :]
         elif op == 6 and n > 48:  # cut a range out of the middle, keep the footer
             start = rng.randrange(n - 48)
-            del b[start:start + rng.randint(1, n - 48 - start)]
+            del b[start : start + rng.randint(1, n - 48 - start)]
         elif op == 7 and n:  # a varint grows continuation bytes, bits past 32, or a huge value
             r = rng.random()
             if r < 0.3:
-                b[pos:pos + 1] = bytes([b[pos] | 0x80, 0x80, 0x00])
+                b[pos : pos + 1] = bytes([b[pos] | 0x80, 0x80, 0x00])
             elif r < 0.5 and b[pos] < 0x80:
-                b[pos:pos + 1] = bytes([b[pos] | 0x80, 0x80, 0x80, 0x80,
-                                        rng.choice([0x10, 0x1F, 0x70, 0x0F])])
+                b[pos : pos + 1] = bytes(
+                    [b[pos] | 0x80, 0x80, 0x80, 0x80, rng.choice([0x10, 0x1F, 0x70, 0x0F])]
+                )
             else:
-                b[pos:pos + 1] = varint(rng.choice([2**31, 2**32, 2**32 - 1, 2**63, 2**64 - 1,
-                                                    -1, 255, 1 << rng.randrange(64)]))
+                b[pos : pos + 1] = varint(
+                    rng.choice(
+                        [2**31, 2**32, 2**32 - 1, 2**63, 2**64 - 1, -1, 255, 1 << rng.randrange(64)]
+                    )
+                )
         elif op == 8 and donors:
             d = rng.choice(donors)
             if d:
                 src = rng.randrange(len(d))
-                b[pos:pos + rng.randint(0, 32)] = d[src:src + rng.randint(1, 64)]
+                b[pos : pos + rng.randint(0, 32)] = d[src : src + rng.randint(1, 64)]
         elif op == 9 and n >= 4:
-            struct.pack_into("<I", b, rng.randrange(n - 3), rng.choice(
-                [0, 1, 2, 0xFFFFFFFF, 0x7FFFFFFF, n, n // 2, rng.randrange(1 << 32)]))
+            struct.pack_into(
+                "<I",
+                b,
+                rng.randrange(n - 3),
+                rng.choice([0, 1, 2, 0xFFFFFFFF, 0x7FFFFFFF, n, n // 2, rng.randrange(1 << 32)]),
+            )
     return bytes(b)
 
 
@@ -551,14 +620,18 @@ def mutate_value(value: bytes, rng: random.Random) -> bytes:
         tail = tag(f, 4) * depth if rng.random() < 0.8 else tag(f + 1, 4)
         return value + tag(f, 3) * depth + tag(1, 0) + b"\x05" + tail
     if op == 6:  # another shape: merges into the first
-        dims = [rng.choice([0, 1, 3, -1, 2**31, 2**32, 2**62, 2**63 - 1])
-                for _ in range(rng.choice([0, 1, 2, 3, 254, 255]))]
+        dims = [
+            rng.choice([0, 1, 3, -1, 2**31, 2**32, 2**62, 2**63 - 1])
+            for _ in range(rng.choice([0, 1, 2, 3, 254, 255]))
+        ]
         extra = rng.choice([b"", tag(3, 0) + b"\x01", tag(3, 0) + b"\x00", tag(1, 0) + b"\x01"])
         return value + ld(2, shape_bytes(dims) + extra)
     if op == 7:  # a slice
         rank = rng.choice([0, 1, 2, 3])
-        ext = [(rng.choice([0, 1, 2, -1, 2**63 - 5]), rng.choice([-1, 0, 1, 2, 3, 100, 2**62]))
-               for _ in range(rank)]
+        ext = [
+            (rng.choice([0, 1, 2, -1, 2**63 - 5]), rng.choice([-1, 0, 1, 2, 3, 100, 2**62]))
+            for _ in range(rank)
+        ]
         sb = slice_bytes(ext)
         if rng.random() < 0.2:
             sb += ld(1, tag(1, 0) + varint(rng.choice([1, 5])))  # start without a length
@@ -567,17 +640,26 @@ def mutate_value(value: bytes, rng: random.Random) -> bytes:
         f = rng.choice([1, 3, 4, 5, 6])
         wt = rng.choice([0, 0, 1, 2, 5])
         v = rng.choice([0, 1, -1, 2**31, 2**32 + 3, 2**63, 2**64 - 1])
-        body = {0: varint(v), 1: struct.pack("<q", -1), 2: b"\x01\x01",
-                5: struct.pack("<I", v & 0xFFFFFFFF)}[wt]
+        body = {
+            0: varint(v),
+            1: struct.pack("<q", -1),
+            2: b"\x01\x01",
+            5: struct.pack("<I", v & 0xFFFFFFFF),
+        }[wt]
         return value + tag(f, wt) + body
     if op == 9:  # an overlong varint somewhere (non-canonical encodings)
         if not value:
             return value
         pos = rng.randrange(len(value))
-        return value[:pos] + bytes([value[pos] | 0x80]) + b"\x80" * rng.randint(0, 8) + \
-            b"\x00" + value[pos + 1:]
+        return (
+            value[:pos]
+            + bytes([value[pos] | 0x80])
+            + b"\x80" * rng.randint(0, 8)
+            + b"\x00"
+            + value[pos + 1 :]
+        )
     if op == 10:  # truncated
-        return value[:rng.randrange(len(value) + 1)]
+        return value[: rng.randrange(len(value) + 1)]
     return value + value  # everything twice: scalars overwrite, repeated fields append
 
 
@@ -606,8 +688,10 @@ def mutate_table(data: bytes, rng: random.Random, donors: Sequence[bytes] = ()) 
                 elif op == 8:
                     items.insert(i, (k, v))  # a duplicate key
                 else:  # the slice key of a random extent list of some key
-                    ext = [(rng.choice([0, 1, 2]), rng.choice([-1, 1, 2])) for _ in
-                           range(rng.choice([1, 2]))]
+                    ext = [
+                        (rng.choice([0, 1, 2]), rng.choice([-1, 1, 2]))
+                        for _ in range(rng.choice([1, 2]))
+                    ]
                     items.append((slice_key(k, ext), v))
                     items.sort(key=lambda kv: kv[0])
             out = build(items, rng)
@@ -617,7 +701,7 @@ def mutate_table(data: bytes, rng: random.Random, donors: Sequence[bytes] = ()) 
     if rng.random() < 0.4:  # mutate the contents of one block, keep the table consistent
         index = _index_of(data)
         if index and index[1]:
-            blocks = [(data[o:o + s], data[o + s]) for _, o, s in index[1]]
+            blocks = [(data[o : o + s], data[o + s]) for _, o, s in index[1]]
             keys = [k for k, _, _ in index[1]]
             i = rng.randrange(len(blocks))
             contents, btype = blocks[i]
@@ -633,8 +717,10 @@ def mutate_table(data: bytes, rng: random.Random, donors: Sequence[bytes] = ()) 
 
 
 def mutate_strings(rng: random.Random) -> Tuple[bytes, int, bool, bool]:
-    items = [bytes(rng.randrange(256) for _ in range(rng.choice([0, 1, 3, 200])))
-             for _ in range(rng.choice([0, 1, 2, 5]))]
+    items = [
+        bytes(rng.randrange(256) for _ in range(rng.choice([0, 1, 3, 200])))
+        for _ in range(rng.choice([0, 1, 2, 5]))
+    ]
     swap = rng.random() < 0.3
     payload = string_payload(items, swap)
     if rng.random() < 0.7:
@@ -644,8 +730,10 @@ def mutate_strings(rng: random.Random) -> Tuple[bytes, int, bool, bool]:
 
 
 def mutate_variants(rng: random.Random) -> Tuple[bytes, int, bool]:
-    items = [bytes(rng.randrange(256) for _ in range(rng.choice([0, 1, 7, 100])))
-             for _ in range(rng.choice([0, 1, 3]))]
+    items = [
+        bytes(rng.randrange(256) for _ in range(rng.choice([0, 1, 7, 100])))
+        for _ in range(rng.choice([0, 1, 3]))
+    ]
     payload = variant_payload(items)
     if rng.random() < 0.7:
         payload = mutate_bytes(payload, rng)
@@ -654,8 +742,15 @@ def mutate_variants(rng: random.Random) -> Tuple[bytes, int, bool]:
 
 
 def mutate_snappy(rng: random.Random) -> Tuple[bytes, int]:
-    raw = rng.choice([b"abcd" * 40, bytes(range(256)) * 3, b"x" * 500,
-                      bytes(rng.randrange(4) for _ in range(300)), b""])
+    raw = rng.choice(
+        [
+            b"abcd" * 40,
+            bytes(range(256)) * 3,
+            b"x" * 500,
+            bytes(rng.randrange(4) for _ in range(300)),
+            b"",
+        ]
+    )
     stream = snappy_compress(raw, rng)
     if rng.random() < 0.8:
         stream = mutate_bytes(stream, rng)
@@ -664,10 +759,14 @@ def mutate_snappy(rng: random.Random) -> Tuple[bytes, int]:
 
 
 def mutate_slice_key(rng: random.Random) -> bytes:
-    ext = [(rng.choice([0, 1, 63, 64, 2**40, 2**63 - 1, -1, -65, -2**63]),
-            rng.choice([-1, 1, 64, 2**62, -2])) for _ in range(rng.choice([0, 1, 2, 3]))]
-    key = slice_key(bytes(rng.choice([0, 1, 0xFF, 0x61]) for _ in range(rng.randint(0, 5))),
-                    ext)
+    ext = [
+        (
+            rng.choice([0, 1, 63, 64, 2**40, 2**63 - 1, -1, -65, -(2**63)]),
+            rng.choice([-1, 1, 64, 2**62, -2]),
+        )
+        for _ in range(rng.choice([0, 1, 2, 3]))
+    ]
+    key = slice_key(bytes(rng.choice([0, 1, 0xFF, 0x61]) for _ in range(rng.randint(0, 5))), ext)
     return mutate_bytes(key, rng) if rng.random() < 0.8 else key
 
 
@@ -682,8 +781,11 @@ def one_input(data: bytes) -> None:
     global _INPUTS
     _INPUTS += 1
     if _INPUTS % 50000 == 0:
-        print(f"differential: {_INPUTS} inputs, outcomes {dict(sorted(STATS.counts.items()))}",
-              file=sys.stderr, flush=True)
+        print(
+            f"differential: {_INPUTS} inputs, outcomes {dict(sorted(STATS.counts.items()))}",
+            file=sys.stderr,
+            flush=True,
+        )
     if not data:
         return
     selector, body = data[0], data[1:]
@@ -716,8 +818,9 @@ def main(argv: List[str]) -> None:
     import atheris
 
     if native_core() is None:
-        sys.exit("the differential fuzzer needs the native extension (tfckpt.implementation "
-                 "is 'python')")
+        sys.exit(
+            "the differential fuzzer needs the native extension (tfckpt.implementation is 'python')"
+        )
     atheris.instrument_all()  # coverage of the twin (and of this file) guides the fuzzer
     atheris.Setup(argv, one_input)
     atheris.Fuzz()

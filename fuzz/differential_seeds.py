@@ -53,12 +53,18 @@ def seeds(corpus: pathlib.Path):
         yield f"index-crafted{i}", b"\x80" + table
     for i, items in enumerate([[], [b""], [b"hi", b"x"], [b"a" * 300, b"\x00\xff"]]):
         for swap in (False, True):
-            yield f"strings-{i}-{int(swap)}", b"\x02" + bytes([2 | int(swap)]) + \
-                D.varint(len(items)) + D.string_payload(items, swap)
+            yield (
+                f"strings-{i}-{int(swap)}",
+                b"\x02"
+                + bytes([2 | int(swap)])
+                + D.varint(len(items))
+                + D.string_payload(items, swap),
+            )
     for i, items in enumerate([[], [b""], [b"\x0a\x03abc", b"\x12\x01z"]]):
         yield f"variants-{i}", b"\x03\x02" + D.varint(len(items)) + D.variant_payload(items)
-    for i, extents in enumerate([[], [(0, -1)], [(0, 3), (0, 3)], [(3, 2), (0, -1)],
-                                 [(2**40, 2**20)], [(-65, 64)]]):
+    for i, extents in enumerate(
+        [[], [(0, -1)], [(0, 3), (0, 3)], [(3, 2), (0, -1)], [(2**40, 2**20)], [(-65, 64)]]
+    ):
         yield f"slicekey-{i}", b"\x05" + D.slice_key(b"scope/pv\x00\xff", extents)
 
 

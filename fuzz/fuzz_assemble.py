@@ -66,7 +66,7 @@ class Input:
         self.pos = 0
 
     def uint(self, n: int) -> int:
-        chunk = self.data[self.pos:self.pos + n]
+        chunk = self.data[self.pos : self.pos + n]
         self.pos += len(chunk)
         return int.from_bytes(chunk, "little")
 
@@ -85,7 +85,7 @@ class Input:
 
     def bytes(self) -> bytes:
         n = self.u8()
-        chunk = self.data[self.pos:self.pos + n]
+        chunk = self.data[self.pos : self.pos + n]
         self.pos += len(chunk)
         return chunk
 
@@ -152,8 +152,12 @@ def _tensor_proto(inp: Input) -> bytes:
         d = inp.i64() if inp.u8() & 1 else inp.u8()
         dims += b"\x12" + _varint(len(b"\x08" + _varint(d))) + b"\x08" + _varint(d)
     shape = b"\x12" + _varint(len(dims)) + dims
-    value = {1: b"\x2d" + struct.pack("<f", 1.5), 7: b"\x42\x01s", 9: b"\x50\x07",
-             2: b"\x31" + struct.pack("<d", 2.5)}.get(dtype, b"\x38\x05")
+    value = {
+        1: b"\x2d" + struct.pack("<f", 1.5),
+        7: b"\x42\x01s",
+        9: b"\x50\x07",
+        2: b"\x31" + struct.pack("<d", 2.5),
+    }.get(dtype, b"\x38\x05")
     return b"\x08" + _varint(dtype) + shape + value
 
 
@@ -239,14 +243,16 @@ class Case:
             sub_shape = [b - a for a, b in box]
             sid = i % num_shards
             if full is not None:
-                region = np.asarray(self.full[tuple(slice(a, b) for a, b in box)],
-                                    dtype=self.full.dtype).reshape(-1)
+                region = np.asarray(
+                    self.full[tuple(slice(a, b) for a, b in box)], dtype=self.full.dtype
+                ).reshape(-1)
                 if dtype == 7:
                     payload, crc = _strings_payload(list(region))
                 elif dtype == 21:
                     tensor = _tensor_proto(inp) if flags & F_VTP else b""
                     payload, crc = _variants_payload(
-                        [_variant_element(int(v.metadata[1:]), tensor) for v in region])
+                        [_variant_element(int(v.metadata[1:]), tensor) for v in region]
+                    )
                 else:
                     payload = region.tobytes()
                     crc = _mask(_native.crc32c(payload))
@@ -262,8 +268,13 @@ class Case:
             victim = _native.slice_key(KEY, slices[inp.u8() % len(slices)])
             items.pop(victim, None)
         if flags & F_EXTRA:
-            ext = [(inp.i64() if inp.u8() & 1 else inp.u8() % 8,
-                    inp.i64() if inp.u8() & 1 else inp.u8() % 8 - 1) for _ in range(rank)]
+            ext = [
+                (
+                    inp.i64() if inp.u8() & 1 else inp.u8() % 8,
+                    inp.i64() if inp.u8() & 1 else inp.u8() % 8 - 1,
+                )
+                for _ in range(rank)
+            ]
             full_slices.append(ext)
             if inp.u8() & 1:
                 sub = [max(0, x) if x >= 0 else d for (_, x), d in zip(ext, shape)]
@@ -286,7 +297,7 @@ class Case:
             s = shards[inp.u8() % num_shards]
             if s:
                 if inp.u8() & 1:
-                    del s[inp.u16() % len(s):]
+                    del s[inp.u16() % len(s) :]
                 else:
                     s[inp.u16() % len(s)] ^= inp.u8() | 1
 
@@ -411,8 +422,10 @@ def one_input(data: bytes) -> None:
                 try:
                     np_index = _spec_expected(case.full, index) if is_spec else index
                     if np_index is not None:
-                        if is_spec and any(s.start < 0 or s.stop > d or s.stop < s.start
-                                           for s, d in zip(np_index, case.full.shape)):
+                        if is_spec and any(
+                            s.start < 0 or s.stop > d or s.stop < s.start
+                            for s, d in zip(np_index, case.full.shape)
+                        ):
                             np_index = None
                         else:
                             want = case.full[np_index]
@@ -424,8 +437,11 @@ def one_input(data: bytes) -> None:
                 assert want is None, f"read_slice({index!r}) of an undamaged tensor failed"
                 continue
             if want is not None:
-                _expect_equal(np.asarray(got), np.asarray(want, dtype=case.full.dtype),
-                              f"read_slice({index!r})")
+                _expect_equal(
+                    np.asarray(got),
+                    np.asarray(want, dtype=case.full.dtype),
+                    f"read_slice({index!r})",
+                )
         for raw in r.raw_keys:  # every slice entry, read directly by its bytes key
             try:
                 r.read(raw)

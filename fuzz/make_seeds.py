@@ -18,7 +18,6 @@ import argparse
 import ctypes
 import ctypes.util
 import hashlib
-import os
 import pathlib
 import shutil
 import struct
@@ -35,8 +34,17 @@ MAX_INDEX = 64 << 10  # bigger index files are left out (the big_key_count case)
 MAX_PAYLOAD = 16 << 10
 MAX_TOTAL = 2 << 20
 
-TARGETS = ["fuzz_table", "fuzz_bundle", "fuzz_entry", "fuzz_payload", "fuzz_snappy",
-           "fuzz_slicekey", "fuzz_tar", "fuzz_writer_roundtrip", "fuzz_assemble"]
+TARGETS = [
+    "fuzz_table",
+    "fuzz_bundle",
+    "fuzz_entry",
+    "fuzz_payload",
+    "fuzz_snappy",
+    "fuzz_slicekey",
+    "fuzz_tar",
+    "fuzz_writer_roundtrip",
+    "fuzz_assemble",
+]
 
 
 def u8(v: int) -> bytes:
@@ -77,7 +85,7 @@ class _Snappy:
         n = ctypes.c_size_t(cap)
         if self.lib.snappy_compress(data, ctypes.c_size_t(len(data)), out, ctypes.byref(n)) != 0:
             return None
-        return out.raw[:n.value]
+        return out.raw[: n.value]
 
 
 def _index_files(corpus: Dict[str, object]) -> Dict[str, pathlib.Path]:
@@ -94,6 +102,7 @@ def _index_files(corpus: Dict[str, object]) -> Dict[str, pathlib.Path]:
 
 def collect(corpus: Dict[str, object]) -> Dict[str, Dict[str, bytes]]:
     import craft
+
     import tfckpt
     from tfckpt import _native
 
@@ -138,9 +147,11 @@ def collect(corpus: Dict[str, object]) -> Dict[str, Dict[str, bytes]]:
                 if fk is None or fv is None:
                     continue
                 body += fk + fv
-            add("fuzz_writer_roundtrip",
+            add(
+                "fuzz_writer_roundtrip",
                 u8(flags) + u16(block_size - 1 if block_size else 0) + u8(interval - 1) + body,
-                f"{name}-b{block_size or 262144}-r{interval}")
+                f"{name}-b{block_size or 262144}-r{interval}",
+            )
 
     for name, items in tables.items():
         if corpus[name].kind == "v1":
@@ -173,16 +184,22 @@ def collect(corpus: Dict[str, object]) -> Dict[str, Dict[str, bytes]]:
                 payload = bytes(r.payload(e))
                 if e.dtype_code == 7:
                     add("fuzz_payload", u8(0) + u32(e.num_elements) + payload, name + "-strings")
-                    add("fuzz_payload", u8(2) + u32(e.num_elements) + payload,
-                        name + "-strings-swapped")
+                    add(
+                        "fuzz_payload",
+                        u8(2) + u32(e.num_elements) + payload,
+                        name + "-strings-swapped",
+                    )
                 else:
                     add("fuzz_payload", u8(1) + u32(e.num_elements) + payload, name + "-variants")
 
     # Snappy streams of real bytes (the reference compressor if present, else literals).
     samples = [("index", d) for d in list(seeds["fuzz_bundle"].values())[:6]]
     samples += [("payload", d[5:]) for d in list(seeds["fuzz_payload"].values())[:4]]
-    samples += [("zeros", bytes(3000)), ("text", b"model/dense/kernel/.ATTRIBUTES/" * 40),
-                ("empty", b"")]
+    samples += [
+        ("zeros", bytes(3000)),
+        ("text", b"model/dense/kernel/.ATTRIBUTES/" * 40),
+        ("empty", b""),
+    ]
     for label, raw in samples:
         for stream in (snappy.compress(raw), craft.snappy_literal(raw)):
             if stream is not None:
@@ -207,10 +224,14 @@ def tar_seeds(tables=()) -> List[tuple]:
     import craft
 
     out = []
-    for fmt_name, fmt in (("ustar", tarfile.USTAR_FORMAT), ("gnu", tarfile.GNU_FORMAT),
-                          ("pax", tarfile.PAX_FORMAT)):
+    for fmt_name, fmt in (
+        ("ustar", tarfile.USTAR_FORMAT),
+        ("gnu", tarfile.GNU_FORMAT),
+        ("pax", tarfile.PAX_FORMAT),
+    ):
         buf = io.BytesIO()
         with tarfile.open(fileobj=buf, mode="w", format=fmt) as t:
+
             def add(name, data=b"", **attrs):
                 info = tarfile.TarInfo(name)
                 info.size = len(data)

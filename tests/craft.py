@@ -81,8 +81,13 @@ def ld(field: int, payload: bytes) -> bytes:
 # protobuf values of the index
 
 
-def header(num_shards: int = 1, producer: int = 1, min_consumer: int = 0,
-           bad_consumers: Sequence[int] = (), endianness: int = 0) -> bytes:
+def header(
+    num_shards: int = 1,
+    producer: int = 1,
+    min_consumer: int = 0,
+    bad_consumers: Sequence[int] = (),
+    endianness: int = 0,
+) -> bytes:
     """A serialized BundleHeaderProto."""
     from tfckpt.proto import BundleHeaderProto
 
@@ -93,10 +98,17 @@ def header(num_shards: int = 1, producer: int = 1, min_consumer: int = 0,
     return h.SerializeToString()
 
 
-def entry(dtype: int, shape: Sequence[int], *, shard_id: int = 0, offset: int = 0,
-          size: Optional[int] = None, crc: Optional[int] = None,
-          data: Optional[bytes] = None,
-          slices: Sequence[Sequence[Tuple[int, Optional[int]]]] = ()) -> bytes:
+def entry(
+    dtype: int,
+    shape: Sequence[int],
+    *,
+    shard_id: int = 0,
+    offset: int = 0,
+    size: Optional[int] = None,
+    crc: Optional[int] = None,
+    data: Optional[bytes] = None,
+    slices: Sequence[Sequence[Tuple[int, Optional[int]]]] = (),
+) -> bytes:
     """A serialized BundleEntryProto.  With `data`, size and crc default to its length and
     masked CRC32C.  `slices` are lists of (start, length), length None = whole dim."""
     from tfckpt.proto import BundleEntryProto
@@ -143,24 +155,31 @@ def slice_key(name: str, extents: Sequence[Tuple[int, Optional[int]]]) -> bytes:
 # well-formed tables and bundles
 
 
-def table(items: Iterable[Tuple[bytes, bytes]], block_size: int = 262144,
-          restart_interval: int = 16) -> bytes:
+def table(
+    items: Iterable[Tuple[bytes, bytes]], block_size: int = 262144, restart_interval: int = 16
+) -> bytes:
     """Table bytes as TensorFlow's TableBuilder writes them (keys in the given order)."""
     from tfckpt import _native
 
-    return _native.build_table([(bytes(k), bytes(v)) for k, v in items],
-                               block_size, restart_interval)
+    return _native.build_table(
+        [(bytes(k), bytes(v)) for k, v in items], block_size, restart_interval
+    )
 
 
 def _b(k: Union[str, bytes]) -> bytes:
     return k.encode() if isinstance(k, str) else bytes(k)
 
 
-def write_bundle(directory: Union[str, os.PathLike], name: str,
-                 entries: Sequence[Tuple[Union[str, bytes], bytes]],
-                 shards: Union[bytes, Dict[int, bytes], None] = b"",
-                 hdr: Optional[bytes] = None, sort: bool = True,
-                 index_bytes: Optional[bytes] = None, **table_args) -> str:
+def write_bundle(
+    directory: Union[str, os.PathLike],
+    name: str,
+    entries: Sequence[Tuple[Union[str, bytes], bytes]],
+    shards: Union[bytes, Dict[int, bytes], None] = b"",
+    hdr: Optional[bytes] = None,
+    sort: bool = True,
+    index_bytes: Optional[bytes] = None,
+    **table_args,
+) -> str:
     """Writes <directory>/<name>.index (header entry first unless hdr is b"-") and the data
     shards; returns the prefix.  `shards` is the bytes of shard 0 of 1, or {id: bytes}."""
     os.makedirs(directory, exist_ok=True)
@@ -188,15 +207,29 @@ def write_bundle(directory: Union[str, os.PathLike], name: str,
 # hand-assembled (possibly malformed) tables
 
 
-def block_entry(shared: int, unshared: bytes, value: bytes, *,
-                unshared_len: Optional[int] = None, value_len: Optional[int] = None) -> bytes:
+def block_entry(
+    shared: int,
+    unshared: bytes,
+    value: bytes,
+    *,
+    unshared_len: Optional[int] = None,
+    value_len: Optional[int] = None,
+) -> bytes:
     """One block entry; the stated lengths can be made to lie."""
-    return (varint(shared) + varint(len(unshared) if unshared_len is None else unshared_len)
-            + varint(len(value) if value_len is None else value_len) + unshared + value)
+    return (
+        varint(shared)
+        + varint(len(unshared) if unshared_len is None else unshared_len)
+        + varint(len(value) if value_len is None else value_len)
+        + unshared
+        + value
+    )
 
 
-def block(entries: Sequence[bytes], restarts: Optional[Sequence[int]] = (0,),
-          num_restarts: Optional[int] = None) -> bytes:
+def block(
+    entries: Sequence[bytes],
+    restarts: Optional[Sequence[int]] = (0,),
+    num_restarts: Optional[int] = None,
+) -> bytes:
     """Block contents: entries, restart array, count (which can be made to lie)."""
     body = b"".join(entries)
     restarts = list(restarts or [])
@@ -217,7 +250,7 @@ def snappy_literal(raw: bytes) -> bytes:
     """A valid raw Snappy stream made only of literals (what TF 2.21 reads, FORMAT.md 2.8)."""
     out = bytearray(varint(len(raw)))
     for i in range(0, len(raw), 256):
-        chunk = raw[i:i + 256]
+        chunk = raw[i : i + 256]
         n = len(chunk) - 1
         out += bytes([n << 2]) if n < 60 else bytes([60 << 2, n])
         out += chunk
@@ -244,10 +277,13 @@ def footer(metaindex: Tuple[int, int], index: Tuple[int, int]) -> bytes:
 EMPTY_BLOCK = block([], [0])
 
 
-def assemble(data_blocks: Sequence[Union[bytes, Tuple[bytes, int]]],
-             index_keys: Optional[Sequence[bytes]] = None,
-             index_handles: Optional[Sequence[Tuple[int, int]]] = None,
-             index_block: Optional[bytes] = None, index_type: int = 0) -> bytes:
+def assemble(
+    data_blocks: Sequence[Union[bytes, Tuple[bytes, int]]],
+    index_keys: Optional[Sequence[bytes]] = None,
+    index_handles: Optional[Sequence[Tuple[int, int]]] = None,
+    index_block: Optional[bytes] = None,
+    index_type: int = 0,
+) -> bytes:
     """A table file: data blocks (contents, or (contents, type)), an empty metaindex,
     an index block (by default one entry per data block, key b"\\xff"*k, handle to it;
     `index_handles` overrides the handles, `index_block` the whole block, `index_type` its
@@ -293,8 +329,7 @@ def truncate(path: str, length: int) -> None:
 
 
 def _describe(exc: BaseException) -> dict:
-    d = {"cls": type(exc).__name__, "msg": str(exc),
-         "mro": [c.__name__ for c in type(exc).__mro__]}
+    d = {"cls": type(exc).__name__, "msg": str(exc), "mro": [c.__name__ for c in type(exc).__mro__]}
     for attr in ("key", "shard", "offset", "stored", "computed", "path"):
         if hasattr(exc, attr):
             d[attr] = getattr(exc, attr)
@@ -328,8 +363,7 @@ def _run_op(reader_box: list, prefix: str, op: dict):
         return {"dtype": e.dtype_code, "shape": list(e.shape), "size": e.size}
     if kind == "read":
         v = r.read(op["key"], verify=op.get("verify", True))
-        return {"shape": list(v.shape), "dtype": str(v.dtype),
-                "head": repr(v.ravel()[:4].tolist())}
+        return {"shape": list(v.shape), "dtype": str(v.dtype), "head": repr(v.ravel()[:4].tolist())}
     if kind == "read_all":
         for k in r.keys():
             r.read(k)
@@ -358,9 +392,14 @@ def child_main() -> None:
                 error, failed_at = _describe(e), i
                 break
         box.clear()
-        rec = {"name": case["name"], "results": results, "error": error,
-               "failed_at": failed_at, "seconds": time.perf_counter() - t0,
-               "rss_growth_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss0}
+        rec = {
+            "name": case["name"],
+            "results": results,
+            "error": error,
+            "failed_at": failed_at,
+            "seconds": time.perf_counter() - t0,
+            "rss_growth_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss0,
+        }
         print("RESULT " + json.dumps(rec, default=repr), flush=True)
     print("DONE", flush=True)
 
@@ -382,8 +421,10 @@ def tf_child_main() -> None:
                 res = getattr(res, "shape", res)
             print("STEP %s ok %r" % (step, res), flush=True)
         except Exception as e:  # noqa: BLE001 - reported to the parent
-            print("STEP %s raised %s: %s" % (step, type(e).__name__,
-                                               str(e).replace("\n", " ")[:300]), flush=True)
+            print(
+                "STEP %s raised %s: %s" % (step, type(e).__name__, str(e).replace("\n", " ")[:300]),
+                flush=True,
+            )
     print("DONE", flush=True)
     os._exit(0)  # skip TensorFlow's slow interpreter teardown
 

@@ -57,7 +57,7 @@ def snappy_compress(raw: bytes) -> bytes:
 
     def literal(a: int, b: int) -> None:
         while a < b:
-            chunk = raw[a: min(b, a + 65536)]
+            chunk = raw[a : min(b, a + 65536)]
             k = len(chunk) - 1
             if k < 60:
                 out.append(k << 2)
@@ -90,7 +90,7 @@ def snappy_compress(raw: bytes) -> bytes:
     last: Dict[bytes, int] = {}
     i = lit = 0
     while i + 4 <= n:
-        h = raw[i: i + 4]
+        h = raw[i : i + 4]
         cand = last.get(h)
         last[h] = i
         if cand is None:
@@ -133,9 +133,9 @@ def _block_entries(contents: bytes) -> List[Tuple[bytes, bytes]]:
         shared, pos = _varint(contents, pos)
         unshared, pos = _varint(contents, pos)
         vlen, pos = _varint(contents, pos)
-        key = key[:shared] + contents[pos: pos + unshared]
+        key = key[:shared] + contents[pos : pos + unshared]
         pos += unshared
-        out.append((key, contents[pos: pos + vlen]))
+        out.append((key, contents[pos : pos + vlen]))
         pos += vlen
     return out
 
@@ -151,12 +151,12 @@ def snappy_table(table: bytes, *, block_size: int = 256, restart_interval: int =
     footer = plain[-48:]
     _, pos = _handle_at(footer, 0)  # the metaindex: rebuilt below
     (index_offset, index_size), _ = _handle_at(footer, pos)
-    index = plain[index_offset: index_offset + index_size]
+    index = plain[index_offset : index_offset + index_size]
     out = b""
     new_index = []
     for sep, handle in _block_entries(index):
         (off, size), _ = _handle_at(handle, 0)
-        packed = snappy_compress(plain[off: off + size])
+        packed = snappy_compress(plain[off : off + size])
         new_index.append((sep, craft.handle(len(out), len(packed))))
         out += craft.framed(packed, 1)
     meta = snappy_compress(craft.EMPTY_BLOCK)
@@ -201,7 +201,7 @@ def v1_single_values() -> Dict[str, np.ndarray]:
     return {
         "f32": rs.randn(3, 2).astype(np.float32),
         "f64": np.array([1.5, -2.0, 1e300]),
-        "i32": np.array([1, -2, 2**31 - 1, -2**31], np.int32),
+        "i32": np.array([1, -2, 2**31 - 1, -(2**31)], np.int32),
         "i64": np.array(-(2**40) - 9, np.int64),
         "flag": np.array([True, False, True]),
         "text": np.array([b"v1", b"", b"\x00\xff", "\u00e9t\u00e9".encode()], dtype=object),
@@ -254,10 +254,12 @@ def partitioned_variables(tf):
         scope, _, local = name.rpartition("/")
         with v1.variable_scope(scope or v1.get_variable_scope()):
             out[name] = v1.get_variable(
-                local, shape=full.shape,
+                local,
+                shape=full.shape,
                 dtype=tf.string if full.dtype == object else tf.as_dtype(full.dtype),
                 initializer=partitioned_init(tf, full),
-                partitioner=v1.fixed_size_partitioner(n))
+                partitioner=v1.fixed_size_partitioner(n),
+            )
     return out
 
 
@@ -267,8 +269,9 @@ def save_graph(tf, g, path: str, *, write_version: str = "V1", sharded: bool = F
     v1 = tf.compat.v1
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)  # the V1 saver does not
     with g.as_default():
-        saver = v1.train.Saver(sharded=sharded,
-                               write_version=getattr(v1.train.SaverDef, write_version))
+        saver = v1.train.Saver(
+            sharded=sharded, write_version=getattr(v1.train.SaverDef, write_version)
+        )
         cfg = v1.ConfigProto(device_count={"CPU": DEVICES})
         with v1.Session(graph=g, config=cfg) as s:
             s.run(v1.global_variables_initializer())
@@ -305,9 +308,12 @@ def sharded_graph(tf):
                     variables[name] = tf.Variable(values[name], name=name)
         with tf.device("/device:CPU:1"), v1.variable_scope("dev1"):
             variables["dev1/pv"] = v1.get_variable(
-                "pv", shape=[5, 3], dtype=tf.float64,
+                "pv",
+                shape=[5, 3],
+                dtype=tf.float64,
                 initializer=partitioned_init(tf, values["dev1/pv"]),
-                partitioner=v1.fixed_size_partitioner(2))
+                partitioner=v1.fixed_size_partitioner(2),
+            )
     return g, variables
 
 
@@ -326,8 +332,9 @@ def tf_v1_value(tf, pattern: str, key: str, dtype_name: str):
     try:
         return tf.train.load_checkpoint(pattern).get_tensor(key)
     except Exception:  # noqa: BLE001 - "Data type not supported", "Sliced checkpoints ..."
-        return tf.raw_ops.Restore(file_pattern=pattern, tensor_name=key,
-                                  dt=tf.as_dtype(dtype_name)).numpy()
+        return tf.raw_ops.Restore(
+            file_pattern=pattern, tensor_name=key, dt=tf.as_dtype(dtype_name)
+        ).numpy()
 
 
 # ==========================================================================================
@@ -338,14 +345,16 @@ def _write_state(directory: pathlib.Path, path: str) -> None:
     """A `checkpoint` state file naming `path` relative to the directory (TensorFlow's
     TF1 saver writes absolute paths, which would not survive a checkout elsewhere)."""
     (directory / "checkpoint").write_text(
-        f'model_checkpoint_path: "{path}"\nall_model_checkpoint_paths: "{path}"\n')
+        f'model_checkpoint_path: "{path}"\nall_model_checkpoint_paths: "{path}"\n'
+    )
 
 
 class Fixture:
     """One fixture being built: its files in ``root/name``, what to open, what to expect."""
 
-    def __init__(self, root: pathlib.Path, name: str, fmt: str, variants: List[str],
-                 notes: str) -> None:
+    def __init__(
+        self, root: pathlib.Path, name: str, fmt: str, variants: List[str], notes: str
+    ) -> None:
         self.root = root
         self.name = name
         self.dir = root / name
@@ -355,7 +364,7 @@ class Fixture:
         self.format = fmt
         self.variants = variants
         self.notes = notes
-        self.open: List[str] = []       # paths relative to the fixtures root
+        self.open: List[str] = []  # paths relative to the fixtures root
         self.tf_path: Optional[str] = None  # what TensorFlow's reader is given
         self.given: Dict[str, np.ndarray] = {}
         self.object_paths: Dict[str, str] = {}
@@ -394,8 +403,9 @@ def _tf_v2_by_slices(tf, prefix: str, key: str, dtype: str, given: np.ndarray):
     out = np.empty(given.shape, dtype=given.dtype)
     for s in e.slices:
         spec = " ".join(str(d) for d in e.shape) + " " + s.spec
-        part = tf.raw_ops.RestoreV2(prefix=prefix, tensor_names=[key], shape_and_slices=[spec],
-                                    dtypes=[tf.as_dtype(dtype)])[0].numpy()
+        part = tf.raw_ops.RestoreV2(
+            prefix=prefix, tensor_names=[key], shape_and_slices=[spec], dtypes=[tf.as_dtype(dtype)]
+        )[0].numpy()
         out[tuple(slice(a, b) for a, b in s.bounds(e.shape))] = part
     return out
 
@@ -433,8 +443,12 @@ def _record(tf, fx: Fixture) -> dict:
             assert _same(ours, value), (fx.name, key, ours, value)
             if fx.tf_path:
                 assert dtypes[key] == e.dtype_name and shapes[key] == list(e.shape), key
-            rec = {"dtype": e.dtype_name, "shape": list(e.shape), "sha256": digest(_array(value)),
-                   "source": source}
+            rec = {
+                "dtype": e.dtype_name,
+                "shape": list(e.shape),
+                "sha256": digest(_array(value)),
+                "source": source,
+            }
             if e.slices:
                 rec["slices"] = sorted(s.spec for s in e.slices)
             tensors[key] = rec
@@ -444,23 +458,40 @@ def _record(tf, fx: Fixture) -> dict:
         for path, key in fx.object_paths.items():
             assert key in r.object_graph.node(path).keys, (fx.name, path)
             paths[path] = key
-        header = {"format": r.header.format, "num_shards": r.header.num_shards,
-                  "endianness": r.header.endianness}
+        header = {
+            "format": r.header.format,
+            "num_shards": r.header.num_shards,
+            "endianness": r.header.endianness,
+        }
     files = {}
     for f in sorted(fx.dir.rglob("*")):
         if f.is_file():
             files[f.relative_to(fx.root).as_posix()] = {
-                "size": f.stat().st_size, "sha256": hashlib.sha256(f.read_bytes()).hexdigest()}
-    return {"notes": fx.notes, "variants": fx.variants, "open": fx.open, "header": header,
-            "files": files, "tensors": tensors, "object_paths": paths}
+                "size": f.stat().st_size,
+                "sha256": hashlib.sha256(f.read_bytes()).hexdigest(),
+            }
+    return {
+        "notes": fx.notes,
+        "variants": fx.variants,
+        "open": fx.open,
+        "header": header,
+        "files": files,
+        "tensors": tensors,
+        "object_paths": paths,
+    }
 
 
 def fx_v1_single(tf, root: pathlib.Path) -> Fixture:
-    fx = Fixture(root, "v1_single", "V1", ["v1", "v1-single", "v1-partitioned", "strings"],
-                 "Saver(write_version=V1), one file: every dtype the V1 saver writes (half and "
-                 "complex, which TF's CheckpointReader refuses in V1) and partitioned float32, "
-                 "int64, half and string variables (TF: 'Sliced checkpoints are not "
-                 "supported'); a relative state file.")
+    fx = Fixture(
+        root,
+        "v1_single",
+        "V1",
+        ["v1", "v1-single", "v1-partitioned", "strings"],
+        "Saver(write_version=V1), one file: every dtype the V1 saver writes (half and "
+        "complex, which TF's CheckpointReader refuses in V1) and partitioned float32, "
+        "int64, half and string variables (TF: 'Sliced checkpoints are not "
+        "supported'); a relative state file.",
+    )
     fx.given = build_v1_single(tf, str(fx.dir / "model.ckpt"))
     _write_state(fx.dir, "model.ckpt")
     fx.open = [fx.rel("model.ckpt"), fx.rel(), fx.rel("checkpoint")]
@@ -470,9 +501,14 @@ def fx_v1_single(tf, root: pathlib.Path) -> Fixture:
 
 
 def fx_v1_sharded(tf, root: pathlib.Path) -> Fixture:
-    fx = Fixture(root, "v1_sharded", "V1", ["v1", "v1-sharded", "v1-partitioned"],
-                 "Saver(sharded=True, write_version=V1) over variables on 3 CPU devices: "
-                 "files model.ckpt-0000i-of-00003, one holding a 2-way partitioned float64.")
+    fx = Fixture(
+        root,
+        "v1_sharded",
+        "V1",
+        ["v1", "v1-sharded", "v1-partitioned"],
+        "Saver(sharded=True, write_version=V1) over variables on 3 CPU devices: "
+        "files model.ckpt-0000i-of-00003, one holding a 2-way partitioned float64.",
+    )
     fx.given = build_sharded(tf, str(fx.dir / "model.ckpt"))
     pattern = "model.ckpt-?????-of-00003"
     _write_state(fx.dir, pattern)
@@ -483,9 +519,14 @@ def fx_v1_sharded(tf, root: pathlib.Path) -> Fixture:
 
 
 def fx_v1_snappy(tf, root: pathlib.Path) -> Fixture:
-    fx = Fixture(root, "v1_snappy", "V1", ["v1", "snappy"],
-                 "The v1_single file rebuilt from Snappy-compressed blocks (type 1; data, "
-                 "metaindex and index blocks), as TF 0.x wrote V1 files.")
+    fx = Fixture(
+        root,
+        "v1_snappy",
+        "V1",
+        ["v1", "snappy"],
+        "The v1_single file rebuilt from Snappy-compressed blocks (type 1; data, "
+        "metaindex and index blocks), as TF 0.x wrote V1 files.",
+    )
     src = root / "v1_single" / "model.ckpt"
     (fx.dir / "model.ckpt").write_bytes(snappy_table(src.read_bytes()))
     fx.given = v1_single_given()
@@ -495,10 +536,14 @@ def fx_v1_snappy(tf, root: pathlib.Path) -> Fixture:
 
 
 def fx_v2_sharded(tf, root: pathlib.Path) -> Fixture:
-    fx = Fixture(root, "v2_multishard", "V2", ["v2", "v2-multishard", "v2-partitioned",
-                                                "strings"],
-                 "Saver(sharded=True) (format V2) over variables on 3 CPU devices: one index, "
-                 "3 data shards, a 2-way partitioned float64.")
+    fx = Fixture(
+        root,
+        "v2_multishard",
+        "V2",
+        ["v2", "v2-multishard", "v2-partitioned", "strings"],
+        "Saver(sharded=True) (format V2) over variables on 3 CPU devices: one index, "
+        "3 data shards, a 2-way partitioned float64.",
+    )
     fx.given = build_sharded(tf, str(fx.dir / "model.ckpt"), write_version="V2")
     _write_state(fx.dir, "model.ckpt")
     fx.open = [fx.rel("model.ckpt"), fx.rel(), fx.rel("model.ckpt.data-00001-of-00003")]
@@ -508,9 +553,14 @@ def fx_v2_sharded(tf, root: pathlib.Path) -> Fixture:
 
 
 def fx_v2_partitioned(tf, root: pathlib.Path) -> Fixture:
-    fx = Fixture(root, "v2_partitioned", "V2", ["v2", "v2-single", "v2-partitioned"],
-                 "Saver() (format V2, one data shard) with partitioned float32, int64, half "
-                 "and string variables (TF restores neither half nor string from slices).")
+    fx = Fixture(
+        root,
+        "v2_partitioned",
+        "V2",
+        ["v2", "v2-single", "v2-partitioned"],
+        "Saver() (format V2, one data shard) with partitioned float32, int64, half "
+        "and string variables (TF restores neither half nor string from slices).",
+    )
     parts = v1_partitioned_values()
     g = tf.Graph()
     with g.as_default():
@@ -539,16 +589,24 @@ def string_values() -> Dict[str, np.ndarray]:
 
 
 def fx_v2_strings(tf, root: pathlib.Path) -> Fixture:
-    fx = Fixture(root, "v2_strings", "V2", ["v2", "v2-single", "strings"],
-                 "SaveV2 of string tensors: empty strings, NUL and 0xff bytes, lengths past "
-                 "127 (two-byte varints), UTF-8, 2-D, a scalar and an empty [0,3].")
+    fx = Fixture(
+        root,
+        "v2_strings",
+        "V2",
+        ["v2", "v2-single", "strings"],
+        "SaveV2 of string tensors: empty strings, NUL and 0xff bytes, lengths past "
+        "127 (two-byte varints), UTF-8, 2-D, a scalar and an empty [0,3].",
+    )
     values = string_values()
     values["utf8"] = np.array([s.encode() for s in values["utf8"]], dtype=object)
     names = sorted(values)
     prefix = str(fx.dir / "strings")
-    tf.raw_ops.SaveV2(prefix=prefix, tensor_names=names, shape_and_slices=[""] * len(names),
-                      tensors=[tf.constant(values[n].astype(object), dtype=tf.string)
-                               for n in names])
+    tf.raw_ops.SaveV2(
+        prefix=prefix,
+        tensor_names=names,
+        shape_and_slices=[""] * len(names),
+        tensors=[tf.constant(values[n].astype(object), dtype=tf.string) for n in names],
+    )
     fx.given = values
     fx.open = [fx.rel("strings")]
     fx.tf_path = prefix
@@ -570,9 +628,9 @@ def dtype_values() -> Dict[str, Tuple[np.ndarray, str]]:
         "u8": (np.array([0, 255], np.uint8), "uint8"),
         "i16": (np.array([-32768, 1], np.int16), "int16"),
         "u16": (np.array([65535, 2], np.uint16), "uint16"),
-        "i32": (np.array([-2**31, 7], np.int32), "int32"),
+        "i32": (np.array([-(2**31), 7], np.int32), "int32"),
         "u32": (np.array([2**32 - 1, 3], np.uint32), "uint32"),
-        "i64": (np.array([-2**63, 2**63 - 1], np.int64), "int64"),
+        "i64": (np.array([-(2**63), 2**63 - 1], np.int64), "int64"),
         "u64": (np.array([2**64 - 1], np.uint64), "uint64"),
         "bool": (np.array([True, False, True]), "bool"),
         "qi8": (np.array([-3, 4], np.int8), "qint8"),
@@ -588,27 +646,38 @@ def dtype_values() -> Dict[str, Tuple[np.ndarray, str]]:
 
 
 def fx_v2_dtypes(tf, root: pathlib.Path) -> Fixture:
-    fx = Fixture(root, "v2_dtypes", "V2", ["v2", "v2-single", "dtypes"],
-                 "SaveV2 of every dtype TF 2.21 saves from Python: bfloat16, float8, int4, "
-                 "quantized, unsigned, complex, bool, a scalar and an empty tensor.")
+    fx = Fixture(
+        root,
+        "v2_dtypes",
+        "V2",
+        ["v2", "v2-single", "dtypes"],
+        "SaveV2 of every dtype TF 2.21 saves from Python: bfloat16, float8, int4, "
+        "quantized, unsigned, complex, bool, a scalar and an empty tensor.",
+    )
     prefix = str(fx.dir / "dtypes")
     names, tensors = [], []
     for name, (value, dt) in sorted(dtype_values().items()):
         names.append(name)
         tensors.append(tf.constant(value, dtype=tf.as_dtype(dt)))
         fx.given[name] = value
-    tf.raw_ops.SaveV2(prefix=prefix, tensor_names=names, shape_and_slices=[""] * len(names),
-                      tensors=tensors)
+    tf.raw_ops.SaveV2(
+        prefix=prefix, tensor_names=names, shape_and_slices=[""] * len(names), tensors=tensors
+    )
     fx.open = [fx.rel("dtypes")]
     fx.tf_path = prefix
     return fx
 
 
 def fx_v2_object(tf, root: pathlib.Path) -> Fixture:
-    fx = Fixture(root, "v2_object", "V2", ["v2", "v2-single", "object-graph"],
-                 "tf.train.Checkpoint of a tf.Module (a nested dense layer, a list, a "
-                 "variable reached by two paths, stored once under model/shared): object "
-                 "graph, save counter.")
+    fx = Fixture(
+        root,
+        "v2_object",
+        "V2",
+        ["v2", "v2-single", "object-graph"],
+        "tf.train.Checkpoint of a tf.Module (a nested dense layer, a list, a "
+        "variable reached by two paths, stored once under model/shared): object "
+        "graph, save counter.",
+    )
 
     class Dense(tf.Module):
         def __init__(self, n_in, n_out, seed):
@@ -648,11 +717,16 @@ def fx_v2_object(tf, root: pathlib.Path) -> Fixture:
 
 
 def fx_v2_variant(tf, root: pathlib.Path) -> Fixture:
-    fx = Fixture(root, "v2_variant", "V2", ["v2", "v2-single", "variant", "object-graph"],
-                 "tf.train.Checkpoint of a tf.data iterator after one batch: a DT_VARIANT "
-                 "tensor (ITERATOR_STATE). Its digest is tfckpt's decoding at generation "
-                 "(TF's Python API cannot turn variants into bytes); TF restores the iterator "
-                 "from this file to the next batch.")
+    fx = Fixture(
+        root,
+        "v2_variant",
+        "V2",
+        ["v2", "v2-single", "variant", "object-graph"],
+        "tf.train.Checkpoint of a tf.data iterator after one batch: a DT_VARIANT "
+        "tensor (ITERATOR_STATE). Its digest is tfckpt's decoding at generation "
+        "(TF's Python API cannot turn variants into bytes); TF restores the iterator "
+        "from this file to the next batch.",
+    )
     # Synchronous stages only, so the saved state does not depend on thread timing (a
     # fused MapAndBatch saves whatever batches its background threads had ready).
     options = tf.data.Options()
@@ -696,9 +770,14 @@ def fx_v2_big_endian(tf, root: pathlib.Path) -> Fixture:
     big-endian, CRCs over the bytes as stored (FORMAT.md 5.6)."""
     from tfckpt import _native
 
-    fx = Fixture(root, "v2_big_endian", "V2", ["v2", "v2-single", "big-endian", "strings"],
-                 "Hand-built bundle marked BIG (as s390x writes): big-endian payloads "
-                 "including a string tensor's length checksum; TF byte-swaps it on read.")
+    fx = Fixture(
+        root,
+        "v2_big_endian",
+        "V2",
+        ["v2", "v2-single", "big-endian", "strings"],
+        "Hand-built bundle marked BIG (as s390x writes): big-endian payloads "
+        "including a string tensor's length checksum; TF byte-swaps it on read.",
+    )
     data = bytearray()
     entries = {}
     for name, (value, code) in sorted(big_endian_values().items()):
@@ -715,25 +794,33 @@ def fx_v2_big_endian(tf, root: pathlib.Path) -> Fixture:
     c = _native.crc32c(checksum, c)
     c = _native.crc32c(b"".join(strings), c)
     payload = lens + checksum + b"".join(strings)
-    entries[b"str"] = craft.entry(7, [3], offset=len(data), size=len(payload),
-                                  crc=_native.mask_crc(c))
+    entries[b"str"] = craft.entry(
+        7, [3], offset=len(data), size=len(payload), crc=_native.mask_crc(c)
+    )
     data += payload
     fx.given["str"] = np.array(strings, dtype=object)
-    craft.write_bundle(fx.dir, "be", sorted(entries.items()), bytes(data),
-                       hdr=craft.header(endianness=1))
+    craft.write_bundle(
+        fx.dir, "be", sorted(entries.items()), bytes(data), hdr=craft.header(endianness=1)
+    )
     fx.open = [fx.rel("be")]
     fx.tf_path = str(fx.dir / "be")
     return fx
 
 
 def fx_v2_snappy_index(tf, root: pathlib.Path) -> Fixture:
-    fx = Fixture(root, "v2_snappy_index", "V2", ["v2", "v2-single", "snappy"],
-                 "The v2_strings bundle with its .index rebuilt from Snappy-compressed "
-                 "blocks (TF 1.1-era writers may have compressed index files).")
+    fx = Fixture(
+        root,
+        "v2_snappy_index",
+        "V2",
+        ["v2", "v2-single", "snappy"],
+        "The v2_strings bundle with its .index rebuilt from Snappy-compressed "
+        "blocks (TF 1.1-era writers may have compressed index files).",
+    )
     src = root / "v2_strings"
     shutil.copy(src / "strings.data-00000-of-00001", fx.dir / "strings.data-00000-of-00001")
     (fx.dir / "strings.index").write_bytes(
-        snappy_table((src / "strings.index").read_bytes(), block_size=64, restart_interval=2))
+        snappy_table((src / "strings.index").read_bytes(), block_size=64, restart_interval=2)
+    )
     values = string_values()
     values["utf8"] = np.array([s.encode() for s in values["utf8"]], dtype=object)
     fx.given = values
@@ -742,9 +829,19 @@ def fx_v2_snappy_index(tf, root: pathlib.Path) -> Fixture:
     return fx
 
 
-BUILDERS = [fx_v1_single, fx_v1_sharded, fx_v1_snappy, fx_v2_sharded, fx_v2_partitioned,
-            fx_v2_strings, fx_v2_dtypes, fx_v2_object, fx_v2_variant, fx_v2_big_endian,
-            fx_v2_snappy_index]
+BUILDERS = [
+    fx_v1_single,
+    fx_v1_sharded,
+    fx_v1_snappy,
+    fx_v2_sharded,
+    fx_v2_partitioned,
+    fx_v2_strings,
+    fx_v2_dtypes,
+    fx_v2_object,
+    fx_v2_variant,
+    fx_v2_big_endian,
+    fx_v2_snappy_index,
+]
 
 
 def main(argv: List[str]) -> int:
@@ -752,9 +849,13 @@ def main(argv: List[str]) -> int:
     root.mkdir(parents=True, exist_ok=True)
     tf = tf_module()
     tf.random.set_seed(SEED)
-    manifest = {"format_version": 1, "generator": "tests/make_fixtures.py",
-                "tensorflow": tf.__version__, "digest": digest.__doc__.strip().splitlines()[0],
-                "fixtures": {}}
+    manifest = {
+        "format_version": 1,
+        "generator": "tests/make_fixtures.py",
+        "tensorflow": tf.__version__,
+        "digest": digest.__doc__.strip().splitlines()[0],
+        "fixtures": {},
+    }
     for build in BUILDERS:
         fx = build(tf, root)
         manifest["fixtures"][fx.name] = _record(tf, fx)
@@ -762,8 +863,10 @@ def main(argv: List[str]) -> int:
     total = sum(f.stat().st_size for f in root.rglob("*") if f.is_file())
     for name, rec in manifest["fixtures"].items():
         size = sum(f["size"] for f in rec["files"].values())
-        print(f"{name:18s} {size:7d} B  {len(rec['tensors']):3d} tensors  "
-              f"{', '.join(rec['variants'])}")
+        print(
+            f"{name:18s} {size:7d} B  {len(rec['tensors']):3d} tensors  "
+            f"{', '.join(rec['variants'])}"
+        )
     print(f"total {total} B in {root}")
     return 0
 

@@ -19,7 +19,7 @@ def _cycle(graph: Dict[str, Set[str]]) -> List[str]:
             node, children = stack[-1]
             for child in children:
                 if state.get(child) == 1:
-                    return path[path.index(child):] + [child]
+                    return path[path.index(child) :] + [child]
                 if not state.get(child):
                     state[child] = 1
                     path.append(child)
@@ -42,6 +42,7 @@ def test_no_module_of_the_package_imports_itself_back():
     # The package's __init__ re-exports names; importing a submodule always runs it, which is
     # not an import of the submodule's own making.
     modules = {m for m in g.modules if m != "tfckpt"}
-    graph = {m: {i for i in g.find_modules_directly_imported_by(m) if i in modules}
-             for m in modules}
+    graph = {
+        m: {i for i in g.find_modules_directly_imported_by(m) if i in modules} for m in modules
+    }
     assert _cycle(graph) == []

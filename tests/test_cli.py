@@ -56,7 +56,7 @@ TFCKPT = [str(_SCRIPT)] if _SCRIPT.exists() else [shutil.which("tfckpt") or "tfc
 # TensorFlow's inspect_checkpoint, many runs in one process
 
 
-_TF_DRIVER = r'''
+_TF_DRIVER = r"""
 import contextlib, io, json, os, runpy, sys, warnings
 os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
 warnings.simplefilter("ignore")
@@ -80,30 +80,68 @@ for argv in json.load(open(runs_path, encoding="utf-8")):
     results.append({"stdout": buf.getvalue(), "code": code})
 with open(out_path, "w", encoding="utf-8") as f:
     json.dump(results, f)
-'''
+"""
 
 # (id, corpus case, flags). "{P}" in a flag is the case's prefix; unless a flag mentions
 # {P} (or "--file"), "--file_name={P}" comes first.
-_DTYPE_KEYS = ["dt/bfloat16", "scalar/bfloat16", "rank3/bfloat16", "empty/bfloat16",
-               "dt/qint8", "dt/quint8", "dt/qint16", "dt/quint16", "rank3/qint32",
-               "dt/string", "scalar/string", "empty/string", "rank3/string",
-               "dt/float8_e4m3fn", "dt/float8_e5m2fnuz", "dt/float4_e2m1fn", "dt/int4",
-               "dt/uint2", "dt/complex128", "scalar/complex64", "dt/bool", "empty/float64",
-               "rank3/float16", "dt/uint64", "scalar/int8"]
-_STRING_KEYS = ["str/binary", "str/scalar", "str/empty_scalar", "str/empty_element",
-                "str/unicode", "str/2d", "str/zero_len", "str/long"]
+_DTYPE_KEYS = [
+    "dt/bfloat16",
+    "scalar/bfloat16",
+    "rank3/bfloat16",
+    "empty/bfloat16",
+    "dt/qint8",
+    "dt/quint8",
+    "dt/qint16",
+    "dt/quint16",
+    "rank3/qint32",
+    "dt/string",
+    "scalar/string",
+    "empty/string",
+    "rank3/string",
+    "dt/float8_e4m3fn",
+    "dt/float8_e5m2fnuz",
+    "dt/float4_e2m1fn",
+    "dt/int4",
+    "dt/uint2",
+    "dt/complex128",
+    "scalar/complex64",
+    "dt/bool",
+    "empty/float64",
+    "rank3/float16",
+    "dt/uint64",
+    "scalar/int8",
+]
+_STRING_KEYS = [
+    "str/binary",
+    "str/scalar",
+    "str/empty_scalar",
+    "str/empty_element",
+    "str/unicode",
+    "str/2d",
+    "str/zero_len",
+    "str/long",
+]
 _VV = "/.ATTRIBUTES/VARIABLE_VALUE"
 _ALL_PO = ["--all_tensors", "--printoptions"]
-_PARITY_CASES = ["module_nested", "tf1_partitioned", "dtypes", "strings", "keras_adam",
-                 "tf2_optimizer_slots", "data_iterator", "lookup_table", "savedmodel",
-                 "multi_device_tf1", "name_based_v1_saver_scalar"]
+_PARITY_CASES = [
+    "module_nested",
+    "tf1_partitioned",
+    "dtypes",
+    "strings",
+    "keras_adam",
+    "tf2_optimizer_slots",
+    "data_iterator",
+    "lookup_table",
+    "savedmodel",
+    "multi_device_tf1",
+    "name_based_v1_saver_scalar",
+]
 
 INSPECT_SPECS = (
     # the default output: DebugString, slice keys included (invalid UTF-8 dropped)
     [(f"default-{c}", c, []) for c in _PARITY_CASES + ["sharded_policy", "big_key_count"]]
     + [(f"names-{c}", c, ["--all_tensor_names"]) for c in _PARITY_CASES + ["sharded_policy"]]
-    + [(f"all-{c}", c, ["--all_tensors", "--printoptions", "threshold=5"])
-       for c in _PARITY_CASES]
+    + [(f"all-{c}", c, ["--all_tensors", "--printoptions", "threshold=5"]) for c in _PARITY_CASES]
     + [(f"tensor-dtypes-{k}", "dtypes", [f"--tensor_name={k}"]) for k in _DTYPE_KEYS]
     + [(f"tensor-strings-{k}", "strings", [f"--tensor_name={k}"]) for k in _STRING_KEYS]
     + [
@@ -113,28 +151,43 @@ INSPECT_SPECS = (
         ("tensor-sharded-float32", "sharded_policy", [f"--tensor_name=big{_VV}"]),
         ("tensor-sharded-bfloat16", "sharded_policy", [f"--tensor_name=bf16{_VV}"]),
         ("tensor-sharded-complex64", "sharded_policy", [f"--tensor_name=c64{_VV}"]),
-        ("tensor-cyrillic-bf16", "module_nested",
-         [f"--tensor_name=model/table/\u043a\u043b\u044e\u0447{_VV}"]),
+        (
+            "tensor-cyrillic-bf16",
+            "module_nested",
+            [f"--tensor_name=model/table/\u043a\u043b\u044e\u0447{_VV}"],
+        ),
         ("tensor-string-var", "module_nested", [f"--tensor_name=model/text{_VV}"]),
-        ("tensor-object-graph", "tf2_optimizer_slots",
-         ["--tensor_name=_CHECKPOINTABLE_OBJECT_GRAPH"]),
+        (
+            "tensor-object-graph",
+            "tf2_optimizer_slots",
+            ["--tensor_name=_CHECKPOINTABLE_OBJECT_GRAPH"],
+        ),
         ("tensor-name-based-bf16", "name_based_v1_saver_scalar", ["--tensor_name=bf16_var"]),
         # a variant: TF's get_tensor raises, the message ends the output
         ("tensor-variant", "data_iterator", ["--tensor_name=it/.ATTRIBUTES/ITERATOR_STATE"]),
-        ("tensor-printoptions", "dtypes",
-         ["--tensor_name=rank3/float64", "--printoptions", "precision=3", "threshold=5"]),
+        (
+            "tensor-printoptions",
+            "dtypes",
+            ["--tensor_name=rank3/float64", "--printoptions", "precision=3", "threshold=5"],
+        ),
         # not found: no params line
         ("tensor-missing", "module_nested", ["--tensor_name=no/such/key"]),
-        ("tensor-missing-count", "module_nested",
-         ["--tensor_name=nope", "--count_exclude_pattern=x"]),
+        (
+            "tensor-missing-count",
+            "module_nested",
+            ["--tensor_name=nope", "--count_exclude_pattern=x"],
+        ),
         ("tensor-empty-name", "module_nested", ["--tensor_name="]),
         # --count_exclude_pattern
         ("count-module", "module_nested", ["--count_exclude_pattern=^model/(table|layers)/"]),
         ("count-partitioned", "tf1_partitioned", ["--count_exclude_pattern=Adam"]),
         ("count-keras", "keras_adam", ["--count_exclude_pattern=optimizer/_variables"]),
         ("count-quantized", "dtypes", ["--count_exclude_pattern=q(u)?int"]),
-        ("count-slots-names", "tf2_optimizer_slots",
-         ["--all_tensor_names", "--count_exclude_pattern=OPTIMIZER_SLOT"]),
+        (
+            "count-slots-names",
+            "tf2_optimizer_slots",
+            ["--all_tensor_names", "--count_exclude_pattern=OPTIMIZER_SLOT"],
+        ),
         ("count-none", "module_nested", ["--count_exclude_pattern=zzz"]),
         ("count-all", "module_nested", ["--count_exclude_pattern=.*"]),
         ("count-bad-regex", "module_nested", ["--count_exclude_pattern=["]),
@@ -147,8 +200,11 @@ INSPECT_SPECS = (
         ("print-nanstr", "dtypes", _ALL_PO + ["nanstr=NAN", "infstr=INF", "threshold=5"]),
         ("print-bool-t", "dtypes", _ALL_PO + ["suppress=t", "threshold=5"]),
         ("print-full", "tf1_partitioned", _ALL_PO + ["threshold=100000"]),
-        ("print-before-flags", "tf1_partitioned",
-         ["--printoptions", "threshold=3", "--all_tensors"]),
+        (
+            "print-before-flags",
+            "tf1_partitioned",
+            ["--printoptions", "threshold=3", "--all_tensors"],
+        ),
         # flag forms
         ("flag-false", "module_nested", ["--all_tensors=false"]),
         ("flag-True", "module_nested", ["--all_tensors=True"]),
@@ -192,8 +248,8 @@ def _snappy_index_block_damaged(directory: pathlib.Path) -> str:
     off, size = tfckpt._native.Index(bytes(raw), str(index)).table_stats["index_handle"]
     assert raw[off + size] == 1 and raw[off] < 0x7F  # Snappy; a one-byte length varint
     raw[off] += 1
-    crc = tfckpt._native.crc32c(bytes(raw[off:off + size + 1]))
-    raw[off + size + 1:off + size + 5] = tfckpt._native.mask_crc(crc).to_bytes(4, "little")
+    crc = tfckpt._native.crc32c(bytes(raw[off : off + size + 1]))
+    raw[off + size + 1 : off + size + 5] = tfckpt._native.mask_crc(crc).to_bytes(4, "little")
     index.write_bytes(bytes(raw))
     return str(directory / "strings")
 
@@ -210,12 +266,18 @@ def tf_inspect(corpus, damaged, tmp_path_factory):
     """{spec id: {"stdout": str, "code": int}}: TF's inspect_checkpoint for every spec."""
     specs = INSPECT_SPECS + TF_CRASH_SPECS + DAMAGED_SPECS
     d = tmp_path_factory.mktemp("tf_inspect")
-    runs = [[f"--file_name={damaged[c]}", *f] if c in damaged else _argv(corpus, c, f)
-            for _, c, f in specs]
+    runs = [
+        [f"--file_name={damaged[c]}", *f] if c in damaged else _argv(corpus, c, f)
+        for _, c, f in specs
+    ]
     (d / "runs.json").write_text(json.dumps(runs), encoding="utf-8")
-    proc = subprocess.run([sys.executable, "-c", _TF_DRIVER, str(d / "runs.json"),
-                           str(d / "out.json")], env=ENV, capture_output=True, text=True,
-                          timeout=600)
+    proc = subprocess.run(
+        [sys.executable, "-c", _TF_DRIVER, str(d / "runs.json"), str(d / "out.json")],
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     results = json.loads((d / "out.json").read_text(encoding="utf-8"))
     return {sid: r for (sid, _, _), r in zip(specs, results)}
@@ -262,33 +324,36 @@ def test_inspect_parity_covers_the_brief(tf_inspect):
     assert "b'\\xff\\x00z'" in tf_inspect["tensor-dtypes-dt/string"]["stdout"]
     assert "..." in tf_inspect["all-dtypes"]["stdout"]  # threshold=5 summarised
     assert "<not convertible to a numpy dtype>" in tf_inspect["all-data_iterator"]["stdout"]
-    assert tf_inspect["tensor-missing"]["stdout"] == \
-        "Tensor no/such/key not found in checkpoint\n"
+    assert tf_inspect["tensor-missing"]["stdout"] == "Tensor no/such/key not found in checkpoint\n"
     assert tf_inspect["usage-no-file-name"]["stdout"].startswith(
-        "Usage: inspect_checkpoint --file_name=checkpoint_file_name")
+        "Usage: inspect_checkpoint --file_name=checkpoint_file_name"
+    )
     assert tf_inspect["usage-no-file-name"]["code"] == 1
     assert "# Excluding " in tf_inspect["count-partitioned"]["stdout"]
 
 
 @pytest.mark.parametrize("sid,case,flags", DAMAGED_SPECS, ids=[s[0] for s in DAMAGED_SPECS])
-def test_inspect_snappy_damaged_index_gives_tensorflows_hint(sid, case, flags, damaged,
-                                                             tf_inspect):
+def test_inspect_snappy_damaged_index_gives_tensorflows_hint(sid, case, flags, damaged, tf_inspect):
     """An index whose Snappy block cannot be decompressed: TensorFlow prints the error and
     its hint that the file was compressed with SNAPPY (exit 0, whatever the flags); the
     drop-in prints the same hint line, after the same error, said with where it is."""
     tf = tf_inspect[sid]
     tf_lines = tf["stdout"].splitlines(keepends=True)
     assert tf["code"] == 0
-    assert tf_lines == ["corrupted compressed block contents\n",
-                        "It's likely that your checkpoint file has been compressed with SNAPPY.\n"]
+    assert tf_lines == [
+        "corrupted compressed block contents\n",
+        "It's likely that your checkpoint file has been compressed with SNAPPY.\n",
+    ]
     argv = [f"--file_name={damaged[case]}", *flags]
     for form in (argv, ["inspect", *argv]):
         code, out, err = run_cli(form)
         lines = out.splitlines(keepends=True)
         assert (code, err) == (tf["code"], "")
         assert len(lines) == 2 and lines[1:] == tf_lines[1:]  # the hint, word for word
-        assert lines[0] == (f"{damaged[case]}.index: corrupted compressed block contents in "
-                            "index block at offset 241, size 37 (output length mismatch)\n")
+        assert lines[0] == (
+            f"{damaged[case]}.index: corrupted compressed block contents in "
+            "index block at offset 241, size 37 (output length mismatch)\n"
+        )
 
 
 def test_inspect_where_tensorflow_crashes(corpus, tf_inspect):
@@ -335,13 +400,15 @@ def test_real_module_runs(sid, form, corpus, tf_inspect):
     _, case, flags = next(s for s in INSPECT_SPECS if s[0] == sid)
     argv = _argv(corpus, case, flags)
     assert argv[0].startswith("--file_name=")
-    tf = tf_oracle.inspect_result(argv[0][len("--file_name="):], *argv[1:])
+    tf = tf_oracle.inspect_result(argv[0][len("--file_name=") :], *argv[1:])
     # the driver is faithful to `python -m tensorflow.python.tools.inspect_checkpoint`
     assert tf.stdout == tf_inspect[sid]["stdout"]
     assert tf.returncode == tf_inspect[sid]["code"]
-    cmd = {"console": TFCKPT + argv,
-           "inspect": TFCKPT + ["inspect"] + argv,
-           "module": [sys.executable, "-m", "tfckpt.inspect_checkpoint"] + argv}[form]
+    cmd = {
+        "console": TFCKPT + argv,
+        "inspect": TFCKPT + ["inspect"] + argv,
+        "module": [sys.executable, "-m", "tfckpt.inspect_checkpoint"] + argv,
+    }[form]
     ours = subprocess.run(cmd, env=ENV, capture_output=True, timeout=120)
     assert ours.stdout == tf.stdout.encode("utf-8", "surrogateescape")  # byte for byte
     assert ours.returncode == tf.returncode
@@ -374,11 +441,21 @@ def test_dump_exact_listing(corpus):
     assert out == (
         "bf16_var     bfloat16   [4]                     8 B\n"
         "global_step  int64      []                      8 B\n"
-        "# 2 tensors, 5 parameters, 16 B in 1 data shard\n")
+        "# 2 tensors, 5 parameters, 16 B in 1 data shard\n"
+    )
 
 
-TOTALS_CASES = ["module_nested", "tf1_partitioned", "dtypes", "strings", "keras_adam",
-                "sharded_policy", "multi_device", "big_key_count", "data_iterator"]
+TOTALS_CASES = [
+    "module_nested",
+    "tf1_partitioned",
+    "dtypes",
+    "strings",
+    "keras_adam",
+    "sharded_policy",
+    "multi_device",
+    "big_key_count",
+    "data_iterator",
+]
 
 
 @pytest.mark.parametrize("case", TOTALS_CASES)
@@ -393,12 +470,14 @@ def test_dump_lines_and_totals(case, corpus, oracles):
     params = sum(int(np.prod(shape)) for _, shape in listed)
     disk = _data_bytes_on_disk(p)
     shards = len(glob.glob(glob.escape(p) + ".data-*-of-*"))
-    assert lines[-1] == (f"# {len(listed)} tensors, {params} parameters, "
-                         f"{cli.format_bytes(disk)} in {shards} data shard"
-                         f"{'s' if shards != 1 else ''}")
+    assert lines[-1] == (
+        f"# {len(listed)} tensors, {params} parameters, "
+        f"{cli.format_bytes(disk)} in {shards} data shard"
+        f"{'s' if shards != 1 else ''}"
+    )
     # one line per key, in TF's order: key, dtype, shape, size
     for line, (key, shape) in zip(lines, listed):
-        fields = line[len(key):].split()
+        fields = line[len(key) :].split()
         assert line.startswith(key + "  ")
         assert fields[0] == o["dtypes"][key]
         assert fields[1] == "[" + ",".join(map(str, shape)) + "]"
@@ -429,10 +508,11 @@ def test_dump_json_details(corpus, oracles):
     assert w["partitioned"] is False and w["size"] == 48 and w["shard"] == 0
     data = pathlib.Path(glob.glob(glob.escape(p) + ".data-*")[0]).read_bytes()
     want = oracles["tf1_partitioned"]["values"]["w"]
-    assert data[w["offset"]: w["offset"] + w["size"]] == want.astype("<f4").tobytes()
+    assert data[w["offset"] : w["offset"] + w["size"]] == want.astype("<f4").tobytes()
     # --all --json: values too
-    doc = json.loads(run_cli(["dump", corpus["name_based_v1_saver_scalar"].prefix,
-                              "--all", "--json"])[1])
+    doc = json.loads(
+        run_cli(["dump", corpus["name_based_v1_saver_scalar"].prefix, "--all", "--json"])[1]
+    )
     assert [t["value"] for t in doc["tensors"]] == [[1.0, -2.5, 3.140625, "inf"], 42]
 
 
@@ -440,22 +520,37 @@ def test_dump_tensor_value(corpus, oracles):
     case = "module_nested"
     o = oracles[case]
     p = corpus[case].prefix
-    keys = ["model/layers/2/0/w/.ATTRIBUTES/VARIABLE_VALUE",
-            "model/table/\u043a\u043b\u044e\u0447/.ATTRIBUTES/VARIABLE_VALUE",
-            "model/text/.ATTRIBUTES/VARIABLE_VALUE",
-            "model/counter/.ATTRIBUTES/VARIABLE_VALUE"]
+    keys = [
+        "model/layers/2/0/w/.ATTRIBUTES/VARIABLE_VALUE",
+        "model/table/\u043a\u043b\u044e\u0447/.ATTRIBUTES/VARIABLE_VALUE",
+        "model/text/.ATTRIBUTES/VARIABLE_VALUE",
+        "model/counter/.ATTRIBUTES/VARIABLE_VALUE",
+    ]
     for key in keys:
         code, out, err = run_cli(["dump", p, "--tensor", key])
         assert (code, err) == (0, "")
         shape = "[" + ",".join(map(str, o["shapes"][key])) + "]"
         assert out == f"tensor: {key} ({o['dtypes'][key]}) {shape}\n{o['values'][key]}\n"
     # several --tensor, and numpy print options
-    code, out, _ = run_cli(["dump", corpus["tf1_partitioned"].prefix, "--tensor", "pv2",
-                            "--tensor", "ints", "--printoptions", "threshold=4", "edgeitems=1"])
+    code, out, _ = run_cli(
+        [
+            "dump",
+            corpus["tf1_partitioned"].prefix,
+            "--tensor",
+            "pv2",
+            "--tensor",
+            "ints",
+            "--printoptions",
+            "threshold=4",
+            "edgeitems=1",
+        ]
+    )
     o = oracles["tf1_partitioned"]
     with np.printoptions(threshold=4, edgeitems=1):
-        assert out == (f"tensor: pv2 (float32) [6,3]\n{o['values']['pv2']}\n"
-                       f"tensor: ints (int32) [5]\n{o['values']['ints']}\n")
+        assert out == (
+            f"tensor: pv2 (float32) [6,3]\n{o['values']['pv2']}\n"
+            f"tensor: ints (int32) [5]\n{o['values']['ints']}\n"
+        )
     # --json value
     code, out, _ = run_cli(["dump", corpus["dtypes"].prefix, "--tensor", "dt/bfloat16", "--json"])
     doc = json.loads(out)
@@ -463,8 +558,15 @@ def test_dump_tensor_value(corpus, oracles):
     assert doc["dtype"] == "bfloat16" and doc["shape"] == [14]
     assert [float(v) for v in doc["value"]] == pytest.approx(want.tolist(), nan_ok=True)
     # a variant in JSON (its nested tensors as objects), not a crash
-    code, out, _ = run_cli(["dump", corpus["data_iterator"].prefix, "--tensor",
-                            "it/.ATTRIBUTES/ITERATOR_STATE", "--json"])
+    code, out, _ = run_cli(
+        [
+            "dump",
+            corpus["data_iterator"].prefix,
+            "--tensor",
+            "it/.ATTRIBUTES/ITERATOR_STATE",
+            "--json",
+        ]
+    )
     assert code == 0
     assert json.loads(out)["value"][0]["type_name"] == "tensorflow::Iterator"
 
@@ -485,8 +587,9 @@ def _value_blocks(text, header):
 def test_dump_all_prints_values_as_inspect_does(corpus, tf_inspect):
     """`dump --all --printoptions threshold=5` prints each value as TF's --all_tensors does."""
     for case in ("tf1_partitioned", "dtypes", "module_nested"):
-        code, out, _ = run_cli(["dump", corpus[case].prefix, "--all", "--printoptions",
-                                "threshold=5"])
+        code, out, _ = run_cli(
+            ["dump", corpus[case].prefix, "--all", "--printoptions", "threshold=5"]
+        )
         assert code == 0
         ours = _value_blocks(out, r"(\S+)\s+\S+\s+\[[\d,]*\]\s+[\d.]+ \w+")
         theirs = _value_blocks(tf_inspect[f"all-{case}"]["stdout"], r"tensor: (\S+) \(")
@@ -510,8 +613,7 @@ def test_dump_tree_keras(corpus, oracles):
     lines = out.splitlines()
     i_opt = next(i for i, ln in enumerate(lines) if re.match(r"^[├└]── optimizer\b", ln))
     i_tv = next(i for i, ln in enumerate(lines) if "── _trainable_variables" in ln)
-    i_k0 = next(i for i, ln in enumerate(lines)
-                if "<- optimizer/_trainable_variables/0/" in ln)
+    i_k0 = next(i for i, ln in enumerate(lines) if "<- optimizer/_trainable_variables/0/" in ln)
     assert i_opt < i_tv < i_k0
 
 
@@ -519,8 +621,9 @@ def test_dump_tree_slots(corpus, oracles):
     code, out, _ = run_cli(["dump", corpus["tf2_optimizer_slots"].prefix, "--tree"])
     assert code == 0
     lines = out.splitlines()
-    slot_keys = [k for k in oracles["tf2_optimizer_slots"]["list_variables"]
-                 if ".OPTIMIZER_SLOT/" in k[0]]
+    slot_keys = [
+        k for k in oracles["tf2_optimizer_slots"]["list_variables"] if ".OPTIMIZER_SLOT/" in k[0]
+    ]
     assert len(slot_keys) == 8
     for key, shape in slot_keys:
         var_key = key.split("/.OPTIMIZER_SLOT/")[0] + "/.ATTRIBUTES/VARIABLE_VALUE"
@@ -529,8 +632,7 @@ def test_dump_tree_slots(corpus, oracles):
         assert f"[slot {slot} of optimizer]  float32[{','.join(map(str, shape))}]" in lines[i]
         # nested under the variable it belongs to
         depth = len(lines[i]) - len(lines[i].lstrip("│├└─ "))
-        owner = next(ln for ln in reversed(lines[:i])
-                     if len(ln) - len(ln.lstrip("│├└─ ")) < depth)
+        owner = next(ln for ln in reversed(lines[:i]) if len(ln) - len(ln.lstrip("│├└─ ")) < depth)
         assert owner.endswith(f"<- {var_key}")
 
 
@@ -545,13 +647,16 @@ def test_dump_tree_json_matches_tensorflow(corpus, oracles):
         g.ParseFromString(oracles[case]["values"]["_CHECKPOINTABLE_OBJECT_GRAPH"])
         assert len(nodes) == len(g.nodes)
         for n, tn in zip(nodes, g.nodes):
-            assert [(c["name"], c["node"]) for c in n["children"]] == \
-                [(c.local_name, c.node_id) for c in tn.children]
-            assert [a["checkpoint_key"] for a in n["attributes"]] == \
-                [a.checkpoint_key for a in tn.attributes]
-            assert [(s["original"], s["slot"], s["node"]) for s in n["slot_variables"]] == \
-                [(s.original_variable_node_id, s.slot_name, s.slot_variable_node_id)
-                 for s in tn.slot_variables]
+            assert [(c["name"], c["node"]) for c in n["children"]] == [
+                (c.local_name, c.node_id) for c in tn.children
+            ]
+            assert [a["checkpoint_key"] for a in n["attributes"]] == [
+                a.checkpoint_key for a in tn.attributes
+            ]
+            assert [(s["original"], s["slot"], s["node"]) for s in n["slot_variables"]] == [
+                (s.original_variable_node_id, s.slot_name, s.slot_variable_node_id)
+                for s in tn.slot_variables
+            ]
 
 
 def test_dump_tree_name_based_fails_clearly(corpus):
@@ -585,13 +690,21 @@ def test_verify_ok(corpus):
         code, out, err = run_cli(["verify", p])
         n = len(tfckpt.open(p))
         assert (code, err) == (0, "")
-        assert out == (f"{p}: OK ({n} tensors, {cli.format_bytes(_data_bytes_on_disk(p))} "
-                       "checked; index blocks verified)\n")
+        assert out == (
+            f"{p}: OK ({n} tensors, {cli.format_bytes(_data_bytes_on_disk(p))} "
+            "checked; index blocks verified)\n"
+        )
         code, out, _ = run_cli(["verify", p, "--json"])
         doc = json.loads(out)
         assert code == 0
-        assert doc == {"prefix": p, "ok": True, "tensors_checked": n, "tensors_damaged": 0,
-                       "bytes_checked": _data_bytes_on_disk(p), "damaged": []}
+        assert doc == {
+            "prefix": p,
+            "ok": True,
+            "tensors_checked": n,
+            "tensors_damaged": 0,
+            "bytes_checked": _data_bytes_on_disk(p),
+            "damaged": [],
+        }
         assert run_cli(["verify", p, "-q"])[:2] == (0, "")
 
 
@@ -608,9 +721,11 @@ def test_verify_names_the_damaged_tensor(corpus, oracles, tmp_path):
     assert len(lines) == 2
     assert lines[0].startswith(f"DAMAGED {key}: ") and "Checksum does not match" in lines[0]
     n = len(oracles[case]["list_variables"])
-    assert lines[1] == (f"{p}: 1 of {n} tensors damaged "
-                        f"({cli.format_bytes(_data_bytes_on_disk(p))} checked; index blocks "
-                        "verified)")
+    assert lines[1] == (
+        f"{p}: 1 of {n} tensors damaged "
+        f"({cli.format_bytes(_data_bytes_on_disk(p))} checked; index blocks "
+        "verified)"
+    )
     code, out, _ = run_cli(["verify", p, "--json"])
     doc = json.loads(out)
     assert code == 1
@@ -627,7 +742,6 @@ def test_verify_names_a_damaged_slice_by_its_tensor(corpus, tmp_path):
     index key (which holds NUL and control bytes)."""
     p = _copy(corpus["tf1_partitioned"].prefix, tmp_path / "part")
     r = tfckpt.open(p)
-    from tfckpt import _native
 
     e = r.entry("scope/pv3")
     sub = r.slice_entry("scope/pv3", e.slices[1])
@@ -637,8 +751,9 @@ def test_verify_names_a_damaged_slice_by_its_tensor(corpus, tmp_path):
     assert code == 1
     assert out.startswith("DAMAGED scope/pv3 (slice 3,2:0,4): ")
     assert "\x00" not in out and "\x01" not in out
-    assert out.splitlines()[1].endswith(" 1 of 16 tensors damaged (780 B checked; index "
-                                        "blocks verified)")
+    assert out.splitlines()[1].endswith(
+        " 1 of 16 tensors damaged (780 B checked; index blocks verified)"
+    )
     doc = json.loads(run_cli(["verify", p, "--json"])[1])
     assert [(d["key"], d["slice"]) for d in doc["damaged"]] == [("scope/pv3", "3,2:0,4")]
 
@@ -703,15 +818,18 @@ def test_verify_names_a_missing_shard_once_and_counts_only_bytes_read(corpus, tm
     code, out, err = run_cli(["verify", p])
     assert (code, err) == (1, "")
     lines = out.splitlines()
-    assert lines[0] == (f"MISSING data shard 1: {shards[1]}: does not exist "
-                        f"({len(in_shard)} stored entries need it)")
+    assert lines[0] == (
+        f"MISSING data shard 1: {shards[1]}: does not exist "
+        f"({len(in_shard)} stored entries need it)"
+    )
     assert lines[1:-1] == [f"DAMAGED {k}: its data shard 1 is missing" for k in in_shard]
     assert lines[-1].startswith(f"{p}: {len(in_shard)} of ")
     assert f"({cli.format_bytes(total - gone)} checked;" in lines[-1]
     doc = json.loads(run_cli(["verify", p, "--json"])[1])
     assert doc["bytes_checked"] == total - gone
-    assert doc["shards_missing"] == [{"shard": 1, "path": shards[1], "tensors": len(in_shard),
-                                      "error": "does not exist"}]
+    assert doc["shards_missing"] == [
+        {"shard": 1, "path": shards[1], "tensors": len(in_shard), "error": "does not exist"}
+    ]
 
 
 def test_verify_unreadable_shard_is_an_io_error(corpus, tmp_path):
@@ -730,15 +848,22 @@ def test_verify_unreadable_shard_is_an_io_error(corpus, tmp_path):
     assert isinstance(info.value, tfckpt.MissingShardError)  # as before the two were told apart
     code, out, err = run_cli(["verify", p])
     assert code == 2
-    assert err == (f"tfckpt: cannot read data shard {shard}: Is a directory ({entries} stored "
-                   "entries not checked)\n")
-    assert out == (f"{p}: NOT VERIFIED: {n} of {n} tensors could not be read, 0 damaged "
-                   "(0 B checked; index blocks verified)\n")
+    assert err == (
+        f"tfckpt: cannot read data shard {shard}: Is a directory ({entries} stored "
+        "entries not checked)\n"
+    )
+    assert out == (
+        f"{p}: NOT VERIFIED: {n} of {n} tensors could not be read, 0 damaged "
+        "(0 B checked; index blocks verified)\n"
+    )
     doc = json.loads(run_cli(["verify", p, "--json"])[1])
     assert (doc["ok"], doc["bytes_checked"], doc["tensors_damaged"]) == (False, 0, 0)
     code, out, err = run_cli(["dump", p, "--tensor", tfckpt.open(p).keys()[0]])
-    assert code == 2 and out == "" and err.startswith(f"tfckpt: Cannot open data shard {shard}: "
-                                                      "Is a directory")
+    assert (
+        code == 2
+        and out == ""
+        and err.startswith(f"tfckpt: Cannot open data shard {shard}: Is a directory")
+    )
 
 
 def test_verify_permission_denied_shard_is_exit_2(corpus, tmp_path):
@@ -758,12 +883,19 @@ def test_verify_permission_denied_shard_is_exit_2(corpus, tmp_path):
                 raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP)")
 
     as_root = os.geteuid() == 0
-    proc = subprocess.run(TFCKPT + ["verify", p], env=ENV, capture_output=True, timeout=120,
-                          preexec_fn=drop_read_override if as_root else None)
+    proc = subprocess.run(
+        TFCKPT + ["verify", p],
+        env=ENV,
+        capture_output=True,
+        timeout=120,
+        preexec_fn=drop_read_override if as_root else None,
+    )
     err = proc.stderr.decode()
     assert proc.returncode == 2, err
-    assert err == (f"tfckpt: cannot read data shard {shard}: Permission denied "
-                   f"({_stored_entries(p)} stored entries not checked)\n")
+    assert err == (
+        f"tfckpt: cannot read data shard {shard}: Permission denied "
+        f"({_stored_entries(p)} stored entries not checked)\n"
+    )
 
 
 def _stored_entries(prefix):
@@ -780,17 +912,20 @@ def test_unreadable_directory_is_not_a_directory_without_checkpoints(tmp_path, m
         return real(path)
 
     monkeypatch.setattr(os, "scandir", denied)
-    with pytest.raises(tfckpt.UnreadableError, match="^Cannot read directory .*: Permission "
-                       "denied$"):
+    with pytest.raises(
+        tfckpt.UnreadableError, match="^Cannot read directory .*: Permission denied$"
+    ):
         tfckpt.open(str(tmp_path))
     code, out, err = run_cli(["dump", str(tmp_path)])
     assert (code, out) == (2, "")
     assert err == f"tfckpt: Cannot read directory {tmp_path}: Permission denied\n"
 
 
-_LFS_POINTER = (b"version https://git-lfs.github.com/spec/v1\n"
-                b"oid sha256:4d7a214614ab2935c943f9e0ff69d22eadbb8f32b1258daaa5e2ca24d17e2393\n"
-                b"size 12345\n")
+_LFS_POINTER = (
+    b"version https://git-lfs.github.com/spec/v1\n"
+    b"oid sha256:4d7a214614ab2935c943f9e0ff69d22eadbb8f32b1258daaa5e2ca24d17e2393\n"
+    b"size 12345\n"
+)
 
 
 def test_git_lfs_pointer_wherever_it_sits(corpus, tmp_path):
@@ -817,8 +952,10 @@ def test_git_lfs_pointer_wherever_it_sits(corpus, tmp_path):
     code, out, err = run_cli(["verify", q])
     assert (code, err) == (1, "")
     lines = out.splitlines()
-    assert lines[0] == (f"MISSING data shard 0: {shard}: {advice} to fetch the real file "
-                        f"({n_entries} stored entries need it)")
+    assert lines[0] == (
+        f"MISSING data shard 0: {shard}: {advice} to fetch the real file "
+        f"({n_entries} stored entries need it)"
+    )
     assert all(ln.endswith(": its data shard 0 is missing") for ln in lines[1:-1])
     assert "Checksum" not in out
     code, out, err = run_cli(["dump", q, "--tensor", key])
@@ -855,8 +992,10 @@ def test_hostile_key_names_are_escaped_in_human_output(tmp_path):
     code, out, _ = run_cli(["scan", str(tmp_path), "--keys", "--format", "jsonl"])
     assert json.loads(out.splitlines()[0])["key"] == hostile
     code, out, _ = run_cli(["verify", prefix])
-    assert (code, out) == (0, f"{shown_dir}/ckpt: OK (1 tensors, 8 B checked; index blocks "
-                              "verified)\n")
+    assert (code, out) == (
+        0,
+        f"{shown_dir}/ckpt: OK (1 tensors, 8 B checked; index blocks verified)\n",
+    )
     code, out, err = run_cli(["dump", prefix, "--tensor", "no\x1b]0;x\x07"])
     assert code == 2 and "\x1b" not in err and "\x07" not in err and err.count("\n") == 1
 
@@ -871,10 +1010,15 @@ def test_dump_tensor_json_is_streamed_and_exact(tmp_path):
     big = np.arange(2_000_000, dtype=np.float32) / 7
     f = np.arange(24, dtype=np.float32).reshape(2, 3, 4) / 3
     f[0, 1, 2], f[1, 2, 3] = np.nan, -np.inf
-    values = {"big": big, "f": f, "c": (np.arange(6) + 1j).astype(np.complex64).reshape(3, 2),
-              "bf": np.array([1.5, -2, 3], ml_dtypes.bfloat16),
-              "b": np.array([[True], [False]]), "wide": np.arange(70_000, dtype=np.int64)
-              .reshape(1, 70_000), "empty": np.zeros((2, 0), np.int8)}
+    values = {
+        "big": big,
+        "f": f,
+        "c": (np.arange(6) + 1j).astype(np.complex64).reshape(3, 2),
+        "bf": np.array([1.5, -2, 3], ml_dtypes.bfloat16),
+        "b": np.array([[True], [False]]),
+        "wide": np.arange(70_000, dtype=np.int64).reshape(1, 70_000),
+        "empty": np.zeros((2, 0), np.int8),
+    }
     prefix = str(tmp_path / "ck")
     with tfckpt.Writer(prefix) as w:
         for k, v in values.items():
@@ -889,9 +1033,19 @@ def test_dump_tensor_json_is_streamed_and_exact(tmp_path):
             if isinstance(x, float) and not np.isfinite(x):
                 return str(x)
             return x
+
         as_list = v.astype(np.float64).tolist() if v.dtype == ml_dtypes.bfloat16 else v.tolist()
-        return json.dumps({"key": k, "dtype": tfckpt.open(prefix).entry(k).dtype_name,
-                           "shape": list(v.shape), "value": fix(as_list)}) + "\n"
+        return (
+            json.dumps(
+                {
+                    "key": k,
+                    "dtype": tfckpt.open(prefix).entry(k).dtype_name,
+                    "shape": list(v.shape),
+                    "value": fix(as_list),
+                }
+            )
+            + "\n"
+        )
 
     for k, v in values.items():
         if k != "big":
@@ -928,14 +1082,16 @@ def test_missing_key_gets_the_closest_keys_and_the_object_key(corpus, tmp_path):
     kernel = "model/hidden/kernel/.ATTRIBUTES/VARIABLE_VALUE"
     code, out, err = run_cli(["dump", p, "--tensor", "model/hidden/kernel"])
     assert (code, out) == (2, "")
-    assert err == (f"tfckpt: Key model/hidden/kernel not found in checkpoint {p}; it is an "
-                   f"object path: its value is the key {kernel}\n")
+    assert err == (
+        f"tfckpt: Key model/hidden/kernel not found in checkpoint {p}; it is an "
+        f"object path: its value is the key {kernel}\n"
+    )
     code, _, err = run_cli(["dump", p, "--tensor", kernel.replace("kernel", "kernal")])
     assert code == 2 and err.endswith(
         f"; did you mean {kernel} or model/hidden/bias/.ATTRIBUTES/VARIABLE_VALUE or "
-        "model/out/kernel/.ATTRIBUTES/VARIABLE_VALUE?\n")  # the closest first
-    code, _, err = run_cli(["edit", p, "-o", str(tmp_path / "o"), "--drop",
-                            "model/hidden/kernel"])
+        "model/out/kernel/.ATTRIBUTES/VARIABLE_VALUE?\n"
+    )  # the closest first
+    code, _, err = run_cli(["edit", p, "-o", str(tmp_path / "o"), "--drop", "model/hidden/kernel"])
     assert code == 2 and f"its value is the key {kernel}" in err
     code, _, err = run_cli(["dump", p, "--tensor", "zzzzzz"])
     assert code == 2 and err == f"tfckpt: Key zzzzzz not found in checkpoint {p}\n"
@@ -949,8 +1105,9 @@ def test_errors_name_command_line_flags(corpus, tmp_path):
     assert code == 2 and "(--overwrite)" in err
     np.save(str(tmp_path / "k.npy"), np.zeros(3, np.float32))
     kernel = "model/hidden/kernel/.ATTRIBUTES/VARIABLE_VALUE"
-    code, _, err = run_cli(["edit", p, "-o", out, "--overwrite", "--set",
-                            f"{kernel}={tmp_path / 'k.npy'}"])
+    code, _, err = run_cli(
+        ["edit", p, "-o", out, "--overwrite", "--set", f"{kernel}={tmp_path / 'k.npy'}"]
+    )
     assert code == 2 and "(--allow-shape-change)" in err
 
 
@@ -962,8 +1119,9 @@ def test_dump_of_a_directory_says_which_checkpoint_it_chose(corpus, tmp_path):
     assert code == 0 and out.splitlines()[0] == f"# {p}: the checkpoint found in {d}"
     (d / "checkpoint").write_text(f'model_checkpoint_path: "{os.path.basename(p)}"\n')
     code, out, _ = run_cli(["dump", str(d)])
-    assert out.splitlines()[0] == (f"# {p}: the latest checkpoint in {d}, as its "
-                                   "'checkpoint' state file says")
+    assert out.splitlines()[0] == (
+        f"# {p}: the latest checkpoint in {d}, as its 'checkpoint' state file says"
+    )
     code, out, _ = run_cli(["dump", p])
     assert not out.startswith("#")
 
@@ -1003,36 +1161,55 @@ def test_readme_exit_status_table_is_true(corpus, tmp_path):
     damaged = _copy(corpus["tf2_optimizer_slots"].prefix, tmp_path / "damaged")
     doc = json.loads(run_cli(["dump", damaged, "--json"])[1])
     kernel = "model/hidden/kernel/.ATTRIBUTES/VARIABLE_VALUE"
-    _flip(damaged + ".data-00000-of-00001",
-          next(t["offset"] for t in doc["tensors"] if t["key"] == kernel) + 1)
+    _flip(
+        damaged + ".data-00000-of-00001",
+        next(t["offset"] for t in doc["tensors"] if t["key"] == kernel) + 1,
+    )
     bad_index = _copy(corpus["tf2_optimizer_slots"].prefix, tmp_path / "bad_index")
     _flip(bad_index + ".index", 40, 0x01)
     unreadable = _copy(corpus["tf2_optimizer_slots"].prefix, tmp_path / "unreadable")
     os.remove(unreadable + ".data-00000-of-00001")
     os.mkdir(unreadable + ".data-00000-of-00001")
     edited = str(tmp_path / "edited")
-    assert run_cli(["edit", good, "-o", edited, "--drop",
-                    "model/out/bias/.ATTRIBUTES/VARIABLE_VALUE"])[0] == 0
+    assert (
+        run_cli(
+            ["edit", good, "-o", edited, "--drop", "model/out/bias/.ATTRIBUTES/VARIABLE_VALUE"]
+        )[0]
+        == 0
+    )
     nowhere = str(tmp_path / "nowhere" / "ckpt")
     out = lambda name: str(tmp_path / "out" / name)  # noqa: E731
     runs = {
         "dump": ([good], [bad_index], [nowhere]),
         "verify": ([good], [damaged], [unreadable]),
-        "inspect": ([f"--file_name={good}"], [],
-                    [f"--file_name={good}", "--printoptions", "nope"]),
-        "scan": ([str(tmp_path / "good")], [str(tmp_path / "damaged"), "--verify"],
-                 [str(tmp_path / "good"), "--jobs", "0"]),
+        "inspect": ([f"--file_name={good}"], [], [f"--file_name={good}", "--printoptions", "nope"]),
+        "scan": (
+            [str(tmp_path / "good")],
+            [str(tmp_path / "damaged"), "--verify"],
+            [str(tmp_path / "good"), "--jobs", "0"],
+        ),
         "refs": ([good], [bad_index], [nowhere]),
-        "edit": ([good, "-o", out("e0")], [damaged, "-o", out("e1")],
-                 [good, "-o", out("e2"), "--drop", "no/such/key"]),
-        "average": ([good, good, "-o", out("a0")], [damaged, good, "-o", out("a1")],
-                    [good, "-o", out("a2")]),
-        "migrate": ([good, "--like", good, "-o", out("m0")],
-                    [other, "--like", good, "-o", out("m1")],
-                    [good, "--like", nowhere, "-o", out("m2")]),
+        "edit": (
+            [good, "-o", out("e0")],
+            [damaged, "-o", out("e1")],
+            [good, "-o", out("e2"), "--drop", "no/such/key"],
+        ),
+        "average": (
+            [good, good, "-o", out("a0")],
+            [damaged, good, "-o", out("a1")],
+            [good, "-o", out("a2")],
+        ),
+        "migrate": (
+            [good, "--like", good, "-o", out("m0")],
+            [other, "--like", good, "-o", out("m1")],
+            [good, "--like", nowhere, "-o", out("m2")],
+        ),
         "diff": ([good, good], [good, edited], [good, nowhere]),
-        "explain": ([good, "--against", good], [other, "--against", good],
-                    [good, "--against", nowhere]),
+        "explain": (
+            [good, "--against", good],
+            [other, "--against", good],
+            [good, "--against", nowhere],
+        ),
         "convert": ([good, out("c0.npz")], [damaged, out("c1.npz")], [good, out("c2.xyz")]),
     }
     assert sorted(runs) == sorted(table)
@@ -1051,8 +1228,12 @@ def test_dump_parameters_counts_the_model_apart_from_the_optimizer(corpus):
     # variable, beta1_power and beta2_power
     assert out == "# 72 parameters: 24 in 5 model tensors, 48 in 10 tensors of optimizer state\n"
     doc = json.loads(run_cli(["dump", p, "--parameters", "--json"])[1])
-    assert doc["parameters"] == {"model": 24, "optimizer": 48, "model_tensors": 5,
-                                 "optimizer_tensors": 10}
+    assert doc["parameters"] == {
+        "model": 24,
+        "optimizer": 48,
+        "model_tensors": 5,
+        "optimizer_tensors": 10,
+    }
 
 
 def test_dump_and_verify_read_the_archive_locations_scan_prints(corpus, tmp_path):
@@ -1081,8 +1262,10 @@ def test_dump_and_verify_read_the_archive_locations_scan_prints(corpus, tmp_path
         assert (code, err) == (0, "") and out.startswith(f"{location}: OK (16 tensors, ")
     code, out, err = run_cli(["dump", f"{tgz}!/run/ckpt-1"])
     assert (code, out) == (2, "")
-    assert err == (f"tfckpt: {tgz} is a compressed tar, whose members cannot be read in "
-                   "place: unpack it, or 'tfckpt scan' it\n")
+    assert err == (
+        f"tfckpt: {tgz} is a compressed tar, whose members cannot be read in "
+        "place: unpack it, or 'tfckpt scan' it\n"
+    )
     code, _, err = run_cli(["dump", f"{tar}!/run/ckpt-9"])
     assert code == 2 and err == f"tfckpt: No checkpoint index at {tar}!/run/ckpt-9.index\n"
 
@@ -1099,6 +1282,7 @@ def test_exit_usage_errors():
 
 def test_main_never_shows_a_traceback(monkeypatch, capsys):
     """Even a bug ends in one line on stderr and status 2 (the console entry point)."""
+
     def broken(argv=None, out=None, err=None):
         raise ValueError("something unexpected")
 
@@ -1125,14 +1309,25 @@ def test_pipe_into_head_ends_quietly(corpus):
     that is a return code of -SIGPIPE; a shell with pipefail reports 128 + 13 = 141."""
     p = corpus["big_key_count"].prefix
     first = run_cli(["dump", p])[1].splitlines()[0] + "\n"
-    for cmd in (TFCKPT + ["dump", p],
-                TFCKPT + [f"--file_name={p}", "--all_tensors"],
-                [sys.executable, "-m", "tfckpt.inspect_checkpoint", f"--file_name={p}",
-                 "--all_tensor_names"]):
-        with subprocess.Popen(cmd, env=ENV, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE) as producer, \
-                subprocess.Popen(["head", "-n", "1"], stdin=producer.stdout,
-                                 stdout=subprocess.PIPE) as head:
+    for cmd in (
+        TFCKPT + ["dump", p],
+        TFCKPT + [f"--file_name={p}", "--all_tensors"],
+        [
+            sys.executable,
+            "-m",
+            "tfckpt.inspect_checkpoint",
+            f"--file_name={p}",
+            "--all_tensor_names",
+        ],
+    ):
+        with (
+            subprocess.Popen(
+                cmd, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+            ) as producer,
+            subprocess.Popen(
+                ["head", "-n", "1"], stdin=producer.stdout, stdout=subprocess.PIPE
+            ) as head,
+        ):
             producer.stdout.close()  # only head holds the read end now
             head_out = head.communicate(timeout=60)[0]
             err = producer.stderr.read()
@@ -1142,14 +1337,21 @@ def test_pipe_into_head_ends_quietly(corpus):
         assert head.returncode == 0 and head_out.count(b"\n") == 1
     assert head_out.startswith(b"tensor: big/00000/")
     # the same as a shell pipeline
-    sh = subprocess.run(["bash", "-o", "pipefail", "-c",
-                         f"{' '.join(TFCKPT)} dump '{p}' | head -n 1"],
-                        env=ENV, capture_output=True, timeout=60)
+    sh = subprocess.run(
+        ["bash", "-o", "pipefail", "-c", f"{' '.join(TFCKPT)} dump '{p}' | head -n 1"],
+        env=ENV,
+        capture_output=True,
+        timeout=60,
+    )
     assert sh.stderr == b""
     assert sh.stdout.decode() == first
     assert sh.returncode == 128 + signal.SIGPIPE  # 141
-    sh = subprocess.run(["bash", "-c", f"{' '.join(TFCKPT)} dump '{p}' | head -n 1"],
-                        env=ENV, capture_output=True, timeout=60)
+    sh = subprocess.run(
+        ["bash", "-c", f"{' '.join(TFCKPT)} dump '{p}' | head -n 1"],
+        env=ENV,
+        capture_output=True,
+        timeout=60,
+    )
     assert (sh.returncode, sh.stderr) == (0, b"")  # without pipefail: head's status
 
 
@@ -1161,8 +1363,9 @@ def _run_with_stderr_on_pty(cmd, timeout=60.0):
     """Runs `cmd` with stderr on a pseudo-terminal; returns (status, stdout, tty bytes)."""
     master, slave = pty.openpty()
     try:
-        proc = subprocess.Popen(cmd, env=ENV, stdin=subprocess.DEVNULL,
-                                stdout=subprocess.PIPE, stderr=slave)
+        proc = subprocess.Popen(
+            cmd, env=ENV, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=slave
+        )
     finally:
         os.close(slave)
     tty = b""
@@ -1196,9 +1399,11 @@ def test_verify_progress_on_a_terminal(case, corpus):
     assert re.search(r"verifying:\s+\d+\.\d%", text)
     assert "100.0%" in text
     assert text.endswith("\r\x1b[K")  # the progress line is cleared at the end
-    assert stdout.decode() == (f"{p}: OK ({len(tfckpt.open(p))} tensors, "
-                               f"{cli.format_bytes(_data_bytes_on_disk(p))} checked; index "
-                               "blocks verified)\n")
+    assert stdout.decode() == (
+        f"{p}: OK ({len(tfckpt.open(p))} tensors, "
+        f"{cli.format_bytes(_data_bytes_on_disk(p))} checked; index "
+        "blocks verified)\n"
+    )
     # not a terminal: nothing but the result
     r = run_proc(["verify", p])
     assert (r.returncode, r.stderr, r.stdout) == (0, b"", stdout)

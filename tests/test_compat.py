@@ -23,8 +23,12 @@ import tfckpt.compat as tf
 
 SCRIPTS = pathlib.Path(__file__).resolve().parent / "compat_scripts"
 ROOT = pathlib.Path(tfckpt.__file__).resolve().parent.parent
-ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONWARNINGS="ignore",
-           PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
+ENV = dict(
+    os.environ,
+    TF_CPP_MIN_LOG_LEVEL="3",
+    PYTHONWARNINGS="ignore",
+    PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+)
 
 
 def _run(args, *, under_tf: bool) -> str:
@@ -38,8 +42,11 @@ def _same_output(script: str, paths) -> str:
     args = [SCRIPTS / script, *paths]
     expected = _run(args, under_tf=True)
     got = _run(args, under_tf=False)
-    diff = list(difflib.unified_diff(expected.splitlines(), got.splitlines(), "tensorflow",
-                                     "tfckpt.compat", lineterm="", n=1))
+    diff = list(
+        difflib.unified_diff(
+            expected.splitlines(), got.splitlines(), "tensorflow", "tfckpt.compat", lineterm="", n=1
+        )
+    )
     assert not diff, "\n".join(diff[:80])
     return got
 
@@ -49,9 +56,12 @@ def _situations(root: pathlib.Path, corpus) -> list:
     without a usable state file, a missing data file."""
     empty = root / "empty"
     empty.mkdir()
-    states = {"garbage_state": "garbage {{\n", "empty_state": 'model_checkpoint_path: ""\n',
-              "windows_state": 'model_checkpoint_path: "C:\\\\train\\\\ckpt-1"\n',
-              "absolute_state": 'model_checkpoint_path: "/no/such/machine/ckpt-1"\n'}
+    states = {
+        "garbage_state": "garbage {{\n",
+        "empty_state": 'model_checkpoint_path: ""\n',
+        "windows_state": 'model_checkpoint_path: "C:\\\\train\\\\ckpt-1"\n',
+        "absolute_state": 'model_checkpoint_path: "/no/such/machine/ckpt-1"\n',
+    }
     out = [str(root / "no" / "such" / "prefix"), str(empty)]
     for name, text in states.items():
         (root / name).mkdir()
@@ -78,12 +88,12 @@ def test_probe_matches_tensorflow_over_the_corpus(corpus, tmp_path):
     out = _same_output("probe.py", paths)
     # The run covered what it should: values, the quirks, the errors.
     assert "np.float32(" not in out or "float32 np.float32" in out
-    assert "bytes b'" in out                        # a scalar string is bytes
-    assert "raised InternalError: Tensorflow type 21" in out   # variants
+    assert "bytes b'" in out  # a scalar string is bytes
+    assert "raised InternalError: Tensorflow type 21" in out  # variants
     assert "raised NotFoundError: Key no/such/key not found in checkpoint" in out
     assert "raised ValueError: Couldn't find 'checkpoint' file" in out
     assert "raised DataLossError: Unable to open table file" in out
-    assert "raised OpError:" in out                 # the missing data file
+    assert "raised OpError:" in out  # the missing data file
     assert "raised ValueError: Invalid checkpoint state loaded from" in out
 
 
@@ -108,8 +118,14 @@ def _bert_like_checkpoint(directory: pathlib.Path) -> str:
 
 def test_bert_style_conversion_matches_tensorflow(corpus, tmp_path):
     bert = _bert_like_checkpoint(tmp_path)
-    paths = [bert, str(tmp_path), corpus["keras_adam"].prefix, corpus["tf1_partitioned"].prefix,
-             corpus["multi_device_tf1"].prefix, str(tmp_path / "missing")]
+    paths = [
+        bert,
+        str(tmp_path),
+        corpus["keras_adam"].prefix,
+        corpus["tf1_partitioned"].prefix,
+        corpus["multi_device_tf1"].prefix,
+        str(tmp_path / "missing"),
+    ]
     out = _same_output("bert_style.py", paths)
     assert "bert.encoder.layer.0.attention.self.query.weight float32 [8, 8]" in out
     assert "Skipping bert/encoder/layer_0/attention/self/query/kernel/adam_m" in out
@@ -149,13 +165,25 @@ def test_errors_are_op_errors():
 
 def test_runner_reports_missing_modules(tmp_path):
     script = tmp_path / "uses_keras.py"
-    script.write_text("import tensorflow.compat.v1 as tf1\nprint(tf1.train.NewCheckpointReader)\n"
-                      "from tensorflow import keras\n")
-    proc = subprocess.run([sys.executable, "-m", "tfckpt.compat", str(script)], env=ENV,
-                          capture_output=True, text=True, timeout=120)
+    script.write_text(
+        "import tensorflow.compat.v1 as tf1\nprint(tf1.train.NewCheckpointReader)\n"
+        "from tensorflow import keras\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-m", "tfckpt.compat", str(script)],
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 1 and "NewCheckpointReader" in proc.stdout
     assert "tensorflow.keras is not provided by tfckpt.compat" in proc.stderr
     script.write_text("import tensorflow.python.training.py_checkpoint_reader\n")
-    proc = subprocess.run([sys.executable, "-m", "tfckpt.compat", str(script)], env=ENV,
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "tfckpt.compat", str(script)],
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert "tensorflow.python is not provided by tfckpt.compat" in proc.stderr

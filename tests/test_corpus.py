@@ -15,7 +15,6 @@ import zipfile
 import ml_dtypes
 import numpy as np
 import pytest
-
 import tf_corpus
 from tf_corpus import ALL_CASES, BUNDLE_KINDS
 
@@ -56,9 +55,9 @@ def _block_entries(block: bytes):
         shared, pos = _varint(block, pos)
         unshared, pos = _varint(block, pos)
         vlen, pos = _varint(block, pos)
-        key = key[:shared] + block[pos:pos + unshared]
+        key = key[:shared] + block[pos : pos + unshared]
         pos += unshared
-        yield key, block[pos:pos + vlen]
+        yield key, block[pos : pos + vlen]
         pos += vlen
 
 
@@ -67,7 +66,7 @@ def index_blocks(index_path: str):
     data = pathlib.Path(index_path).read_bytes()
     _, (io, isz) = _footer(data)
     out = []
-    for k, v in _block_entries(data[io:io + isz]):
+    for k, v in _block_entries(data[io : io + isz]):
         off, p = _varint(v, 0)
         size, _ = _varint(v, p)
         out.append((k, (off, size)))
@@ -77,7 +76,7 @@ def index_blocks(index_path: str):
 def header_num_shards(prefix: str) -> int:
     data = pathlib.Path(prefix + ".index").read_bytes()
     (_, (off, size)) = index_blocks(prefix + ".index")[0]
-    key, value = next(_block_entries(data[off:off + size]))
+    key, value = next(_block_entries(data[off : off + size]))
     assert key == b""
     assert value[:1] == b"\x08", value  # field 1 (num_shards), varint
     return _varint(value, 1)[0]
@@ -118,8 +117,9 @@ def test_case_files_exist(corpus, name):
         pytest.fail(f"unknown kind {case.kind}")
 
 
-@pytest.mark.parametrize("name,expected", [("sharded_policy", None), ("multi_device", 3),
-                                           ("multi_device_tf1", 3)])
+@pytest.mark.parametrize(
+    "name,expected", [("sharded_policy", None), ("multi_device", 3), ("multi_device_tf1", 3)]
+)
 def test_sharded_cases_have_several_data_shards(corpus, name, expected):
     prefix = corpus[name].prefix
     n = header_num_shards(prefix)
@@ -142,9 +142,18 @@ def test_sharded_policy_slices_and_tf_refusals(oracles):
     assert "big/.ATTRIBUTES/VARIABLE_VALUE (DT_FLOAT)" not in ds  # full entry hidden
     assert o["shapes"]["big/.ATTRIBUTES/VARIABLE_VALUE"] == [64, 32]
     assert o["values"]["big/.ATTRIBUTES/VARIABLE_VALUE"].shape == (64, 32)
-    assert o["errors"]["half/.ATTRIBUTES/VARIABLE_VALUE"] == ("ValueError", "Dtype half not supported.")
-    assert o["errors"]["u16/.ATTRIBUTES/VARIABLE_VALUE"] == ("ValueError", "Dtype uint16 not supported.")
-    assert o["errors"]["text/.ATTRIBUTES/VARIABLE_VALUE"] == ("ValueError", "Dtype string not supported.")
+    assert o["errors"]["half/.ATTRIBUTES/VARIABLE_VALUE"] == (
+        "ValueError",
+        "Dtype half not supported.",
+    )
+    assert o["errors"]["u16/.ATTRIBUTES/VARIABLE_VALUE"] == (
+        "ValueError",
+        "Dtype uint16 not supported.",
+    )
+    assert o["errors"]["text/.ATTRIBUTES/VARIABLE_VALUE"] == (
+        "ValueError",
+        "Dtype string not supported.",
+    )
 
 
 def test_tf1_partitioned(corpus, oracles):

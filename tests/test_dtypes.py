@@ -28,6 +28,7 @@ def test_codes_and_enum_names_are_the_protobuf_enums():
 
 def test_names_sizes_and_kinds_agree_with_tensorflow():
     import tensorflow as tf
+
     for d in all_dtypes():
         t = tf.dtypes.as_dtype(d.code)
         assert t.name == d.name, d.code
@@ -70,7 +71,24 @@ def test_safetensors_and_zarr_names_hold_the_same_bytes():
         if d.zarr is not None:
             assert np.dtype(d.zarr).itemsize == d.itemsize, d.name
         if d.safetensors is not None:
-            bits = {"BOOL": 8, "U8": 8, "I8": 8, "I16": 16, "U16": 16, "F16": 16, "BF16": 16,
-                    "I32": 32, "U32": 32, "F32": 32, "C64": 64, "F64": 64, "I64": 64, "U64": 64,
-                    "F8_E5M2": 8, "F8_E4M3": 8, "F8_E4M3FNUZ": 8, "F8_E5M2FNUZ": 8}[d.safetensors]
+            bits = {
+                "BOOL": 8,
+                "U8": 8,
+                "I8": 8,
+                "I16": 16,
+                "U16": 16,
+                "F16": 16,
+                "BF16": 16,
+                "I32": 32,
+                "U32": 32,
+                "F32": 32,
+                "C64": 64,
+                "F64": 64,
+                "I64": 64,
+                "U64": 64,
+                "F8_E5M2": 8,
+                "F8_E4M3": 8,
+                "F8_E4M3FNUZ": 8,
+                "F8_E5M2FNUZ": 8,
+            }[d.safetensors]
             assert bits == 8 * d.itemsize, d.name

@@ -33,15 +33,17 @@ def test_a_checksum_mismatch_keeps_its_crcs_and_its_class():
     """The copy is of the error's own class, with the fields only that class has: the
     stored and computed CRCs of a ChecksumMismatchError survive the added context
     (mutant E2)."""
-    err = ChecksumMismatchError("Checksum does not match: stored 1 vs. calculated 2",
-                                stored=1, computed=2)
+    err = ChecksumMismatchError(
+        "Checksum does not match: stored 1 vs. calculated 2", stored=1, computed=2
+    )
     out = err.with_context(path="/d/ck.data-00000-of-00001", key="w", shard=0, offset=96)
     assert type(out) is ChecksumMismatchError and isinstance(out, CorruptCheckpointError)
     assert (out.stored, out.computed) == (1, 2)
-    assert (out.path, out.key, out.shard, out.offset) == ("/d/ck.data-00000-of-00001", "w", 0,
-                                                           96)
-    assert str(out) == ("/d/ck.data-00000-of-00001: Checksum does not match: stored 1 vs. "
-                        "calculated 2 (key w, offset 96)")
+    assert (out.path, out.key, out.shard, out.offset) == ("/d/ck.data-00000-of-00001", "w", 0, 96)
+    assert str(out) == (
+        "/d/ck.data-00000-of-00001: Checksum does not match: stored 1 vs. "
+        "calculated 2 (key w, offset 96)"
+    )
     with pytest.raises(tfckpt.ChecksumMismatchError) as info:
         raise out
     assert info.value.stored == 1
@@ -52,11 +54,15 @@ def test_what_the_message_names_already_is_not_repeated():
     name them yet (mutant E3): a storage error that starts with its file gains only the
     key."""
     name = "/d/ck.data-00000-of-00001"
-    err = CorruptCheckpointError(f"{name}: bytes [8, 16) lie past the end of the 12-byte data "
-                                 "file (truncated shard?)", offset=8)
+    err = CorruptCheckpointError(
+        f"{name}: bytes [8, 16) lie past the end of the 12-byte data file (truncated shard?)",
+        offset=8,
+    )
     out = err.with_context(path=name, key="k", shard=0, offset=8)
-    assert str(out) == (f"{name}: bytes [8, 16) lie past the end of the 12-byte data file "
-                        "(truncated shard?) (key k)")
+    assert str(out) == (
+        f"{name}: bytes [8, 16) lie past the end of the 12-byte data file "
+        "(truncated shard?) (key k)"
+    )
     assert str(out).count(name) == 1
     assert (out.path, out.key, out.shard, out.offset) == (name, "k", 0, 8)
     named = MissingShardError("key w (slice 0,2): shard 1 is missing at offset 4")

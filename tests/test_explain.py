@@ -134,12 +134,16 @@ class Outcome:
 
 
 def _checkpoint(tf, objects):
-    return tf.train.Checkpoint(**objects) if isinstance(objects, dict) else \
-        tf.train.Checkpoint(objects)
+    return (
+        tf.train.Checkpoint(**objects)
+        if isinstance(objects, dict)
+        else tf.train.Checkpoint(objects)
+    )
 
 
-def run_scenario(tf, tmp, name, old_fn, new_fn, *, method="read", refit=None,
-                 save_counter=None) -> Outcome:
+def run_scenario(
+    tf, tmp, name, old_fn, new_fn, *, method="read", refit=None, save_counter=None
+) -> Outcome:
     """Saves old_fn()'s objects, restores them into new_fn()'s with `method`, and observes.
     `refit` {old key: (dtype, shape)} rewrites values TF refuses, to see what it restores
     once the mismatch is fixed."""
@@ -163,10 +167,16 @@ def run_scenario(tf, tmp, name, old_fn, new_fn, *, method="read", refit=None,
         error = e
         assert refit, f"{name}: restore raised {e!r}"
         source = str(d / "refit")
-        tfckpt.edit(old, source, set={
-            k: (next(_tags) * 1000 + np.arange(int(np.prod(shape)))).reshape(shape).astype(dt)
-            for k, (dt, shape) in refit.items()}, allow_dtype_change=True,
-            allow_shape_change=True)
+        tfckpt.edit(
+            old,
+            source,
+            set={
+                k: (next(_tags) * 1000 + np.arange(int(np.prod(shape)))).reshape(shape).astype(dt)
+                for k, (dt, shape) in refit.items()
+            },
+            allow_dtype_change=True,
+            allow_shape_change=True,
+        )
         new_objects = new_fn()
         ck = _checkpoint(tf, new_objects)
         fill(tf, ck)
@@ -214,8 +224,9 @@ def scenarios(tf, keras) -> Dict[str, dict]:
     """name -> run_scenario arguments."""
 
     def sequential(names, units=(3, 3), optimizer=False):
-        m = keras.Sequential([keras.Input((3,))]
-                             + [keras.layers.Dense(u, name=n) for n, u in zip(names, units)])
+        m = keras.Sequential(
+            [keras.Input((3,))] + [keras.layers.Dense(u, name=n) for n, u in zip(names, units)]
+        )
         out: Dict[str, Any] = {"model": m}
         if optimizer:
             opt = keras.optimizers.Adam()
@@ -243,8 +254,10 @@ def scenarios(tf, keras) -> Dict[str, dict]:
         m = module(tf, **{n: z(2) for n in names})
         opt = tf.compat.v1.train.AdamOptimizer(0.1)
         if slots:
-            opt.minimize(lambda: sum(tf.reduce_sum(getattr(m, n) ** 2) for n in names),
-                         var_list=[getattr(m, n) for n in names])
+            opt.minimize(
+                lambda: sum(tf.reduce_sum(getattr(m, n) ** 2) for n in names),
+                var_list=[getattr(m, n) for n in names],
+            )
         return {"model": m, "optimizer": opt}
 
     class Wrapper(tf.Module):
@@ -265,80 +278,111 @@ def scenarios(tf, keras) -> Dict[str, dict]:
     return {
         "renamed_attribute": dict(
             old_fn=lambda: {"model": module(tf, emb=z(3, 2), bias=z(2))},
-            new_fn=lambda: {"model": module(tf, embedding=z(3, 2), bias=z(2))}),
+            new_fn=lambda: {"model": module(tf, embedding=z(3, 2), bias=z(2))},
+        ),
         "constant_initializer": dict(
             old_fn=lambda: {"model": module(tf, table=table())},
-            new_fn=lambda: {"model": module(tf, lookup_table=table())}, method="restore"),
+            new_fn=lambda: {"model": module(tf, lookup_table=table())},
+            method="restore",
+        ),
         "added_layer": dict(
             old_fn=lambda: {"model": module(tf, a=z(2))},
-            new_fn=lambda: {"model": module(tf, a=z(2), extra=z(4))}),
+            new_fn=lambda: {"model": module(tf, a=z(2), extra=z(4))},
+        ),
         "removed_layer": dict(
             old_fn=lambda: {"model": module(tf, a=z(2), extra=z(4))},
-            new_fn=lambda: {"model": module(tf, a=z(2))}),
+            new_fn=lambda: {"model": module(tf, a=z(2))},
+        ),
         "renamed_root": dict(
             old_fn=lambda: {"model": module(tf, w=z(2, 2), b=z(2))},
-            new_fn=lambda: {"net": module(tf, w=z(2, 2), b=z(2))}),
+            new_fn=lambda: {"net": module(tf, w=z(2, 2), b=z(2))},
+        ),
         "wrapped_in_container": dict(
             old_fn=lambda: {"model": module(tf, w=z(2, 2), b=z(2))},
-            new_fn=lambda: {"model": Wrapper(module(tf, w=z(2, 2), b=z(2)))}),
+            new_fn=lambda: {"model": Wrapper(module(tf, w=z(2, 2), b=z(2)))},
+        ),
         "vocabulary_grew": dict(
             old_fn=lambda: {"model": module(tf, emb=z(10, 4), out=z(4))},
             new_fn=lambda: {"model": module(tf, emb=z(12, 4), out=z(4))},
-            refit={key("model/emb"): ("float32", (12, 4))}),
+            refit={key("model/emb"): ("float32", (12, 4))},
+        ),
         "dtype_changed": dict(
             old_fn=lambda: {"model": module(tf, w=z(3), b=z(2))},
             new_fn=lambda: {"model": module(tf, w=z(3, dtype="float64"), b=z(2))},
-            refit={key("model/w"): ("float64", (3,))}),
+            refit={key("model/w"): ("float64", (3,))},
+        ),
         "alias_in_new_model": dict(
-            old_fn=lambda: {"model": module(tf, a=z(2), b=z(2))},
-            new_fn=lambda: tied("b", "a")),
+            old_fn=lambda: {"model": module(tf, a=z(2), b=z(2))}, new_fn=lambda: tied("b", "a")
+        ),
         "tied_in_old_model": dict(
-            old_fn=lambda: tied("a", "b"),
-            new_fn=lambda: {"model": module(tf, a=z(2), b=z(2))}),
+            old_fn=lambda: tied("a", "b"), new_fn=lambda: {"model": module(tf, a=z(2), b=z(2))}
+        ),
         "keras_with_optimizer_into_model_only": dict(
-            old_fn=lambda: sequential("xy", optimizer=True),
-            new_fn=lambda: sequential("xy")),
+            old_fn=lambda: sequential("xy", optimizer=True), new_fn=lambda: sequential("xy")
+        ),
         "keras_model_only_into_with_optimizer": dict(
-            old_fn=lambda: sequential("xy"),
-            new_fn=lambda: sequential("xy", optimizer=True)),
+            old_fn=lambda: sequential("xy"), new_fn=lambda: sequential("xy", optimizer=True)
+        ),
         "keras_sequential_reordered": dict(
             old_fn=lambda: sequential("xy", units=(3, 3), optimizer=True),
-            new_fn=lambda: sequential("yx", units=(3, 3), optimizer=True)),
+            new_fn=lambda: sequential("yx", units=(3, 3), optimizer=True),
+        ),
         "keras_subclass_layers_created_in_another_order": dict(
-            old_fn=lambda: two("ab"), new_fn=lambda: two("ba")),
-        "tf1_slots_renamed": dict(
-            old_fn=lambda: tf1(["v", "w"]), new_fn=lambda: tf1(["v", "ww"])),
+            old_fn=lambda: two("ab"), new_fn=lambda: two("ba")
+        ),
+        "tf1_slots_renamed": dict(old_fn=lambda: tf1(["v", "w"]), new_fn=lambda: tf1(["v", "ww"])),
         "tf1_slots_created_by_restore": dict(
-            old_fn=lambda: tf1(["v", "w"]), new_fn=lambda: tf1(["v", "w"], slots=False)),
+            old_fn=lambda: tf1(["v", "w"]), new_fn=lambda: tf1(["v", "w"], slots=False)
+        ),
         "save_counter_by_restore": dict(
             old_fn=lambda: {"model": module(tf, a=z(2))},
-            new_fn=lambda: {"model": module(tf, a=z(2))}, method="restore",
-            save_counter=424242),
+            new_fn=lambda: {"model": module(tf, a=z(2))},
+            method="restore",
+            save_counter=424242,
+        ),
         "root_object": dict(
             old_fn=lambda: module(tf, kernel=z(2, 3), bias=z(3)),
-            new_fn=lambda: module(tf, kernels=z(2, 3), bias=z(3))),
+            new_fn=lambda: module(tf, kernels=z(2, 3), bias=z(3)),
+        ),
     }
 
 
 #: Scenarios where every unused value is a renamed variable's: --fix must make them whole.
-RENAMES = ["renamed_attribute", "constant_initializer", "renamed_root", "wrapped_in_container",
-           "tf1_slots_renamed", "root_object"]
+RENAMES = [
+    "renamed_attribute",
+    "constant_initializer",
+    "renamed_root",
+    "wrapped_in_container",
+    "tf1_slots_renamed",
+    "root_object",
+]
 
 
 @pytest.fixture(scope="module")
 def outcomes(tf, keras, tmp_path_factory) -> Dict[str, Outcome]:
     tmp = tmp_path_factory.mktemp("explain")
-    return {name: run_scenario(tf, tmp, name, **kw)
-            for name, kw in scenarios(tf, keras).items()}
+    return {name: run_scenario(tf, tmp, name, **kw) for name, kw in scenarios(tf, keras).items()}
 
 
 SCENARIOS = [
-    "renamed_attribute", "constant_initializer", "added_layer", "removed_layer",
-    "renamed_root", "wrapped_in_container", "vocabulary_grew", "dtype_changed",
-    "alias_in_new_model", "tied_in_old_model", "keras_with_optimizer_into_model_only",
-    "keras_model_only_into_with_optimizer", "keras_sequential_reordered",
-    "keras_subclass_layers_created_in_another_order", "tf1_slots_renamed",
-    "tf1_slots_created_by_restore", "save_counter_by_restore", "root_object",
+    "renamed_attribute",
+    "constant_initializer",
+    "added_layer",
+    "removed_layer",
+    "renamed_root",
+    "wrapped_in_container",
+    "vocabulary_grew",
+    "dtype_changed",
+    "alias_in_new_model",
+    "tied_in_old_model",
+    "keras_with_optimizer_into_model_only",
+    "keras_model_only_into_with_optimizer",
+    "keras_sequential_reordered",
+    "keras_subclass_layers_created_in_another_order",
+    "tf1_slots_renamed",
+    "tf1_slots_created_by_restore",
+    "save_counter_by_restore",
+    "root_object",
 ]
 
 
@@ -381,8 +425,7 @@ def test_keras_kernels_come_from_the_optimizer_keys(outcomes):
     assert r.ok and r.restored
     assert all(c.startswith("optimizer/_trainable_variables/") for c in r.restored.values())
     assert all(k.startswith("model/") for k in r.restored)
-    assert {k.split("/")[1] for k in r.unused} == {"_variables", "_iterations",
-                                                   "_learning_rate"}
+    assert {k.split("/")[1] for k in r.unused} == {"_variables", "_iterations", "_learning_rate"}
 
 
 def test_keras_moments_follow_position(outcomes):
@@ -406,7 +449,8 @@ def test_keras_moments_follow_position(outcomes):
 def test_tf1_slots_created_by_restore_get_their_keys(outcomes):
     r = outcomes["tf1_slots_created_by_restore"].report
     assert SLOT_M in r.restored and SLOT_M not in tfckpt.open(
-        outcomes["tf1_slots_created_by_restore"].fresh)
+        outcomes["tf1_slots_created_by_restore"].fresh
+    )
     assert r.ok
 
 
@@ -414,8 +458,11 @@ def test_save_counter(outcomes):
     r = outcomes["save_counter_by_restore"].report
     assert r.restored[tfckpt.object_key("save_counter")] == tfckpt.object_key("save_counter")
     # read() does not create it: the value goes unused.
-    r = tfckpt.explain_restore(outcomes["save_counter_by_restore"].old,
-                               outcomes["save_counter_by_restore"].fresh, save_counter=False)
+    r = tfckpt.explain_restore(
+        outcomes["save_counter_by_restore"].old,
+        outcomes["save_counter_by_restore"].fresh,
+        save_counter=False,
+    )
     assert r.unused == [tfckpt.object_key("save_counter")]
 
 
@@ -423,9 +470,12 @@ def test_mismatches_are_neither_missing_nor_unused(tf, outcomes):
     out = outcomes["vocabulary_grew"]
     assert type(out.error).__name__ == "ValueError"
     [m] = out.report.mismatched
-    assert m.to_dict() == {"key": key("model/emb"), "checkpoint_key": key("model/emb"),
-                           "checkpoint": {"dtype": "float32", "shape": [10, 4]},
-                           "expected": {"dtype": "float32", "shape": [12, 4]}}
+    assert m.to_dict() == {
+        "key": key("model/emb"),
+        "checkpoint_key": key("model/emb"),
+        "checkpoint": {"dtype": "float32", "shape": [10, 4]},
+        "expected": {"dtype": "float32", "shape": [12, 4]},
+    }
     assert not out.report.missing and not out.report.unused and not out.report.ok
     out = outcomes["dtype_changed"]
     assert isinstance(out.error, tf.errors.InvalidArgumentError)
@@ -502,8 +552,11 @@ def test_expected_as_savedmodel(tf, outcomes, tmp_path):
 def test_expected_as_json(outcomes, tmp_path):
     out = outcomes["renamed_attribute"]
     with tfckpt.open(out.fresh) as fresh:
-        doc = {k: {"dtype": fresh.entry(k).dtype_name, "shape": list(fresh.entry(k).shape)}
-               for k in fresh.keys() if k != tfckpt.OBJECT_GRAPH_KEY}
+        doc = {
+            k: {"dtype": fresh.entry(k).dtype_name, "shape": list(fresh.entry(k).shape)}
+            for k in fresh.keys()
+            if k != tfckpt.OBJECT_GRAPH_KEY
+        }
     path = tmp_path / "model.json"
     path.write_text(json.dumps(doc))
     r = tfckpt.explain_restore(out.old, str(path))
@@ -533,8 +586,7 @@ def tf1_graphs(tf, tmp_path_factory):
             with v1.variable_scope("dense"):
                 v1.get_variable("kernel", shape=[3, 2])
                 v1.get_variable(bias_name, shape=[2])
-            v1.get_variable("emb", shape=[6, 2],
-                            partitioner=v1.fixed_size_partitioner(2))
+            v1.get_variable("emb", shape=[6, 2], partitioner=v1.fixed_size_partitioner(2))
             v1.train.get_or_create_global_step()
             saver = v1.train.Saver()
         return g, saver
@@ -546,8 +598,12 @@ def tf1_graphs(tf, tmp_path_factory):
                 shape = v.shape.as_list()
                 base = next(_tags) * 1000
                 s.run(v.initializer)
-                v.load((base + np.arange(int(np.prod(shape)))).reshape(shape)
-                       .astype(v.dtype.as_numpy_dtype), s)
+                v.load(
+                    (base + np.arange(int(np.prod(shape))))
+                    .reshape(shape)
+                    .astype(v.dtype.as_numpy_dtype),
+                    s,
+                )
         return s
 
     g, saver = graph("bias")
@@ -564,12 +620,19 @@ def tf1_graphs(tf, tmp_path_factory):
         with g.as_default():
             # What restores: a Saver of just the variables whose names the checkpoint has.
             names = set(tfckpt.open(old).keys())
-            part = v1.train.Saver(var_list={
-                n: v for n, v in _saver_names(v1).items() if n in names})
+            part = v1.train.Saver(
+                var_list={n: v for n, v in _saver_names(v1).items() if n in names}
+            )
         part.restore(s, old)
         after = saver.save(s, str(tmp / "after" / "model.ckpt"), write_meta_graph=False)
-    return {"old": old, "fresh": fresh, "meta": fresh + ".meta", "after": after,
-            "error": error, "graph": graph}
+    return {
+        "old": old,
+        "fresh": fresh,
+        "meta": fresh + ".meta",
+        "after": after,
+        "error": error,
+        "graph": graph,
+    }
 
 
 def _saver_names(v1):
@@ -618,19 +681,24 @@ def test_metagraph_variables_read_like_tensorflow(tf, tf1_graphs):
     fresh = tf.train.load_checkpoint(tf1_graphs["fresh"])
     assert {k: (s.dtype, list(s.shape)) for k, s in specs.items()} == {
         k: (fresh.get_variable_to_dtype_map()[k].name, list(shape))
-        for k, shape in fresh.get_variable_to_shape_map().items()}
+        for k, shape in fresh.get_variable_to_shape_map().items()
+    }
 
 
 def test_partial_protos_agree_with_tensorflow():
     from tensorflow.core.framework import attr_value_pb2, graph_pb2, node_def_pb2, variable_pb2
     from tensorflow.core.protobuf import meta_graph_pb2, saved_model_pb2
 
-    theirs = {"AttrValue": attr_value_pb2.AttrValue, "NodeDef": node_def_pb2.NodeDef,
-              "GraphDef": graph_pb2.GraphDef, "VariableDef": variable_pb2.VariableDef,
-              "SaveSliceInfoDef": variable_pb2.SaveSliceInfoDef,
-              "CollectionDef": meta_graph_pb2.CollectionDef,
-              "MetaGraphDef": meta_graph_pb2.MetaGraphDef,
-              "SavedModel": saved_model_pb2.SavedModel}
+    theirs = {
+        "AttrValue": attr_value_pb2.AttrValue,
+        "NodeDef": node_def_pb2.NodeDef,
+        "GraphDef": graph_pb2.GraphDef,
+        "VariableDef": variable_pb2.VariableDef,
+        "SaveSliceInfoDef": variable_pb2.SaveSliceInfoDef,
+        "CollectionDef": meta_graph_pb2.CollectionDef,
+        "MetaGraphDef": meta_graph_pb2.MetaGraphDef,
+        "SavedModel": saved_model_pb2.SavedModel,
+    }
     assert sorted(P.PARTIAL) == sorted(theirs)
 
     def same(ours, other):
@@ -669,27 +737,36 @@ def test_cli_json_and_exit_status(outcomes):
 def test_cli_trouble_is_2(outcomes, tmp_path):
     out = outcomes["renamed_attribute"]
     err = io.StringIO()
-    assert cli_run(["explain", str(tmp_path / "nothing"), "--against", out.fresh],
-                   out=io.StringIO(), err=err) == 2
+    assert (
+        cli_run(
+            ["explain", str(tmp_path / "nothing"), "--against", out.fresh],
+            out=io.StringIO(),
+            err=err,
+        )
+        == 2
+    )
     assert "tfckpt:" in err.getvalue()
     assert cli_run(["explain", out.old], out=io.StringIO(), err=io.StringIO()) == 2
     bad = tmp_path / "bad.json"
     bad.write_text('{"k": {"dtype": "float32"}}')
-    assert cli_run(["explain", out.old, "--against", str(bad)], out=io.StringIO(),
-                   err=io.StringIO()) == 2
+    assert (
+        cli_run(["explain", out.old, "--against", str(bad)], out=io.StringIO(), err=io.StringIO())
+        == 2
+    )
 
 
 def test_cli_fix_json(outcomes, tmp_path):
     out = outcomes["wrapped_in_container"]
     buf = io.StringIO()
     fixed = str(tmp_path / "fixed")
-    assert cli_run(["explain", out.old, "--against", out.fresh, "--fix", fixed, "--json"],
-                   out=buf) == 0
+    assert (
+        cli_run(["explain", out.old, "--against", out.fresh, "--fix", fixed, "--json"], out=buf)
+        == 0
+    )
     doc = json.loads(buf.getvalue())
     assert doc["report"]["ok"] is False and doc["after"]["ok"] is True
     assert doc["fix"]["renames"] == out.report.renames
     assert os.path.exists(fixed + ".index")
-
 
 
 # ---------------------------------------------------------------------------------------
@@ -768,6 +845,5 @@ def test_expected_as_savedmodel_without_variables_reads_its_metagraph(tf1_graphs
 def test_cli_read_leaves_save_counter_unused(outcomes):
     out = outcomes["save_counter_by_restore"]
     buf = io.StringIO()
-    assert cli_run(["explain", out.old, "--against", out.fresh, "--read", "--json"],
-                   out=buf) == 0
+    assert cli_run(["explain", out.old, "--against", out.fresh, "--read", "--json"], out=buf) == 0
     assert json.loads(buf.getvalue())["unused"] == [tfckpt.object_key("save_counter")]

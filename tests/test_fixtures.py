@@ -51,8 +51,11 @@ def _framed(b: bytes) -> bytes:
 
 
 def _variant_bytes(v) -> bytes:
-    parts = [_framed(v.type_name.encode()), _framed(bytes(v.metadata)),
-             len(v.tensors).to_bytes(8, "little")]
+    parts = [
+        _framed(v.type_name.encode()),
+        _framed(bytes(v.metadata)),
+        len(v.tensors).to_bytes(8, "little"),
+    ]
     for t in v.tensors:
         t = np.asarray(t)
         parts.append(_framed(str(t.dtype).encode() + repr(list(t.shape)).encode()))
@@ -130,15 +133,28 @@ def test_tree_is_small(manifest):
     total = sum(f.stat().st_size for f in FIXTURES.rglob("*") if f.is_file())
     assert total < 300 * 1024
     covered = {v for rec in manifest["fixtures"].values() for v in rec["variants"]}
-    assert {"v1-single", "v1-sharded", "v1-partitioned", "v2-single", "v2-multishard",
-            "v2-partitioned", "strings", "variant", "big-endian", "snappy",
-            "object-graph"} <= covered
+    assert {
+        "v1-single",
+        "v1-sharded",
+        "v1-partitioned",
+        "v2-single",
+        "v2-multishard",
+        "v2-partitioned",
+        "strings",
+        "variant",
+        "big-endian",
+        "snappy",
+        "object-graph",
+    } <= covered
 
 
 def test_no_stray_files(manifest):
     listed = {f for rec in manifest["fixtures"].values() for f in rec["files"]}
-    on_disk = {f.relative_to(FIXTURES).as_posix() for f in FIXTURES.rglob("*")
-               if f.is_file() and f.name != MANIFEST}
+    on_disk = {
+        f.relative_to(FIXTURES).as_posix()
+        for f in FIXTURES.rglob("*")
+        if f.is_file() and f.name != MANIFEST
+    }
     assert on_disk == listed
 
 
@@ -209,9 +225,15 @@ def test_replay_needs_no_tensorflow():
         f"rc = pytest.main([{str(pathlib.Path(__file__))!r}, '-q', '-p', 'no:cacheprovider',\n"
         "                  '-k', 'not needs_no_tensorflow'])\n"
         "assert 'tensorflow' not in sys.modules, 'the fixture replay imported tensorflow'\n"
-        "sys.exit(int(rc))\n")
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          cwd=str(FIXTURES.parent.parent), timeout=300)
+        "sys.exit(int(rc))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=str(FIXTURES.parent.parent),
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
 
 

@@ -62,26 +62,39 @@ def run_child(code: str, timeout: float = TIMEOUT, fsize: int = 0):
             signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
             resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, fsize))
 
-    env = dict(os.environ, PYTHONFAULTHANDLER="1", OPENBLAS_NUM_THREADS="1",
-               OMP_NUM_THREADS="1")
+    env = dict(os.environ, PYTHONFAULTHANDLER="1", OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1")
     src = PREAMBLE.format(root=ROOT) + textwrap.dedent(code)
     try:
-        p = subprocess.run([sys.executable, "-c", src], capture_output=True, text=True,
-                           timeout=timeout, preexec_fn=limits, env=env)
+        p = subprocess.run(
+            [sys.executable, "-c", src],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            preexec_fn=limits,
+            env=env,
+        )
     except subprocess.TimeoutExpired:
         pytest.fail(f"the child did not finish in {timeout} s (a hang)")
     if p.returncode < 0:
-        pytest.fail(f"the child was killed by signal {signal.Signals(-p.returncode).name}: "
-                    f"{p.stderr[-2000:]}")
+        pytest.fail(
+            f"the child was killed by signal {signal.Signals(-p.returncode).name}: "
+            f"{p.stderr[-2000:]}"
+        )
     lines = [ln for ln in p.stdout.splitlines() if ln.startswith("RESULT ")]
     assert lines, f"no result (exit {p.returncode}): {p.stderr[-3000:]}"
-    return json.loads(lines[-1][len("RESULT "):])
+    return json.loads(lines[-1][len("RESULT ") :])
 
 
 def _ckpt(tmp_path, name="ckpt", n=1000, **kw) -> str:
-    return tfckpt.write(str(tmp_path / name), {
-        "a": np.arange(n, dtype=np.float32), "b": np.arange(n, dtype=np.float32) * 2,
-        "s": np.array([b"x", b"yz"], dtype=object)}, **kw)
+    return tfckpt.write(
+        str(tmp_path / name),
+        {
+            "a": np.arange(n, dtype=np.float32),
+            "b": np.arange(n, dtype=np.float32) * 2,
+            "s": np.array([b"x", b"yz"], dtype=object),
+        },
+        **kw,
+    )
 
 
 def _replace_by_fifo(path: str) -> None:
@@ -91,14 +104,18 @@ def _replace_by_fifo(path: str) -> None:
 
 # -- 1. files that are not files ------------------------------------------------------------
 
+
 def test_fifo_as_data_shard_is_named_never_opened(tmp_path):
     p = _ckpt(tmp_path)
     _replace_by_fifo(p + ".data-00000-of-00001")
-    out = run_child(f"""
+    out = run_child(
+        f"""
         r = tfckpt.open({p!r})
         report([attempt(lambda: r.read("a")), attempt(lambda: r.verify_all()),
                 attempt(lambda: r.read_slice("a", np.s_[0:3]))])
-    """, timeout=30)
+    """,
+        timeout=30,
+    )
     assert out[0]["cls"] == "MissingShardError"
     assert "is a FIFO (named pipe), not a regular file" in out[0]["msg"]
     assert "a" in out[0]["msg"] and p in out[0]["msg"]
@@ -133,8 +150,9 @@ def test_socket_as_data_shard(tmp_path):
     assert out["cls"] == "MissingShardError" and "is a socket" in out["msg"], out
 
 
-@pytest.mark.parametrize("path, kind", [("/dev/zero", "a character device"),
-                                        ("/proc/self/status", None)])
+@pytest.mark.parametrize(
+    "path, kind", [("/dev/zero", "a character device"), ("/proc/self/status", None)]
+)
 def test_devices_and_proc_files(path, kind):
     if not os.path.exists(path):
         pytest.skip(f"no {path}")
@@ -149,9 +167,12 @@ def test_devices_and_proc_files(path, kind):
 def test_scan_reports_a_fifo_shard_without_blocking(tmp_path):
     p = _ckpt(tmp_path)
     _replace_by_fifo(p + ".data-00000-of-00001")
-    out = run_child(f"""
+    out = run_child(
+        f"""
         report([repr(r) for r in tfckpt.scan({str(tmp_path)!r}, verify=True)])
-    """, timeout=60)
+    """,
+        timeout=60,
+    )
     assert any("FIFO" in r for r in out), out
 
 
@@ -266,6 +287,7 @@ def test_shard_missing_at_open_then_created(tmp_path):
 
 # -- 3. rival writers -----------------------------------------------------------------------
 
+
 def test_overwrite_false_is_checked_at_commit(tmp_path):
     p = str(tmp_path / "ckpt")
     out = run_child(f"""
@@ -329,8 +351,9 @@ def test_rival_writers_race_to_one_prefix(tmp_path, overwrite):
     always reads whole and is one writer's; without overwrite exactly one succeeds and the
     other is told why; no stray data file is ever left."""
     trials = 200
-    out = run_child(RIVALS.format(base=str(tmp_path), trials=trials, overwrite=overwrite),
-                    timeout=180)
+    out = run_child(
+        RIVALS.format(base=str(tmp_path), trials=trials, overwrite=overwrite), timeout=180
+    )
     assert len(out) == trials
     for t in out:
         assert t["bad"] == 0 and len(t["who"]) == 1, t
@@ -346,8 +369,10 @@ def test_rival_writers_race_to_one_prefix(tmp_path, overwrite):
         failed = [r for r in results if "cls" in r]
         assert len(ok) == 1 and len(failed) == 1, t
         assert failed[0]["cls"] == "CheckpointError"
-        assert ("another writer committed" in failed[0]["msg"]
-                or "exists; pass overwrite=True" in failed[0]["msg"]), failed[0]
+        assert (
+            "another writer committed" in failed[0]["msg"]
+            or "exists; pass overwrite=True" in failed[0]["msg"]
+        ), failed[0]
 
 
 FULL_DISK = """
@@ -382,8 +407,9 @@ def test_full_disk_at_each_step_of_a_commit(tmp_path, step):
     assert leftovers == [], files
     assert bad == 0
     if step == "state":
-        assert res["msg"].startswith(f"the checkpoint {p} was written, but the 'checkpoint' "
-                                     "state file was not updated"), res
+        assert res["msg"].startswith(
+            f"the checkpoint {p} was written, but the 'checkpoint' state file was not updated"
+        ), res
         assert "File too large" in res["msg"]
         assert keys == ["new"]
     else:
@@ -392,6 +418,7 @@ def test_full_disk_at_each_step_of_a_commit(tmp_path, step):
 
 
 # -- 4. state files --------------------------------------------------------------------------
+
 
 def test_huge_state_file_is_refused_without_reading_it(tmp_path):
     _ckpt(tmp_path)
@@ -415,12 +442,14 @@ def test_state_file_paths_are_never_globbed(tmp_path, recorded):
     assert "checkpoints present there: real" in out["msg"]
 
 
-@pytest.mark.parametrize("recorded", [r"C:\\Users\\me\\run\\ckpt-3", r"D:\\ckpt-3",
-                                      "run/ckpt-3", "/elsewhere/ckpt-3"])
+@pytest.mark.parametrize(
+    "recorded", [r"C:\\Users\\me\\run\\ckpt-3", r"D:\\ckpt-3", "run/ckpt-3", "/elsewhere/ckpt-3"]
+)
 def test_state_file_path_falls_back_beside_it(tmp_path, recorded):
     p = _ckpt(tmp_path, name="ckpt-3")
     (tmp_path / "checkpoint").write_text(
-        'model_checkpoint_path: "%s"\n' % recorded.replace("\\", "\\\\"))
+        'model_checkpoint_path: "%s"\n' % recorded.replace("\\", "\\\\")
+    )
     assert tfckpt.open(str(tmp_path)).prefix == p
 
 

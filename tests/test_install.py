@@ -18,31 +18,46 @@ SMOKE = ROOT / ".ci" / "smoke.py"
 
 
 def _env(**extra: str) -> dict:
-    return dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT),
-                                                        os.environ.get("PYTHONPATH", "")]),
-                **extra)
+    return dict(
+        os.environ,
+        PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+        **extra,
+    )
 
 
-@pytest.mark.parametrize("core,words", [("native", "native C++ core"),
-                                        ("python", "pure-Python core")])
+@pytest.mark.parametrize(
+    "core,words", [("native", "native C++ core"), ("python", "pure-Python core")]
+)
 def test_version_names_the_core(core, words):
     if core == "native" and tfckpt.implementation != "native":
         pytest.skip("the native extension is not built")
-    proc = subprocess.run([sys.executable, "-m", "tfckpt", "--version"], capture_output=True,
-                          text=True, env=_env(TFCKPT_IMPLEMENTATION=core), timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "tfckpt", "--version"],
+        capture_output=True,
+        text=True,
+        env=_env(TFCKPT_IMPLEMENTATION=core),
+        timeout=60,
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith(f"tfckpt {tfckpt.__version__} (") and words in proc.stdout
 
 
-@pytest.mark.skipif(not (pathlib.Path(sys.executable).parent / "tfckpt").exists(),
-                    reason="the tfckpt command is not installed beside this python")
+@pytest.mark.skipif(
+    not (pathlib.Path(sys.executable).parent / "tfckpt").exists(),
+    reason="the tfckpt command is not installed beside this python",
+)
 def test_every_smoke_command_works_on_the_pure_python_core():
-    proc = subprocess.run([sys.executable, str(SMOKE), "python"], capture_output=True, text=True,
-                          env=_env(TFCKPT_IMPLEMENTATION="python"), timeout=300)
+    proc = subprocess.run(
+        [sys.executable, str(SMOKE), "python"],
+        capture_output=True,
+        text=True,
+        env=_env(TFCKPT_IMPLEMENTATION="python"),
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "smoke test passed on the python core" in proc.stdout
 
 
 def test_the_extension_is_optional_in_setup():
     text = (ROOT / "setup.py").read_text()
-    assert "optional=not os.environ.get(\"TFCKPT_REQUIRE_NATIVE\")" in text
+    assert 'optional=not os.environ.get("TFCKPT_REQUIRE_NATIVE")' in text

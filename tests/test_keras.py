@@ -40,6 +40,7 @@ REVERSE = ("sequential", "subclassed", "checkpoint_net")
 
 # -- the children -------------------------------------------------------------------------
 
+
 def build(keras, name):
     """The same architecture in Keras 2 and Keras 3: (model, input array)."""
     import numpy as np
@@ -47,18 +48,35 @@ def build(keras, name):
     L = keras.layers
     rng = np.random.default_rng(7)
     if name == "cnn_batchnorm":
-        m = keras.Sequential([keras.Input((8, 8, 1)), L.Conv2D(4, 3), L.BatchNormalization(),
-                              L.ReLU(), L.MaxPooling2D(), L.Flatten(), L.Dense(3)])
+        m = keras.Sequential(
+            [
+                keras.Input((8, 8, 1)),
+                L.Conv2D(4, 3),
+                L.BatchNormalization(),
+                L.ReLU(),
+                L.MaxPooling2D(),
+                L.Flatten(),
+                L.Dense(3),
+            ]
+        )
         return m, rng.random((4, 8, 8, 1), dtype=np.float32)
     if name == "embedding_lstm":
-        m = keras.Sequential([keras.Input((5,), dtype="int32"), L.Embedding(10, 4), L.LSTM(3),
-                              L.Dense(1)])
+        m = keras.Sequential(
+            [keras.Input((5,), dtype="int32"), L.Embedding(10, 4), L.LSTM(3), L.Dense(1)]
+        )
         return m, rng.integers(0, 10, (4, 5)).astype("int32")
     if name == "bidirectional_gru":
-        m = keras.Sequential([keras.Input((5, 2)), L.Bidirectional(L.GRU(3, return_sequences=True)),
-                              L.GlobalAveragePooling1D(), L.Dense(1)])
+        m = keras.Sequential(
+            [
+                keras.Input((5, 2)),
+                L.Bidirectional(L.GRU(3, return_sequences=True)),
+                L.GlobalAveragePooling1D(),
+                L.Dense(1),
+            ]
+        )
         return m, rng.random((4, 5, 2), dtype=np.float32)
     if name == "subclassed":
+
         class TwoTowers(keras.Model):
             def __init__(self):
                 super().__init__()
@@ -81,8 +99,15 @@ def build(keras, name):
     if name == "auto_named":  # three same-shape layers: by name they would map wrongly
         m = keras.Sequential([keras.Input((4,)), L.Dense(4), L.Dense(4), L.Dense(4)])
         return m, rng.random((4, 4), dtype=np.float32)
-    m = keras.Sequential([keras.Input((3,)), L.Dense(4, activation="relu"), L.Dropout(0.1),
-                          L.BatchNormalization(), L.Dense(2)])
+    m = keras.Sequential(
+        [
+            keras.Input((3,)),
+            L.Dense(4, activation="relu"),
+            L.Dropout(0.1),
+            L.BatchNormalization(),
+            L.Dense(2),
+        ]
+    )
     return m, rng.random((4, 3), dtype=np.float32)
 
 
@@ -113,7 +138,8 @@ def _k2save(root):
         model.fit(x, y, batch_size=len(x), epochs=1, verbose=0)
         if keyword == "model":
             tf.train.Checkpoint(model=model, optimizer=model.optimizer).save(
-                os.path.join(d, "ckpt"))
+                os.path.join(d, "ckpt")
+            )
         elif keyword:
             tf.train.Checkpoint(**{keyword: model}).write(os.path.join(d, "ckpt"))
         else:
@@ -192,8 +218,9 @@ def _compare(model, d):
 
 if __name__ == "__main__":
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    {"k2save": _k2save, "k3target": _k3target, "k3check": _k3check,
-     "k2restore": _k2restore}[sys.argv[1]](sys.argv[2])
+    {"k2save": _k2save, "k3target": _k3target, "k3check": _k3check, "k2restore": _k2restore}[
+        sys.argv[1]
+    ](sys.argv[2])
     sys.exit(0)
 
 
@@ -219,8 +246,13 @@ def _start(step, root, legacy):
     env.pop("TF_USE_LEGACY_KERAS", None)
     if legacy:
         env["TF_USE_LEGACY_KERAS"] = "1"
-    return subprocess.Popen([sys.executable, HERE, step, str(root)], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, HERE, step, str(root)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def _finish(proc):
@@ -258,15 +290,21 @@ def keras_runs(tmp_path_factory):
     reports = {}
     for name, (keyword, _) in SCENARIOS.items():
         d = root / name
-        code, out, err = _tfckpt("convert", str(d / "ckpt" if not keyword or keyword == "net"
-                                                 else d), str(d / "out.weights.h5"),
-                                 "--like", str(d / "target.keras"), "--json")
+        code, out, err = _tfckpt(
+            "convert",
+            str(d / "ckpt" if not keyword or keyword == "net" else d),
+            str(d / "out.weights.h5"),
+            "--like",
+            str(d / "target.keras"),
+            "--json",
+        )
         assert code == 0, err
         reports[name] = json.loads(out)
         if name in REVERSE:  # as Keras 3 would save the model holding those weights
             _as_keras_archive(d / "target.keras", d / "out.weights.h5", d / "trained.keras")
-            code, out, err = _tfckpt("convert", str(d / "trained.keras"), str(d / "back"),
-                                     "--like", str(d / "fresh"))
+            code, out, err = _tfckpt(
+                "convert", str(d / "trained.keras"), str(d / "back"), "--like", str(d / "fresh")
+            )
             assert code == 0, err
     checking = [_start("k3check", root, legacy=False), _start("k2restore", root, legacy=True)]
     forward, backward = (_finish(p) for p in checking)
@@ -316,8 +354,9 @@ def test_pairing_by_name_must_keep_the_container_order(keras_runs, tmp_path):
     with h5py.File(like, "r+") as f:
         a, b = f["layers/dense/vars"], f["layers/dense_1/vars"]
         a.attrs["name"], b.attrs["name"] = b.attrs["name"], a.attrs["name"]
-    code, _, err = _tfckpt("convert", str(d / "ckpt"), str(tmp_path / "o.weights.h5"),
-                           "--like", str(like))
+    code, _, err = _tfckpt(
+        "convert", str(d / "ckpt"), str(tmp_path / "o.weights.h5"), "--like", str(like)
+    )
     assert code == 1 and "would reorder layers" in err
     assert "layer_with_weights-0" in err and "layers/dense_1" in err
 
@@ -339,8 +378,14 @@ def test_optimizer_state_is_ignored_and_said_so(keras_runs):
     assert report["h5_outside"]  # the target's own optimizer values, left as they were
     assert all(not p["key"].startswith("optimizer/") for p in report["pairs"])
     assert keras_runs["reports"]["checkpoint_model"]["outside"]["optimizer"] > 0
-    _, out, _ = _tfckpt("convert", str(root / "adam" / "ckpt"), str(root / "x.weights.h5"),
-                        "--like", str(root / "adam" / "target.keras"), "--dry-run")
+    _, out, _ = _tfckpt(
+        "convert",
+        str(root / "adam" / "ckpt"),
+        str(root / "x.weights.h5"),
+        "--like",
+        str(root / "adam" / "target.keras"),
+        "--dry-run",
+    )
     assert "ignored" in out and "keys under optimizer (not model weights)" in out
 
 
@@ -352,9 +397,16 @@ def test_output_keeps_the_targets_layout(keras_runs):
     def layout(path):
         items = []
         with h5py.File(path) as f:
-            f.visititems(lambda n, o: items.append(
-                (n, sorted((k, str(v)) for k, v in o.attrs.items()),
-                 getattr(o, "shape", None), str(getattr(o, "dtype", "")))))
+            f.visititems(
+                lambda n, o: items.append(
+                    (
+                        n,
+                        sorted((k, str(v)) for k, v in o.attrs.items()),
+                        getattr(o, "shape", None),
+                        str(getattr(o, "dtype", "")),
+                    )
+                )
+            )
         return items
 
     import zipfile
@@ -366,15 +418,22 @@ def test_output_keeps_the_targets_layout(keras_runs):
 
 def test_dry_run_prints_the_full_mapping_and_writes_nothing(keras_runs):
     d = keras_runs["root"] / "embedding_lstm"
-    code, out, _ = _tfckpt("convert", str(d / "ckpt"), str(d / "dry.weights.h5"),
-                           "--like", str(d / "target.keras"), "--dry-run")
+    code, out, _ = _tfckpt(
+        "convert",
+        str(d / "ckpt"),
+        str(d / "dry.weights.h5"),
+        "--like",
+        str(d / "target.keras"),
+        "--dry-run",
+    )
     assert code == 0
     assert not (d / "dry.weights.h5").exists()
     lines = [line for line in out.splitlines() if " -> " in line]
     assert len(lines) == 6
     # The LSTM's two kernels, told apart by order, not by shape.
-    assert lines[1].startswith("layer_with_weights-1/cell/kernel/.ATTRIBUTES/VARIABLE_VALUE -> "
-                               "layers/lstm/cell/vars/0")
+    assert lines[1].startswith(
+        "layer_with_weights-1/cell/kernel/.ATTRIBUTES/VARIABLE_VALUE -> layers/lstm/cell/vars/0"
+    )
     assert lines[2].startswith("layer_with_weights-1/cell/recurrent_kernel/")
     assert "layers/lstm/cell/vars/1" in lines[2]
 
@@ -382,27 +441,44 @@ def test_dry_run_prints_the_full_mapping_and_writes_nothing(keras_runs):
 def test_mismatches_name_both_sides_and_exit_1(keras_runs):
     root = keras_runs["root"]
     # Shapes: a Dense stack against a CNN target.
-    code, _, err = _tfckpt("convert", str(root / "sequential" / "ckpt"),
-                           str(root / "m.weights.h5"), "--like",
-                           str(root / "cnn_batchnorm" / "target.keras"))
+    code, _, err = _tfckpt(
+        "convert",
+        str(root / "sequential" / "ckpt"),
+        str(root / "m.weights.h5"),
+        "--like",
+        str(root / "cnn_batchnorm" / "target.keras"),
+    )
     assert code == 1
     assert "layer_with_weights-0/kernel/.ATTRIBUTES/VARIABLE_VALUE" in err
     assert "layers/conv2d/vars/0" in err and "shapes differ" in err
     # Count: layers with weights that do not line up.
-    code, _, err = _tfckpt("convert", str(root / "sequential" / "ckpt"),
-                           str(root / "m.weights.h5"), "--like",
-                           str(root / "embedding_lstm" / "target.keras"))
+    code, _, err = _tfckpt(
+        "convert",
+        str(root / "sequential" / "ckpt"),
+        str(root / "m.weights.h5"),
+        "--like",
+        str(root / "embedding_lstm" / "target.keras"),
+    )
     assert code == 1
     assert "do not line up" in err and "layers/lstm/cell" in err and "<- here" in err
     assert not (root / "m.weights.h5").exists()
     with pytest.raises(LayoutMismatchError):
-        tfckpt.to_keras(root / "nested" / "ckpt", root / "m.weights.h5",
-                        like=root / "auto_named" / "target.keras")
+        tfckpt.to_keras(
+            root / "nested" / "ckpt",
+            root / "m.weights.h5",
+            like=root / "auto_named" / "target.keras",
+        )
     # Usage: a Keras file without --like, an unknown keyword.
     assert _tfckpt("convert", str(root / "sequential" / "ckpt"), str(root / "m.weights.h5"))[0] == 2
-    code, _, err = _tfckpt("convert", str(root / "checkpoint_net" / "ckpt"),
-                           str(root / "m.weights.h5"), "--like",
-                           str(root / "checkpoint_net" / "target.keras"), "--model", "nope")
+    code, _, err = _tfckpt(
+        "convert",
+        str(root / "checkpoint_net" / "ckpt"),
+        str(root / "m.weights.h5"),
+        "--like",
+        str(root / "checkpoint_net" / "target.keras"),
+        "--model",
+        "nope",
+    )
     assert code == 2 and "no object 'nope'" in err and "net" in err
 
 
@@ -414,11 +490,18 @@ def test_a_weights_h5_target_pairs_by_path_container_order_and_name(keras_runs):
     report = tfckpt.to_keras(d / "ckpt", d / "h5like.weights.h5", like=d / "target.weights.h5")
     assert report.matched_by.startswith("attribute paths")
     assert {p.dataset.split("/vars/")[0] for p in report.pairs} == {
-        "head", "alpha", "layers/dense", "layers/dense_1"}
+        "head",
+        "alpha",
+        "layers/dense",
+        "layers/dense_1",
+    }
     _same_values(d / "h5like.weights.h5", d / "out.weights.h5", report)
     d = keras_runs["root"] / "nested"
-    with pytest.raises(LayoutMismatchError, match="layer_with_weights-1/layer_with_weights-0"
-                                                  r"(.|\n)*layers/sequential/layers/dense"):
+    with pytest.raises(
+        LayoutMismatchError,
+        match="layer_with_weights-1/layer_with_weights-0"
+        r"(.|\n)*layers/sequential/layers/dense",
+    ):
         tfckpt.to_keras(d / "ckpt", d / "h5like.weights.h5", like=d / "target.weights.h5")
 
 

@@ -7,6 +7,7 @@ and copies of all three kinds), with hand-made streams whose output is known,
 with hostile streams that must raise CorruptCheckpointError, and with a stream made once
 by the reference compressor.
 """
+
 import platform
 import random
 import struct
@@ -57,7 +58,9 @@ def test_crc_check_values(crc, data, expected):
 
 def test_crc_keyword_arguments():
     assert _native.crc32c(b"456789", crc=_native.crc32c(b"123")) == 0xE3069283
-    assert _native.crc32c_portable(data=b"456789", crc=_native.crc32c_portable(b"123")) == 0xE3069283
+    assert (
+        _native.crc32c_portable(data=b"456789", crc=_native.crc32c_portable(b"123")) == 0xE3069283
+    )
 
 
 def test_crc_default_is_zero():
@@ -74,7 +77,7 @@ def test_crc_matches_crcmod_every_small_length_unaligned(oracle):
     view = memoryview(buf)
     for n in range(0, 1100):
         off = (n * 7) % 61  # every alignment, varied
-        chunk = view[off:off + n]
+        chunk = view[off : off + n]
         want = oracle(bytes(chunk))
         assert _native.crc32c(chunk) == want, (n, off)
         assert _native.crc32c_portable(chunk) == want, (n, off)
@@ -83,9 +86,18 @@ def test_crc_matches_crcmod_every_small_length_unaligned(oracle):
 # Sizes around the chunk lengths of the interleaved hardware path
 # (3 x 256 B, 3 x 8 KiB, 3 x 128 KiB) and one odd large size.
 BOUNDARY_SIZES = [
-    767, 768, 769, 2 * 768 + 9,
-    24575, 24576, 24577, 24576 + 768 + 5,
-    393215, 393216, 393217, 393216 + 24576 + 768 + 13,
+    767,
+    768,
+    769,
+    2 * 768 + 9,
+    24575,
+    24576,
+    24577,
+    24576 + 768 + 5,
+    393215,
+    393216,
+    393217,
+    393216 + 24576 + 768 + 13,
     (1 << 20) + 7,
 ]
 
@@ -96,7 +108,7 @@ def test_crc_matches_crcmod_boundary_sizes(oracle):
     view = memoryview(buf)
     for i, n in enumerate(BOUNDARY_SIZES):
         off = (1, 3, 5, 7, 0)[i % 5]
-        chunk = view[off:off + n]
+        chunk = view[off : off + n]
         want = oracle(bytes(chunk))
         assert _native.crc32c(chunk) == want, n
         assert _native.crc32c_portable(chunk) == want, n
@@ -106,8 +118,13 @@ def test_crc_hardware_matches_portable_large():
     rng = random.Random(5)
     buf = rng.randbytes((16 << 20) + 16)
     view = memoryview(buf)
-    for off, n in [(0, 16 << 20), (3, (16 << 20) + 5), (1, (4 << 20) + 1), (6, 3 * 131072 * 5 + 77)]:
-        chunk = view[off:off + n]
+    for off, n in [
+        (0, 16 << 20),
+        (3, (16 << 20) + 5),
+        (1, (4 << 20) + 1),
+        (6, 3 * 131072 * 5 + 77),
+    ]:
+        chunk = view[off : off + n]
         assert _native.crc32c(chunk) == _native.crc32c_portable(chunk), (off, n)
 
 
@@ -119,7 +136,7 @@ def test_crc_hardware_matches_portable_random_lengths_and_seeds():
         n = rng.randrange(0, 60000)
         off = rng.randrange(0, 64)
         seed = rng.getrandbits(32)
-        chunk = view[off:off + n]
+        chunk = view[off : off + n]
         assert _native.crc32c(chunk, seed) == _native.crc32c_portable(chunk, seed)
 
 
@@ -226,7 +243,9 @@ def _copy4(offset, length):
     return bytes([0x03 | ((length - 1) << 2)]) + offset.to_bytes(4, "little")
 
 
-def snappy_encode(data, copy_kinds=(1, 2, 4), literal_width=None, max_literal=None, find_copies=True):
+def snappy_encode(
+    data, copy_kinds=(1, 2, 4), literal_width=None, max_literal=None, find_copies=True
+):
     """Greedy raw Snappy encoder. copy_kinds gives the preferred copy element
     kinds, used in turn; a kind that cannot encode a copy falls back to one
     that can. literal_width forces (possibly non-minimal) literal length
@@ -240,7 +259,7 @@ def snappy_encode(data, copy_kinds=(1, 2, 4), literal_width=None, max_literal=No
     def emit_literal(chunk):
         step = max_literal or max(len(chunk), 1)
         for s in range(0, len(chunk), step):
-            out.extend(_literal(chunk[s:s + step], literal_width))
+            out.extend(_literal(chunk[s : s + step], literal_width))
 
     def emit_copy(offset, length):
         while length > 0:
@@ -264,7 +283,7 @@ def snappy_encode(data, copy_kinds=(1, 2, 4), literal_width=None, max_literal=No
     table = {}
     i = lit_start = 0
     while find_copies and i + 4 <= n:
-        key = data[i:i + 4]
+        key = data[i : i + 4]
         j = table.get(key)
         table[key] = i
         if j is None:
@@ -302,7 +321,7 @@ def element_kinds(stream):
             width = 0
             if n >= 60:
                 width = n - 59
-                n = int.from_bytes(stream[pos:pos + width], "little")
+                n = int.from_bytes(stream[pos : pos + width], "little")
                 pos += width
             kinds.add("lit%d" % width)
             pos += n + 1
@@ -311,10 +330,10 @@ def element_kinds(stream):
             length, offset = ((tag >> 2) & 7) + 4, ((tag >> 5) << 8) | stream[pos]
             pos += 1
         elif kind == 2:
-            length, offset = (tag >> 2) + 1, int.from_bytes(stream[pos:pos + 2], "little")
+            length, offset = (tag >> 2) + 1, int.from_bytes(stream[pos : pos + 2], "little")
             pos += 2
         else:
-            length, offset = (tag >> 2) + 1, int.from_bytes(stream[pos:pos + 4], "little")
+            length, offset = (tag >> 2) + 1, int.from_bytes(stream[pos : pos + 4], "little")
             pos += 4
         kinds.add({1: "copy1", 2: "copy2", 3: "copy4"}[kind])
         overlap |= offset < length
@@ -326,7 +345,13 @@ def _inputs():
     rng = random.Random(42)
     far_block = rng.randbytes(70000)
     mixed = b"".join(
-        rng.choice([rng.randbytes(rng.randrange(1, 90)), b"abc" * rng.randrange(1, 40), bytes(rng.randrange(1, 300))])
+        rng.choice(
+            [
+                rng.randbytes(rng.randrange(1, 90)),
+                b"abc" * rng.randrange(1, 40),
+                bytes(rng.randrange(1, 300)),
+            ]
+        )
         for _ in range(300)
     )
     return {
@@ -408,12 +433,17 @@ HANDMADE = [
     (b"\x03\xf8\x02\x00\x00abc", b"abc"),
     (b"\x03\xfc\x02\x00\x00\x00abc", b"abc"),
     # copy1 with the high offset bits in the tag: offset 0x100 + 0 = 256.
-    (_varint(260) + _literal(bytes(range(256))) + bytes([0x01 | (1 << 5), 0x00]),
-     bytes(range(256)) + bytes(range(4))),
+    (
+        _varint(260) + _literal(bytes(range(256))) + bytes([0x01 | (1 << 5), 0x00]),
+        bytes(range(256)) + bytes(range(4)),
+    ),
     # Multi-byte preamble (300 = ac 02), literal 44 + copy2 offset 44 len 64 x4 + len 0.
-    (b"\xac\x02" + _literal(b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGH")
-     + _copy2(44, 64) * 4,
-     (b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGH" * 7)[:300]),
+    (
+        b"\xac\x02"
+        + _literal(b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGH")
+        + _copy2(44, 64) * 4,
+        (b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGH" * 7)[:300],
+    ),
 ]
 
 
@@ -513,10 +543,12 @@ def test_snappy_mutations_never_misbehave():
 
 # A stream made once by the reference compressor (snappy via cramjam 2.x, compress_raw)
 # from REFERENCE_INPUT: real copies of every length class, not only this file's encoder.
-REFERENCE_INPUT = (b"model/dense/kernel/.ATTRIBUTES/VARIABLE_VALUE " * 6 + bytes(range(256))
-                   + b"\x00" * 200)
+REFERENCE_INPUT = (
+    b"model/dense/kernel/.ATTRIBUTES/VARIABLE_VALUE " * 6 + bytes(range(256)) + b"\x00" * 200
+)
 REFERENCE_STREAM = bytes.fromhex(
-    "dc05b86d6f64656c2f64656e73652f6b65726e656c2f2e415454524942555445532f5641524941424c455f56414c5545206dfe2e00fe2e00fe2e00922e00f40e01000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f202122232425262728292a2b2c2d2e2f303132333435363738393a3b3c3d3e3f404142434445464748494a4b4c4d4e4f505152535455565758595a5b5c5d5e5f606162636465666768696a6b6c6d6e6f707172737475767778797a7b7c7d7e7f808182838485868788898a8b8c8d8e8f909192939495969798999a9b9c9d9e9fa0a1a2a3a4a5a6a7a8a9aaabacadaeafb0b1b2b3b4b5b6b7b8b9babbbcbdbebfc0c1c2c3c4c5c6c7c8c9cacbcccdcecfd0d1d2d3d4d5d6d7d8d9dadbdcdddedfe0e1e2e3e4e5e6e7e8e9eaebecedeeeff0f1f2f3f4f5f6f7f8f9fafbfcfdfeff000000000000000000000000000000fe0900fe0900e20900")
+    "dc05b86d6f64656c2f64656e73652f6b65726e656c2f2e415454524942555445532f5641524941424c455f56414c5545206dfe2e00fe2e00fe2e00922e00f40e01000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f202122232425262728292a2b2c2d2e2f303132333435363738393a3b3c3d3e3f404142434445464748494a4b4c4d4e4f505152535455565758595a5b5c5d5e5f606162636465666768696a6b6c6d6e6f707172737475767778797a7b7c7d7e7f808182838485868788898a8b8c8d8e8f909192939495969798999a9b9c9d9e9fa0a1a2a3a4a5a6a7a8a9aaabacadaeafb0b1b2b3b4b5b6b7b8b9babbbcbdbebfc0c1c2c3c4c5c6c7c8c9cacbcccdcecfd0d1d2d3d4d5d6d7d8d9dadbdcdddedfe0e1e2e3e4e5e6e7e8e9eaebecedeeeff0f1f2f3f4f5f6f7f8f9fafbfcfdfeff000000000000000000000000000000fe0900fe0900e20900"
+)
 
 
 def test_snappy_stream_from_reference_compressor():

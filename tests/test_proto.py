@@ -21,8 +21,11 @@ import tfckpt.proto as P
 
 tf = pytest.importorskip("tensorflow")
 
-from google.protobuf import descriptor_pool, text_format  # noqa: E402
-from google.protobuf import wrappers_pb2  # noqa: E402
+from google.protobuf import (  # noqa: E402
+    descriptor_pool,
+    text_format,
+    wrappers_pb2,  # noqa: E402
+)
 from google.protobuf.descriptor import FieldDescriptor  # noqa: E402
 from tensorflow.core.framework import (  # noqa: E402
     resource_handle_pb2,
@@ -93,9 +96,7 @@ def _packed(field):
 
 def _assert_same_enum(ours, theirs):
     assert ours.full_name == theirs.full_name
-    assert [(v.name, v.number) for v in ours.values] == [
-        (v.name, v.number) for v in theirs.values
-    ]
+    assert [(v.name, v.number) for v in ours.values] == [(v.name, v.number) for v in theirs.values]
 
 
 def _assert_same_message(ours, theirs, seen):
@@ -161,7 +162,11 @@ def test_data_type_enum():
     _assert_same_enum(P.DataType.DESCRIPTOR, types_pb2.DataType.DESCRIPTOR)
     assert P.DataType.DESCRIPTOR is not types_pb2.DataType.DESCRIPTOR
     assert [P.DataType.Name(i) for i in (0, 1, 7, 21, 33)] == [
-        "DT_INVALID", "DT_FLOAT", "DT_STRING", "DT_VARIANT", "DT_FLOAT4_E2M1FN",
+        "DT_INVALID",
+        "DT_FLOAT",
+        "DT_STRING",
+        "DT_VARIANT",
+        "DT_FLOAT4_E2M1FN",
     ]
     assert P.DataType.Value("DT_FLOAT_REF") == 101
     assert P.DataType.Value("DT_FLOAT4_E2M1FN_REF") == 133
@@ -189,9 +194,7 @@ def test_private_pool_and_coexistence():
 def _run_python(code, stdin="", **env_extra):
     env = dict(os.environ, **env_extra)
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(P.__file__))))
-    env["PYTHONPATH"] = os.pathsep.join(
-        [root] + [p for p in [env.get("PYTHONPATH")] if p]
-    )
+    env["PYTHONPATH"] = os.pathsep.join([root] + [p for p in [env.get("PYTHONPATH")] if p])
     out = subprocess.run(
         [sys.executable, "-c", code], input=stdin, env=env, capture_output=True, text=True
     )
@@ -225,9 +228,7 @@ def test_pure_python_runtime():
         "assert P.DataType.Name(33) == 'DT_FLOAT4_E2M1FN'\n"
         "json.dump(out, sys.stdout)\n"
     )
-    out = _run_python(
-        code, json.dumps(data), PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION="python"
-    )
+    out = _run_python(code, json.dumps(data), PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION="python")
     assert json.loads(out) == data
 
 
@@ -371,20 +372,20 @@ def test_entry_bytes():
 
     # Empty float32[0,3], crc = Mask(0).
     data = H("08 01 12 06 12 00 12 02 08 03 20 34 35 d8 ea 82 a2")
-    e = _assert_same_bytes_both_ways(
-        P.BundleEntryProto, tensor_bundle_pb2.BundleEntryProto, data
-    )
+    e = _assert_same_bytes_both_ways(P.BundleEntryProto, tensor_bundle_pb2.BundleEntryProto, data)
     assert [d.size for d in e.shape.dim] == [0, 3]
     assert e.offset == 52 and e.size == 0 and e.crc32c == 0xA282EAD8
 
     # The worked example of section 12, as written by TF's SaveV2.
     a = _assert_same_bytes_both_ways(
-        P.BundleEntryProto, tensor_bundle_pb2.BundleEntryProto,
+        P.BundleEntryProto,
+        tensor_bundle_pb2.BundleEntryProto,
         H("08 01 12 04 12 02 08 02 28 08 35 59 3c e5 35"),
     )
     assert (a.dtype, a.offset, a.size, a.crc32c) == (1, 0, 8, 0x35E53C59)
     s = _assert_same_bytes_both_ways(
-        P.BundleEntryProto, tensor_bundle_pb2.BundleEntryProto,
+        P.BundleEntryProto,
+        tensor_bundle_pb2.BundleEntryProto,
         H("08 07 12 04 12 02 08 02 20 08 28 09 35 6c 2a 4b 8d"),
     )
     assert (s.dtype, s.offset, s.size) == (P.DataType.DT_STRING, 8, 9)
@@ -412,9 +413,7 @@ def test_slice_bytes():
         "08 01 12 08 12 02 08 05 12 02 08 03 3a 08 0a 02 10 03 0a 02 10 03"
         " 3a 0a 0a 04 08 03 10 02 0a 02 10 03"
     )
-    e = _assert_same_bytes_both_ways(
-        P.BundleEntryProto, tensor_bundle_pb2.BundleEntryProto, data
-    )
+    e = _assert_same_bytes_both_ways(P.BundleEntryProto, tensor_bundle_pb2.BundleEntryProto, data)
     assert [[(x.start, x.length) for x in s.extent] for s in e.slices] == [
         [(0, 3), (0, 3)],
         [(3, 2), (0, 3)],
@@ -436,9 +435,7 @@ def test_has_checkpoint_values_bytes():
     assert obj.SerializeToString() == H("2a 00")
     assert P.TrackableObject.FromString(H("2a 00")).HasField("has_checkpoint_values")
     # The wrapper is from our private pool, with the standard full name.
-    bool_value = P.TrackableObject.DESCRIPTOR.fields_by_name[
-        "has_checkpoint_values"
-    ].message_type
+    bool_value = P.TrackableObject.DESCRIPTOR.fields_by_name["has_checkpoint_values"].message_type
     assert bool_value.full_name == "google.protobuf.BoolValue"
     assert bool_value is not wrappers_pb2.BoolValue.DESCRIPTOR
 
@@ -492,7 +489,7 @@ def _varint(buf, pos):
 
 def _block_entries(data, offset, size):
     """Decode one uncompressed table block into (key, value) pairs."""
-    block = data[offset:offset + size]
+    block = data[offset : offset + size]
     assert data[offset + size] == 0  # no compression
     (num_restarts,) = struct.unpack_from("<I", block, len(block) - 4)
     end = len(block) - 4 * (num_restarts + 1)
@@ -501,9 +498,9 @@ def _block_entries(data, offset, size):
         shared, pos = _varint(block, pos)
         unshared, pos = _varint(block, pos)
         vlen, pos = _varint(block, pos)
-        key = key[:shared] + block[pos:pos + unshared]
+        key = key[:shared] + block[pos : pos + unshared]
         pos += unshared
-        out.append((key, block[pos:pos + vlen]))
+        out.append((key, block[pos : pos + vlen]))
         pos += vlen
     return out
 
@@ -554,9 +551,7 @@ def test_real_v2_index_round_trips(v2_checkpoint):
     keys = set()
     for key, value in entries[1:]:
         keys.add(key)
-        _assert_same_bytes_both_ways(
-            P.BundleEntryProto, tensor_bundle_pb2.BundleEntryProto, value
-        )
+        _assert_same_bytes_both_ways(P.BundleEntryProto, tensor_bundle_pb2.BundleEntryProto, value)
     assert b"_CHECKPOINTABLE_OBJECT_GRAPH" in keys
     assert b"model/k/.ATTRIBUTES/VARIABLE_VALUE" in keys
 
@@ -568,9 +563,7 @@ def test_real_object_graph_round_trips(v2_checkpoint):
     graph = _assert_same_bytes_both_ways(
         P.TrackableObjectGraph, trackable_object_graph_pb2.TrackableObjectGraph, data
     )
-    keys = {
-        a.checkpoint_key for node in graph.nodes for a in node.attributes
-    }
+    keys = {a.checkpoint_key for node in graph.nodes for a in node.attributes}
     assert "model/v/.ATTRIBUTES/VARIABLE_VALUE" in keys
     assert "save_counter/.ATTRIBUTES/VARIABLE_VALUE" in keys
     root = graph.nodes[0]
@@ -602,8 +595,9 @@ def test_real_variant_round_trips(v2_checkpoint):
         while pos < len(payload):
             n, pos = _varint(payload, pos)
             proto = _assert_same_bytes_both_ways(
-                P.VariantTensorDataProto, tensor_pb2.VariantTensorDataProto,
-                payload[pos:pos + n],
+                P.VariantTensorDataProto,
+                tensor_pb2.VariantTensorDataProto,
+                payload[pos : pos + n],
             )
             pos += n + 4  # skip the masked running CRC
             count += 1
@@ -627,7 +621,8 @@ def test_real_checkpoint_state_file(v2_checkpoint):
     assert text_format.MessageToString(ours) == content
     theirs = text_format.Parse(content, checkpoint_state_pb2.CheckpointState())
     _assert_same_bytes_both_ways(
-        P.CheckpointState, checkpoint_state_pb2.CheckpointState,
+        P.CheckpointState,
+        checkpoint_state_pb2.CheckpointState,
         theirs.SerializeToString(),
     )
 

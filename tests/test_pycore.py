@@ -57,8 +57,14 @@ def _run_python(code: str, env_extra: Dict[str, str], timeout: float = 60):
     env = dict(os.environ)
     env.pop("TFCKPT_IMPLEMENTATION", None)
     env.update(env_extra)
-    return subprocess.run([sys.executable, "-W", "error", "-c", code], capture_output=True,
-                          text=True, timeout=timeout, env=env, cwd=str(ROOT))
+    return subprocess.run(
+        [sys.executable, "-W", "error", "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        cwd=str(ROOT),
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -74,33 +80,37 @@ def test_implementation_attribute():
 
 
 def test_environment_variable_forces_the_twin():
-    code = ("import sys, tfckpt, tfckpt.reader, tfckpt.storage, tfckpt._pycore as P\n"
-            "assert tfckpt.implementation == 'python', tfckpt.implementation\n"
-            "assert tfckpt.crc32c_implementation == 'python'\n"
-            "assert sys.modules['tfckpt._native'] is P and tfckpt._native is P\n"
-            "assert tfckpt._core.core is P and tfckpt.reader.core is P and tfckpt.storage.core is P\n"
-            "from tfckpt import _native; assert _native is P\n"
-            "files = [getattr(m, '__file__', None) or '' for m in list(sys.modules.values())]\n"
-            "assert not [f for f in files if '_native.' in f], 'the extension was loaded'\n"
-            "print('ok')")
+    code = (
+        "import sys, tfckpt, tfckpt.reader, tfckpt.storage, tfckpt._pycore as P\n"
+        "assert tfckpt.implementation == 'python', tfckpt.implementation\n"
+        "assert tfckpt.crc32c_implementation == 'python'\n"
+        "assert sys.modules['tfckpt._native'] is P and tfckpt._native is P\n"
+        "assert tfckpt._core.core is P and tfckpt.reader.core is P and tfckpt.storage.core is P\n"
+        "from tfckpt import _native; assert _native is P\n"
+        "files = [getattr(m, '__file__', None) or '' for m in list(sys.modules.values())]\n"
+        "assert not [f for f in files if '_native.' in f], 'the extension was loaded'\n"
+        "print('ok')"
+    )
     p = _run_python(code, {"TFCKPT_IMPLEMENTATION": "python"})
     assert p.returncode == 0 and p.stdout.strip() == "ok", p.stderr
 
 
 def test_falls_back_to_the_twin_with_a_runtime_warning_when_the_extension_does_not_import():
-    code = ("import sys, warnings\n"
-            "class Block:\n"
-            "    def find_spec(self, name, path=None, target=None):\n"
-            "        if name == 'tfckpt._native':\n"
-            "            raise ImportError('no extension here')\n"
-            "sys.meta_path.insert(0, Block())\n"
-            "with warnings.catch_warnings(record=True) as caught:\n"
-            "    warnings.simplefilter('always')\n"
-            "    import tfckpt\n"
-            "assert tfckpt.implementation == 'python'\n"
-            "assert [w.category.__name__ for w in caught] == ['RuntimeWarning'], caught\n"
-            "print(tfckpt.implementation)\n"
-            "print(caught[0].message)")
+    code = (
+        "import sys, warnings\n"
+        "class Block:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name == 'tfckpt._native':\n"
+        "            raise ImportError('no extension here')\n"
+        "sys.meta_path.insert(0, Block())\n"
+        "with warnings.catch_warnings(record=True) as caught:\n"
+        "    warnings.simplefilter('always')\n"
+        "    import tfckpt\n"
+        "assert tfckpt.implementation == 'python'\n"
+        "assert [w.category.__name__ for w in caught] == ['RuntimeWarning'], caught\n"
+        "print(tfckpt.implementation)\n"
+        "print(caught[0].message)"
+    )
     p = _run_python(code, {})
     assert p.returncode == 0, p.stderr
     out = p.stdout.splitlines()
@@ -109,18 +119,22 @@ def test_falls_back_to_the_twin_with_a_runtime_warning_when_the_extension_does_n
     assert "TFCKPT_IMPLEMENTATION=python" in out[1]
     assert p.stderr == ""
     # Asked for by name, the twin is chosen quietly.
-    p = _run_python("import tfckpt; print(tfckpt.implementation)",
-                    {"TFCKPT_IMPLEMENTATION": "python"})
+    p = _run_python(
+        "import tfckpt; print(tfckpt.implementation)", {"TFCKPT_IMPLEMENTATION": "python"}
+    )
     assert p.returncode == 0 and p.stdout.strip() == "python" and p.stderr == "", p.stderr
 
 
 def test_native_can_be_required_and_bad_values_are_refused():
     import importlib.machinery
 
-    built = any((ROOT / "tfckpt" / f"_native{suffix}").exists()
-                for suffix in importlib.machinery.EXTENSION_SUFFIXES)
-    p = _run_python("import tfckpt; print(tfckpt.implementation)",
-                    {"TFCKPT_IMPLEMENTATION": "native"})
+    built = any(
+        (ROOT / "tfckpt" / f"_native{suffix}").exists()
+        for suffix in importlib.machinery.EXTENSION_SUFFIXES
+    )
+    p = _run_python(
+        "import tfckpt; print(tfckpt.implementation)", {"TFCKPT_IMPLEMENTATION": "native"}
+    )
     if built:
         assert p.returncode == 0 and p.stdout.strip() == "native", p.stderr
     else:
@@ -141,8 +155,13 @@ def _write_with(core, prefix: str, big_endian: bool, max_shard_bytes: int) -> Di
     w.add_variants("v/var", (2,), [b"\x0a\x03abc", b""])
     w.add_slice_meta("p/part", 3, (4, 2), [(0, 2), (0, -1)])
     w.add("p/part\x00", 3, (2, 2), b"\x01" * 16)  # an ordinary key that sorts beside it
-    w.add_raw(PY.slice_key("p/part", [(0, 2), (0, -1)]), 3, (2, 2), b"\x02" * 16,
-              PY.mask_crc(PY.crc32c(b"\x02" * 16)))
+    w.add_raw(
+        PY.slice_key("p/part", [(0, 2), (0, -1)]),
+        3,
+        (2, 2),
+        b"\x02" * 16,
+        PY.mask_crc(PY.crc32c(b"\x02" * 16)),
+    )
     w.add_slice_meta("p/part", 3, (4, 2), [(2, 2), (0, -1)])
     w.add(PY.slice_key("p/part", [(2, 2), (0, -1)]), 3, (2, 2), b"\x03" * 16)
     assert w.finish() >= 1
@@ -207,8 +226,9 @@ def test_crc32c_and_masks_equal_native(native):
     for n in (0, 1, 7, 8, 9, 63, 64, 1000, 100003):
         data = os.urandom(n)
         seed = rng.randrange(1 << 32)
-        assert PY.crc32c(data, seed) == native.crc32c(data, seed) == \
-            native.crc32c_portable(data, seed)
+        assert (
+            PY.crc32c(data, seed) == native.crc32c(data, seed) == native.crc32c_portable(data, seed)
+        )
     for v in [0, 1, 0xA282EAD8, 0xFFFFFFFF] + [rng.randrange(1 << 32) for _ in range(1000)]:
         assert PY.mask_crc(v) == native.mask_crc(v)
         assert PY.unmask_crc(v) == native.unmask_crc(v)
@@ -223,8 +243,15 @@ def test_dtype_sizes_equal_native(native):
 
 def test_snappy_round_trips_equal_native(native):
     rng = random.Random(9)
-    for raw in [b"", b"a", b"abcd" * 100, bytes(range(256)) * 10, os.urandom(3000),
-                b"x" * 70000, bytes(rng.randrange(3) for _ in range(5000))]:
+    for raw in [
+        b"",
+        b"a",
+        b"abcd" * 100,
+        bytes(range(256)) * 10,
+        os.urandom(3000),
+        b"x" * 70000,
+        bytes(rng.randrange(3) for _ in range(5000)),
+    ]:
         stream = D.snappy_compress(raw, rng)
         assert PY.snappy_decompress(stream, len(raw)) == raw
         assert native.snappy_decompress(stream, len(raw)) == raw
@@ -234,16 +261,35 @@ def test_snappy_round_trips_equal_native(native):
                     cls_of.snappy_decompress(stream, len(raw) - 1)
     # A 4-byte literal length of 0xffffffff: length + 1 wraps in 32 bits (a 0-byte literal),
     # as in the reference decoder (tests/test_regressions.py)
-    for stream, want in [("00fcffffffff", b""), ("01fcffffffff0061", b"a"),
-                         ("02fcffffffff0061fcffffffff0062", b"ab")]:
+    for stream, want in [
+        ("00fcffffffff", b""),
+        ("01fcffffffff0061", b"a"),
+        ("02fcffffffff0061fcffffffff0062", b"ab"),
+    ]:
         for core in (PY, native):
             assert core.snappy_decompress(bytes.fromhex(stream), len(want) + 3) == want
 
 
 def test_slice_keys_equal_native(native):
     rng = random.Random(10)
-    values = [0, 1, -1, 63, 64, -64, -65, 127, 128, 8191, 8192, 2**40 - 3, 2**62, 2**63 - 1,
-              -2**63, -2**62 - 1]
+    values = [
+        0,
+        1,
+        -1,
+        63,
+        64,
+        -64,
+        -65,
+        127,
+        128,
+        8191,
+        8192,
+        2**40 - 3,
+        2**62,
+        2**63 - 1,
+        -(2**63),
+        -(2**62) - 1,
+    ]
     values += [rng.choice([1, -1]) * rng.getrandbits(rng.randint(0, 63)) for _ in range(500)]
     for i in range(len(values) - 1):
         extents = [(values[i], values[i + 1]), (abs(values[i + 1]) % 1000, -1)]
@@ -252,12 +298,23 @@ def test_slice_keys_equal_native(native):
         assert key == native.slice_key(name, extents)
         assert PY.decode_slice_key(key) == native.decode_slice_key(key)
     # FORMAT.md 6.3 worked examples, checked against keys TensorFlow wrote
-    for v, enc in [(63, "bf"), (64, "c040"), (71, "c047"), (10**6, "ef4240"),
-                   (2 * 10**6, "f01e8480"), (2**40 - 3, "fcfffffffffd"), (-65, "3fbf"),
-                   (2**62, "ffc04000000000000000"), (-2**63, "003f8000000000000000"),
-                   (2**63 - 1, "ffc07fffffffffffffff")]:
+    for v, enc in [
+        (63, "bf"),
+        (64, "c040"),
+        (71, "c047"),
+        (10**6, "ef4240"),
+        (2 * 10**6, "f01e8480"),
+        (2**40 - 3, "fcfffffffffd"),
+        (-65, "3fbf"),
+        (2**62, "ffc04000000000000000"),
+        (-(2**63), "003f8000000000000000"),
+        (2**63 - 1, "ffc07fffffffffffffff"),
+    ]:
         assert PY_bundle._signed_num_increasing(v).hex() == enc, v
-    assert PY.slice_key("scope/pv", [(0, 3), (0, 3)]) == b"\x00scope/pv\x00\x01\x01\x02\x80\x83\x80\x83"
+    assert (
+        PY.slice_key("scope/pv", [(0, 3), (0, 3)])
+        == b"\x00scope/pv\x00\x01\x01\x02\x80\x83\x80\x83"
+    )
     assert PY.slice_key(b"a\xffb", []) == b"\x00a\xff\x00b\x00\x01\x00"
 
 
@@ -265,20 +322,33 @@ def test_build_table_and_serialize_entry_equal_native(native):
     rng = random.Random(11)
     for trial in range(60):
         n = rng.choice([0, 1, 2, 17, 200])
-        keys = sorted({bytes(rng.randrange(256) for _ in range(rng.randint(0, 12)))
-                       for _ in range(n)})
-        items = [(k, bytes(rng.randrange(256) for _ in range(rng.choice([0, 3, 100, 700]))))
-                 for k in keys]
+        keys = sorted(
+            {bytes(rng.randrange(256) for _ in range(rng.randint(0, 12))) for _ in range(n)}
+        )
+        items = [
+            (k, bytes(rng.randrange(256) for _ in range(rng.choice([0, 3, 100, 700]))))
+            for k in keys
+        ]
         block_size = rng.choice([16, 100, 1024, 262144])
         interval = rng.choice([1, 2, 16])
-        assert PY.build_table(items, block_size, interval) == \
-            native.build_table(items, block_size, interval), trial
+        assert PY.build_table(items, block_size, interval) == native.build_table(
+            items, block_size, interval
+        ), trial
     for trial in range(300):
         dims = [rng.choice([0, 1, 5, 2**40]) for _ in range(rng.randint(0, 4))]
-        slices = [[(rng.choice([0, 3]), rng.choice([-1, 0, 2])) for _ in dims]
-                  for _ in range(rng.choice([0, 0, 2]))]
-        args = (rng.choice([0, 1, 7, 21]), dims, rng.choice([0, 2]), rng.choice([0, 99]),
-                rng.choice([0, 16, 2**33]), rng.choice([0, 0xA282EAD8]), slices)
+        slices = [
+            [(rng.choice([0, 3]), rng.choice([-1, 0, 2])) for _ in dims]
+            for _ in range(rng.choice([0, 0, 2]))
+        ]
+        args = (
+            rng.choice([0, 1, 7, 21]),
+            dims,
+            rng.choice([0, 2]),
+            rng.choice([0, 99]),
+            rng.choice([0, 16, 2**33]),
+            rng.choice([0, 0xA282EAD8]),
+            slices,
+        )
         assert PY.serialize_entry(*args) == native.serialize_entry(*args), args
 
 
@@ -314,15 +384,19 @@ def test_scan_totals_and_key_records_equal_native(native):
         idx = _scan_index(core)
         # listed: 7 keys (slices hidden); the bad entry counts as an error, not parameters;
         # data bytes: the big ones, the string, f/odd and the two slices, not the partitioned
-        assert idx.totals() == (7, 3 * big + 2 + 1 + 4, 1, 1, {1: 5, 7: 1, 99: 1},
-                                3 * big + 9 + 1 + 16), core
+        assert idx.totals() == (
+            7,
+            3 * big + 2 + 1 + 4,
+            1,
+            1,
+            {1: 5, 7: 1, 99: 1},
+            3 * big + 9 + 1 + 16,
+        ), core
         recs = idx.key_records(KeyRecord, ("key", "LOC", "NAME"), _DTYPE_NAMES, _dtype_name)
         assert [type(r) for r in recs] == [KeyRecord] * 7
-        assert [r.key for r in recs] == ["a/big", "b/big", "c/big", "d/str", "e/bad", "f/odd",
-                                         "p"]
+        assert [r.key for r in recs] == ["a/big", "b/big", "c/big", "d/str", "e/bad", "f/odd", "p"]
         a, d, e, f, p = recs[0], recs[3], recs[4], recs[5], recs[6]
-        assert a == ("key", "LOC", "NAME", "a/big", "float32", (big,),
-                     big, big, False, "ok", None)
+        assert a == ("key", "LOC", "NAME", "a/big", "float32", (big,), big, big, False, "ok", None)
         assert (d.dtype, d.shape, d.parameters, d.bytes) == ("string", (2,), 2, 9)
         assert (e.status, e.error is not None, e.shape) == ("error", True, (-3,))
         assert (f.dtype, f.ok) == (_dtype_name(99), True)
@@ -335,10 +409,14 @@ def test_scan_totals_and_key_records_equal_native(native):
     import gc
 
     idx = _scan_index(native)
-    assert not any(gc.is_tracked(r) for r in
-                   idx.key_records(KeyRecord, ("key", "L", None), _DTYPE_NAMES, _dtype_name))
-    assert all(gc.is_tracked(r) for r in
-               idx.key_records(KeyRecord, ("key", [], 1), _DTYPE_NAMES, _dtype_name))
+    assert not any(
+        gc.is_tracked(r)
+        for r in idx.key_records(KeyRecord, ("key", "L", None), _DTYPE_NAMES, _dtype_name)
+    )
+    assert all(
+        gc.is_tracked(r)
+        for r in idx.key_records(KeyRecord, ("key", [], 1), _DTYPE_NAMES, _dtype_name)
+    )
 
 
 def test_small_files_are_read_and_big_ones_mapped_natively(native, tmp_path):
@@ -366,8 +444,11 @@ def test_small_files_are_read_and_big_ones_mapped_natively(native, tmp_path):
 def test_mapped_file(tmp_path, monkeypatch, mapped):
     # Before Python 3.13, files under 64 MiB are read, bigger ones mapped: test both ways.
     monkeypatch.setattr(PY_mapped_file, "_READ_BELOW", 0 if mapped else 1 << 20)
-    monkeypatch.setattr(PY_mapped_file, "_MAP_KEEPS_NO_DESCRIPTOR",
-                        PY_mapped_file._MAP_KEEPS_NO_DESCRIPTOR and mapped)
+    monkeypatch.setattr(
+        PY_mapped_file,
+        "_MAP_KEEPS_NO_DESCRIPTOR",
+        PY_mapped_file._MAP_KEEPS_NO_DESCRIPTOR and mapped,
+    )
     p = tmp_path / "f.bin"
     p.write_bytes(b"0123456789")
     f = PY.MappedFile(str(p))
@@ -390,8 +471,13 @@ def test_mapped_file(tmp_path, monkeypatch, mapped):
     empty = tmp_path / "empty"
     empty.write_bytes(b"")
     e = PY.MappedFile(str(empty), track_size=True)
-    assert (len(e), e.size, e.path, e.current_size(), bytes(memoryview(e))) == \
-        (0, 0, str(empty), 0, b"")
+    assert (len(e), e.size, e.path, e.current_size(), bytes(memoryview(e))) == (
+        0,
+        0,
+        str(empty),
+        0,
+        b"",
+    )
     e.will_need(0, 10)
     with pytest.raises(FileNotFoundError):
         PY.MappedFile(str(tmp_path / "missing"))
@@ -420,10 +506,12 @@ def test_slice_keys_of_a_long_name_are_hidden_in_linear_time():
 
     name = b"k" * 300_000
     many = b"\x3a\x00" * 150_000  # 150000 more (rank-0) slices, appended to the entry
-    entries = [(name, craft.entry(1, [2], slices=[[(0, 1)], [(1, 1)]]) + many),
-               (craft.slice_key(name, [(0, 1)]), craft.entry(1, [1], size=4)),
-               (craft.slice_key(name, [(1, 1)]), craft.entry(1, [1], offset=4, size=4)),
-               (craft.slice_key(name, [(0, 2)]), craft.entry(1, [2], size=8))]
+    entries = [
+        (name, craft.entry(1, [2], slices=[[(0, 1)], [(1, 1)]]) + many),
+        (craft.slice_key(name, [(0, 1)]), craft.entry(1, [1], size=4)),
+        (craft.slice_key(name, [(1, 1)]), craft.entry(1, [1], offset=4, size=4)),
+        (craft.slice_key(name, [(0, 2)]), craft.entry(1, [2], size=8)),
+    ]
     data = craft.table([(b"", craft.header())] + sorted((craft._b(k), v) for k, v in entries))
     t0 = time.perf_counter()
     idx = PY.Index(data, "long.index")
@@ -515,14 +603,18 @@ def test_payload_checksum_errors_carry_key_and_crcs(native):
     strings[2] ^= 0x40  # the length checksum
     variants = bytearray(D.variant_payload([b"abc", b"de"]))
     variants[-1] ^= 1  # the checksum after the last element
-    for decode, args in [("decode_strings", (bytes(strings), 2, False, True, "k")),
-                         ("decode_strings", (bytes(strings), 2, False, True, b"k")),
-                         ("decode_variants", (bytes(variants), 2, True, "k"))]:
+    for decode, args in [
+        ("decode_strings", (bytes(strings), 2, False, True, "k")),
+        ("decode_strings", (bytes(strings), 2, False, True, b"k")),
+        ("decode_variants", (bytes(variants), 2, True, "k")),
+    ]:
         got = error_of(lambda: getattr(PY, decode)(*args))
         assert got == error_of(lambda: getattr(native, decode)(*args)), decode
         assert got[1] == "k"
-    assert error_of(lambda: PY.decode_strings(bytes(strings), 2, False, True, "k"))[2] == \
-        struct.unpack_from("<I", strings, 2)[0]
+    assert (
+        error_of(lambda: PY.decode_strings(bytes(strings), 2, False, True, "k"))[2]
+        == struct.unpack_from("<I", strings, 2)[0]
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -531,8 +623,16 @@ def test_payload_checksum_errors_carry_key_and_crcs(native):
 
 ROW_FIELDS = {
     "HeaderRow": ("num_shards", "endianness", "producer", "min_consumer", "bad_consumers"),
-    "EntryRow": ("dtype", "shape", "shard_id", "offset", "size", "crc32c", "slices",
-                 "num_elements"),
+    "EntryRow": (
+        "dtype",
+        "shape",
+        "shard_id",
+        "offset",
+        "size",
+        "crc32c",
+        "slices",
+        "num_elements",
+    ),
     "ListingRow": ("key", "dtype", "shape", "size", "num_elements", "error", "partitioned"),
     "TotalsRow": ("keys", "elements", "bad", "partitioned", "dtype_counts", "data_bytes"),
 }
@@ -619,12 +719,14 @@ def test_variant_element_without_room_for_its_checksum(native, impl):
             with pytest.raises(CorruptCheckpointError) as info:
                 core.decode_variants(bad, 2, verify, "k")
             assert type(info.value) is CorruptCheckpointError, (cut, verify, info.value)
-            assert str(info.value) == \
-                f"variant tensor k: element 1 runs past the end of the entry ({len(bad)} bytes)"
+            assert (
+                str(info.value)
+                == f"variant tensor k: element 1 runs past the end of the entry ({len(bad)} bytes)"
+            )
     # the first element short of its checksum too
-    first = good[:1 + 3 + 2] + bytes(6)  # room for the count check, not for element 0's CRC
+    first = good[: 1 + 3 + 2] + bytes(6)  # room for the count check, not for element 0's CRC
     with pytest.raises(CorruptCheckpointError, match="element 0 runs past the end"):
-        core.decode_variants(good[:1 + 3 + 2], 1, False, "k")
+        core.decode_variants(good[: 1 + 3 + 2], 1, False, "k")
     with pytest.raises(CorruptCheckpointError, match="checksum after Variant 0"):
         core.decode_variants(first, 2, True, "k")  # the CRC read is garbage, caught as such
 
@@ -690,8 +792,11 @@ def _reader_report(prefix: str) -> dict:
         values[key] = [e, raw, val, unverified, part, ok]
     out["values"] = values
     graph = _attempt(lambda: r.object_graph)
-    out["object_graph"] = _digest(json.dumps(graph.to_json(), sort_keys=True, default=repr)) \
-        if graph is not None and not isinstance(graph, dict) else graph
+    out["object_graph"] = (
+        _digest(json.dumps(graph.to_json(), sort_keys=True, default=repr))
+        if graph is not None and not isinstance(graph, dict)
+        else graph
+    )
     buf_out, buf_err = io.StringIO(), io.StringIO()
     code = cli.run(["verify", prefix], buf_out, buf_err)
     out["cli_verify"] = [code, buf_out.getvalue().replace(prefix, "<P>")]
@@ -700,15 +805,24 @@ def _reader_report(prefix: str) -> dict:
 
 
 def _child_main(prefixes: List[str]) -> None:
-    report = {"implementation": tfckpt.implementation,
-              "cases": {p: _reader_report(p) for p in prefixes}}
+    report = {
+        "implementation": tfckpt.implementation,
+        "cases": {p: _reader_report(p) for p in prefixes},
+    }
     print(json.dumps(report, sort_keys=True, default=repr))
 
 
 def _reader_reports(prefixes: List[str], implementation: str) -> dict:
     env = dict(os.environ, TFCKPT_IMPLEMENTATION=implementation, PYTHONFAULTHANDLER="1")
-    p = subprocess.run([sys.executable, __file__, "child"], input=json.dumps(prefixes),
-                       capture_output=True, text=True, timeout=120, env=env, cwd=str(ROOT))
+    p = subprocess.run(
+        [sys.executable, __file__, "child"],
+        input=json.dumps(prefixes),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        cwd=str(ROOT),
+    )
     assert p.returncode == 0, p.stderr[-3000:]
     report = json.loads(p.stdout)
     assert report["implementation"] == implementation
@@ -727,12 +841,16 @@ def test_whole_reader_api_equal_on_every_corpus_case(native, corpus):
             for part in sorted(set(a) | set(b)):
                 if a.get(part) != b.get(part):
                     if part == "values":
-                        diff = {k: (a[part].get(k), b[part].get(k))
-                                for k in set(a[part]) | set(b[part])
-                                if a[part].get(k) != b[part].get(k)}
+                        diff = {
+                            k: (a[part].get(k), b[part].get(k))
+                            for k in set(a[part]) | set(b[part])
+                            if a[part].get(k) != b[part].get(k)
+                        }
                         pytest.fail(f"{prefix}: values differ: {str(diff)[:2000]}")
-                    pytest.fail(f"{prefix}: {part} differs: native {str(a.get(part))[:800]} "
-                                f"vs python {str(b.get(part))[:800]}")
+                    pytest.fail(
+                        f"{prefix}: {part} differs: native {str(a.get(part))[:800]} "
+                        f"vs python {str(b.get(part))[:800]}"
+                    )
     opened = [p for p in prefixes if "values" in nat[p]]
     assert len(opened) >= len(prefixes) - 2
     assert sum(len(nat[p]["values"]) for p in opened) > 4000
@@ -748,8 +866,11 @@ FUZZ_SECONDS = float(os.environ.get("TFCKPT_FUZZ_SECONDS", "9"))
 
 def _seeds(corpus) -> List[bytes]:
     rng = random.Random(1)
-    seeds = [pathlib.Path(f).read_bytes() for f in _corpus_files(corpus)
-             if os.path.getsize(f) < (64 << 10)]
+    seeds = [
+        pathlib.Path(f).read_bytes()
+        for f in _corpus_files(corpus)
+        if os.path.getsize(f) < (64 << 10)
+    ]
     return seeds + list(D.crafted_tables(rng))
 
 
@@ -790,9 +911,18 @@ def test_differential_fuzz(native, corpus, tmp_path):
     counts = stats.counts
     print(f"\n{n} inputs in {FUZZ_SECONDS:.0f} s: {dict(sorted(counts.items()))}")
     # the mutations reach every outcome, deep parsing included
-    for outcome in ("index:accepted", "index:rejected", "strings:accepted", "strings:rejected",
-                    "variants:accepted", "variants:rejected", "snappy:accepted",
-                    "snappy:rejected", "slice_key:decoded", "slice_key:none"):
+    for outcome in (
+        "index:accepted",
+        "index:rejected",
+        "strings:accepted",
+        "strings:rejected",
+        "variants:accepted",
+        "variants:rejected",
+        "snappy:accepted",
+        "snappy:rejected",
+        "slice_key:decoded",
+        "slice_key:none",
+    ):
         assert counts.get(outcome, 0) > 0, (outcome, counts)
     assert n > 2000
 

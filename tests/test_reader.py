@@ -15,10 +15,23 @@ from tfckpt import _native
 
 V2_KINDS = {"raw_savev2", "tf2_object", "tf2_sharded", "tf1_name_based", "savedmodel"}
 V2_CASES = [
-    "big_key_count", "data_iterator", "dtypes", "keras_adam", "keras_model_only", "lookup_table",
-    "module_nested", "multi_device", "multi_device_default", "multi_device_tf1",
-    "name_based_v1_saver_scalar", "savedmodel", "sharded_policy", "strings", "tf1_partitioned",
-    "tf1_savedmodel", "tf2_optimizer_slots",
+    "big_key_count",
+    "data_iterator",
+    "dtypes",
+    "keras_adam",
+    "keras_model_only",
+    "lookup_table",
+    "module_nested",
+    "multi_device",
+    "multi_device_default",
+    "multi_device_tf1",
+    "name_based_v1_saver_scalar",
+    "savedmodel",
+    "sharded_policy",
+    "strings",
+    "tf1_partitioned",
+    "tf1_savedmodel",
+    "tf2_optimizer_slots",
 ]
 
 
@@ -71,8 +84,11 @@ def test_values_bit_exact_with_tensorflow(corpus, oracles, case):
             if e.slices:
                 theirs = _tf_restore_slicewise(corpus[case].prefix, key, e)
                 assert ours.dtype == theirs.dtype and ours.shape == theirs.shape, key
-                assert ours.tolist() == theirs.tolist() if ours.dtype == object else \
-                    ours.tobytes() == theirs.tobytes()
+                assert (
+                    ours.tolist() == theirs.tolist()
+                    if ours.dtype == object
+                    else ours.tobytes() == theirs.tobytes()
+                )
             else:
                 assert e.dtype_name == "variant", key
                 _same_variants(ours, _tf_parse_variants(r, e))
@@ -81,8 +97,10 @@ def test_values_bit_exact_with_tensorflow(corpus, oracles, case):
 #: the keys of V2_CASES that TensorFlow's get_tensor refuses, with the exception it raises
 REFUSED_BY_TF = {
     "data_iterator": {"it/.ATTRIBUTES/ITERATOR_STATE": "InternalError"},  # not convertible
-    "sharded_policy": {f"{v}/.ATTRIBUTES/VARIABLE_VALUE": "ValueError"  # Dtype ... not supported
-                       for v in ("half", "text", "u16")},
+    "sharded_policy": {
+        f"{v}/.ATTRIBUTES/VARIABLE_VALUE": "ValueError"  # Dtype ... not supported
+        for v in ("half", "text", "u16")
+    },
 }
 
 
@@ -107,7 +125,7 @@ def _tf_parse_variants(r, e):
             if not b & 0x80:
                 break
         msg = VariantTensorDataProto()
-        msg.ParseFromString(payload[pos:pos + length])
+        msg.ParseFromString(payload[pos : pos + length])
         pos += length + 4
         out.append(_tf_variant(tf, msg))
     assert pos == len(payload)
@@ -199,8 +217,9 @@ def _tf_restore_slicewise(prefix, key, entry):
     out = np.empty(entry.shape, dtype=object if entry.dtype_name == "string" else entry.dtype)
     for s in entry.slices:
         spec = " ".join(str(d) for d in entry.shape) + " " + s.spec
-        (part,) = tf.raw_ops.RestoreV2(prefix=prefix, tensor_names=[key],
-                                       shape_and_slices=[spec], dtypes=[dtype])
+        (part,) = tf.raw_ops.RestoreV2(
+            prefix=prefix, tensor_names=[key], shape_and_slices=[spec], dtypes=[dtype]
+        )
         out[tuple(slice(a, b) for a, b in s.bounds(entry.shape))] = part.numpy()
     return out
 
@@ -229,15 +248,17 @@ def test_slice_keys_hidden_but_readable(corpus):
     with tfckpt.open(corpus["tf1_partitioned"].prefix) as r:
         raw = r.raw_keys
         slice_keys = [k for k in raw if k.startswith(b"\x00")]
-        assert slice_keys and all(k.decode("utf-8", "surrogateescape") not in r.keys()
-                                  for k in slice_keys)
+        assert slice_keys and all(
+            k.decode("utf-8", "surrogateescape") not in r.keys() for k in slice_keys
+        )
         for k in slice_keys:
             name, extents = _native.decode_slice_key(k)
             assert name.decode() in r
             full = r.entry(name.decode())
             assert _native.slice_key(name, extents) == k  # re-encoding is byte-exact
             assert r.read(k).shape == tuple(
-                full.shape[d] if ln < 0 else ln for d, (st, ln) in enumerate(extents))
+                full.shape[d] if ln < 0 else ln for d, (st, ln) in enumerate(extents)
+            )
 
 
 def test_read_slice_rows_of_a_tensor(corpus):
@@ -246,17 +267,22 @@ def test_read_slice_rows_of_a_tensor(corpus):
             key = f"{var}/.ATTRIBUTES/VARIABLE_VALUE"
             full = r.read(key)
             n = full.shape[0]
-            for index in (np.s_[3:n - 2], np.s_[n // 2], np.s_[0:0], np.s_[1:4, ...]):
+            for index in (np.s_[3 : n - 2], np.s_[n // 2], np.s_[0:0], np.s_[1:4, ...]):
                 got = r.read_slice(key, index)
                 want = full[index]
                 if not isinstance(want, np.ndarray):  # an element of a 1-D array
                     want = np.array(want, dtype=full.dtype)
                 assert got.shape == want.shape
-                assert got.tolist() == want.tolist() if full.dtype == object else \
-                    got.tobytes() == np.ascontiguousarray(want).tobytes()
+                assert (
+                    got.tolist() == want.tolist()
+                    if full.dtype == object
+                    else got.tobytes() == np.ascontiguousarray(want).tobytes()
+                )
         big = r.read("big/.ATTRIBUTES/VARIABLE_VALUE")
-        assert r.read_slice("big/.ATTRIBUTES/VARIABLE_VALUE", "10,20:5,3").tobytes() == \
-            np.ascontiguousarray(big[10:30, 5:8]).tobytes()
+        assert (
+            r.read_slice("big/.ATTRIBUTES/VARIABLE_VALUE", "10,20:5,3").tobytes()
+            == np.ascontiguousarray(big[10:30, 5:8]).tobytes()
+        )
         with pytest.raises(tfckpt.InvalidArgumentError):
             r.read_slice("big/.ATTRIBUTES/VARIABLE_VALUE", "0,1")
 
@@ -268,15 +294,16 @@ def test_read_slice_touches_only_needed_bytes(tmp_path):
 
     emb = np.arange(16384 * 1024, dtype=np.float32).reshape(16384, 1024)
     prefix = str(tmp_path / "emb")
-    tf.raw_ops.SaveV2(prefix=prefix, tensor_names=["emb"], shape_and_slices=[""],
-                      tensors=[tf.constant(emb)])
+    tf.raw_ops.SaveV2(
+        prefix=prefix, tensor_names=["emb"], shape_and_slices=[""], tensors=[tf.constant(emb)]
+    )
     shard = prefix + ".data-00000-of-00001"
     with open(shard, "r+b") as f:
         data = bytearray(f.read())
         row = 1024 * 4
-        keep = bytes(data[1000 * row: 2000 * row])
+        keep = bytes(data[1000 * row : 2000 * row])
         data[:] = b"\xff" * len(data)
-        data[1000 * row: 2000 * row] = keep
+        data[1000 * row : 2000 * row] = keep
         f.seek(0)
         f.write(data)
     with tfckpt.open(prefix) as r:
@@ -297,7 +324,7 @@ def test_entry_checksums_match_crcmod(corpus):
             e = r.entry(key)
             if e.dtype_name == "string":
                 continue  # its CRC covers fixed-width lengths, not the varints stored
-            assert e.checksum == crc(data[e.offset:e.offset + e.size]), key
+            assert e.checksum == crc(data[e.offset : e.offset + e.size]), key
             assert _native.mask_crc(e.checksum) == e.crc32c
 
 
@@ -329,8 +356,10 @@ def test_object_graph_slot_variables(corpus):
         assert slots
         for v in slots:
             s = v["slot"]
-            assert v["key"] == f"{s['variable']}/.OPTIMIZER_SLOT/{s['optimizer']}/" \
-                               f"{s['name']}/.ATTRIBUTES/VARIABLE_VALUE"
+            assert (
+                v["key"] == f"{s['variable']}/.OPTIMIZER_SLOT/{s['optimizer']}/"
+                f"{s['name']}/.ATTRIBUTES/VARIABLE_VALUE"
+            )
             assert v["key"] in r
         text = g.render()
         assert "[slot m of" in text and "[slot v of" in text
@@ -352,6 +381,7 @@ def test_name_based_checkpoint_has_no_object_graph(corpus):
 
 # -- what the user points at ------------------------------------------------------------
 
+
 def test_paths_resolve_like_latest_checkpoint(corpus):
     c = corpus["keras_adam"]
     d = os.path.dirname(c.prefix)
@@ -369,14 +399,18 @@ def test_moved_tf1_directory_with_absolute_state_paths(corpus, tmp_path):
     shutil.copytree(src, dst)
     with open(dst / "checkpoint") as f:
         assert src in f.read()  # absolute paths to the old place
-    assert tfckpt.open(str(dst)).prefix == str(dst / os.path.basename(
-        corpus["tf1_partitioned"].prefix))
+    assert tfckpt.open(str(dst)).prefix == str(
+        dst / os.path.basename(corpus["tf1_partitioned"].prefix)
+    )
 
 
-@pytest.mark.parametrize("case, words", [
-    ("keras_weights", "HDF5"),
-    ("keras_archive", "Keras v3 archive"),
-])
+@pytest.mark.parametrize(
+    "case, words",
+    [
+        ("keras_weights", "HDF5"),
+        ("keras_archive", "Keras v3 archive"),
+    ],
+)
 def test_not_a_checkpoint_says_what_it_is(corpus, case, words):
     with pytest.raises(tfckpt.NotACheckpointError, match=words):
         tfckpt.open(corpus[case].prefix)
@@ -390,11 +424,14 @@ def test_v1_checkpoint_opens_as_v1(corpus):
         tfckpt.Reader(corpus["v1_format"].prefix)
 
 
-@pytest.mark.parametrize("content, words", [
-    (b"", "empty file"),
-    (b"version https://git-lfs.github.com/spec/v1\noid sha256:abc\nsize 12\n", "git-lfs"),
-    (b"hello, this is text\n", "text file"),
-])
+@pytest.mark.parametrize(
+    "content, words",
+    [
+        (b"", "empty file"),
+        (b"version https://git-lfs.github.com/spec/v1\noid sha256:abc\nsize 12\n", "git-lfs"),
+        (b"hello, this is text\n", "text file"),
+    ],
+)
 def test_other_files_named(tmp_path, content, words):
     p = tmp_path / "thing.ckpt"
     p.write_bytes(content)
@@ -421,6 +458,7 @@ def test_missing_key_is_a_key_error(corpus):
 
 # -- concurrency ------------------------------------------------------------------------
 
+
 def test_threads_read_at_once(corpus, oracles):
     o = oracles["dtypes"]
     r = tfckpt.open(corpus["dtypes"].prefix)
@@ -443,6 +481,7 @@ def test_threads_read_at_once(corpus, oracles):
 
 
 # -- big-endian ---------------------------------------------------------------------------
+
 
 def _entry_bytes(dtype, shape, offset, size, crc, shard=0):
     from tfckpt.proto import BundleEntryProto
@@ -483,8 +522,9 @@ def test_big_endian_bundle_reads_byteswapped(tmp_path):
         u = units[name]
         raw = v.view(np.uint8) if u == 1 else v.view(f"u{u}").byteswap().view(np.uint8)
         raw = raw.tobytes()
-        entries[name.encode()] = _entry_bytes(codes[name], v.shape, len(data), len(raw),
-                                              _native.mask_crc(_native.crc32c(raw)))
+        entries[name.encode()] = _entry_bytes(
+            codes[name], v.shape, len(data), len(raw), _native.mask_crc(_native.crc32c(raw))
+        )
         data += raw
     lens = b"".join(bytes([len(s)]) for s in strings)
     c = _native.crc32c(b"".join(len(s).to_bytes(4, "big") for s in strings))
@@ -512,15 +552,22 @@ def test_editing_a_big_endian_bundle_keeps_its_byte_order(tmp_path):
     """Copied payloads keep their bytes; new values are swapped to match the header."""
     test_big_endian_bundle_reads_byteswapped(tmp_path)
     out = str(tmp_path / "edited")
-    tfckpt.edit(str(tmp_path / "be"), out, set={"f32": np.array([7, 8, 9], np.float32)},
-                add={"new": np.arange(3, dtype=np.int64)})
+    tfckpt.edit(
+        str(tmp_path / "be"),
+        out,
+        set={"f32": np.array([7, 8, 9], np.float32)},
+        add={"new": np.arange(3, dtype=np.int64)},
+    )
     with tfckpt.open(out) as r, tfckpt.open(str(tmp_path / "be")) as src:
         assert r.header.endianness == "big"
         assert r.read("f32").tolist() == [7, 8, 9]
         assert r.read("new").tolist() == [0, 1, 2]
         for key in ("i64", "c64", "f16", "bf16", "u8", "str"):
-            assert r.read(key).tobytes() == src.read(key).tobytes() if key != "str" else \
-                r.read(key).tolist() == src.read(key).tolist()
+            assert (
+                r.read(key).tobytes() == src.read(key).tobytes()
+                if key != "str"
+                else r.read(key).tolist() == src.read(key).tolist()
+            )
         assert r.entry("i64").crc32c == src.entry("i64").crc32c
 
 
@@ -532,10 +579,10 @@ def _tf_restore_region(prefix, key, dtype_name, shape, bounds):
     """TensorFlow's RestoreV2 of the region `bounds` ((start, stop) per dimension) of `key`."""
     import tensorflow as tf
 
-    spec = " ".join(str(d) for d in shape) + " " + ":".join(
-        f"{a},{b - a}" for a, b in bounds)
-    (part,) = tf.raw_ops.RestoreV2(prefix=prefix, tensor_names=[key], shape_and_slices=[spec],
-                                   dtypes=[tf.as_dtype(dtype_name)])
+    spec = " ".join(str(d) for d in shape) + " " + ":".join(f"{a},{b - a}" for a, b in bounds)
+    (part,) = tf.raw_ops.RestoreV2(
+        prefix=prefix, tensor_names=[key], shape_and_slices=[spec], dtypes=[tf.as_dtype(dtype_name)]
+    )
     return part.numpy()
 
 
@@ -554,8 +601,9 @@ def test_big_endian_read_slice_matches_tensorflow():
             e = r.entry(key)
             whole = r.read(key)
             if e.dtype_name == "string":
-                assert r.read_slice(key, np.s_[1:3]).tolist() == whole[1:3].tolist() == \
-                    [b"", b"xyz"]
+                assert (
+                    r.read_slice(key, np.s_[1:3]).tolist() == whole[1:3].tolist() == [b"", b"xyz"]
+                )
                 continue
             n = e.shape[0]
             regions = [((0, n),), ((1, n),), ((0, 1),)]
@@ -565,15 +613,19 @@ def test_big_endian_read_slice_matches_tensorflow():
                 index = tuple(slice(a, b) for a, b in bounds)
                 for verify in (False, True):
                     got = r.read_slice(key, index, verify=verify)
-                    want = tf_values.get_tensor(key)[index] if e.dtype_name == "float16" \
+                    want = (
+                        tf_values.get_tensor(key)[index]
+                        if e.dtype_name == "float16"
                         else _tf_restore_region(BE_FIXTURE, key, e.dtype_name, e.shape, bounds)
+                    )
                     assert got.dtype == want.dtype and got.shape == want.shape, (key, bounds)
                     assert got.tobytes() == want.tobytes(), (key, bounds, got, want)
                     assert got.tobytes() == np.ascontiguousarray(whole[index]).tobytes()
                     checked += 1
             # an integer index drops the dimension, the value still swapped
-            assert r.read_slice(key, n - 1).tobytes() == \
-                np.ascontiguousarray(whole[n - 1]).tobytes()
+            assert (
+                r.read_slice(key, n - 1).tobytes() == np.ascontiguousarray(whole[n - 1]).tobytes()
+            )
         assert checked == 2 * (5 * 3 + 4)  # f32, c64, f16, u8, bf16 1-D; i64 2-D
     # the values themselves, as the fixture's generator gave them
     with tfckpt.open(BE_FIXTURE) as r:
@@ -585,10 +637,12 @@ def test_big_endian_read_slice_matches_tensorflow():
 def _partitioned_pair(tmp_path):
     """The same tensors written little- and big-endian by tfckpt's writer: partitioned
     float32 (rows), int64 (columns), float16 and a whole float32 [0, 1, 2]."""
-    values = {"rows": np.arange(40, dtype=np.float32).reshape(8, 5) * 1.5 - 7,
-              "cols": (np.arange(24, dtype=np.int64).reshape(4, 6) - 12) * (1 << 33),
-              "half": np.linspace(-2, 2, 12).astype(np.float16).reshape(6, 2),
-              "whole": np.arange(3, dtype=np.float32)}
+    values = {
+        "rows": np.arange(40, dtype=np.float32).reshape(8, 5) * 1.5 - 7,
+        "cols": (np.arange(24, dtype=np.int64).reshape(4, 6) - 12) * (1 << 33),
+        "half": np.linspace(-2, 2, 12).astype(np.float16).reshape(6, 2),
+        "whole": np.arange(3, dtype=np.float32),
+    }
     prefixes = {}
     for order in ("little", "big"):
         prefix = str(tmp_path / order)
@@ -620,7 +674,7 @@ def test_big_endian_partitioned_read_and_read_slice(tmp_path):
         for key, v in values.items():
             assert be.read(key).tobytes() == le.read(key).tobytes() == v.tobytes(), key
             n = v.shape[0]
-            for index in (np.s_[0:n], np.s_[1:n - 1], np.s_[n - 1], np.s_[2:3, ...]):
+            for index in (np.s_[0:n], np.s_[1 : n - 1], np.s_[n - 1], np.s_[2:3, ...]):
                 want = np.array(v[index])  # C order; 0-d for an integer index
                 for verify in (False, True):
                     got = be.read_slice(key, index, verify=verify)
@@ -630,10 +684,14 @@ def test_big_endian_partitioned_read_and_read_slice(tmp_path):
         cols = be.read_slice("cols", np.s_[:, 1:3])  # crosses the two stored slices
         assert cols.tobytes() == np.ascontiguousarray(values["cols"][:, 1:3]).tobytes()
     # TensorFlow restores the float32 and int64 slices (it refuses half from slices)
-    for key, bounds in (("rows", ((2, 5), (1, 4))), ("cols", ((0, 4), (1, 3))),
-                        ("whole", ((1, 3),))):
-        want = _tf_restore_region(prefixes["big"], key, values[key].dtype.name,
-                                  values[key].shape, bounds)
+    for key, bounds in (
+        ("rows", ((2, 5), (1, 4))),
+        ("cols", ((0, 4), (1, 3))),
+        ("whole", ((1, 3),)),
+    ):
+        want = _tf_restore_region(
+            prefixes["big"], key, values[key].dtype.name, values[key].shape, bounds
+        )
         with tfckpt.open(prefixes["big"]) as be:
             got = be.read_slice(key, tuple(slice(a, b) for a, b in bounds))
         assert got.tobytes() == want.tobytes(), key
@@ -664,8 +722,12 @@ def test_partitioned_read_checks_each_slice_crc(tmp_path):
         path = _flip_payload_byte(r, sub, at=4 * 7)  # row 4, column 2
     messages = []
     with tfckpt.open(prefix) as r:
-        for call in (lambda: r.read("rows"), lambda: r["rows"], lambda: r.verify_key("rows"),
-                     lambda: r.read_slice("rows", np.s_[4:6], verify=True)):
+        for call in (
+            lambda: r.read("rows"),
+            lambda: r["rows"],
+            lambda: r.verify_key("rows"),
+            lambda: r.read_slice("rows", np.s_[4:6], verify=True),
+        ):
             with pytest.raises(tfckpt.ChecksumMismatchError) as info:
                 call()
             err = info.value
@@ -677,10 +739,13 @@ def test_partitioned_read_checks_each_slice_crc(tmp_path):
         # unverified reads see the damage; the undamaged slice reads and verifies
         damaged = r.read("rows", verify=False)
         assert damaged[4, 2] != values["rows"][4, 2]
-        assert np.delete(damaged.reshape(-1), 4 * 5 + 2).tobytes() == \
-            np.delete(values["rows"].reshape(-1), 4 * 5 + 2).tobytes()
-        assert r.read_slice("rows", np.s_[0:3], verify=True).tobytes() == \
-            values["rows"][0:3].tobytes()
+        assert (
+            np.delete(damaged.reshape(-1), 4 * 5 + 2).tobytes()
+            == np.delete(values["rows"].reshape(-1), 4 * 5 + 2).tobytes()
+        )
+        assert (
+            r.read_slice("rows", np.s_[0:3], verify=True).tobytes() == values["rows"][0:3].tobytes()
+        )
         assert r.read("cols").tobytes() == values["cols"].tobytes()
     with pytest.raises(tf.errors.OpError, match="Checksum does not match") as tf_info:
         tf.train.load_checkpoint(prefix).get_tensor("rows")
@@ -703,7 +768,8 @@ def test_latest_checkpoint_is_the_state_files_model_checkpoint_path(tmp_path):
             f'model_checkpoint_path: "{path}"\n'
             'all_model_checkpoint_paths: "ckpt-3"\n'
             'all_model_checkpoint_paths: "ckpt-2"\n'
-            'all_model_checkpoint_paths: "ckpt-1"\n')
+            'all_model_checkpoint_paths: "ckpt-1"\n'
+        )
         assert tf.train.latest_checkpoint(str(d)) == str(d / "ckpt-2")
         for where in (d, d / "checkpoint"):
             with tfckpt.open(str(where)) as r:
@@ -720,8 +786,7 @@ def test_read_slice_negative_indices_count_from_the_end(tmp_path):
             for index in (-1, -v.shape[0], np.s_[-2:], np.s_[-3:-1], (-1, ...)):
                 got = r.read_slice(key, index)
                 want = np.array(v[index])
-                assert got.shape == want.shape and got.tobytes() == want.tobytes(), \
-                    (key, index)
+                assert got.shape == want.shape and got.tobytes() == want.tobytes(), (key, index)
             with pytest.raises(tfckpt.InvalidArgumentError, match="out of bounds"):
                 r.read_slice(key, -v.shape[0] - 1)
         assert r.read_slice("rows", (-1, -2)).tolist() == values["rows"][-1, -2]
@@ -739,25 +804,35 @@ def test_slices_overlapping_in_one_element_are_refused(tmp_path):
     import craft as C
 
     a = np.arange(20, dtype=np.float32).reshape(4, 5)
-    parts = {(0, 2, 0, 3): a[0:2, 0:3], (1, 3, 2, 3): a[1:4, 2:5],  # share a[1, 2]
-             (2, 2, 0, 2): a[2:4, 0:2], (0, 1, 3, 2): a[0:1, 3:5]}
+    parts = {
+        (0, 2, 0, 3): a[0:2, 0:3],
+        (1, 3, 2, 3): a[1:4, 2:5],  # share a[1, 2]
+        (2, 2, 0, 2): a[2:4, 0:2],
+        (0, 1, 3, 2): a[0:1, 3:5],
+    }
     entries, data = [], b""
     specs = [[(r0, rn), (c0, cn)] for r0, rn, c0, cn in parts]
     for spec, value in zip(specs, parts.values()):
         raw = value.tobytes()
-        entries.append((C.slice_key("p", spec), C.entry(1, list(value.shape), data=raw,
-                                                         offset=len(data))))
+        entries.append(
+            (C.slice_key("p", spec), C.entry(1, list(value.shape), data=raw, offset=len(data)))
+        )
         data += raw
     entries.append(("p", C.entry(1, [4, 5], slices=specs)))
     prefix = C.write_bundle(tmp_path, "ck", entries, data)
     with pytest.raises(tf.errors.OpError, match="Overlapping slices"):
         tf.train.load_checkpoint(prefix).get_tensor("p")
     with tfckpt.open(prefix) as r:
-        for call in (lambda: r.read("p"), lambda: r.read_slice("p", np.s_[3:4]),
-                     lambda: r.verify_key("p")):
-            with pytest.raises(tfckpt.CorruptCheckpointError,
-                               match=r"partitioned tensor p: slices 0,2:0,3 and 1,3:2,3 "
-                                     "overlap"):
+        for call in (
+            lambda: r.read("p"),
+            lambda: r.read_slice("p", np.s_[3:4]),
+            lambda: r.verify_key("p"),
+        ):
+            with pytest.raises(
+                tfckpt.CorruptCheckpointError,
+                match=r"partitioned tensor p: slices 0,2:0,3 and 1,3:2,3 "
+                "overlap",
+            ):
                 call()
 
 
@@ -774,14 +849,18 @@ def test_reference_dtypes_named_as_tensorflow_names_them(tmp_path):
 
     data = np.arange(3, dtype=np.float32).tobytes()
     codes = [101, 102, 107, 109, 114, 119, 121, 133]
-    prefix = C.write_bundle(tmp_path, "ck", [(f"k{c}", C.entry(c, [3], data=data))
-                                             for c in codes], data)
-    names = {k: v.name for k, v in tf.train.load_checkpoint(prefix)
-             .get_variable_to_dtype_map().items()}
+    prefix = C.write_bundle(
+        tmp_path, "ck", [(f"k{c}", C.entry(c, [3], data=data)) for c in codes], data
+    )
+    names = {
+        k: v.name for k, v in tf.train.load_checkpoint(prefix).get_variable_to_dtype_map().items()
+    }
     with tfckpt.open(prefix) as r:
         for c in codes:
             e = r.entry(f"k{c}")
             assert e.dtype_name == names[f"k{c}"] == tfckpt.dtypes.by_code(c - 100).name + "_ref"
-            with pytest.raises(tfckpt.UnsupportedCheckpointError,
-                               match=f"key k{c} has dtype {e.dtype_name}, which has no values"):
+            with pytest.raises(
+                tfckpt.UnsupportedCheckpointError,
+                match=f"key k{c} has dtype {e.dtype_name}, which has no values",
+            ):
                 r.read(f"k{c}")

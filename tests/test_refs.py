@@ -17,14 +17,21 @@ from tfckpt.refs import RENAMED_LEAF, references
 fsspec = pytest.importorskip("fsspec")
 zarr = pytest.importorskip("zarr")
 
-CASES = ["dtypes", "tf1_partitioned", "keras_adam", "sharded_policy", "module_nested",
-         "name_based_v1_saver_scalar", "multi_device_tf1", "savedmodel"]
+CASES = [
+    "dtypes",
+    "tf1_partitioned",
+    "keras_adam",
+    "sharded_policy",
+    "module_nested",
+    "name_based_v1_saver_scalar",
+    "multi_device_tf1",
+    "savedmodel",
+]
 
 
 def open_group(refs, **kwargs):
     fs = fsspec.filesystem("reference", fo=refs, asynchronous=True, **kwargs)
-    return zarr.open_group(zarr.storage.FsspecStore(fs, read_only=True), mode="r",
-                           zarr_format=2)
+    return zarr.open_group(zarr.storage.FsspecStore(fs, read_only=True), mode="r", zarr_format=2)
 
 
 def array_path(refs, key):
@@ -65,8 +72,15 @@ def test_zarr_reads_every_described_tensor_bit_exact(case, corpus, oracles):
 def test_what_zarr_cannot_express_is_skipped_with_reasons(corpus):
     refs = references(corpus["dtypes"].prefix)
     by_dtype = {s["dtype"]: s["reason"] for s in refs["skipped"]}
-    for name in ("bfloat16", "float8_e5m2", "float8_e4m3fn", "int4", "uint4", "int2",
-                 "float4_e2m1fn"):
+    for name in (
+        "bfloat16",
+        "float8_e5m2",
+        "float8_e4m3fn",
+        "int4",
+        "uint4",
+        "int2",
+        "float4_e2m1fn",
+    ):
         assert "no " + name + " data type" in by_dtype[name]
     assert "varint" in by_dtype["string"]
     for s in refs["skipped"]:
@@ -78,8 +92,7 @@ def test_what_zarr_cannot_express_is_skipped_with_reasons(corpus):
     assert group[q[0][: -len("/.zattrs")]].dtype == np.int8
 
     variants = references(corpus["data_iterator"].prefix)["skipped"]
-    assert any(s["dtype"] == "variant" and "serialized protos" in s["reason"]
-               for s in variants)
+    assert any(s["dtype"] == "variant" and "serialized protos" in s["reason"] for s in variants)
 
 
 def test_as_bits_describes_raw_bits(corpus):
@@ -104,9 +117,11 @@ def test_partitioned_regular_grid_is_one_chunk_per_slice(corpus):
     assert array_path(refs, "pv2") == f"pv2/{RENAMED_LEAF}"
     zarray = json.loads(refs["refs"][f"pv2/{RENAMED_LEAF}/.zarray"])
     assert zarray["shape"] == [6, 3] and zarray["chunks"] == [3, 3]
-    assert {k for k in refs["refs"] if k.startswith(f"pv2/{RENAMED_LEAF}/") and
-            not k.split("/")[-1].startswith(".")} == {f"pv2/{RENAMED_LEAF}/0.0",
-                                                      f"pv2/{RENAMED_LEAF}/1.0"}
+    assert {
+        k
+        for k in refs["refs"]
+        if k.startswith(f"pv2/{RENAMED_LEAF}/") and not k.split("/")[-1].startswith(".")
+    } == {f"pv2/{RENAMED_LEAF}/0.0", f"pv2/{RENAMED_LEAF}/1.0"}
     # scope/pv3 (rows 3+2+2) is no regular grid: said, not mangled.
     reasons = {s["key"]: s["reason"] for s in refs["skipped"]}
     assert "regular grid" in reasons["scope/pv3"]
@@ -162,8 +177,7 @@ def test_dask_array_reads_lazily(corpus):
 def test_refs_command(corpus, tmp_path):
     out_file = tmp_path / "refs.json"
     out, err = io.StringIO(), io.StringIO()
-    code = cli.run(["refs", corpus["tf1_partitioned"].prefix, "-o", str(out_file)],
-                        out, err)
+    code = cli.run(["refs", corpus["tf1_partitioned"].prefix, "-o", str(out_file)], out, err)
     assert code == 0
     refs = json.loads(out_file.read_text())
     assert refs == json.loads(json.dumps(references(corpus["tf1_partitioned"].prefix)))
@@ -171,5 +185,4 @@ def test_refs_command(corpus, tmp_path):
     out = io.StringIO()
     assert cli.run(["refs", corpus["keras_adam"].prefix], out, io.StringIO()) == 0
     assert json.loads(out.getvalue())["version"] == 1
-    assert cli.run(["refs", str(tmp_path / "nothing")], io.StringIO(),
-                        io.StringIO()) == 2
+    assert cli.run(["refs", str(tmp_path / "nothing")], io.StringIO(), io.StringIO()) == 2

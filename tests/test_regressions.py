@@ -39,8 +39,16 @@ REGRESSIONS = TESTS_DIR / "regressions"
 FUZZ_DIR = ROOT / "fuzz"
 AS_LIMIT = 1 << 30
 CHILD_TIMEOUT = 300
-CPP_TARGETS = ["fuzz_table", "fuzz_bundle", "fuzz_entry", "fuzz_payload", "fuzz_snappy",
-               "fuzz_slicekey", "fuzz_tar", "fuzz_writer_roundtrip"]
+CPP_TARGETS = [
+    "fuzz_table",
+    "fuzz_bundle",
+    "fuzz_entry",
+    "fuzz_payload",
+    "fuzz_snappy",
+    "fuzz_slicekey",
+    "fuzz_tar",
+    "fuzz_writer_roundtrip",
+]
 TARGETS = CPP_TARGETS + ["fuzz_assemble"]
 
 
@@ -67,18 +75,18 @@ class Cursor:
         return len(self.data) - self.pos
 
     def uint(self, n: int) -> int:
-        chunk = self.data[self.pos:self.pos + n]
+        chunk = self.data[self.pos : self.pos + n]
         self.pos += len(chunk)
         return int.from_bytes(chunk, "little")
 
     def bytes_(self, wide: bool = False) -> bytes:
         n = self.uint(2 if wide else 1)
-        chunk = self.data[self.pos:self.pos + n]
+        chunk = self.data[self.pos : self.pos + n]
         self.pos += len(chunk)
         return chunk
 
     def rest(self) -> bytes:
-        chunk = self.data[self.pos:]
+        chunk = self.data[self.pos :]
         self.pos = len(self.data)
         return chunk
 
@@ -118,15 +126,15 @@ def fix_table_checksums(data: bytes) -> bytes:
     def fix(offset: int, size: int) -> bool:
         if offset > limit or size > limit - offset or 5 > limit - offset - size:
             return False
-        crc = _native.crc32c(bytes(buf[offset:offset + size + 1]))
-        buf[offset + size + 1:offset + size + 5] = struct.pack("<I", _native.mask_crc(crc))
+        crc = _native.crc32c(bytes(buf[offset : offset + size + 1]))
+        buf[offset + size + 1 : offset + size + 5] = struct.pack("<I", _native.mask_crc(crc))
         return True
 
     fix(handles[0], handles[1])
     if not fix(handles[2], handles[3]):
         return bytes(buf)
     off, size = handles[2], handles[3]
-    block = bytes(buf[off:off + size])
+    block = bytes(buf[off : off + size])
     if buf[off + size] == 1:
         try:
             block = _native.snappy_decompress(block, size * 24 + 64)
@@ -151,7 +159,7 @@ def fix_table_checksums(data: bytes) -> bytes:
         if unshared > end - p or vlen > end - p - unshared:
             return bytes(buf)
         p += unshared
-        value = block[p:p + vlen]
+        value = block[p : p + vlen]
         r1 = _varint(value, 0)
         r2 = _varint(value, r1[1]) if r1 else None
         if r2:
@@ -248,13 +256,24 @@ def replay_fuzz_entry(data: bytes) -> None:
             assert (start, length) == (0, -1) or (start >= 0 and 0 < length <= d - start)
     again = _native.serialize_entry(dtype, shape, shard, offset, size, crc, slices)
     table2 = _native.build_table([(b"", header), (b"k", again)])
-    assert _native.Index(table2, "again.index").entry("k") == (dtype, shape, shard, offset,
-                                                                size, crc, slices, n)
+    assert _native.Index(table2, "again.index").entry("k") == (
+        dtype,
+        shape,
+        shard,
+        offset,
+        size,
+        crc,
+        slices,
+        n,
+    )
     # Through the reader, with a small data file: a clean error or a value.
     from tfckpt.storage import BytesStorage
 
-    r = tfckpt.Reader(storage=BytesStorage("/regression/ckpt", {
-        ".index": table, ".data-00000-of-00001": bytes(range(256)) * 4}))
+    r = tfckpt.Reader(
+        storage=BytesStorage(
+            "/regression/ckpt", {".index": table, ".data-00000-of-00001": bytes(range(256)) * 4}
+        )
+    )
     try:
         r.read("k")
     except tfckpt.CheckpointError:
@@ -318,8 +337,12 @@ def replay_fuzz_slicekey(data: bytes) -> None:
         extents = []
         for _ in range(rank):
             start, length = c.uint(8), c.uint(8)
-            extents.append((start - (1 << 64) if start >> 63 else start,
-                            length - (1 << 64) if length >> 63 else length))
+            extents.append(
+                (
+                    start - (1 << 64) if start >> 63 else start,
+                    length - (1 << 64) if length >> 63 else length,
+                )
+            )
         key = _native.slice_key(name, extents)
         decoded = _native.decode_slice_key(key)
         assert decoded is not None
@@ -361,15 +384,14 @@ def _tar_archive(data: bytes) -> bytearray:
     archive = bytearray(c.rest())
     if flags & 1:  # fuzz_tar.cc FixHeaderChecksums
         for h in range(0, len(archive) - 511, 512):
-            archive[h + 148: h + 156] = b" " * 8
-            archive[h + 148: h + 155] = b"%06o\0" % (sum(archive[h: h + 512]) & 0o777777)
+            archive[h + 148 : h + 156] = b" " * 8
+            archive[h + 148 : h + 155] = b"%06o\0" % (sum(archive[h : h + 512]) & 0o777777)
             archive[h + 155] = 0x20
     return archive
 
 
 def replay_fuzz_tar(data: bytes) -> None:
-    from tfckpt import _native
-    from tfckpt import _pycore
+    from tfckpt import _native, _pycore
 
     archive = _tar_archive(data)
     listing = _native.tar_members(bytes(archive))
@@ -403,8 +425,10 @@ def _summary(value) -> str:
     text = repr(value)
     if len(text) <= 200:
         return text
-    return f"{text[:120]}... ({len(text)} characters, sha256 " \
+    return (
+        f"{text[:120]}... ({len(text)} characters, sha256 "
         f"{hashlib.sha256(text.encode()).hexdigest()[:16]})"
+    )
 
 
 def observe_fuzz_table(data: bytes):
@@ -491,8 +515,9 @@ def _fuzz_assemble():
 
     mod = sys.modules.get("fuzz_assemble")
     if mod is None:
-        spec = importlib.util.spec_from_file_location("fuzz_assemble",
-                                                      FUZZ_DIR / "fuzz_assemble.py")
+        spec = importlib.util.spec_from_file_location(
+            "fuzz_assemble", FUZZ_DIR / "fuzz_assemble.py"
+        )
         mod = importlib.util.module_from_spec(spec)
         sys.modules["fuzz_assemble"] = mod
         spec.loader.exec_module(mod)
@@ -527,6 +552,7 @@ def _hostile_cases(d: str) -> Dict[str, tuple]:
     """{name: (prefix or None, callable(prefix) -> None)}"""
     sys.path.insert(0, str(TESTS_DIR))
     import craft as C
+
     import tfckpt
 
     cases = {}
@@ -552,38 +578,60 @@ def _hostile_cases(d: str) -> Dict[str, tuple]:
     G = 1 << 30
     # A float tensor of 2^40 elements whose entry is honest about the size: the data file
     # is 16 bytes, nothing is mapped or allocated for it.
-    reader_case("numeric_2^40_elements", [("x", C.entry(1, [1 << 40], size=4 << 40, crc=0))],
-                bytes(16))
-    reader_case("numeric_2^40_read_slice", [("x", C.entry(1, [1 << 40], size=4 << 40, crc=0))],
-                bytes(16), op="slice")
+    reader_case(
+        "numeric_2^40_elements", [("x", C.entry(1, [1 << 40], size=4 << 40, crc=0))], bytes(16)
+    )
+    reader_case(
+        "numeric_2^40_read_slice",
+        [("x", C.entry(1, [1 << 40], size=4 << 40, crc=0))],
+        bytes(16),
+        op="slice",
+    )
     # Strings: 2^40 elements claimed, 16 bytes stored (the count is checked against the
     # stored size before the lengths array is reserved).
-    reader_case("strings_2^40_elements", [("x", C.entry(7, [1 << 40], size=16, crc=0))],
-                bytes(16))
-    reader_case("strings_count_equals_size", [("x", C.entry(7, [1 << 20], size=1 << 20,
-                                                            crc=0))], bytes(16))
-    reader_case("variants_2^40_elements", [("x", C.entry(21, [1 << 40], size=16, crc=0))],
-                bytes(16))
+    reader_case("strings_2^40_elements", [("x", C.entry(7, [1 << 40], size=16, crc=0))], bytes(16))
+    reader_case(
+        "strings_count_equals_size", [("x", C.entry(7, [1 << 20], size=1 << 20, crc=0))], bytes(16)
+    )
+    reader_case(
+        "variants_2^40_elements", [("x", C.entry(21, [1 << 40], size=16, crc=0))], bytes(16)
+    )
     # A string whose length varint says 2^62 bytes (length checksum right).
     check = struct.pack("<I", C.mask(C.crc32c(struct.pack("<Q", 1 << 62))))
     lengths = bytes([0x80] * 8 + [0x40]) + check
     reader_case("string_length_2^62", [("x", C.entry(7, [1], data=lengths))], lengths)
     # Partitioned tensors whose declared shapes would need gigabytes of output.
-    for name, dtype, per in (("partitioned_float_1GiB", 1, 4), ("partitioned_strings_1G", 7, 0),
-                             ("partitioned_variants_1G", 21, 0)):
+    for name, dtype, per in (
+        ("partitioned_float_1GiB", 1, 4),
+        ("partitioned_strings_1G", 7, 0),
+        ("partitioned_variants_1G", 21, 0),
+    ):
         n = G // max(per, 1)
         sk = C.slice_key("x", [(0, n)])
-        reader_case(name, [("x", C.entry(dtype, [n], slices=[[(0, n)]])),
-                           (sk, C.entry(dtype, [n], size=n * per or 64, crc=0))], bytes(64))
-        reader_case(name + "_verify", [("x", C.entry(dtype, [n], slices=[[(0, n)]])),
-                                       (sk, C.entry(dtype, [n], size=n * per or 64, crc=0))],
-                    bytes(64), op="verify")
+        reader_case(
+            name,
+            [
+                ("x", C.entry(dtype, [n], slices=[[(0, n)]])),
+                (sk, C.entry(dtype, [n], size=n * per or 64, crc=0)),
+            ],
+            bytes(64),
+        )
+        reader_case(
+            name + "_verify",
+            [
+                ("x", C.entry(dtype, [n], slices=[[(0, n)]])),
+                (sk, C.entry(dtype, [n], size=n * per or 64, crc=0)),
+            ],
+            bytes(64),
+            op="verify",
+        )
     # Many small slices that together claim a huge tensor.
     n = 1 << 36
     slices = [[(i * (n // 64), n // 64)] for i in range(64)]
     entries = [("x", C.entry(1, [n], slices=slices))]
-    entries += [(C.slice_key("x", s), C.entry(1, [n // 64], size=4 * (n // 64), crc=0))
-                for s in slices]
+    entries += [
+        (C.slice_key("x", s), C.entry(1, [n // 64], size=4 * (n // 64), crc=0)) for s in slices
+    ]
     reader_case("partitioned_64_slices_2^36", entries, bytes(64))
     # A shape whose element count overflows int64, and one with 254 dimensions of 2^31.
     reader_case("shape_overflow", [("x", C.entry(1, [1 << 62, 1 << 62]))])
@@ -592,8 +640,11 @@ def _hostile_cases(d: str) -> Dict[str, tuple]:
     # Index-level bombs, straight at the native parser.
     def snappy_claim():
         # An index block whose Snappy preamble claims 4 GiB - 1.
-        t = C.assemble([C.simple_block([(b"", b"\x08\x01")])],
-                       index_block=b"\xff\xff\xff\xff\x0f" + bytes(16), index_type=1)
+        t = C.assemble(
+            [C.simple_block([(b"", b"\x08\x01")])],
+            index_block=b"\xff\xff\xff\xff\x0f" + bytes(16),
+            index_type=1,
+        )
         _native_index(t)
 
     def key_bomb():
@@ -609,8 +660,7 @@ def _hostile_cases(d: str) -> Dict[str, tuple]:
         _native_index(C.assemble([blk]))
 
     def huge_handle():
-        t = C.assemble([C.simple_block([(b"", b"\x08\x01")])],
-                       index_handles=[(1 << 62, 1 << 62)])
+        t = C.assemble([C.simple_block([(b"", b"\x08\x01")])], index_handles=[(1 << 62, 1 << 62)])
         _native_index(t)
 
     def group_nesting():
@@ -627,8 +677,13 @@ def _hostile_cases(d: str) -> Dict[str, tuple]:
 
     def snappy_index_entries():
         # The same in the index block: millions of index entries before any handle is read.
-        _native_index(C.assemble([C.simple_block([(b"", b"\x08\x01")])],
-                                 index_block=_zero_entries_snappy(7_000_000), index_type=1))
+        _native_index(
+            C.assemble(
+                [C.simple_block([(b"", b"\x08\x01")])],
+                index_block=_zero_entries_snappy(7_000_000),
+                index_type=1,
+            )
+        )
 
     def long_name_many_slices():
         # A 300 KB key whose entry lists 150000 (rank-0) slices: finding the hidden slice
@@ -638,8 +693,16 @@ def _hostile_cases(d: str) -> Dict[str, tuple]:
         t = C.table([(b"", b"\x08\x01\x1a\x02\x08\x01"), (b"k" * k, b"\x3a\x00" * (k // 2))])
         _native_index(t)
 
-    for fn in (snappy_claim, key_bomb, restart_count, huge_handle, group_nesting,
-               snappy_repeated_entries, snappy_index_entries, long_name_many_slices):
+    for fn in (
+        snappy_claim,
+        key_bomb,
+        restart_count,
+        huge_handle,
+        group_nesting,
+        snappy_repeated_entries,
+        snappy_index_entries,
+        long_name_many_slices,
+    ):
         native_case("index_" + fn.__name__, fn)
     return cases
 
@@ -705,11 +768,21 @@ def child_main() -> None:
                 outcome = "failure"
                 error = "".join(traceback.format_exception(e))[-3000:]
             rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-            print("RESULT " + json.dumps({"name": name, "outcome": outcome, "error": error,
-                                          "observed": observed,
-                                          "seconds": time.perf_counter() - t0,
-                                          "max_rss_kb": rss, "rss_growth_kb": rss - rss0}),
-                  flush=True)
+            print(
+                "RESULT "
+                + json.dumps(
+                    {
+                        "name": name,
+                        "outcome": outcome,
+                        "error": error,
+                        "observed": observed,
+                        "seconds": time.perf_counter() - t0,
+                        "max_rss_kb": rss,
+                        "rss_growth_kb": rss - rss0,
+                    }
+                ),
+                flush=True,
+            )
     print("DONE", flush=True)
 
 
@@ -720,14 +793,29 @@ def _limits() -> None:
 
 
 HOSTILE_NAMES = [
-    "numeric_2^40_elements", "numeric_2^40_read_slice", "strings_2^40_elements",
-    "strings_count_equals_size", "variants_2^40_elements", "string_length_2^62",
-    "partitioned_float_1GiB", "partitioned_float_1GiB_verify", "partitioned_strings_1G",
-    "partitioned_strings_1G_verify", "partitioned_variants_1G",
-    "partitioned_variants_1G_verify", "partitioned_64_slices_2^36", "shape_overflow",
-    "shape_254_dims", "index_snappy_claim", "index_key_bomb", "index_restart_count",
-    "index_huge_handle", "index_group_nesting", "index_snappy_repeated_entries",
-    "index_snappy_index_entries", "index_long_name_many_slices",
+    "numeric_2^40_elements",
+    "numeric_2^40_read_slice",
+    "strings_2^40_elements",
+    "strings_count_equals_size",
+    "variants_2^40_elements",
+    "string_length_2^62",
+    "partitioned_float_1GiB",
+    "partitioned_float_1GiB_verify",
+    "partitioned_strings_1G",
+    "partitioned_strings_1G_verify",
+    "partitioned_variants_1G",
+    "partitioned_variants_1G_verify",
+    "partitioned_64_slices_2^36",
+    "shape_overflow",
+    "shape_254_dims",
+    "index_snappy_claim",
+    "index_key_bomb",
+    "index_restart_count",
+    "index_huge_handle",
+    "index_group_nesting",
+    "index_snappy_repeated_entries",
+    "index_snappy_index_entries",
+    "index_long_name_many_slices",
 ]
 MAX_RSS_GROWTH_KB = 128 * 1024  # per hostile case; the files themselves are at most 1 MB
 
@@ -735,13 +823,17 @@ MAX_RSS_GROWTH_KB = 128 * 1024  # per hostile case; the files themselves are at 
 @pytest.fixture(scope="module")
 def child_results():
     files = [str(p) for p in regression_files()]
-    env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1",
-               PYTHONFAULTHANDLER="1")
+    env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", PYTHONFAULTHANDLER="1")
     try:
-        p = subprocess.run([sys.executable, __file__, "child"],
-                           input=json.dumps({"files": files, "hostile": HOSTILE_NAMES}),
-                           capture_output=True, text=True, timeout=CHILD_TIMEOUT,
-                           preexec_fn=_limits, env=env)
+        p = subprocess.run(
+            [sys.executable, __file__, "child"],
+            input=json.dumps({"files": files, "hostile": HOSTILE_NAMES}),
+            capture_output=True,
+            text=True,
+            timeout=CHILD_TIMEOUT,
+            preexec_fn=_limits,
+            env=env,
+        )
         rc, out, err = p.returncode, p.stdout, p.stderr
     except subprocess.TimeoutExpired as e:
         rc = None
@@ -761,7 +853,8 @@ def test_child_survived(child_results):
     r = child_results
     assert r["rc"] == 0 and r["stdout"].rstrip().endswith("DONE"), (
         f"the replay child {'timed out' if r['rc'] is None else 'exited %s' % r['rc']} "
-        f"during {r['last']!r}; stderr tail: {r['stderr'][-3000:]}")
+        f"during {r['last']!r}; stderr tail: {r['stderr'][-3000:]}"
+    )
 
 
 def test_every_target_has_a_folder():
@@ -771,8 +864,7 @@ def test_every_target_has_a_folder():
             assert d.name in TARGETS, f"tests/regressions/{d.name} names no fuzz target"
 
 
-@pytest.mark.parametrize("path", regression_files(),
-                         ids=lambda p: f"{p.parent.name}/{p.name}")
+@pytest.mark.parametrize("path", regression_files(), ids=lambda p: f"{p.parent.name}/{p.name}")
 def test_regression_file(child_results, path):
     rec = child_results["records"].get(str(path))
     assert rec is not None, f"not replayed (child stopped during {child_results['last']!r})"
@@ -782,8 +874,10 @@ def test_regression_file(child_results, path):
     assert rec["seconds"] < 30, f"took {rec['seconds']:.1f} s"
     got = rec["observed"]
     want = expected_outcomes(path.parent.name).get(path.name)
-    assert want is not None, (f"tests/regressions/{path.parent.name}.json has no outcome for "
-                              f"{path.name}; this input gives {json.dumps(got)}")
+    assert want is not None, (
+        f"tests/regressions/{path.parent.name}.json has no outcome for "
+        f"{path.name}; this input gives {json.dumps(got)}"
+    )
     assert got["outcome"] == want["outcome"], got
     if want["outcome"] == "ok":
         assert got == {"outcome": "ok", "value": want["value"]}
@@ -798,8 +892,9 @@ def test_every_recorded_outcome_has_its_input():
         recorded = expected_outcomes(target)
         assert set(recorded) <= names, f"{target}.json: no input for {set(recorded) - names}"
         for name, want in recorded.items():
-            keys = {"outcome", "value"} if want["outcome"] == "ok" else \
-                {"outcome", "class", "message"}
+            keys = (
+                {"outcome", "value"} if want["outcome"] == "ok" else {"outcome", "class", "message"}
+            )
             assert set(want) == keys, (target, name, want)
 
 
@@ -873,8 +968,9 @@ def test_string_tensor_under_a_key_that_is_not_utf8(tmp_path):
     import tfckpt
 
     payload, crc = C.string_payload([b"hi", b"x"])
-    prefix = C.write_bundle(tmp_path, "ck", [(b"caf\xe9", C.entry(7, [2], data=payload,
-                                                                    crc=crc))], payload)
+    prefix = C.write_bundle(
+        tmp_path, "ck", [(b"caf\xe9", C.entry(7, [2], data=payload, crc=crc))], payload
+    )
     with tfckpt.open(prefix) as r:
         assert r.keys() == ["caf\udce9"]
         assert r.read("caf\udce9").tolist() == [b"hi", b"x"]
@@ -901,16 +997,23 @@ def test_shapes_numpy_cannot_hold_are_unsupported_in_every_read(tmp_path):
     import tfckpt
 
     n = 1 << 62
-    entries = [("x", C.entry(1, [n, 0], size=0, crc=C.mask(0))),
-               ("y", C.entry(1, [1] * 70, data=b"abcd")),
-               ("p", C.entry(1, [n, 0], slices=[[(0, None), (0, None)]])),
-               (C.slice_key("p", [(0, None), (0, None)]), C.entry(1, [n, 0], size=0))]
+    entries = [
+        ("x", C.entry(1, [n, 0], size=0, crc=C.mask(0))),
+        ("y", C.entry(1, [1] * 70, data=b"abcd")),
+        ("p", C.entry(1, [n, 0], slices=[[(0, None), (0, None)]])),
+        (C.slice_key("p", [(0, None), (0, None)]), C.entry(1, [n, 0], size=0)),
+    ]
     prefix = C.write_bundle(tmp_path, "ck", entries, b"abcd")
     with tfckpt.open(prefix) as r:
-        for op in (lambda: r.read("x"), lambda: r.read_slice("x", (slice(0, 2),)),
-                   lambda: r.read_slice("x", "0,1:-"), lambda: r.read_slice("y", ()),
-                   lambda: r.read("y"), lambda: r.read("p"),
-                   lambda: r.read_slice("p", ())):
+        for op in (
+            lambda: r.read("x"),
+            lambda: r.read_slice("x", (slice(0, 2),)),
+            lambda: r.read_slice("x", "0,1:-"),
+            lambda: r.read_slice("y", ()),
+            lambda: r.read("y"),
+            lambda: r.read("p"),
+            lambda: r.read_slice("p", ()),
+        ):
             with pytest.raises(tfckpt.UnsupportedCheckpointError, match="numpy"):
                 op()
 

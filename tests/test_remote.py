@@ -79,7 +79,8 @@ def http_server(directory: pathlib.Path):
     faults: dict = {}
     handler = type("Handler", (RangeHandler,), {"stats": stats, "faults": faults})
     server = http.server.ThreadingHTTPServer(
-        ("127.0.0.1", 0), functools.partial(handler, directory=str(directory)))
+        ("127.0.0.1", 0), functools.partial(handler, directory=str(directory))
+    )
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
@@ -91,10 +92,12 @@ def http_server(directory: pathlib.Path):
 
 def _tensors() -> dict:
     rs = np.random.RandomState(0)
-    return {"big/kernel": rs.randn(1000, 512).astype(np.float32),  # 2 MB
-            "small/bias": np.arange(7, dtype=np.float64),
-            "step": np.int64(42),
-            "names": np.array([b"alpha", b"", b"\xff"], dtype=object)}
+    return {
+        "big/kernel": rs.randn(1000, 512).astype(np.float32),  # 2 MB
+        "small/bias": np.arange(7, dtype=np.float64),
+        "step": np.int64(42),
+        "names": np.array([b"alpha", b"", b"\xff"], dtype=object),
+    }
 
 
 @pytest.fixture()
@@ -146,8 +149,13 @@ def test_commands_read_urls(served, tmp_path):
     url = f"{base}/run/ckpt-1"
 
     def cli(*args):
-        return subprocess.run([sys.executable, "-m", "tfckpt", *args], capture_output=True,
-                              text=True, env=ENV, timeout=120)
+        return subprocess.run(
+            [sys.executable, "-m", "tfckpt", *args],
+            capture_output=True,
+            text=True,
+            env=ENV,
+            timeout=120,
+        )
 
     dump = cli("dump", url)
     assert dump.returncode == 0 and "big/kernel" in dump.stdout, dump.stderr
@@ -203,8 +211,12 @@ def s3(monkeypatch):
     server.start()
     host, port = server.get_host_and_port()
     endpoint = f"http://{host}:{port}"
-    for k, v in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                 "AWS_DEFAULT_REGION": "us-east-1", "FSSPEC_S3_ENDPOINT_URL": endpoint}.items():
+    for k, v in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "FSSPEC_S3_ENDPOINT_URL": endpoint,
+    }.items():
         monkeypatch.setenv(k, v)
     options = {"endpoint_url": endpoint, "key": "testing", "secret": "testing"}
     fs = fsspec.filesystem("s3", skip_instance_cache=True, **options)
@@ -219,15 +231,39 @@ def test_s3_write_read_and_edit(s3, tmp_path):
     url = "s3://tfckpt-bucket/run/ckpt-1"
     tfckpt.write(url, _tensors(), storage_options=s3)
     with tfckpt.open(url, storage_options=s3) as r:
-        assert np.array_equal(r.read_slice("big/kernel", (slice(0, 2),)),
-                              _tensors()["big/kernel"][:2])
+        assert np.array_equal(
+            r.read_slice("big/kernel", (slice(0, 2),)), _tensors()["big/kernel"][:2]
+        )
         assert r.read("names").tolist() == [b"alpha", b"", b"\xff"]
-    env = dict(ENV, **{k: os.environ[k] for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
-                                                  "AWS_DEFAULT_REGION",
-                                                  "FSSPEC_S3_ENDPOINT_URL")})
-    proc = subprocess.run([sys.executable, "-m", "tfckpt", "edit", url, "-o",
-                           "s3://tfckpt-bucket/slim/ckpt-1", "--drop", "big/kernel"],
-                          capture_output=True, text=True, env=env, timeout=120)
+    env = dict(
+        ENV,
+        **{
+            k: os.environ[k]
+            for k in (
+                "AWS_ACCESS_KEY_ID",
+                "AWS_SECRET_ACCESS_KEY",
+                "AWS_DEFAULT_REGION",
+                "FSSPEC_S3_ENDPOINT_URL",
+            )
+        },
+    )
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tfckpt",
+            "edit",
+            url,
+            "-o",
+            "s3://tfckpt-bucket/slim/ckpt-1",
+            "--drop",
+            "big/kernel",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     with tfckpt.open("s3://tfckpt-bucket/slim/ckpt-1", storage_options=s3) as r:
         assert sorted(r.keys()) == ["names", "small/bias", "step"]

@@ -25,8 +25,8 @@ import shutil
 
 import numpy as np
 import pytest
-
 import tf_corpus
+
 import tfckpt
 import tfckpt.testing as ct
 
@@ -71,8 +71,11 @@ def test_restore_gives_injected_values_not_initial_ones(tf, tmp_path, init):
     prefix = tf.train.Checkpoint(model=saved).save(str(tmp_path / "ckpt"))
     r = tfckpt.open(prefix)
     # What TF saved is the variable's value at save time, and nothing about how it was made.
-    assert r.keys() == ["_CHECKPOINTABLE_OBJECT_GRAPH", KEY,
-                        "save_counter/.ATTRIBUTES/VARIABLE_VALUE"]
+    assert r.keys() == [
+        "_CHECKPOINTABLE_OBJECT_GRAPH",
+        KEY,
+        "save_counter/.ATTRIBUTES/VARIABLE_VALUE",
+    ]
     assert r[KEY].tobytes() == saved.v.numpy().tobytes()
 
     injected = np.array([[-1.0, 0.5], [9.0, 1e-3]], np.float32)
@@ -134,8 +137,10 @@ def test_tf1_saver_restores_tfckpt_checkpoint_with_partitioned_variable(tf, tmp_
             wv = v1.get_variable("w", shape=[3, 4])
             with v1.variable_scope("scope"):
                 pvar = v1.get_variable(
-                    "pv", shape=[5, 3],
-                    partitioner=v1.fixed_size_partitioner(parts) if parts else None)
+                    "pv",
+                    shape=[5, 3],
+                    partitioner=v1.fixed_size_partitioner(parts) if parts else None,
+                )
             gs = v1.train.get_or_create_global_step()
             whole = tf.convert_to_tensor(pvar)
             saver = v1.train.Saver()
@@ -195,10 +200,14 @@ def test_object_graph_from_plain_paths_restores_with_assert_consumed(tf, tmp_pat
         "optimizer/beta2_power": np.float32(0.25),
     }
     trainable = ["model/hidden/kernel", "model/hidden/bias", "model/out/kernel", "model/out/bias"]
-    slots = {(v, "optimizer", s): rs.randn(*values[v].shape).astype(np.float32)
-             for v in trainable for s in ("m", "v")}
-    prefix = tfckpt.write(tmp_path / "ckpt-7", values, object_graph=True, save_counter=7,
-                          slots=slots)
+    slots = {
+        (v, "optimizer", s): rs.randn(*values[v].shape).astype(np.float32)
+        for v in trainable
+        for s in ("m", "v")
+    }
+    prefix = tfckpt.write(
+        tmp_path / "ckpt-7", values, object_graph=True, save_counter=7, slots=slots
+    )
     keys = tfckpt.open(prefix).keys()
     assert "model/table/k..x.Sy/.ATTRIBUTES/VARIABLE_VALUE" in keys
     assert "model/attr..with..dots/.ATTRIBUTES/VARIABLE_VALUE" in keys
@@ -208,8 +217,9 @@ def test_object_graph_from_plain_paths_restores_with_assert_consumed(tf, tmp_pat
     opt = tf.compat.v1.train.AdamOptimizer(0.1)  # legacy optimizer: slots by name, in eager
     with tf.GradientTape() as tape:  # one step creates the slots and beta powers
         loss = tf.reduce_sum(model(tf.ones([2, 4])))
-    opt.apply_gradients(zip(tape.gradient(loss, model.trainable_variables),
-                            model.trainable_variables))
+    opt.apply_gradients(
+        zip(tape.gradient(loss, model.trainable_variables), model.trainable_variables)
+    )
     ckpt = tf.train.Checkpoint(model=model, optimizer=opt)
     ckpt.restore(prefix).assert_consumed()
 
@@ -220,8 +230,12 @@ def test_object_graph_from_plain_paths_restores_with_assert_consumed(tf, tmp_pat
     assert (getattr(model, "attr.with.dots").numpy() == 3).all()
     assert model.blocks[0].numpy().tolist() == [1.5, -2.0]
     assert model.blocks[1][0].numpy() == b"text"
-    variables = {"model/hidden/kernel": model.hidden.kernel, "model/hidden/bias": model.hidden.bias,
-                 "model/out/kernel": model.out.kernel, "model/out/bias": model.out.bias}
+    variables = {
+        "model/hidden/kernel": model.hidden.kernel,
+        "model/hidden/bias": model.hidden.bias,
+        "model/out/kernel": model.out.kernel,
+        "model/out/bias": model.out.bias,
+    }
     for path, v in variables.items():
         for s in ("m", "v"):
             assert opt.get_slot(v, s).numpy().tobytes() == slots[(path, "optimizer", s)].tobytes()
@@ -272,10 +286,15 @@ def test_keras_model_and_adam_state_from_edited_checkpoint(tf, keras, corpus, tm
     for i, v in enumerate(opt.variables[2:], start=2):  # momentum / velocity per weight
         assert v.numpy().tobytes() == new[key(f"optimizer/_variables/{i}")].tobytes()
     x = np.ones((1, 4), np.float32)
-    h = np.maximum(x @ new[key("optimizer/_trainable_variables/0")]
-                   + new[key("optimizer/_trainable_variables/1")], 0)
-    want = h @ new[key("optimizer/_trainable_variables/2")] + \
-        new[key("optimizer/_trainable_variables/3")]
+    h = np.maximum(
+        x @ new[key("optimizer/_trainable_variables/0")]
+        + new[key("optimizer/_trainable_variables/1")],
+        0,
+    )
+    want = (
+        h @ new[key("optimizer/_trainable_variables/2")]
+        + new[key("optimizer/_trainable_variables/3")]
+    )
     np.testing.assert_allclose(model(x).numpy(), want, rtol=1e-6)
 
 
@@ -289,9 +308,12 @@ def test_keras3_load_weights_does_not_read_tf_checkpoints(tf, keras, corpus, tmp
     edited = ct.with_values(corpus["keras_model_only"].prefix, tmp_path, set={})
     model = tf_corpus._keras_model(keras)
     for path in (edited, edited + ".index", str(tmp_path)):
-        with pytest.raises(ValueError, match="File format not supported: filepath=.* Keras 3 "
-                                             "only supports V3 `.keras` files, `.weights.h5` "
-                                             "files, legacy H5 format files"):
+        with pytest.raises(
+            ValueError,
+            match="File format not supported: filepath=.* Keras 3 "
+            "only supports V3 `.keras` files, `.weights.h5` "
+            "files, legacy H5 format files",
+        ):
             model.load_weights(path)
     with pytest.raises(ValueError, match=r"must end in `\.weights\.h5`"):
         model.save_weights(str(tmp_path / "model.ckpt"))
@@ -314,17 +336,22 @@ def test_keras3_exported_savedmodel_edited_computes_with_new_values(tf, keras, t
     assert sum(k.startswith("_all_variables/") for k in r.keys()) == 4
 
     def halves(group):
-        return {f"{group}/{i}/.ATTRIBUTES/VARIABLE_VALUE":
-                np.full(r.entry(f"{group}/{i}/.ATTRIBUTES/VARIABLE_VALUE").shape, 0.5, np.float32)
-                for i in range(4)}
+        return {
+            f"{group}/{i}/.ATTRIBUTES/VARIABLE_VALUE": np.full(
+                r.entry(f"{group}/{i}/.ATTRIBUTES/VARIABLE_VALUE").shape, 0.5, np.float32
+            )
+            for i in range(4)
+        }
 
     ct.inject(prefix, halves("_all_variables"))
-    np.testing.assert_allclose(keras.layers.TFSMLayer(export, call_endpoint="serve")(x).numpy(),
-                               before, rtol=1e-6)
+    np.testing.assert_allclose(
+        keras.layers.TFSMLayer(export, call_endpoint="serve")(x).numpy(), before, rtol=1e-6
+    )
     ct.inject(prefix, halves("variables"))
     # relu(1*0.5*4 + 0.5) = 2.5 in each of 3 units; 2.5*0.5*3 + 0.5 = 4.25
-    assert keras.layers.TFSMLayer(export, call_endpoint="serve")(x).numpy().tolist() == \
-        [[4.25, 4.25]]
+    assert keras.layers.TFSMLayer(export, call_endpoint="serve")(x).numpy().tolist() == [
+        [4.25, 4.25]
+    ]
     assert tf.saved_model.load(export).serve(x).numpy().tolist() == [[4.25, 4.25]]
 
 
@@ -367,21 +394,27 @@ class _Holder:
 
 
 def test_object_restore_wrong_dtype_exact_error(tf, tmp_path):
-    prefix = tfckpt.write(tmp_path / "ckpt", {"model/v": np.arange(3, dtype=np.float64)},
-                          object_graph=True)
+    prefix = tfckpt.write(
+        tmp_path / "ckpt", {"model/v": np.arange(3, dtype=np.float64)}, object_graph=True
+    )
     with pytest.raises(tf.errors.InvalidArgumentError) as e:
         tf.train.Checkpoint(model=_Holder.make(tf)).restore(prefix)
-    assert ("tensor_name = model/v/.ATTRIBUTES/VARIABLE_VALUE; expected dtype float does not "
-            "equal original dtype double [Op:RestoreV2]") in str(e.value)
+    assert (
+        "tensor_name = model/v/.ATTRIBUTES/VARIABLE_VALUE; expected dtype float does not "
+        "equal original dtype double [Op:RestoreV2]"
+    ) in str(e.value)
 
 
 def test_object_restore_wrong_shape_exact_error(tf, tmp_path):
-    prefix = tfckpt.write(tmp_path / "ckpt", {"model/v": np.arange(4, dtype=np.float32)},
-                          object_graph=True)
+    prefix = tfckpt.write(
+        tmp_path / "ckpt", {"model/v": np.arange(4, dtype=np.float32)}, object_graph=True
+    )
     with pytest.raises(ValueError) as e:
         tf.train.Checkpoint(model=_Holder.make(tf)).restore(prefix)
-    assert str(e.value) == ("Received incompatible tensor with shape (4,) when attempting to "
-                            "restore variable with shape (3,) and name Variable:0.")
+    assert str(e.value) == (
+        "Received incompatible tensor with shape (4,) when attempting to "
+        "restore variable with shape (3,) and name Variable:0."
+    )
 
 
 def _tf1_restore(tf, prefix, use_resource):
@@ -399,11 +432,14 @@ def test_name_based_restore_wrong_dtype_exact_error(tf, tmp_path):
     prefix = tfckpt.write(tmp_path / "ckpt", {"w": np.arange(3, dtype=np.float64)})
     with pytest.raises(tf.errors.InvalidArgumentError) as e:
         _tf1_restore(tf, prefix, use_resource=True)
-    assert str(e.value).startswith("Restoring from checkpoint failed. This is most likely due "
-                                   "to a mismatch between the current graph and the graph "
-                                   "from the checkpoint.")
-    assert "tensor_name = w; expected dtype float does not equal original dtype double" \
-        in str(e.value)
+    assert str(e.value).startswith(
+        "Restoring from checkpoint failed. This is most likely due "
+        "to a mismatch between the current graph and the graph "
+        "from the checkpoint."
+    )
+    assert "tensor_name = w; expected dtype float does not equal original dtype double" in str(
+        e.value
+    )
 
 
 def test_name_based_restore_wrong_shape(tf, tmp_path):
@@ -412,8 +448,9 @@ def test_name_based_restore_wrong_shape(tf, tmp_path):
     prefix = tfckpt.write(tmp_path / "ckpt", {"w": np.arange(4, dtype=np.float32)})
     with pytest.raises(tf.errors.InvalidArgumentError) as e:
         _tf1_restore(tf, prefix, use_resource=False)
-    assert "Assign requires shapes of both tensors to match. lhs shape= [3] rhs shape= [4]" \
-        in str(e.value)
+    assert "Assign requires shapes of both tensors to match. lhs shape= [3] rhs shape= [4]" in str(
+        e.value
+    )
     assert _tf1_restore(tf, prefix, use_resource=True).tolist() == [0.0, 1.0, 2.0, 3.0]
 
 
@@ -425,14 +462,19 @@ def test_make_checkpoint_object_graph(tf, tmp_path):
     """With save_counter the checkpoint passes restore(...).assert_consumed(); without it,
     restore() creates a save_counter the checkpoint does not bind, and read() is the match
     (as for tf.train.Checkpoint.write, which does not save the counter either)."""
-    prefix = ct.make_checkpoint(tmp_path, {"model/v": np.array([1.0, 2.0, 3.0], np.float32)},
-                                object_graph=True, save_counter=1)
+    prefix = ct.make_checkpoint(
+        tmp_path,
+        {"model/v": np.array([1.0, 2.0, 3.0], np.float32)},
+        object_graph=True,
+        save_counter=1,
+    )
     assert prefix == str(tmp_path / "ckpt")
     m = _Holder.make(tf)
     tf.train.Checkpoint(model=m).restore(prefix).assert_consumed()
     assert m.v.numpy().tolist() == [1.0, 2.0, 3.0]
-    bare = ct.make_checkpoint(tmp_path, {"model/v": np.array([4.0, 5.0, 6.0], np.float32)},
-                              name="bare", object_graph=True)
+    bare = ct.make_checkpoint(
+        tmp_path, {"model/v": np.array([4.0, 5.0, 6.0], np.float32)}, name="bare", object_graph=True
+    )
     with pytest.raises(AssertionError, match=r"not bound to checkpointed values.*save_counter"):
         tf.train.Checkpoint(model=_Holder.make(tf)).restore(bare).assert_consumed()
     tf.train.Checkpoint(model=m).read(bare).assert_consumed()
@@ -442,8 +484,9 @@ def test_make_checkpoint_object_graph(tf, tmp_path):
 
 
 def test_inject_keys_paths_and_keywords(tmp_path):
-    prefix = ct.make_checkpoint(tmp_path, {"model/v": np.zeros(3, np.float32),
-                                           "step": np.int64(0)}, object_graph=True)
+    prefix = ct.make_checkpoint(
+        tmp_path, {"model/v": np.zeros(3, np.float32), "step": np.int64(0)}, object_graph=True
+    )
     assert ct.inject(prefix, {"model/v": [1.0, 2.0, 3.0]}, step=5) == prefix
     r = tfckpt.open(prefix)
     assert r[KEY].dtype == np.float32 and r[KEY].tolist() == [1.0, 2.0, 3.0]
@@ -470,22 +513,28 @@ def test_with_values_leaves_source_and_refuses_itself(tmp_path):
 
 
 def test_corrupt_makes_tensorflow_restore_fail(tf, tmp_path):
-    prefix = ct.make_checkpoint(tmp_path, {"model/v": np.arange(3, dtype=np.float32),
-                                           "model/u": np.arange(5, dtype=np.float32)},
-                                object_graph=True)
+    prefix = ct.make_checkpoint(
+        tmp_path,
+        {"model/v": np.arange(3, dtype=np.float32), "model/u": np.arange(5, dtype=np.float32)},
+        object_graph=True,
+    )
     path, at = ct.corrupt(prefix, "model/v", at=-1)
     assert path == prefix + ".data-00000-of-00001"
     e = tfckpt.open(prefix).entry(KEY)
     assert at == e.offset + e.size - 1
     m = _Holder.make(tf)
-    with pytest.raises(tf.errors.DataLossError, match=r"TensorBundle at .*ckpt shard 0 \(12 "
-                                                      r"bytes\): Checksum does not match"):
+    with pytest.raises(
+        tf.errors.DataLossError,
+        match=r"TensorBundle at .*ckpt shard 0 \(12 "
+        r"bytes\): Checksum does not match",
+    ):
         tf.train.Checkpoint(model=m).restore(prefix)
     with pytest.raises(tfckpt.ChecksumMismatchError, match="Checksum does not match"):
         tfckpt.open(prefix)[KEY]
     # The other value still reads, for TF and tfckpt.
     assert tf.train.load_checkpoint(prefix).get_tensor(
-        "model/u/.ATTRIBUTES/VARIABLE_VALUE").tolist() == [0, 1, 2, 3, 4]
+        "model/u/.ATTRIBUTES/VARIABLE_VALUE"
+    ).tolist() == [0, 1, 2, 3, 4]
     ct.corrupt(prefix, "model/v", at=-1)  # flipped back
     assert tfckpt.open(prefix)[KEY].tolist() == [0.0, 1.0, 2.0]
 
@@ -506,9 +555,11 @@ def test_corrupt_partitioned_and_empty(tmp_path):
 
 
 def test_truncate_shard_makes_tensorflow_restore_fail(tf, tmp_path):
-    prefix = ct.make_checkpoint(tmp_path, {"model/a": np.arange(4, dtype=np.float32),
-                                           "model/v": np.arange(1000, dtype=np.float32)},
-                                object_graph=True)
+    prefix = ct.make_checkpoint(
+        tmp_path,
+        {"model/a": np.arange(4, dtype=np.float32), "model/v": np.arange(1000, dtype=np.float32)},
+        object_graph=True,
+    )
     size = os.path.getsize(prefix + ".data-00000-of-00001")
     path = ct.truncate_shard(prefix)  # half of it: through the middle of model/v
     assert os.path.getsize(path) == size // 2

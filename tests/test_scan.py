@@ -86,6 +86,7 @@ def _prefix_of(tree, corpus, name):
 
 # -- directories ------------------------------------------------------------------------
 
+
 def test_directory_scan_agrees_with_tensorflow(tree, tree_records, corpus, oracles):
     ckpts = {r.location: r for r in tree_records if r.record == "checkpoint"}
     for name, kind in CASES.items():
@@ -96,20 +97,26 @@ def test_directory_scan_agrees_with_tensorflow(tree, tree_records, corpus, oracl
         assert rec.kind == kind
         assert rec.keys == len(o["list_variables"])
         assert rec.parameters == sum(int(np.prod(s)) for _, s in o["list_variables"])
-        assert rec.dtypes == dict(sorted(
-            {d: list(o["dtypes"].values()).count(d) for d in o["dtypes"].values()}.items()))
-        files = [f for f in os.listdir(os.path.dirname(prefix))
-                 if f.startswith(os.path.basename(prefix) + ".") and
-                 (f.endswith(".index") or ".data-" in f)]
-        assert rec.bytes == sum(os.path.getsize(os.path.join(os.path.dirname(prefix), f))
-                                for f in files)
+        assert rec.dtypes == dict(
+            sorted({d: list(o["dtypes"].values()).count(d) for d in o["dtypes"].values()}.items())
+        )
+        files = [
+            f
+            for f in os.listdir(os.path.dirname(prefix))
+            if f.startswith(os.path.basename(prefix) + ".")
+            and (f.endswith(".index") or ".data-" in f)
+        ]
+        assert rec.bytes == sum(
+            os.path.getsize(os.path.join(os.path.dirname(prefix), f)) for f in files
+        )
         assert rec.shards == len([f for f in files if ".data-" in f])
         if "save_counter/.ATTRIBUTES/VARIABLE_VALUE" in o["values"]:
             assert (rec.step, rec.step_source) == (
-                int(o["values"]["save_counter/.ATTRIBUTES/VARIABLE_VALUE"]), "save_counter")
+                int(o["values"]["save_counter/.ATTRIBUTES/VARIABLE_VALUE"]),
+                "save_counter",
+            )
         elif "global_step" in o["values"]:
-            assert (rec.step, rec.step_source) == (int(o["values"]["global_step"]),
-                                                   "global_step")
+            assert (rec.step, rec.step_source) == (int(o["values"]["global_step"]), "global_step")
     # keras_adam keeps two checkpoints: save counters 1 and 2, both found.
     steps = sorted(r.step for r in ckpts.values() if r.name.startswith("keras_adam/"))
     assert steps == [1, 2]
@@ -121,13 +128,13 @@ def test_state_files_say_which_checkpoint_is_latest(tree, tree_records):
     assert states["keras_adam/checkpoint"].latest == str(tree / "keras_adam" / "ckpt-2")
     assert states["keras_adam/checkpoint"].checkpoints == 2
     # A TF1 Saver recorded an absolute path elsewhere; the copy beside it is found.
-    assert states["multi_device_tf1/checkpoint"].latest == \
-        str(tree / "multi_device_tf1" / "model.ckpt")
+    assert states["multi_device_tf1/checkpoint"].latest == str(
+        tree / "multi_device_tf1" / "model.ckpt"
+    )
     assert all(s.ok for s in states.values())
 
 
-def test_records_come_in_a_sorted_walk_and_the_same_with_threads(tree, tree_records,
-                                                                monkeypatch):
+def test_records_come_in_a_sorted_walk_and_the_same_with_threads(tree, tree_records, monkeypatch):
     names = [r.name for r in tree_records]
     dirs = [n.split("/")[0] for n in names]
     assert dirs == sorted(dirs)
@@ -140,23 +147,23 @@ def test_records_come_in_a_sorted_walk_and_the_same_with_threads(tree, tree_reco
     with monkeypatch.context() as m:
         m.setattr(run, "_INLINE_SECONDS", 60.0)
         m.setattr(run, "_pool", no_pool)
-        assert [r.to_dict() for r in tfckpt.scan(tree, jobs=3)] == \
-            [r.to_dict() for r in tree_records]
+        assert [r.to_dict() for r in tfckpt.scan(tree, jobs=3)] == [
+            r.to_dict() for r in tree_records
+        ]
     # Workers from the first checkpoint on, and after the first few.
     started = []
     real_pool = run._pool
     monkeypatch.setattr(run, "_pool", lambda *a, **k: started.append(a) or real_pool(*a, **k))
     monkeypatch.setattr(run, "_INLINE_SECONDS", 0.0)
-    assert [r.to_dict() for r in tfckpt.scan(tree, jobs=3)] == \
-        [r.to_dict() for r in tree_records]
-    assert [r.to_dict() for r in tfckpt.scan([tree], jobs=2, keys=True)] == \
-        [r.to_dict() for r in tfckpt.scan(tree, keys=True)]
+    assert [r.to_dict() for r in tfckpt.scan(tree, jobs=3)] == [r.to_dict() for r in tree_records]
+    assert [r.to_dict() for r in tfckpt.scan([tree], jobs=2, keys=True)] == [
+        r.to_dict() for r in tfckpt.scan(tree, keys=True)
+    ]
     assert [a[0] for a in started] == [3, 2]
     clock = iter(range(10**6))  # a clock that has passed the inline time after 3 items
     monkeypatch.setattr(run, "_INLINE_SECONDS", 2.5)
     monkeypatch.setattr(run, "_clock", lambda: next(clock))
-    assert [r.to_dict() for r in tfckpt.scan(tree, jobs=2)] == \
-        [r.to_dict() for r in tree_records]
+    assert [r.to_dict() for r in tfckpt.scan(tree, jobs=2)] == [r.to_dict() for r in tree_records]
     assert len(started) == 3
 
 
@@ -165,7 +172,7 @@ def _copy_ckpt(src_prefix, dst_dir, name):
     d, base = os.path.split(src_prefix)
     for f in os.listdir(d):
         if f.startswith(base + "."):
-            shutil.copy(os.path.join(d, f), os.path.join(dst_dir, name + f[len(base):]))
+            shutil.copy(os.path.join(d, f), os.path.join(dst_dir, name + f[len(base) :]))
     return os.path.join(dst_dir, name)
 
 
@@ -193,8 +200,9 @@ def broken(tmp_path, corpus):
     _copy_ckpt(src, half / "ckpt-6_temp", "part-00000-of-00001")
     shutil.copy(good + ".data-00000-of-00001", half / "ckpt-7.data-00000-of-00001")
     (half / "checkpoint.tmp0123abcd").write_text('model_checkpoint_path: "ckpt-5"\n')
-    (half / "checkpoint").write_text('model_checkpoint_path: "ckpt-5"\n'
-                                     'all_model_checkpoint_paths: "ckpt-5"\n')
+    (half / "checkpoint").write_text(
+        'model_checkpoint_path: "ckpt-5"\nall_model_checkpoint_paths: "ckpt-5"\n'
+    )
     # Unreadable entries: a symlink loop, a link to itself, a broken link, a FIFO.
     links = root / "links"
     links.mkdir()
@@ -265,8 +273,7 @@ def test_verify_finds_a_flipped_byte(tmp_path, corpus):
 
 def test_keys_and_match(tree, corpus, oracles):
     rows = list(tfckpt.scan(tree, keys=True, match=r"/tf1_partitioned/"))
-    assert rows and all(r.record == "key" and r.name.startswith("tf1_partitioned/")
-                        for r in rows)
+    assert rows and all(r.record == "key" and r.name.startswith("tf1_partitioned/") for r in rows)
     o = oracles["tf1_partitioned"]
     assert sorted((r.key, list(r.shape)) for r in rows) == sorted(o["list_variables"])
     assert {r.key: r.dtype for r in rows} == o["dtypes"]
@@ -285,9 +292,11 @@ def test_step_sources(tmp_path):
     tfckpt.write(d / "b" / "model.ckpt-99", {"global_step": np.int64(1234), "w": np.ones(2)})
     tfckpt.write(d / "c" / "model-42", {"w": np.ones(2, np.float32)})
     got = {r.name: (r.kind, r.step, r.step_source) for r in tfckpt.scan(d)}
-    assert got == {"a/ckpt": ("object-based", 7, "save_counter"),
-                   "b/model.ckpt-99": ("name-based", 1234, "global_step"),
-                   "c/model-42": ("name-based", 42, "suffix")}
+    assert got == {
+        "a/ckpt": ("object-based", 7, "save_counter"),
+        "b/model.ckpt-99": ("name-based", 1234, "global_step"),
+        "c/model-42": ("name-based", 42, "suffix"),
+    }
 
 
 def test_single_checkpoint_paths_and_missing_root(tree, corpus):
@@ -304,6 +313,7 @@ def test_single_checkpoint_paths_and_missing_root(tree, corpus):
 
 
 # -- archives ---------------------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def archives(tree, tmp_path_factory):
@@ -328,9 +338,11 @@ def test_archives_give_the_records_of_the_directory(kind, archives, tree_records
     recs = list(tfckpt.scan(archives[kind]))
     assert comparable(recs) == comparable(tree_records)
     assert all(r.location.startswith(str(archives[kind]) + "!/") for r in recs)
-    assert comparable(tfckpt.scan(archives[kind], keys=True, verify=True)) == \
-        comparable(tfckpt.scan(os.path.dirname(tree_records[0].location).rsplit("/", 1)[0],
-                               keys=True, verify=True))
+    assert comparable(tfckpt.scan(archives[kind], keys=True, verify=True)) == comparable(
+        tfckpt.scan(
+            os.path.dirname(tree_records[0].location).rsplit("/", 1)[0], keys=True, verify=True
+        )
+    )
 
 
 def test_uncompressed_tar_members_are_read_in_place(archives):
@@ -339,8 +351,11 @@ def test_uncompressed_tar_members_are_read_in_place(archives):
 
     t = tar_tree(str(archives["tar"]))
     members = {n: m for n, m in t.files.items() if n.startswith("keras_adam/ckpt-2.")}
-    storage = TarMemberStorage(str(archives["tar"]), "keras_adam/ckpt-2",
-                               {n[len("keras_adam/ckpt-2"):]: m for n, m in members.items()})
+    storage = TarMemberStorage(
+        str(archives["tar"]),
+        "keras_adam/ckpt-2",
+        {n[len("keras_adam/ckpt-2") :]: m for n, m in members.items()},
+    )
     with tfckpt.Reader(storage=storage) as r:
         assert isinstance(r._index_buffer, memoryview)
         assert type(r._index_buffer.obj).__name__ == "MappedFile"
@@ -363,6 +378,7 @@ def test_too_large_compressed_member_is_said(archives):
 
 
 # -- remote: an HTTP server with Range requests, and memory:// ----------------------------
+
 
 class _RangeHandler(http.server.BaseHTTPRequestHandler):
     """Serves a directory: HTML index pages, HEAD, and ``Range: bytes=a-b``; counts the
@@ -388,7 +404,8 @@ class _RangeHandler(http.server.BaseHTTPRequestHandler):
             names = sorted(os.listdir(path))
             links = "".join(
                 f'<a href="{urllib.parse.quote(n)}{"/" if os.path.isdir(os.path.join(path, n)) else ""}">{n}</a>\n'
-                for n in names)
+                for n in names
+            )
             body = f"<html><body>\n{links}</body></html>\n".encode()
             self.send_response(200)
             self.send_header("Content-Type", "text/html")
@@ -444,8 +461,10 @@ def test_http_listing_fetches_only_the_index(http_server, tree, tree_records):
     handler, url = http_server
     www = handler.root
     rng = np.random.default_rng(0)
-    big = {f"model/layer{i}/kernel": rng.standard_normal((256, 1024)).astype(np.float32)
-           for i in range(8)}  # 8 MiB of data
+    big = {
+        f"model/layer{i}/kernel": rng.standard_normal((256, 1024)).astype(np.float32)
+        for i in range(8)
+    }  # 8 MiB of data
     tfckpt.write(os.path.join(www, "big", "ckpt-3"), big, save_counter=3)
     shutil.copytree(tree / "keras_adam", os.path.join(www, "keras_adam"))
     index_size = os.path.getsize(os.path.join(www, "big", "ckpt-3.index"))
@@ -457,9 +476,11 @@ def test_http_listing_fetches_only_the_index(http_server, tree, tree_records):
     bigrec = next(r for r in recs if r.name == "big/ckpt-3")
     assert bigrec.location == url + "/big/ckpt-3"
     assert bigrec.ok and bigrec.step == 3 and bigrec.keys == 10
-    small = sum(os.path.getsize(os.path.join(www, "keras_adam", f))
-                for f in os.listdir(os.path.join(www, "keras_adam")) if ".index" in f or
-                f == "checkpoint")
+    small = sum(
+        os.path.getsize(os.path.join(www, "keras_adam", f))
+        for f in os.listdir(os.path.join(www, "keras_adam"))
+        if ".index" in f or f == "checkpoint"
+    )
     # The indexes, the state file and two 8-byte save counters; no tensor data.
     assert handler.served <= index_size + small + 64, (handler.served, index_size, data_size)
 
@@ -494,15 +515,19 @@ def test_memory_filesystem(tree, tree_records):
 
 # -- a Dask cluster of worker processes ---------------------------------------------------
 
+
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")
 @pytest.mark.filterwarnings("ignore::ResourceWarning")
 def test_dask_cluster_gives_the_local_records(tree, archives, tree_records):
     distributed = pytest.importorskip("distributed")
     paths = [str(tree), str(archives["tgz"])]
     expected = [r.to_dict() for r in tfckpt.scan(paths)]
-    with distributed.LocalCluster(n_workers=2, processes=True, threads_per_worker=1,
-                                  dashboard_address=None) as cluster, \
-            distributed.Client(cluster) as client:
+    with (
+        distributed.LocalCluster(
+            n_workers=2, processes=True, threads_per_worker=1, dashboard_address=None
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
         bag = tfckpt.scan_to_dask(paths, partition_size=4)
         assert bag.npartitions > 2
         got = bag.compute()
@@ -515,20 +540,22 @@ def test_dask_cluster_gives_the_local_records(tree, archives, tree_records):
         df = tfckpt.scan_to_dask(str(tree), keys=True).to_dataframe().compute()
         assert list(df.columns) == list(KEY_FIELDS)
         assert len(df) == sum(1 for r in tfckpt.scan(tree, keys=True))
-        code, out, _ = run_cli("scan", str(tree), "--dask", cluster.scheduler_address,
-                               "--format", "jsonl")
+        code, out, _ = run_cli(
+            "scan", str(tree), "--dask", cluster.scheduler_address, "--format", "jsonl"
+        )
         assert code == 0
-        assert [json.loads(line) for line in out.splitlines()] == \
-            [r.to_dict() for r in tree_records]
+        assert [json.loads(line) for line in out.splitlines()] == [
+            r.to_dict() for r in tree_records
+        ]
 
 
 # -- outputs ------------------------------------------------------------------------------
 
+
 def test_jsonl_and_csv_parse_back(tree, tree_records, tmp_path):
     code, out, _ = run_cli("scan", str(tree), "--format", "jsonl")
     assert code == 0
-    assert [json.loads(line) for line in out.splitlines()] == \
-        [r.to_dict() for r in tree_records]
+    assert [json.loads(line) for line in out.splitlines()] == [r.to_dict() for r in tree_records]
 
     code, out, _ = run_cli("scan", str(tree), "--format", "csv", "-j", "2")
     rows = list(csv.DictReader(io.StringIO(out)))
@@ -545,14 +572,17 @@ def test_jsonl_and_csv_parse_back(tree, tree_records, tmp_path):
     with out_file.open() as f:
         rows = list(csv.DictReader(f))
     keys = [r for r in tfckpt.scan(tree, keys=True)]
-    assert [(r["key"] or None, json.loads(r["shape"]) if r["shape"] else None)
-            for r in rows] == \
-        [(k.key, list(k.shape) if k.shape is not None else None) for k in keys]
+    assert [(r["key"] or None, json.loads(r["shape"]) if r["shape"] else None) for r in rows] == [
+        (k.key, list(k.shape) if k.shape is not None else None) for k in keys
+    ]
 
     code, out, _ = run_cli("scan", str(tree))
     assert code == 0 and out.startswith("STATUS")
-    assert out.rstrip().splitlines()[-1].startswith(
-        f"# {sum(r.record == 'checkpoint' for r in tree_records)} checkpoint(s)")
+    assert (
+        out.rstrip()
+        .splitlines()[-1]
+        .startswith(f"# {sum(r.record == 'checkpoint' for r in tree_records)} checkpoint(s)")
+    )
 
 
 def test_parquet(tree, tree_records, tmp_path, monkeypatch):
@@ -572,6 +602,7 @@ def test_parquet(tree, tree_records, tmp_path, monkeypatch):
 
 
 # -- memory stays bounded ----------------------------------------------------------------
+
 
 def test_memory_is_bounded_and_records_stream(tmp_path):
     root = tmp_path / "many"
@@ -623,6 +654,7 @@ def test_unreadable_directory_is_a_record(tmp_path):
 
 # -- format V1 ---------------------------------------------------------------------------
 
+
 def test_scan_finds_format_v1_checkpoints_tensorflow_writes(tmp_path):
     """A V1 Saver's files (no suffix to tell them by) are found, described and verified, and
     the state file naming them is not reported as naming checkpoints that are not there."""
@@ -663,8 +695,9 @@ def test_scan_finds_format_v1_checkpoints_tensorflow_writes(tmp_path):
     assert state["status"] == "ok" and state["latest"] == str(d / "model.ckpt-10")
     code, out, _ = run_cli("scan", str(d), "--keys", "--format", "jsonl")
     keys = sorted((r["name"], r["key"]) for r in map(json.loads, out.splitlines()))
-    assert keys == [(n, k) for n in ("model.ckpt-10", "model.ckpt-5")
-                    for k in ("dense/kernel", "global_step")]
+    assert keys == [
+        (n, k) for n in ("model.ckpt-10", "model.ckpt-5") for k in ("dense/kernel", "global_step")
+    ]
 
 
 def test_scan_finds_sharded_v1_fixture_and_its_state_file():
@@ -673,5 +706,7 @@ def test_scan_finds_sharded_v1_fixture_and_its_state_file():
     assert (code, err) == (0, "")
     recs = [json.loads(line) for line in out.splitlines()]
     assert [(r["record"], r["name"], r["status"]) for r in recs] == [
-        ("state", "checkpoint", "ok"), ("checkpoint", "model.ckpt-?????-of-00003", "ok")]
+        ("state", "checkpoint", "ok"),
+        ("checkpoint", "model.ckpt-?????-of-00003", "ok"),
+    ]
     assert recs[1]["shards"] == 3 and recs[1]["keys"] == 7

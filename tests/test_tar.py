@@ -38,8 +38,9 @@ def _add(t: tarfile.TarFile, name: str, data: bytes = b"", **attrs) -> None:
 def _archive(fmt: str) -> bytes:
     """A tar of every kind of member a listing meets, in the given format."""
     buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w", format=FORMATS[fmt],
-                      encoding="utf-8", errors="surrogateescape") as t:
+    with tarfile.open(
+        fileobj=buf, mode="w", format=FORMATS[fmt], encoding="utf-8", errors="surrogateescape"
+    ) as t:
         _add(t, "dir", type=tarfile.DIRTYPE)
         _add(t, "dir/a.bin", b"a" * 700)
         _add(t, "./dot/b.bin", b"b" * 512)
@@ -75,7 +76,7 @@ def test_tar_listing_agrees_with_tarfile(native, fmt):
         assert core.tar_members(raw) == (files, errors, None), core
     assert files["dir/a.bin"][1] == 30 and files["dir/hard"][1] == 700
     assert files["dot/b.bin"][1] == 512 and "dir" not in files
-    assert raw[files["p" * 120 + "/long-name.bin"][0]:][:3] == b"ccc"
+    assert raw[files["p" * 120 + "/long-name.bin"][0] :][:3] == b"ccc"
     assert errors["dir/dangling"] == "hard link to nope/missing, which is not in the archive"
     assert errors["dir/sym"] == "symbolic link (to a.bin) inside the archive, not followed"
     assert errors["dir/fifo"] == errors["dir/dev"] == "not a regular file"
@@ -92,8 +93,8 @@ def test_tar_listing_problems_and_refusals(native):
         # no end-of-archive blocks, but nothing is cut off: a complete listing
         "unterminated": (body + bytes(-len(body) % 512), "ok"),
         # cut inside a member's data, or inside a header
-        "cut-data": (raw[:1024 + 300], "inside the member whose header is at byte 512"),
-        "cut-header": (raw[:empty + 100], f"inside the member header at byte {empty}"),
+        "cut-data": (raw[: 1024 + 300], "inside the member whose header is at byte 512"),
+        "cut-header": (raw[: empty + 100], f"inside the member header at byte {empty}"),
     }
     for name, (data, want) in cases.items():
         a, b = native.tar_members(data), PY.tar_members(data)
@@ -111,25 +112,25 @@ def test_tar_listing_problems_and_refusals(native):
         assert native.tar_members(bad) is None and PY.tar_members(bad) is None, field
     pax = _archive("pax")
     i = pax.index(b" path=")
-    bad = pax[:i - 3] + b"999" + pax[i:]  # a record length past its header
+    bad = pax[: i - 3] + b"999" + pax[i:]  # a record length past its header
     assert native.tar_members(bad) is None and PY.tar_members(bad) is None
 
 
 def _set(raw: bytes, header: int, offset: int, field: bytes) -> bytes:
     b = bytearray(raw)
-    b[header + offset: header + offset + len(field)] = field
+    b[header + offset : header + offset + len(field)] = field
     return bytes(b)
 
 
 def _fix_checksum(raw: bytes, header: int) -> bytes:
     b = bytearray(raw)
-    b[header + 148: header + 156] = b" " * 8
-    b[header + 148: header + 156] = b"%06o\0 " % sum(b[header: header + 512])
+    b[header + 148 : header + 156] = b" " * 8
+    b[header + 148 : header + 156] = b"%06o\0 " % sum(b[header : header + 512])
     return bytes(b)
 
 
 def _mutate(rng: random.Random, raw: bytes) -> bytes:
-    headers = [i for i in range(0, len(raw) - 511, 512) if raw[i + 257: i + 262] == b"ustar"]
+    headers = [i for i in range(0, len(raw) - 511, 512) if raw[i + 257 : i + 262] == b"ustar"]
     b = bytearray(raw)
     h = rng.choice(headers)
     what = rng.random()
@@ -138,16 +139,34 @@ def _mutate(rng: random.Random, raw: bytes) -> bytes:
             b[h + rng.randrange(512)] = rng.randrange(256)
     elif what < 0.6:
         off, n = rng.choice([(124, 12), (148, 8), (156, 1), (0, 100), (157, 100), (345, 155)])
-        pool = [b"7", b" 17 ", b"-1", b"8", b"\x80" + bytes(10) + b"\x05",
-                b"\xff" * 12, b"", b"x", b"L", b"K", b"x", b"g", b"1", b"2", b"S", b"5",
-                b"./", b"\\a\\b", b"/" * 5]
+        pool = [
+            b"7",
+            b" 17 ",
+            b"-1",
+            b"8",
+            b"\x80" + bytes(10) + b"\x05",
+            b"\xff" * 12,
+            b"",
+            b"x",
+            b"L",
+            b"K",
+            b"x",
+            b"g",
+            b"1",
+            b"2",
+            b"S",
+            b"5",
+            b"./",
+            b"\\a\\b",
+            b"/" * 5,
+        ]
         field = (rng.choice(pool) + bytes(n))[:n]
-        b[h + off: h + off + n] = field
+        b[h + off : h + off + n] = field
     elif what < 0.8:
         i = rng.randrange(len(b))
-        b[i: i + rng.randint(1, 20)] = bytes(rng.randrange(256) for _ in range(rng.randint(0, 20)))
+        b[i : i + rng.randint(1, 20)] = bytes(rng.randrange(256) for _ in range(rng.randint(0, 20)))
     else:
-        del b[rng.randrange(len(b)):]
+        del b[rng.randrange(len(b)) :]
     out = bytes(b)
     if rng.random() < 0.7 and len(out) >= h + 512:
         out = _fix_checksum(out, h)  # reach the parsing behind the checksum
@@ -173,6 +192,7 @@ def test_tar_listing_native_equals_twin_on_mutations(native):
 
 
 # -- damaged archives in a scan ----------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def three(tmp_path_factory):
@@ -200,8 +220,9 @@ def _scan(path):
 def test_damaged_uncompressed_tar_is_reported(three):
     d, headers = three
     raw = (d / "ok.tar").read_bytes()
-    assert [r[:3] for r in _scan(d / "ok.tar")] == \
-        [("checkpoint", f"c{i}/ckpt-{i}", "ok") for i in range(3)]
+    assert [r[:3] for r in _scan(d / "ok.tar")] == [
+        ("checkpoint", f"c{i}/ckpt-{i}", "ok") for i in range(3)
+    ]
     second = headers["./c1/ckpt-1.data-00000-of-00001"]
 
     bad = bytearray(raw)
@@ -209,8 +230,10 @@ def test_damaged_uncompressed_tar_is_reported(three):
     (d / "badsum.tar").write_bytes(bad)
     recs = _scan(d / "badsum.tar")
     assert recs[0][:3] == ("path", "", "error")
-    assert recs[0][3] == (f"damaged tar archive: a bad member header at byte {second} of "
-                          f"{len(raw)}; the members after it are not listed")
+    assert recs[0][3] == (
+        f"damaged tar archive: a bad member header at byte {second} of "
+        f"{len(raw)}; the members after it are not listed"
+    )
     assert recs[1:] == [("checkpoint", "c0/ckpt-0", "ok", None)]
 
     # a negative size, on which tarfile fails
@@ -220,22 +243,30 @@ def test_damaged_uncompressed_tar_is_reported(three):
     assert recs[0][3].startswith("damaged tar archive, its members cannot be listed: ")
 
     # cut off inside the second checkpoint's data shard
-    (d / "cut.tar").write_bytes(raw[:second + 600])
+    (d / "cut.tar").write_bytes(raw[: second + 600])
     recs = _scan(d / "cut.tar")
-    assert recs[0] == ("path", "", "error", f"truncated tar archive: it ends at byte "
-                       f"{second + 600}, inside the member whose header is at byte {second}")
+    assert recs[0] == (
+        "path",
+        "",
+        "error",
+        f"truncated tar archive: it ends at byte "
+        f"{second + 600}, inside the member whose header is at byte {second}",
+    )
     assert recs[1] == ("checkpoint", "c0/ckpt-0", "ok", None)
     # the shard's header made it, the index did not
     assert recs[2][:3] == ("checkpoint", "c1/ckpt-1", "error") and len(recs) == 3
-    assert recs[2][3].startswith("half-written checkpoint: data shard(s) "
-                                 "ckpt-1.data-00000-of-00001 without the index ckpt-1.index")
+    assert recs[2][3].startswith(
+        "half-written checkpoint: data shard(s) "
+        "ckpt-1.data-00000-of-00001 without the index ckpt-1.index"
+    )
 
 
 def test_damaged_compressed_tar_is_reported(three):
     d, _ = three
     raw = (d / "ok.tgz").read_bytes()
-    assert [r[:3] for r in _scan(d / "ok.tgz")] == \
-        [("checkpoint", f"c{i}/ckpt-{i}", "ok") for i in range(3)]
+    assert [r[:3] for r in _scan(d / "ok.tgz")] == [
+        ("checkpoint", f"c{i}/ckpt-{i}", "ok") for i in range(3)
+    ]
     seen = set()
     for cut in range(40, len(raw) - 8, 37):
         (d / "cut.tgz").write_bytes(raw[:cut])
@@ -248,8 +279,11 @@ def test_damaged_compressed_tar_is_reported(three):
                 seen.add("ok")
             elif rec[0] == "path" and "damaged compressed tar archive" in rec[3]:
                 seen.add("damaged")
-            elif rec[0] == "checkpoint" and rec[3].startswith(
-                    "damaged compressed tar archive: ") and ", reading member " in rec[3]:
+            elif (
+                rec[0] == "checkpoint"
+                and rec[3].startswith("damaged compressed tar archive: ")
+                and ", reading member " in rec[3]
+            ):
                 seen.add("unread")  # listed, but its bytes lie past where the stream breaks
             elif "gzip-compressed file, not a tar archive that can be read" in rec[3]:
                 seen.add("unreadable")
@@ -273,9 +307,18 @@ def test_damaged_compressed_tar_is_reported(three):
     second = _tarfile_listing(bytes(plain))[0]["c1/ckpt-1.data-00000-of-00001"][0] - 512
     plain[second + 3] ^= 0xFF
     (d / "badsum.tgz").write_bytes(gzip.compress(bytes(plain), mtime=0))
-    want = [("path", "", "error", f"damaged compressed tar archive: a bad member header at "
-             f"byte {second} of the uncompressed stream; the members after it are not listed"),
-            ("checkpoint", "c0/ckpt-0", "ok", None)]
+    want = [
+        (
+            "path",
+            "",
+            "error",
+            f"damaged compressed tar archive: a bad member header at "
+            f"byte {second} of the uncompressed stream; the members after it are not listed",
+        ),
+        ("checkpoint", "c0/ckpt-0", "ok", None),
+    ]
     assert _scan(d / "badsum.tgz") == want
-    assert [(r.record, r.status) for r in tfckpt.scan(d / "badsum.tgz", keys=True)] == \
-        [("path", "error"), ("key", "ok")]  # the damage shows in the per-key view too
+    assert [(r.record, r.status) for r in tfckpt.scan(d / "badsum.tgz", keys=True)] == [
+        ("path", "error"),
+        ("key", "ok"),
+    ]  # the damage shows in the per-key view too

@@ -53,8 +53,7 @@ def copy_checkpoint(prefix: str, dst_dir) -> str:
 def data_bytes(prefix: str, with_graph: bool = True) -> int:
     """Bytes of the tensors a checkpoint stores (partitioned ones: all their slices)."""
     with tfckpt.open(prefix) as r:
-        return sum(r.stored_size(k) for k in r.keys()
-                   if with_graph or k != tfckpt.OBJECT_GRAPH_KEY)
+        return sum(r.stored_size(k) for k in r.keys() if with_graph or k != tfckpt.OBJECT_GRAPH_KEY)
 
 
 def bits(a: np.ndarray) -> bytes:
@@ -63,8 +62,11 @@ def bits(a: np.ndarray) -> bytes:
 
 
 def listing(directory) -> list:
-    return sorted((p, os.path.getsize(os.path.join(d, p)))
-                  for d, _, files in os.walk(directory) for p in files)
+    return sorted(
+        (p, os.path.getsize(os.path.join(d, p)))
+        for d, _, files in os.walk(directory)
+        for p in files
+    )
 
 
 KERNEL = "model/hidden/kernel/.ATTRIBUTES/VARIABLE_VALUE"
@@ -75,8 +77,7 @@ KERNEL = "model/hidden/kernel/.ATTRIBUTES/VARIABLE_VALUE"
 
 
 def test_diff_identical_copies_are_equal(corpus, tmp_path):
-    for case in ("module_nested", "sharded_policy", "tf1_partitioned", "strings",
-                 "data_iterator"):
+    for case in ("module_nested", "sharded_policy", "tf1_partitioned", "strings", "data_iterator"):
         src = corpus[case].prefix
         dst = copy_checkpoint(src, tmp_path / case)
         d = tools.diff(src, dst)
@@ -93,8 +94,8 @@ def test_diff_reports_the_one_value_edit_changed(corpus, tmp_path):
     with tfckpt.open(src) as r:
         k = np.array(r[KERNEL])
     new = k.copy()
-    new[2, 1] = -k[2, 1]          # |a-b| = 2|a|, relative 2
-    new[0, 0] = k[0, 0] + 0.25    # a small change
+    new[2, 1] = -k[2, 1]  # |a-b| = 2|a|, relative 2
+    new[0, 0] = k[0, 0] + 0.25  # a small change
     out = str(tmp_path / "edited")
     tfckpt.edit(src, out, set={KERNEL: new})
     d = tools.diff(src, out)
@@ -110,12 +111,14 @@ def test_diff_reports_the_one_value_edit_changed(corpus, tmp_path):
     assert code == 1
     assert text.splitlines() == [
         f"value: {KERNEL}: 2 of 12 elements differ (max abs {c.max_abs:.6g}, max rel 2)",
-        "different: 1 values differ (15 tensors compared)"]
+        "different: 1 values differ (15 tensors compared)",
+    ]
     code, text, _ = run("diff", "--json", src, out)
     doc = json.loads(text)
     assert code == 1 and doc["equal"] is False
-    assert doc["value_changes"] == {KERNEL: {"count": 2, "total": 12, "max_abs": c.max_abs,
-                                             "max_rel": 2.0}}
+    assert doc["value_changes"] == {
+        KERNEL: {"count": 2, "total": 12, "max_abs": c.max_abs, "max_rel": 2.0}
+    }
     # Within tolerance it is equal, but only for floats.
     assert tools.diff(src, out, atol=2 * abs(float(k[2, 1])) + 1e-9).equal
     code, text, _ = run("diff", "-q", "--atol", "100", src, out)
@@ -129,9 +132,15 @@ def test_diff_reports_dtype_shape_and_key_changes(corpus, tmp_path):
     with tfckpt.open(src) as r:
         k = np.array(r[KERNEL])
     out = str(tmp_path / "changed")
-    tfckpt.edit(src, out, set={KERNEL: k.astype(np.float64), bias: np.zeros(5, np.float32)},
-                allow_dtype_change=True, allow_shape_change=True, drop=[beta],
-                add={"model/extra/.ATTRIBUTES/VARIABLE_VALUE": np.ones(2, np.float32)})
+    tfckpt.edit(
+        src,
+        out,
+        set={KERNEL: k.astype(np.float64), bias: np.zeros(5, np.float32)},
+        allow_dtype_change=True,
+        allow_shape_change=True,
+        drop=[beta],
+        add={"model/extra/.ATTRIBUTES/VARIABLE_VALUE": np.ones(2, np.float32)},
+    )
     d = tools.diff(src, out)
     assert d.only_a == [beta]
     assert d.only_b == ["model/extra/.ATTRIBUTES/VARIABLE_VALUE"]
@@ -142,25 +151,39 @@ def test_diff_reports_dtype_shape_and_key_changes(corpus, tmp_path):
     code, text, _ = run("diff", src, out)
     assert code == 1
     lines = text.splitlines()
-    assert lines[:4] == [f"only in A: {beta}",
-                         "only in B: model/extra/.ATTRIBUTES/VARIABLE_VALUE",
-                         f"dtype: {KERNEL}: float32 -> float64",
-                         f"shape: {bias}: [2] -> [5]"]
-    assert lines[-1].startswith("different: 1 only in A, 1 only in B, 1 dtype changed, "
-                                "1 shape changed, object graph differs")
+    assert lines[:4] == [
+        f"only in A: {beta}",
+        "only in B: model/extra/.ATTRIBUTES/VARIABLE_VALUE",
+        f"dtype: {KERNEL}: float32 -> float64",
+        f"shape: {bias}: [2] -> [5]",
+    ]
+    assert lines[-1].startswith(
+        "different: 1 only in A, 1 only in B, 1 dtype changed, "
+        "1 shape changed, object graph differs"
+    )
 
 
 def test_diff_floats_nan_ints_strings_and_partitions(tmp_path, monkeypatch):
     x = np.array([[1.0, np.nan, -0.0], [np.inf, 5.0, 1e-30]], np.float32)
-    base = {"f": x, "i": np.array([1, 2, 3], np.int64), "s": np.array([b"a", b"b"], object),
-            "b": np.array([True, False]), "h": x.astype(ml_dtypes.bfloat16),
-            "c": np.array([1 + 2j, np.nan + 1j], np.complex64)}
+    base = {
+        "f": x,
+        "i": np.array([1, 2, 3], np.int64),
+        "s": np.array([b"a", b"b"], object),
+        "b": np.array([True, False]),
+        "h": x.astype(ml_dtypes.bfloat16),
+        "c": np.array([1 + 2j, np.nan + 1j], np.complex64),
+    }
     a = tfckpt.write(str(tmp_path / "a"), base)
     same = dict(base, f=np.array([[1.0, np.nan, 0.0], [np.inf, 5.0, 1e-30]], np.float32))
     assert tools.diff(a, tfckpt.write(str(tmp_path / "same"), same)).equal  # -0 == 0, NaN == NaN
-    other = {"f": np.array([[1.0, 1.0, 0.0], [-np.inf, 5.0000005, 1e-30]], np.float32),
-             "i": np.array([1, 2, 4], np.int64), "s": np.array([b"a", b"c"], object),
-             "b": np.array([True, True]), "h": base["h"], "c": base["c"]}
+    other = {
+        "f": np.array([[1.0, 1.0, 0.0], [-np.inf, 5.0000005, 1e-30]], np.float32),
+        "i": np.array([1, 2, 4], np.int64),
+        "s": np.array([b"a", b"c"], object),
+        "b": np.array([True, True]),
+        "h": base["h"],
+        "c": base["c"],
+    }
     d = tools.diff(a, tfckpt.write(str(tmp_path / "other"), other))
     f = d.value_changes["f"]
     assert (f.count, f.total) == (3, 6)
@@ -217,8 +240,10 @@ def test_diff_names_the_keys_behind_key_not_found(tf, tmp_path):
     assert not d.shape_changes and not d.dtype_changes
     code, out, _ = run("diff", old_prefix, fresh)
     assert code == 1
-    assert out.splitlines()[:2] == ["only in A: model/dense_kernel/.ATTRIBUTES/VARIABLE_VALUE",
-                                    "only in B: model/kernel/.ATTRIBUTES/VARIABLE_VALUE"]
+    assert out.splitlines()[:2] == [
+        "only in A: model/dense_kernel/.ATTRIBUTES/VARIABLE_VALUE",
+        "only in B: model/kernel/.ATTRIBUTES/VARIABLE_VALUE",
+    ]
 
 
 def test_diff_names_the_key_behind_a_shape_mismatch(tf, tmp_path):
@@ -264,9 +289,11 @@ def test_diff_trouble_is_exit_2_in_every_output_mode(corpus, tmp_path):
     data.write_bytes(bytes(raw))
     text_file = tmp_path / "notes.txt"
     text_file.write_text("not a checkpoint\n")
-    cases = [(str(tmp_path / "missing"), "No checkpoint at"),
-             (damaged, "Checksum does not match: stored"),
-             (str(text_file), "is not a checkpoint")]
+    cases = [
+        (str(tmp_path / "missing"), "No checkpoint at"),
+        (damaged, "Checksum does not match: stored"),
+        (str(text_file), "is not a checkpoint"),
+    ]
     for other, words in cases:
         for mode in ([], ["--json"], ["-q"]):
             for a, b in ((good, other), (other, good)):
@@ -298,9 +325,13 @@ def test_average_is_numpy_float64_mean_and_restores_in_tf(tf, tmp_path):
     ckpt = tf.train.Checkpoint(model=m)
     prefixes = []
     for i in range(3):
-        v = {"w": rs.randn(5, 3).astype(np.float32), "h": rs.randn(4).astype(np.float16),
-             "bf": rs.randn(3).astype(ml_dtypes.bfloat16), "d": rs.randn(2),
-             "c": (rs.randn(2) + 1j * rs.randn(2)).astype(np.complex64)}
+        v = {
+            "w": rs.randn(5, 3).astype(np.float32),
+            "h": rs.randn(4).astype(np.float16),
+            "bf": rs.randn(3).astype(ml_dtypes.bfloat16),
+            "d": rs.randn(2),
+            "c": (rs.randn(2) + 1j * rs.randn(2)).astype(np.complex64),
+        }
         for k, x in v.items():
             getattr(m, k).assign(x)
         m.step.assign(100 * (i + 1))
@@ -420,11 +451,19 @@ def test_migrate_tf1_name_based_checkpoint_restores_in_tf2(tf, tf1_dense_checkpo
     like = tf.train.Checkpoint(model=_NewDense.build(tf)).write(str(tmp_path / "like" / "c"))
     out = str(tmp_path / "migrated" / "ckpt-1")
     rep = tools.migrate(old, like, out)
-    assert rep.mapped == {"model/kernel/.ATTRIBUTES/VARIABLE_VALUE": "dense/kernel",
-                          "model/bias/.ATTRIBUTES/VARIABLE_VALUE": "dense/bias",
-                          "model/step/.ATTRIBUTES/VARIABLE_VALUE": "global_step"}
-    assert rep.unmapped_old == ["beta1_power", "beta2_power", "dense/bias/Adam",
-                                "dense/bias/Adam_1", "dense/kernel/Adam", "dense/kernel/Adam_1"]
+    assert rep.mapped == {
+        "model/kernel/.ATTRIBUTES/VARIABLE_VALUE": "dense/kernel",
+        "model/bias/.ATTRIBUTES/VARIABLE_VALUE": "dense/bias",
+        "model/step/.ATTRIBUTES/VARIABLE_VALUE": "global_step",
+    }
+    assert rep.unmapped_old == [
+        "beta1_power",
+        "beta2_power",
+        "dense/bias/Adam",
+        "dense/bias/Adam_1",
+        "dense/kernel/Adam",
+        "dense/kernel/Adam_1",
+    ]
     assert rep.unfilled == [] and rep.mismatched == {} and not rep.complete
     model = _NewDense.build(tf)
     tf.train.Checkpoint(model=model).read(out).assert_consumed()
@@ -444,7 +483,8 @@ def test_migrate_tf1_name_based_checkpoint_restores_in_tf2(tf, tf1_dense_checkpo
 def test_migrate_fills_or_leaves_out_new_variables(tf, tf1_dense_checkpoint, tmp_path):
     old = tf1_dense_checkpoint
     like = tf.train.Checkpoint(model=_NewDense.build(tf, extra=True)).save(
-        str(tmp_path / "like" / "c"))
+        str(tmp_path / "like" / "c")
+    )
     scale = "model/scale/.ATTRIBUTES/VARIABLE_VALUE"
     filled = tools.migrate(old, like, str(tmp_path / "filled"))
     assert filled.unfilled == [scale, "save_counter/.ATTRIBUTES/VARIABLE_VALUE"]
@@ -452,8 +492,9 @@ def test_migrate_fills_or_leaves_out_new_variables(tf, tf1_dense_checkpoint, tmp
     model.scale.assign(np.zeros(2, np.float32))
     tf.train.Checkpoint(model=model).restore(str(tmp_path / "filled")).assert_consumed()
     assert model.scale.numpy().tolist() == [7.0, 7.0]  # like's value
-    code, text, _ = run("migrate", old, "--like", like, "-o", tmp_path / "left", "--no-fill",
-                        "--json")
+    code, text, _ = run(
+        "migrate", old, "--like", like, "-o", tmp_path / "left", "--no-fill", "--json"
+    )
     assert code == 0
     doc = json.loads(text)
     assert doc["unfilled"] == filled.unfilled and doc["filled_from_like"] is False
@@ -466,8 +507,9 @@ def test_migrate_fills_or_leaves_out_new_variables(tf, tf1_dense_checkpoint, tmp
     with pytest.raises(AssertionError):
         status.assert_existing_objects_matched()  # scale has no value: as it should
     assert model.scale.numpy().tolist() == [3.0, 3.0]
-    assert bits(model.kernel.numpy()) == bits(tf.train.load_checkpoint(old).get_tensor(
-        "dense/kernel"))
+    assert bits(model.kernel.numpy()) == bits(
+        tf.train.load_checkpoint(old).get_tensor("dense/kernel")
+    )
 
 
 def test_migrate_partitioned_tf1_variables_and_name_map(tf, corpus, oracles, tmp_path):
@@ -480,8 +522,9 @@ def test_migrate_partitioned_tf1_variables_and_name_map(tf, corpus, oracles, tmp
     m.ints = tf.Variable(np.zeros(5, np.int32), name="ints")
     like = tf.train.Checkpoint(model=m).write(str(tmp_path / "like" / "c"))
     out = str(tmp_path / "out")
-    rep = tools.migrate(case.prefix, like, out,
-                        name_map={"w": "model/w"})  # an object path or a key
+    rep = tools.migrate(
+        case.prefix, like, out, name_map={"w": "model/w"}
+    )  # an object path or a key
     assert rep.mapped["model/w/.ATTRIBUTES/VARIABLE_VALUE"] == "w"
     assert rep.mapped["model/pv3/.ATTRIBUTES/VARIABLE_VALUE"] == "scope/pv3"
     assert rep.unfilled == []
@@ -493,17 +536,16 @@ def test_migrate_partitioned_tf1_variables_and_name_map(tf, corpus, oracles, tmp
         setattr(fresh, k, tf.Variable(np.zeros_like(getattr(m, k).numpy())))
     tf.train.Checkpoint(model=fresh).read(out).assert_consumed()
     truth = oracles["tf1_partitioned"]["values"]
-    for k, old in (("pv2", "pv2"), ("pv3", "scope/pv3"), ("w", "w"), ("b", "b"),
-                   ("ints", "ints")):
+    for k, old in (("pv2", "pv2"), ("pv3", "scope/pv3"), ("w", "w"), ("b", "b"), ("ints", "ints")):
         assert bits(getattr(fresh, k).numpy()) == bits(truth[old]), k
 
 
 def _keras3_dense(name="sequential", layer="dense", use_bias=True):
     import keras
 
-    return keras.Sequential([keras.Input((3,)), keras.layers.Dense(2, name=layer,
-                                                                   use_bias=use_bias)],
-                            name=name)
+    return keras.Sequential(
+        [keras.Input((3,)), keras.layers.Dense(2, name=layer, use_bias=use_bias)], name=name
+    )
 
 
 def test_migrate_into_keras3_matches_the_scope_keras_adds(tf, tf1_dense_checkpoint, tmp_path):
@@ -528,35 +570,44 @@ def test_migrate_into_keras3_matches_the_scope_keras_adds(tf, tf1_dense_checkpoi
 def test_migrate_that_maps_nothing_or_loses_values_fails(tf, tf1_dense_checkpoint, tmp_path):
     old = tf1_dense_checkpoint
     like = tf.train.Checkpoint(model=_keras3_dense("net", "head")).write(
-        str(tmp_path / "like" / "c"))
+        str(tmp_path / "like" / "c")
+    )
     out = str(tmp_path / "out")
     code, text, err = run("migrate", old, "--like", like, "-o", out)
     assert (code, err) == (1, "")
-    assert text.splitlines()[0] == ("FAILED: no old value was mapped to a new key; nothing "
-                                    "was written (use --map REGEX=REPLACEMENT)")
+    assert text.splitlines()[0] == (
+        "FAILED: no old value was mapped to a new key; nothing "
+        "was written (use --map REGEX=REPLACEMENT)"
+    )
     assert not os.path.exists(out + ".index")
-    assert json.loads(run("migrate", old, "--like", like, "-o", out, "--json")[1])[
-        "succeeded"] is False
+    assert (
+        json.loads(run("migrate", old, "--like", like, "-o", out, "--json")[1])["succeeded"]
+        is False
+    )
     # --map REGEX=REPLACEMENT names the new variables.
-    code, text, err = run("migrate", old, "--like", like, "-o", out,
-                          "--map", r"^dense/(kernel|bias)$=net/head/\1")
+    code, text, err = run(
+        "migrate", old, "--like", like, "-o", out, "--map", r"^dense/(kernel|bias)$=net/head/\1"
+    )
     assert (code, err) == (0, ""), text
     assert text.splitlines()[-1].startswith("# 2 mapped")
     model = _keras3_dense("net", "head")
     tf.train.Checkpoint(model=model).read(out).assert_existing_objects_matched()
     assert bits(model.layers[0].bias.numpy()) == bits(
-        tf.train.load_checkpoint(old).get_tensor("dense/bias"))
+        tf.train.load_checkpoint(old).get_tensor("dense/bias")
+    )
     code, _, err = run("migrate", old, "--like", like, "-o", out, "--map", "^nope/=x")
-    assert code == 2 and err == (f"tfckpt: --map ^nope/=x: the pattern matches no key of "
-                                 f"{old}\n")
+    assert code == 2 and err == (f"tfckpt: --map ^nope/=x: the pattern matches no key of {old}\n")
     # A model value left behind (the new model has no bias): exit 1, the report leads with it.
     like = tf.train.Checkpoint(model=_keras3_dense("net", use_bias=False)).write(
-        str(tmp_path / "like2" / "c"))
+        str(tmp_path / "like2" / "c")
+    )
     code, text, err = run("migrate", old, "--like", like, "-o", tmp_path / "o2")
     assert (code, err) == (1, "")
     assert text.splitlines()[:2] == [
         "FAILED: 1 old model values were not mapped and would be lost (use --map "
-        "REGEX=REPLACEMENT):", "lost    dense/bias"]
+        "REGEX=REPLACEMENT):",
+        "lost    dense/bias",
+    ]
 
 
 def test_migrate_reports_mismatch_and_ambiguous_names(tf, tf1_dense_checkpoint, tmp_path):
@@ -568,8 +619,9 @@ def test_migrate_reports_mismatch_and_ambiguous_names(tf, tf1_dense_checkpoint, 
     rep = tools.migrate(tf1_dense_checkpoint, like, str(tmp_path / "o"), dry_run=True)
     assert list(rep.mismatched) == ["model/kernel/.ATTRIBUTES/VARIABLE_VALUE"]
     assert "float32[3,2]" in rep.mismatched["model/kernel/.ATTRIBUTES/VARIABLE_VALUE"]
-    assert rep.ambiguous == {"dense/bias": ["model/a/.ATTRIBUTES/VARIABLE_VALUE",
-                                            "model/b/.ATTRIBUTES/VARIABLE_VALUE"]}
+    assert rep.ambiguous == {
+        "dense/bias": ["model/a/.ATTRIBUTES/VARIABLE_VALUE", "model/b/.ATTRIBUTES/VARIABLE_VALUE"]
+    }
     assert not os.path.exists(str(tmp_path / "o.index"))
     with pytest.raises(InvalidArgumentError, match="must be an object-based"):
         tools.migrate(like, tf1_dense_checkpoint, str(tmp_path / "x"))
@@ -593,8 +645,7 @@ def _tf_values(tf, prefix):
 def _same_value(a, b) -> bool:
     if isinstance(a, bytes) or getattr(a, "dtype", None) == np.dtype(object):
         return np.array_equal(np.asarray(a, object), np.asarray(b, object))
-    return np.asarray(a).dtype == np.asarray(b).dtype and bits(np.asarray(a)) == bits(
-        np.asarray(b))
+    return np.asarray(a).dtype == np.asarray(b).dtype and bits(np.asarray(a)) == bits(np.asarray(b))
 
 
 def test_npz_round_trip_is_bit_exact_for_every_dtype(tf, corpus, oracles, tmp_path):
@@ -615,8 +666,9 @@ def test_npz_round_trip_is_bit_exact_for_every_dtype(tf, corpus, oracles, tmp_pa
     tools.from_npz(npz, back)
     assert tools.diff(src, back).equal
     with tfckpt.open(src) as a, tfckpt.open(back) as b:
-        assert [(k, a.entry(k).dtype_name, a.entry(k).shape) for k in a.keys()] == \
-               [(k, b.entry(k).dtype_name, b.entry(k).shape) for k in b.keys()]
+        assert [(k, a.entry(k).dtype_name, a.entry(k).shape) for k in a.keys()] == [
+            (k, b.entry(k).dtype_name, b.entry(k).shape) for k in b.keys()
+        ]
     truth = oracles["dtypes"]["values"]
     got = _tf_values(tf, back)
     assert set(got) == set(truth)
@@ -651,10 +703,15 @@ def test_npz_object_graph_variants_and_plain_numpy_files(tf, corpus, tmp_path):
     assert tools.diff(src, str(tmp_path / "m")).equal
     # A user's np.savez of path-like names becomes an object-based checkpoint TF restores.
     kernel = np.arange(6, dtype=np.float32).reshape(3, 2)
-    np.savez(str(tmp_path / "user.npz"), **{"model/dense/kernel": kernel,
-                                            "model/dense/bias": np.ones(2, np.float32),
-                                            "model/vocab": np.array(["a", "bé"]),
-                                            "model/steps": np.int64(5)})
+    np.savez(
+        str(tmp_path / "user.npz"),
+        **{
+            "model/dense/kernel": kernel,
+            "model/dense/bias": np.ones(2, np.float32),
+            "model/vocab": np.array(["a", "bé"]),
+            "model/steps": np.int64(5),
+        },
+    )
     out = str(tmp_path / "user")
     tools.from_npz(str(tmp_path / "user.npz"), out, object_graph=True)
     model = tf.Module()
@@ -670,8 +727,7 @@ def test_npz_object_graph_variants_and_plain_numpy_files(tf, corpus, tmp_path):
     np.savez(str(tmp_path / "obj.npz"), ok=np.ones(2), bad=np.array([{}], dtype=object))
     with pytest.raises(InvalidArgumentError, match="bad: numpy dtype object"):
         tools.from_npz(str(tmp_path / "obj.npz"), str(tmp_path / "obj"))
-    rep = tools.from_npz(str(tmp_path / "obj.npz"), str(tmp_path / "obj"),
-                         skip_unsupported=True)
+    rep = tools.from_npz(str(tmp_path / "obj.npz"), str(tmp_path / "obj"), skip_unsupported=True)
     assert list(rep.skipped) == ["bad"] and rep.written == ["ok"]
 
 
@@ -684,8 +740,10 @@ def test_npz_names_in_key_form_keep_their_slots(tf, tmp_path):
     slot = "model/w/.OPTIMIZER_SLOT/optimizer/m/.ATTRIBUTES/VARIABLE_VALUE"
     assert parse_slot_key(slot) == ("model/w", "optimizer", "m", "VARIABLE_VALUE")
     assert parse_slot_key(value) is None
-    np.savez(str(tmp_path / "k.npz"), **{value: np.arange(2, dtype=np.float32),
-                                         slot: np.full(2, 7, np.float32)})
+    np.savez(
+        str(tmp_path / "k.npz"),
+        **{value: np.arange(2, dtype=np.float32), slot: np.full(2, 7, np.float32)},
+    )
     out = str(tmp_path / "k")
     tools.from_npz(str(tmp_path / "k.npz"), out, object_graph=True)
     with tfckpt.open(out) as r:
@@ -709,11 +767,18 @@ SAFETENSORS_UNSUPPORTED = ("complex128", "float4_e2m1fn", "float8_e4m3b11fnuz", 
 def test_safetensors_file_is_the_reference_writers_byte_for_byte(tmp_path):
     st = pytest.importorskip("safetensors.numpy")
     rs = np.random.RandomState(1)
-    tensors = {"b.weight": rs.randn(3, 5).astype(np.float32), "a": rs.randn(7),
-               "mask": np.array([True, False, True]), "ids": np.arange(5, dtype=np.int64),
-               "h": rs.randn(2, 2).astype(np.float16), "u": np.arange(3, dtype=np.uint8),
-               "c": np.array([1 + 2j], np.complex64), "scalar": np.array(2.5, np.float32),
-               "empty": np.zeros((0, 4), np.int16), "é/ü": np.ones(1, np.uint32)}
+    tensors = {
+        "b.weight": rs.randn(3, 5).astype(np.float32),
+        "a": rs.randn(7),
+        "mask": np.array([True, False, True]),
+        "ids": np.arange(5, dtype=np.int64),
+        "h": rs.randn(2, 2).astype(np.float16),
+        "u": np.arange(3, dtype=np.uint8),
+        "c": np.array([1 + 2j], np.complex64),
+        "scalar": np.array(2.5, np.float32),
+        "empty": np.zeros((0, 4), np.int16),
+        "é/ü": np.ones(1, np.uint32),
+    }
     prefix = tfckpt.write(str(tmp_path / "ck"), tensors)
     mine = str(tmp_path / "mine.safetensors")
     tools.to_safetensors(prefix, mine)
@@ -737,17 +802,32 @@ def test_safetensors_both_directions_for_every_dtype(tf, corpus, oracles, tmp_pa
     for name in SAFETENSORS_UNSUPPORTED:
         assert f"dt/{name}: dtype {name} has no safetensors equivalent" in str(e.value)
     rep = tools.to_safetensors(src, path, skip_unsupported=True)
-    assert sorted(rep.skipped) == sorted(f"{kind}/{name}" for name in SAFETENSORS_UNSUPPORTED
-                                         for kind in ("dt", "scalar", "empty", "rank3"))
+    assert sorted(rep.skipped) == sorted(
+        f"{kind}/{name}"
+        for name in SAFETENSORS_UNSUPPORTED
+        for kind in ("dt", "scalar", "empty", "rank3")
+    )
     with open(path, "rb") as f:
         parsed = dict(safetensors.deserialize(f.read()))  # the reference parser
     with safetensors.safe_open(path, framework="numpy") as f:
         recorded = json.loads(f.metadata()["tfckpt.dtypes"])
     assert recorded["dt/qint8"] == "qint8" and recorded["dt/int4"] == "int4"
-    names = {"bfloat16": "BF16", "float8_e4m3fn": "F8_E4M3", "float8_e5m2": "F8_E5M2",
-             "float8_e4m3fnuz": "F8_E4M3FNUZ", "float8_e5m2fnuz": "F8_E5M2FNUZ",
-             "complex64": "C64", "bool": "BOOL", "uint16": "U16", "qint8": "I8", "int4": "I8",
-             "quint8": "U8", "uint4": "U8", "float16": "F16", "int64": "I64"}
+    names = {
+        "bfloat16": "BF16",
+        "float8_e4m3fn": "F8_E4M3",
+        "float8_e5m2": "F8_E5M2",
+        "float8_e4m3fnuz": "F8_E4M3FNUZ",
+        "float8_e5m2fnuz": "F8_E5M2FNUZ",
+        "complex64": "C64",
+        "bool": "BOOL",
+        "uint16": "U16",
+        "qint8": "I8",
+        "int4": "I8",
+        "quint8": "U8",
+        "uint4": "U8",
+        "float16": "F16",
+        "int64": "I64",
+    }
     with tfckpt.open(src) as r:
         assert set(parsed) == set(rep.written)
         for k in rep.written:
@@ -778,9 +858,12 @@ def test_safetensors_from_the_reference_writer_to_tf(tf, tmp_path):
     safetensors = pytest.importorskip("safetensors")
     st = pytest.importorskip("safetensors.numpy")
     rs = np.random.RandomState(2)
-    plain = {"model/dense/kernel": rs.randn(4, 3).astype(np.float32),
-             "model/dense/bias": rs.randn(3).astype(np.float32),
-             "model/steps": np.array(9, np.int64), "model/mask": np.array([True, False])}
+    plain = {
+        "model/dense/kernel": rs.randn(4, 3).astype(np.float32),
+        "model/dense/bias": rs.randn(3).astype(np.float32),
+        "model/steps": np.array(9, np.int64),
+        "model/mask": np.array([True, False]),
+    }
     st.save_file(plain, str(tmp_path / "plain.safetensors"), metadata={"format": "np"})
     out = str(tmp_path / "plain")
     rep = tools.from_safetensors(str(tmp_path / "plain.safetensors"), out, object_graph=True)
@@ -799,11 +882,17 @@ def test_safetensors_from_the_reference_writer_to_tf(tf, tmp_path):
     f8 = rs.randn(5).astype(ml_dtypes.float8_e5m2)
     arrays = {"bf": ("bfloat16", bf), "f8": ("float8_e5m2", f8)}
     if hasattr(safetensors, "TensorSpec"):  # safetensors >= 0.8: raw pointers
-        specs = {k: safetensors.TensorSpec(dtype=t, shape=list(a.shape), data_ptr=a.ctypes.data,
-                                           data_len=a.nbytes) for k, (t, a) in arrays.items()}
+        specs = {
+            k: safetensors.TensorSpec(
+                dtype=t, shape=list(a.shape), data_ptr=a.ctypes.data, data_len=a.nbytes
+            )
+            for k, (t, a) in arrays.items()
+        }
     else:  # older releases take the bytes
-        specs = {k: {"dtype": t, "shape": list(a.shape), "data": a.tobytes()}
-                 for k, (t, a) in arrays.items()}
+        specs = {
+            k: {"dtype": t, "shape": list(a.shape), "data": a.tobytes()}
+            for k, (t, a) in arrays.items()
+        }
     safetensors.serialize_file(specs, str(tmp_path / "ml.safetensors"))
     tools.from_safetensors(str(tmp_path / "ml.safetensors"), str(tmp_path / "ml"))
     reader = tf.train.load_checkpoint(str(tmp_path / "ml"))
@@ -817,13 +906,16 @@ def _safetensors_bytes(header: dict, data: bytes) -> bytes:
     return struct.pack("<Q", len(raw)) + raw + data
 
 
-@pytest.mark.parametrize("header, data, message", [
-    ({"x": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}}, b"\0" * 4, "cover"),
-    ({"x": {"dtype": "F32", "shape": [2], "data_offsets": [0, 4]}}, b"\0" * 4, "needs 8"),
-    ({"x": {"dtype": "F32", "shape": [1], "data_offsets": [4, 8]}}, b"\0" * 8, "gap"),
-    ({"x": {"dtype": "Q9", "shape": [1], "data_offsets": [0, 1]}}, b"\0", "unknown"),
-    ({"x": {"dtype": "F32", "shape": [1]}}, b"\0" * 4, "bad safetensors entry"),
-])
+@pytest.mark.parametrize(
+    "header, data, message",
+    [
+        ({"x": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}}, b"\0" * 4, "cover"),
+        ({"x": {"dtype": "F32", "shape": [2], "data_offsets": [0, 4]}}, b"\0" * 4, "needs 8"),
+        ({"x": {"dtype": "F32", "shape": [1], "data_offsets": [4, 8]}}, b"\0" * 8, "gap"),
+        ({"x": {"dtype": "Q9", "shape": [1], "data_offsets": [0, 1]}}, b"\0", "unknown"),
+        ({"x": {"dtype": "F32", "shape": [1]}}, b"\0" * 4, "bad safetensors entry"),
+    ],
+)
 def test_safetensors_malformed_files_are_refused(tmp_path, header, data, message):
     path = str(tmp_path / "bad.safetensors")
     with open(path, "wb") as f:
@@ -833,33 +925,76 @@ def test_safetensors_malformed_files_are_refused(tmp_path, header, data, message
     assert not os.path.exists(str(tmp_path / "out.index"))
 
 
-@pytest.mark.parametrize("header, data, message", [
-    ({"x": {"dtype": "F32", "shape": [True, True], "data_offsets": [0, 4]}}, b"\0" * 4,
-     "bad safetensors entry for 'x'"),
-    ({"x": {"dtype": "F32", "shape": [0, 2**63], "data_offsets": [0, 0]}}, b"",
-     "bad safetensors entry for 'x'"),
-    ({"x": {"dtype": "F32", "shape": [1], "data_offsets": [4, 0]}}, b"\0" * 4,
-     "bad safetensors entry for 'x'"),
-    ({"x": {"dtype": "F32", "shape": [1], "data_offsets": [False, 4]}}, b"\0" * 4,
-     "bad safetensors entry for 'x'"),
-    ({"__metadata__": {"tfckpt.dtypes": "[1, 2]"},
-      "x": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}}, b"\0" * 4,
-     "bad tfckpt.dtypes metadata: not a JSON object of tensor names to dtype names"),
-    ({"__metadata__": {"tfckpt.dtypes": '{"x": 3}'},
-      "x": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}}, b"\0" * 4,
-     "bad tfckpt.dtypes metadata: not a JSON object"),
-    ({"__metadata__": {"tfckpt.dtypes": '{"x": "float99"}'},
-      "x": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}}, b"\0" * 4,
-     "bad tfckpt.dtypes metadata: x: unknown dtype 'float99'"),
-    ({"__metadata__": {"tfckpt.dtypes": '{"x": "float64"}'},
-      "x": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}}, b"\0" * 4,
-     "bad tfckpt.dtypes metadata: x is stored as F32, which does not hold float64 values"),
-    ({"__metadata__": {"tfckpt.dtypes": '{"y": "float32"}'},
-      "x": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}}, b"\0" * 4,
-     "bad tfckpt.dtypes metadata: it names 'y', which the file does not hold"),
-    ({"b": {"dtype": "BOOL", "shape": [3], "data_offsets": [0, 3]}}, b"\1\0\2",
-     "b: BOOL element 2 is byte 2, not 0 or 1"),
-])
+@pytest.mark.parametrize(
+    "header, data, message",
+    [
+        (
+            {"x": {"dtype": "F32", "shape": [True, True], "data_offsets": [0, 4]}},
+            b"\0" * 4,
+            "bad safetensors entry for 'x'",
+        ),
+        (
+            {"x": {"dtype": "F32", "shape": [0, 2**63], "data_offsets": [0, 0]}},
+            b"",
+            "bad safetensors entry for 'x'",
+        ),
+        (
+            {"x": {"dtype": "F32", "shape": [1], "data_offsets": [4, 0]}},
+            b"\0" * 4,
+            "bad safetensors entry for 'x'",
+        ),
+        (
+            {"x": {"dtype": "F32", "shape": [1], "data_offsets": [False, 4]}},
+            b"\0" * 4,
+            "bad safetensors entry for 'x'",
+        ),
+        (
+            {
+                "__metadata__": {"tfckpt.dtypes": "[1, 2]"},
+                "x": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]},
+            },
+            b"\0" * 4,
+            "bad tfckpt.dtypes metadata: not a JSON object of tensor names to dtype names",
+        ),
+        (
+            {
+                "__metadata__": {"tfckpt.dtypes": '{"x": 3}'},
+                "x": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]},
+            },
+            b"\0" * 4,
+            "bad tfckpt.dtypes metadata: not a JSON object",
+        ),
+        (
+            {
+                "__metadata__": {"tfckpt.dtypes": '{"x": "float99"}'},
+                "x": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]},
+            },
+            b"\0" * 4,
+            "bad tfckpt.dtypes metadata: x: unknown dtype 'float99'",
+        ),
+        (
+            {
+                "__metadata__": {"tfckpt.dtypes": '{"x": "float64"}'},
+                "x": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]},
+            },
+            b"\0" * 4,
+            "bad tfckpt.dtypes metadata: x is stored as F32, which does not hold float64 values",
+        ),
+        (
+            {
+                "__metadata__": {"tfckpt.dtypes": '{"y": "float32"}'},
+                "x": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]},
+            },
+            b"\0" * 4,
+            "bad tfckpt.dtypes metadata: it names 'y', which the file does not hold",
+        ),
+        (
+            {"b": {"dtype": "BOOL", "shape": [3], "data_offsets": [0, 3]}},
+            b"\1\0\2",
+            "b: BOOL element 2 is byte 2, not 0 or 1",
+        ),
+    ],
+)
 def test_safetensors_hostile_headers_are_checkpoint_errors(tmp_path, header, data, message):
     """Shapes of booleans or past int64, offsets that run backwards, malformed dtype metadata
     and BOOL bytes other than 0/1: each a CheckpointError naming the fault, nothing written."""
@@ -879,8 +1014,10 @@ def test_safetensors_truncated_and_duplicate_headers_are_refused(tmp_path):
         f.write(struct.pack("<Q", 1000) + b"{}")
     with pytest.raises(CorruptCheckpointError, match="past the end"):
         tools.from_safetensors(path, str(tmp_path / "o"))
-    raw = b'{"x":{"dtype":"U8","shape":[1],"data_offsets":[0,1]},' \
-          b'"x":{"dtype":"U8","shape":[1],"data_offsets":[0,1]}}'
+    raw = (
+        b'{"x":{"dtype":"U8","shape":[1],"data_offsets":[0,1]},'
+        b'"x":{"dtype":"U8","shape":[1],"data_offsets":[0,1]}}'
+    )
     with open(path, "wb") as f:
         f.write(struct.pack("<Q", len(raw)) + raw + b"\0")
     with pytest.raises(CorruptCheckpointError, match="duplicate key"):
@@ -895,8 +1032,16 @@ def test_edit_dry_run_writes_nothing(corpus, tmp_path):
     src = copy_checkpoint(corpus["tf2_optimizer_slots"].prefix, tmp_path / "ck")
     np.save(str(tmp_path / "k.npy"), np.ones((4, 3), np.float32))
     before = listing(tmp_path)
-    code, out, err = run("edit", src, "-o", tmp_path / "ck" / "out", "--dry-run",
-                         "--set", f"{KERNEL}={tmp_path / 'k.npy'}", "--drop-optimizer")
+    code, out, err = run(
+        "edit",
+        src,
+        "-o",
+        tmp_path / "ck" / "out",
+        "--dry-run",
+        "--set",
+        f"{KERNEL}={tmp_path / 'k.npy'}",
+        "--drop-optimizer",
+    )
     assert (code, err) == (0, "")
     assert listing(tmp_path) == before
     lines = out.splitlines()
@@ -904,8 +1049,15 @@ def test_edit_dry_run_writes_nothing(corpus, tmp_path):
     assert f"set     {KERNEL}: float32[4, 3] -> float32[4, 3]" in lines
     assert "drop    optimizer/beta1_power/.ATTRIBUTES/VARIABLE_VALUE" in lines
     assert sum(1 for x in lines if x.startswith("drop ")) == 10
-    code, out, _ = run("edit", src, "--in-place", "--dry-run", "--json",
-                       "--rename", f"{KERNEL}=model/hidden/w/.ATTRIBUTES/VARIABLE_VALUE")
+    code, out, _ = run(
+        "edit",
+        src,
+        "--in-place",
+        "--dry-run",
+        "--json",
+        "--rename",
+        f"{KERNEL}=model/hidden/w/.ATTRIBUTES/VARIABLE_VALUE",
+    )
     assert code == 0 and listing(tmp_path) == before
     doc = json.loads(out)
     assert doc["dry_run"] is True
@@ -920,10 +1072,21 @@ def test_edit_command_sets_renames_drops_and_adds(tf, corpus, tmp_path):
     out = str(tmp_path / "out")
     value = "/.ATTRIBUTES/VARIABLE_VALUE"
     code, text, err = run(
-        "edit", src, "-o", out, "--set", f"{KERNEL}={tmp_path / 'k.npy'}",
-        "--rename", f"model/out/bias{value}=model/out/b{value}",
-        "--drop-regex", r"\.OPTIMIZER_SLOT", "--drop", f"optimizer/beta2_power{value}",
-        "--add", f"model/extra{value}={tmp_path / 'e.npy'}")
+        "edit",
+        src,
+        "-o",
+        out,
+        "--set",
+        f"{KERNEL}={tmp_path / 'k.npy'}",
+        "--rename",
+        f"model/out/bias{value}=model/out/b{value}",
+        "--drop-regex",
+        r"\.OPTIMIZER_SLOT",
+        "--drop",
+        f"optimizer/beta2_power{value}",
+        "--add",
+        f"model/extra{value}={tmp_path / 'e.npy'}",
+    )
     assert (code, err) == (0, ""), err
     assert text.splitlines()[-1].startswith("# 4 kept, 1 renamed, 9 dropped, 1 set, 1 added")
     with tfckpt.open(out) as r:
@@ -965,17 +1128,22 @@ def test_edit_set_casts_only_exactly(tmp_path):
     out = str(tmp_path / "out")
     # Exact: float64 halves and int64 small integers into float32.
     plan = tfckpt.edit(src, out, set={"w": np.array([0.5, -3.0]), "n": np.array([7, 255])})
-    assert plan.set == {"w": "float32[2] -> float32[2] (cast from float64)",
-                        "n": "uint8[2] -> uint8[2] (cast from int64)"}
+    assert plan.set == {
+        "w": "float32[2] -> float32[2] (cast from float64)",
+        "n": "uint8[2] -> uint8[2] (cast from int64)",
+    }
     with tfckpt.open(out) as r:
         assert r["w"].dtype == np.float32 and r["w"].tolist() == [0.5, -3.0]
         assert r["n"].dtype == np.uint8 and r["n"].tolist() == [7, 255]
     tfckpt.edit(src, out, set={"w": np.array([4, 5], np.int64)}, overwrite=True)
     assert tfckpt.open(out)["w"].tolist() == [4.0, 5.0]
     # Inexact: refused, nothing written; allowed with allow_cast.
-    with pytest.raises(InvalidArgumentError, match=r"^w: the value is float64, the checkpoint "
-                       r"holds float32, and casting would change values; pass allow_cast "
-                       r"\(--cast\)"):
+    with pytest.raises(
+        InvalidArgumentError,
+        match=r"^w: the value is float64, the checkpoint "
+        r"holds float32, and casting would change values; pass allow_cast "
+        r"\(--cast\)",
+    ):
         tfckpt.edit(src, str(tmp_path / "x"), set={"w": np.array([0.1, 2.0])})
     with pytest.raises(InvalidArgumentError, match="casting would change values"):
         tfckpt.edit(src, str(tmp_path / "x"), set={"w": np.array([2**24 + 1, 0], np.int64)})
@@ -983,10 +1151,12 @@ def test_edit_set_casts_only_exactly(tmp_path):
     tfckpt.edit(src, out, set={"w": np.array([0.1, 2.0])}, allow_cast=True, overwrite=True)
     assert tfckpt.open(out)["w"].tolist() == [np.float32(0.1), 2.0]
     # Overflow: refused with or without allow_cast.
-    for value, what in [(np.array([1e300, 1.0]), "1e+300 does not fit float32"),
-                        (np.array([1, 300]), "300 does not fit uint8"),
-                        (np.array([-1, 0]), "-1 does not fit uint8"),
-                        (np.array([np.nan, 1.0]), "nan does not fit uint8")]:
+    for value, what in [
+        (np.array([1e300, 1.0]), "1e+300 does not fit float32"),
+        (np.array([1, 300]), "300 does not fit uint8"),
+        (np.array([-1, 0]), "-1 does not fit uint8"),
+        (np.array([np.nan, 1.0]), "nan does not fit uint8"),
+    ]:
         key = "w" if "float32" in what else "n"
         for allow in (False, True):
             message = f"^{key}: the value {re.escape(what)}; "
@@ -1014,8 +1184,7 @@ def test_edit_command_set_refuses_overflow_and_casts_with_cast(tmp_path):
     assert code == 2 and "does not fit float32" in err
     code, _, err = run("edit", src, "-o", out, "--set", f"w={tmp_path / 'tenth.npy'}")
     assert code == 2 and "pass allow_cast (--cast)" in err
-    code, text, err = run("edit", src, "-o", out, "--set", f"w={tmp_path / 'tenth.npy'}",
-                          "--cast")
+    code, text, err = run("edit", src, "-o", out, "--set", f"w={tmp_path / 'tenth.npy'}", "--cast")
     assert (code, err) == (0, "")
     assert "set     w: float32[2] -> float32[2] (cast from float64)" in text.splitlines()
     assert tfckpt.open(out)["w"].tolist() == [np.float32(0.1), 1.0]
@@ -1049,8 +1218,11 @@ def test_edit_rename_moves_values_in_the_object_graph(tf, corpus, tmp_path):
         for var, new_var in (("hidden/kernel", "hidden/w"), ("out/bias", "out/b")):
             for slot in ("m", "v"):
                 k = f"model/{var}/.OPTIMIZER_SLOT/optimizer/{slot}{value}"
-                assert slots[k] == {"name": slot, "variable": f"model/{new_var}",
-                                    "optimizer": "optimizer"}
+                assert slots[k] == {
+                    "name": slot,
+                    "variable": f"model/{new_var}",
+                    "optimizer": "optimizer",
+                }
                 assert g.paths_for_key(k) == [f"model/{new_var}/.OPTIMIZER_SLOT/optimizer/{slot}"]
                 moved_slots.add(k)
         # untouched keys and objects are as they were
@@ -1101,8 +1273,12 @@ def test_drop_optimizer_leaves_a_third_that_tf_restores(tf, corpus, tmp_path):
     with tfckpt.open(out) as r:
         assert sorted(r.keys()) == sorted(
             [tfckpt.OBJECT_GRAPH_KEY, "save_counter/.ATTRIBUTES/VARIABLE_VALUE"]
-            + [f"model/{layer}/{v}/.ATTRIBUTES/VARIABLE_VALUE" for layer in ("hidden", "out")
-               for v in ("kernel", "bias")])
+            + [
+                f"model/{layer}/{v}/.ATTRIBUTES/VARIABLE_VALUE"
+                for layer in ("hidden", "out")
+                for v in ("kernel", "bias")
+            ]
+        )
     ratio = data_bytes(out, False) / data_bytes(src, False)
     assert ratio <= 0.40, ratio
     m = _restore_mlp(tf, out)
@@ -1116,9 +1292,10 @@ def test_drop_optimizer_leaves_a_third_that_tf_restores(tf, corpus, tmp_path):
     assert run("edit", src, "-o", out, "--drop-optimizer")[0] == 0
     with tfckpt.open(out) as r:
         kept = sorted(r.keys())
-    assert kept == sorted([tfckpt.OBJECT_GRAPH_KEY, "save_counter/.ATTRIBUTES/VARIABLE_VALUE"]
-                          + [f"optimizer/_trainable_variables/{i}/.ATTRIBUTES/VARIABLE_VALUE"
-                             for i in range(4)])
+    assert kept == sorted(
+        [tfckpt.OBJECT_GRAPH_KEY, "save_counter/.ATTRIBUTES/VARIABLE_VALUE"]
+        + [f"optimizer/_trainable_variables/{i}/.ATTRIBUTES/VARIABLE_VALUE" for i in range(4)]
+    )
     assert data_bytes(out, False) / data_bytes(src, False) <= 0.40
     model = tf_corpus._keras_model(keras)
     tf.train.Checkpoint(model=model).restore(out).assert_existing_objects_matched()
@@ -1132,8 +1309,9 @@ def test_drop_optimizer_shrinks_an_adam_trained_keras_model_to_a_third(tf, tmp_p
     import keras
 
     keras.utils.set_random_seed(0)
-    model = keras.Sequential([keras.Input((64,)), keras.layers.Dense(64, activation="relu"),
-                              keras.layers.Dense(64)])
+    model = keras.Sequential(
+        [keras.Input((64,)), keras.layers.Dense(64, activation="relu"), keras.layers.Dense(64)]
+    )
     opt = keras.optimizers.Adam(1e-3)
     model.compile(optimizer=opt, loss="mse")
     x = np.random.RandomState(0).randn(16, 64).astype(np.float32)
@@ -1142,14 +1320,17 @@ def test_drop_optimizer_shrinks_an_adam_trained_keras_model_to_a_third(tf, tmp_p
     out = str(tmp_path / "slim" / "ckpt-1")
     code, text, _ = run("edit", src, "-o", out, "--drop-optimizer")
     assert code == 0
-    files = lambda p: sum(os.path.getsize(os.path.join(os.path.dirname(p), f))  # noqa: E731
-                          for f in os.listdir(os.path.dirname(p))
-                          if f.startswith(os.path.basename(p) + ".data-"))
+    files = lambda p: sum(
+        os.path.getsize(os.path.join(os.path.dirname(p), f))  # noqa: E731
+        for f in os.listdir(os.path.dirname(p))
+        if f.startswith(os.path.basename(p) + ".data-")
+    )
     ratio = files(out) / files(src)
     assert ratio <= 0.40, ratio  # a third, plus the object graph
     assert data_bytes(out) == files(out)
-    restored = keras.Sequential([keras.Input((64,)), keras.layers.Dense(64, activation="relu"),
-                                 keras.layers.Dense(64)])
+    restored = keras.Sequential(
+        [keras.Input((64,)), keras.layers.Dense(64, activation="relu"), keras.layers.Dense(64)]
+    )
     tf.train.Checkpoint(model=restored).restore(out).assert_existing_objects_matched()
     for a, b in zip(model.weights, restored.weights):
         assert bits(a.numpy()) == bits(b.numpy())
@@ -1157,8 +1338,17 @@ def test_drop_optimizer_shrinks_an_adam_trained_keras_model_to_a_third(tf, tmp_p
 
 def test_optimizer_keys_of_a_name_based_checkpoint(corpus):
     assert tools.optimizer_keys(corpus["tf1_partitioned"].prefix) == [
-        "b/Adam", "b/Adam_1", "beta1_power", "beta2_power", "pv2/Adam", "pv2/Adam_1",
-        "scope/pv3/Adam", "scope/pv3/Adam_1", "w/Adam", "w/Adam_1"]
+        "b/Adam",
+        "b/Adam_1",
+        "beta1_power",
+        "beta2_power",
+        "pv2/Adam",
+        "pv2/Adam_1",
+        "scope/pv3/Adam",
+        "scope/pv3/Adam_1",
+        "w/Adam",
+        "w/Adam_1",
+    ]
     assert tools.optimizer_keys(corpus["module_nested"].prefix) == []
 
 
@@ -1166,8 +1356,7 @@ def test_convert_command_directions_and_errors(corpus, tmp_path):
     src = corpus["module_nested"].prefix
     code, out, err = run("convert", src, tmp_path / "m.safetensors")
     assert code == 2 and "string" in err  # strings have no safetensors type
-    code, out, err = run("convert", src, tmp_path / "m.safetensors", "--skip-unsupported",
-                         "--json")
+    code, out, err = run("convert", src, tmp_path / "m.safetensors", "--skip-unsupported", "--json")
     assert code == 0
     doc = json.loads(out)
     assert list(doc["skipped"]) == ["model/text/.ATTRIBUTES/VARIABLE_VALUE"]

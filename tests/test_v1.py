@@ -19,16 +19,15 @@ import shutil
 import subprocess
 import sys
 
+import make_fixtures as mf
 import numpy as np
 import pytest
+from test_fixtures import digest
 
 import tfckpt
 from tfckpt import _native, cli
 from tfckpt.proto import SavedTensorSlices
 from tfckpt.v1 import V1Reader
-
-import make_fixtures as mf
-from test_fixtures import digest
 
 # What TensorFlow's CheckpointReader refuses in the single-file checkpoint, and its words.
 TF_REFUSES = {
@@ -75,30 +74,44 @@ def _save_ops(tf, d):
     two files that one glob names, as TensorSliceReader reads them)."""
     d.mkdir()
     grid = np.arange(24, dtype=np.float32).reshape(4, 6)
-    whole = {"w": np.array([[1.5, 2.5]], np.float64), "n": np.array([b"a", b"bc"], dtype=object),
-             "k": np.array(-3, np.int8)}
+    whole = {
+        "w": np.array([[1.5, 2.5]], np.float64),
+        "n": np.array([b"a", b"bc"], dtype=object),
+        "k": np.array(-3, np.int8),
+    }
     names = sorted(whole)
-    tf.raw_ops.Save(filename=str(d / "whole.ckpt"), tensor_names=names,
-                    data=[tf.constant(whole[n]) for n in names])
-    specs = [("4 6 0,2:0,3", np.s_[0:2, 0:3]), ("4 6 0,2:3,3", np.s_[0:2, 3:6]),
-             ("4 6 2,2:0,3", np.s_[2:4, 0:3]), ("4 6 2,2:3,3", np.s_[2:4, 3:6])]
+    tf.raw_ops.Save(
+        filename=str(d / "whole.ckpt"),
+        tensor_names=names,
+        data=[tf.constant(whole[n]) for n in names],
+    )
+    specs = [
+        ("4 6 0,2:0,3", np.s_[0:2, 0:3]),
+        ("4 6 0,2:3,3", np.s_[0:2, 3:6]),
+        ("4 6 2,2:0,3", np.s_[2:4, 0:3]),
+        ("4 6 2,2:3,3", np.s_[2:4, 3:6]),
+    ]
     for i, half in enumerate((specs[:2], specs[2:])):
-        tf.raw_ops.SaveSlices(filename=str(d / f"grid{i}.ckpt"), tensor_names=["g", "g"],
-                              shapes_and_slices=[spec for spec, _ in half],
-                              data=[tf.constant(grid[idx]) for _, idx in half])
-    return {"whole": (str(d / "whole.ckpt"), whole),
-            "grid": (str(d / "grid?.ckpt"), {"g": grid})}
+        tf.raw_ops.SaveSlices(
+            filename=str(d / f"grid{i}.ckpt"),
+            tensor_names=["g", "g"],
+            shapes_and_slices=[spec for spec, _ in half],
+            data=[tf.constant(grid[idx]) for _, idx in half],
+        )
+    return {"whole": (str(d / "whole.ckpt"), whole), "grid": (str(d / "grid?.ckpt"), {"g": grid})}
 
 
 # -- values against TensorFlow ----------------------------------------------------------
+
 
 def _tf_reader(tf, path):
     return tf.train.load_checkpoint(path)
 
 
 def _tf_restore(tf, pattern, key, dtype_name):
-    return tf.raw_ops.Restore(file_pattern=pattern, tensor_name=key,
-                              dt=tf.as_dtype(dtype_name)).numpy()
+    return tf.raw_ops.Restore(
+        file_pattern=pattern, tensor_name=key, dt=tf.as_dtype(dtype_name)
+    ).numpy()
 
 
 def _same_bits(ours, theirs):
@@ -117,8 +130,9 @@ def test_values_bit_exact_with_tensorflow(tf, ckpts, name):
     with tfckpt.open(path) as r:
         assert isinstance(r, V1Reader) and r.header.format == "V1"
         assert r.keys() == sorted(reader.get_variable_to_shape_map())
-        assert [(k, list(s)) for k, s in tf.train.list_variables(path)] == \
-            [(k, list(r.entry(k).shape)) for k in r.keys()]
+        assert [(k, list(s)) for k, s in tf.train.list_variables(path)] == [
+            (k, list(r.entry(k).shape)) for k in r.keys()
+        ]
         dtypes = reader.get_variable_to_dtype_map()
         for key in r.keys():
             ours = r.read(key)
@@ -133,8 +147,9 @@ def test_values_bit_exact_with_tensorflow(tf, ckpts, name):
     if name == "single":
         assert refused == {k: ("UnimplementedError", msg) for k, msg in TF_REFUSES.items()}
     else:
-        assert refused == {"dev1/pv": ("UnimplementedError",
-                                       "Sliced checkpoints are not supported")}
+        assert refused == {
+            "dev1/pv": ("UnimplementedError", "Sliced checkpoints are not supported")
+        }
 
 
 def test_sharded_v1_is_three_files_opened_any_way(ckpts):
@@ -178,8 +193,12 @@ def test_save_ops_files_and_a_glob_of_two(ckpts, tf):
     pattern, grid = ckpts["ops"]["grid"]
     with tfckpt.open(pattern) as r:
         assert r.prefix == pattern and r.header.num_shards == 2
-        assert sorted(s.spec for s in r.entry("g").slices) == \
-            ["0,2:0,3", "0,2:3,3", "2,2:0,3", "2,2:3,3"]
+        assert sorted(s.spec for s in r.entry("g").slices) == [
+            "0,2:0,3",
+            "0,2:3,3",
+            "2,2:0,3",
+            "2,2:3,3",
+        ]
         assert r.read("g").tolist() == grid["g"].tolist()
         assert r.read_slice("g", np.s_[1:3, 2:4]).tolist() == grid["g"][1:3, 2:4].tolist()
         _same_bits(r.read("g"), _tf_restore(tf, pattern, "g", "float32"))
@@ -189,9 +208,11 @@ def test_save_ops_files_and_a_glob_of_two(ckpts, tf):
 
 # -- Snappy blocks (TF 0.x) ---------------------------------------------------------------
 
+
 def test_snappy_compressor_round_trips_with_every_copy_form():
-    data = (b"tensor" * 40 + bytes(range(256)) + b"ab" * 300 + b"\x00" * 5000
-            + bytes(range(7, 250)) * 3)
+    data = (
+        b"tensor" * 40 + bytes(range(256)) + b"ab" * 300 + b"\x00" * 5000 + bytes(range(7, 250)) * 3
+    )
     packed = mf.snappy_compress(data)
     assert len(packed) < len(data) // 3
     assert _native.snappy_decompress(packed, len(data)) == data
@@ -215,7 +236,7 @@ def _snappy_tags(packed: bytes):
                 pos += 1 + n + 1
             else:
                 extra = n - 59
-                pos += 1 + extra + int.from_bytes(packed[pos + 1: pos + 1 + extra], "little") + 1
+                pos += 1 + extra + int.from_bytes(packed[pos + 1 : pos + 1 + extra], "little") + 1
         else:
             pos += 1 + {1: 1, 2: 2, 3: 4}[kind]
     return seen
@@ -231,12 +252,16 @@ def test_snappy_v1_reads_identically_and_tensorflow_reads_it(tf, ckpts):
         assert r.keys() == p.keys() == sorted(dtypes)
         for key in r.keys():
             _same_bits(r.read(key), p.read(key))
-            theirs = (_tf_restore(tf, path, key, dtypes[key].name) if key in TF_REFUSES
-                      else reader.get_tensor(key))
+            theirs = (
+                _tf_restore(tf, path, key, dtypes[key].name)
+                if key in TF_REFUSES
+                else reader.get_tensor(key)
+            )
             _same_bits(r.read(key), theirs)
 
 
 # -- hand-built files: casts, dtypes TF cannot write, versions, hostile shapes ------------
+
 
 def v1_table(tensors, producer=1, min_consumer=0, bad_consumers=()) -> bytes:
     """A V1 file: tensors = [(name, dtype, shape, [(extents, fill(TensorProto))...])],
@@ -269,6 +294,7 @@ def v1_table(tensors, producer=1, min_consumer=0, bad_consumers=()) -> bytes:
 def _whole(values_field, values):
     def fill(tp):
         getattr(tp, values_field).extend(values)
+
     return fill
 
 
@@ -277,9 +303,14 @@ CASTS = [  # name, dtype code, field, stored values, what TensorFlow reads (its 
     ("i8", 6, "int_val", [200, -129, 5], np.array([-56, 127, 5], np.int8)),
     ("i16", 5, "int_val", [40000, -40000], np.array([-25536, 25536], np.int16)),
     ("u16", 17, "int_val", [70000, -1], np.array([4464, 65535], np.uint16)),
-    ("i32", 3, "int_val", [2**31 - 1, -2**31], np.array([2**31 - 1, -2**31], np.int32)),
-    ("h", 19, "half_val", [70000, 15360, 0x7C01],
-     np.array([4464, 15360, 0x7C01], np.uint16).view(np.float16)),
+    ("i32", 3, "int_val", [2**31 - 1, -(2**31)], np.array([2**31 - 1, -(2**31)], np.int32)),
+    (
+        "h",
+        19,
+        "half_val",
+        [70000, 15360, 0x7C01],
+        np.array([4464, 15360, 0x7C01], np.uint16).view(np.float16),
+    ),
     ("q8", 11, "int_val", [300, -3], np.array([44, -3], np.int8)),
     ("qi32", 13, "int_val", [-7], np.array([-7], np.int32)),
     ("u32", 22, "uint32_val", [2**32 - 1, 5], np.array([2**32 - 1, 5], np.uint32)),
@@ -299,8 +330,14 @@ def test_int_fields_cast_and_wrap_as_tensorflow_reads_them(tf, tmp_path):
     equal what TensorFlow's Restore op reads from the same file."""
     path = str(tmp_path / "casts.ckpt")
     with open(path, "wb") as f:
-        f.write(v1_table([(n, code, [len(stored)], [([(0, -1)], _whole(field, stored))])
-                          for n, code, field, stored, _ in CASTS + CASTS_TF_REFUSES]))
+        f.write(
+            v1_table(
+                [
+                    (n, code, [len(stored)], [([(0, -1)], _whole(field, stored))])
+                    for n, code, field, stored, _ in CASTS + CASTS_TF_REFUSES
+                ]
+            )
+        )
     with tfckpt.open(path) as r:
         for name, code, _, _, want in CASTS:
             ours = r.read(name)
@@ -326,32 +363,54 @@ def test_float_bits_kept_packed_or_not(tf, tmp_path):
 
     path = str(tmp_path / "bits.ckpt")
     with open(path, "wb") as f:
-        f.write(v1_table([("snan", 1, [2], [([(0, -1)], unpacked)]),
-                          ("packed", 1, [2], [([(0, -1)], lambda tp: tp.MergeFromString(
-                              TensorProto(float_val=[1.5, -2.0]).SerializeToString()))])]))
+        f.write(
+            v1_table(
+                [
+                    ("snan", 1, [2], [([(0, -1)], unpacked)]),
+                    (
+                        "packed",
+                        1,
+                        [2],
+                        [
+                            (
+                                [(0, -1)],
+                                lambda tp: tp.MergeFromString(
+                                    TensorProto(float_val=[1.5, -2.0]).SerializeToString()
+                                ),
+                            )
+                        ],
+                    ),
+                ]
+            )
+        )
     with tfckpt.open(path) as r:
         assert r.read("snan").view(np.uint32).tolist() == [0x7FA00001, 0x3FC00000]
         assert r.read("snan").tobytes() == _tf_reader(tf, path).get_tensor("snan").tobytes()
         assert r.read("packed").tolist() == [1.5, -2.0]
 
 
-@pytest.mark.parametrize("versions, words", [
-    ({"min_consumer": 2}, "min consumer version 2 above current version 1"),
-    ({"bad_consumers": (1,)}, "disallows consumer version 1"),
-    ({"producer": -1}, "producer version -1 below min producer 0"),
-])
+@pytest.mark.parametrize(
+    "versions, words",
+    [
+        ({"min_consumer": 2}, "min consumer version 2 above current version 1"),
+        ({"bad_consumers": (1,)}, "disallows consumer version 1"),
+        ({"producer": -1}, "producer version -1 below min producer 0"),
+    ],
+)
 def test_versions_checked(tmp_path, versions, words):
     path = tmp_path / "v.ckpt"
-    path.write_bytes(v1_table([("x", 1, [1], [([(0, -1)], _whole("float_val", [1.0]))])],
-                              **versions))
+    path.write_bytes(
+        v1_table([("x", 1, [1], [([(0, -1)], _whole("float_val", [1.0]))])], **versions)
+    )
     with pytest.raises(tfckpt.UnsupportedCheckpointError, match=words):
         tfckpt.open(path)
 
 
 def test_file_without_versions_is_accepted(tmp_path):
     path = tmp_path / "old.ckpt"
-    path.write_bytes(v1_table([("x", 1, [1], [([(0, -1)], _whole("float_val", [1.0]))])],
-                              producer=0))
+    path.write_bytes(
+        v1_table([("x", 1, [1], [([(0, -1)], _whole("float_val", [1.0]))])], producer=0)
+    )
     with tfckpt.open(path) as r:
         assert r.header.producer == 0 and r.read("x").tolist() == [1.0]
 
@@ -360,13 +419,24 @@ def test_declared_shapes_need_stored_values(tmp_path):
     """A shape is believed only as far as the stored values back it: no huge allocation."""
     big = 1 << 40
     path = tmp_path / "lies.ckpt"
-    path.write_bytes(v1_table([
-        ("whole", 1, [big], [([(0, -1)], _whole("float_val", [1.0, 2.0, 3.0]))]),
-        ("parts", 2, [big, 2], [([(0, big // 2), (0, -1)], _whole("double_val", [1.0])),
-                                ([(big // 2, big // 2), (0, -1)], _whole("double_val", [2.0]))]),
-        ("short", 3, [2, 2], [([(0, 1), (0, -1)], _whole("int_val", [1, 2]))]),
-        ("ok", 3, [2], [([(0, -1)], _whole("int_val", [4, 5]))]),
-    ]))
+    path.write_bytes(
+        v1_table(
+            [
+                ("whole", 1, [big], [([(0, -1)], _whole("float_val", [1.0, 2.0, 3.0]))]),
+                (
+                    "parts",
+                    2,
+                    [big, 2],
+                    [
+                        ([(0, big // 2), (0, -1)], _whole("double_val", [1.0])),
+                        ([(big // 2, big // 2), (0, -1)], _whole("double_val", [2.0])),
+                    ],
+                ),
+                ("short", 3, [2, 2], [([(0, 1), (0, -1)], _whole("int_val", [1, 2]))]),
+                ("ok", 3, [2], [([(0, -1)], _whole("int_val", [4, 5]))]),
+            ]
+        )
+    )
     with tfckpt.open(path) as r:
         with pytest.raises(tfckpt.CorruptCheckpointError, match="holds 3 values"):
             r.read("whole")
@@ -385,12 +455,16 @@ def test_declared_shapes_need_stored_values(tmp_path):
 
 def test_bad_meta_is_a_per_tensor_error(tmp_path):
     path = tmp_path / "meta.ckpt"
-    path.write_bytes(v1_table([
-        ("outside", 1, [2], [([(1, 5)], _whole("float_val", [1.0] * 5))]),
-        ("fine", 1, [1], [([(0, -1)], _whole("float_val", [7.0]))]),
-        ("bf16", 14, [1], [([(0, -1)], _whole("half_val", [16256]))]),  # V1 cannot hold it
-        ("no_slices", 1, [3], []),  # TensorFlow registers nothing: not listed
-    ]))
+    path.write_bytes(
+        v1_table(
+            [
+                ("outside", 1, [2], [([(1, 5)], _whole("float_val", [1.0] * 5))]),
+                ("fine", 1, [1], [([(0, -1)], _whole("float_val", [7.0]))]),
+                ("bf16", 14, [1], [([(0, -1)], _whole("half_val", [16256]))]),  # V1 cannot hold it
+                ("no_slices", 1, [3], []),  # TensorFlow registers nothing: not listed
+            ]
+        )
+    )
     with tfckpt.open(path) as r:
         assert r.keys() == ["bf16", "fine", "outside"]
         rows = {row[0]: row for row in r.listing()}
@@ -418,6 +492,7 @@ def test_damaged_block_is_found(ckpts, tmp_path):
 
 
 # -- paths --------------------------------------------------------------------------------
+
 
 def test_opened_through_directory_state_file_and_after_a_move(ckpts, tmp_path):
     path, _ = ckpts["single"]
@@ -480,6 +555,7 @@ def test_same_public_interface_as_reader(ckpts, corpus):
 
 # -- convert V1 -> V2, restored by TensorFlow ------------------------------------------------
 
+
 def _restore_v2(tf, g, variables, prefix):
     v1 = tf.compat.v1
     with g.as_default():
@@ -487,8 +563,10 @@ def _restore_v2(tf, g, variables, prefix):
         cfg = v1.ConfigProto(device_count={"CPU": mf.DEVICES})
         with v1.Session(graph=g, config=cfg) as s:
             saver.restore(s, prefix)
-            return {name: s.run(v.as_tensor() if hasattr(v, "as_tensor") else v)
-                    for name, v in variables.items()}
+            return {
+                name: s.run(v.as_tensor() if hasattr(v, "as_tensor") else v)
+                for name, v in variables.items()
+            }
 
 
 @pytest.mark.parametrize("name", ["single", "sharded"])
@@ -522,8 +600,9 @@ def test_diff_average_and_edit_read_v1(tf, ckpts, tmp_path, name):
     assert run("convert", src, v2, "--to", "v2") == 0
     assert tfckpt.diff(src, v2).equal
     with tfckpt.open(src) as r:
-        key = next(k for k in r.keys() if r.entry(k).dtype_name == "float32"
-                   and not r.entry(k).slices)
+        key = next(
+            k for k in r.keys() if r.entry(k).dtype_name == "float32" and not r.entry(k).slices
+        )
         shape = r.entry(key).shape
         dropped = next(k for k in r.keys() if k != key)
     edited = str(tmp_path / "edited" / "c")
@@ -535,17 +614,20 @@ def test_diff_average_and_edit_read_v1(tf, ckpts, tmp_path, name):
     assert dropped not in reader.get_variable_to_shape_map()
     d = tfckpt.diff(src, edited)
     assert list(d.value_changes) == [key] and d.only_a == [dropped]
-    with pytest.raises(tfckpt.InvalidArgumentError, match="format V1 checkpoint; an edit "
-                       "writes format V2"):
+    with pytest.raises(
+        tfckpt.InvalidArgumentError, match="format V1 checkpoint; an edit writes format V2"
+    ):
         tfckpt.edit(src, in_place=True, drop=[dropped])
     mean = str(tmp_path / "mean" / "c")
     assert run("average", src, v2, "-o", mean) == 0
     assert tfckpt.diff(src, mean).equal
-    assert _tf_reader(tf, mean).get_tensor(key).tolist() == _tf_reader(tf, v2).get_tensor(
-        key).tolist()
+    assert (
+        _tf_reader(tf, mean).get_tensor(key).tolist() == _tf_reader(tf, v2).get_tensor(key).tolist()
+    )
 
 
 # -- the command line ------------------------------------------------------------------------
+
 
 def test_dump_and_verify(ckpts):
     path, given = ckpts["single"]
@@ -595,8 +677,14 @@ def test_inspect_matches_tensorflow(ckpts):
     paths = [ckpts["single"][0], ckpts["sharded"][0], ckpts["ops"]["grid"][0]]
     jobs = [(path, all_names) for path in paths for all_names in (False, True)]
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONWARNINGS="ignore")
-    proc = subprocess.run([sys.executable, "-c", _INSPECT_IN_TF], input=json.dumps(jobs),
-                          env=env, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-c", _INSPECT_IN_TF],
+        input=json.dumps(jobs),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     theirs_all = json.loads(proc.stdout)
     for file_name, all_names in jobs:

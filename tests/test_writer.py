@@ -33,8 +33,8 @@ import time
 
 import numpy as np
 import pytest
-
 import tf_corpus
+
 import tfckpt
 from tfckpt import _native
 
@@ -54,9 +54,11 @@ def tf():
 def _files(prefix: str):
     """Suffixes of the files of checkpoint `prefix` (``.index``, ``.data-…``)."""
     base = os.path.basename(prefix)
-    return sorted(os.path.basename(p)[len(base):]
-                  for p in glob.glob(glob.escape(prefix) + ".*")
-                  if p.endswith(".index") or ".data-" in os.path.basename(p)[len(base):])
+    return sorted(
+        os.path.basename(p)[len(base) :]
+        for p in glob.glob(glob.escape(prefix) + ".*")
+        if p.endswith(".index") or ".data-" in os.path.basename(p)[len(base) :]
+    )
 
 
 def _read(path) -> bytes:
@@ -72,9 +74,11 @@ def assert_same_files(theirs: str, ours: str) -> None:
         b = _read(ours + suffix)
         if a != b:
             at = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
-            pytest.fail(f"{suffix}: {len(a)} bytes from TensorFlow, {len(b)} from tfckpt; first "
-                        f"difference at byte {at}: TF {a[at:at + 16].hex()} vs "
-                        f"tfckpt {b[at:at + 16].hex()}")
+            pytest.fail(
+                f"{suffix}: {len(a)} bytes from TensorFlow, {len(b)} from tfckpt; first "
+                f"difference at byte {at}: TF {a[at : at + 16].hex()} vs "
+                f"tfckpt {b[at : at + 16].hex()}"
+            )
 
 
 def _tensor(tf, name: str, arr: np.ndarray):
@@ -97,17 +101,24 @@ def _dtype_cases():
         else:
             empty = arr[:0].reshape((0, 3))
             rank3 = np.resize(arr, (2, 3, 4))
-        for key, a in ((f"dt/{name}", arr), (f"scalar/{name}", arr[2:3].reshape(())),
-                       (f"empty/{name}", empty), (f"rank3/{name}", rank3)):
+        for key, a in (
+            (f"dt/{name}", arr),
+            (f"scalar/{name}", arr[2:3].reshape(())),
+            (f"empty/{name}", empty),
+            (f"rank3/{name}", rank3),
+        ):
             out.append((key, a, name))
     return out
 
 
 def _savev2(tf, prefix, items):
     """tf.raw_ops.SaveV2 of (key, array, dtype name, shape_and_slice) items, in order."""
-    tf.raw_ops.SaveV2(prefix=prefix, tensor_names=[k for k, _, _, _ in items],
-                      shape_and_slices=[s for _, _, _, s in items],
-                      tensors=[_tensor(tf, n, a) for _, a, n, _ in items])
+    tf.raw_ops.SaveV2(
+        prefix=prefix,
+        tensor_names=[k for k, _, _, _ in items],
+        shape_and_slices=[s for _, _, _, s in items],
+        tensors=[_tensor(tf, n, a) for _, a, n, _ in items],
+    )
 
 
 def _snapshot(directory) -> dict:
@@ -121,8 +132,13 @@ def _snapshot(directory) -> dict:
 def _run_child(code: str, *args, timeout: float = 120) -> dict:
     """Runs `code` in a fresh Python; it prints one JSON line last."""
     env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
-    proc = subprocess.run([sys.executable, "-c", textwrap.dedent(code), *map(str, args)],
-                          capture_output=True, text=True, timeout=timeout, env=env)
+    proc = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code), *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
@@ -166,23 +182,26 @@ def test_savev2_byte_identical_all_dtypes_and_strings_in_one(tf, tmp_path):
 
 SLICE_CASES = [
     # key, dtype name, full shape, [TF slice spec per slice]
-    ("pv", "float32", (5, 3), ["0,3:0,3", "3,2:0,3"]),               # TF1 fixed_size_partitioner
-    ("cols", "int64", (4, 6), ["-:0,2", "-:2,4"]),                    # "-": a whole dimension
+    ("pv", "float32", (5, 3), ["0,3:0,3", "3,2:0,3"]),  # TF1 fixed_size_partitioner
+    ("cols", "int64", (4, 6), ["-:0,2", "-:2,4"]),  # "-": a whole dimension
     ("cube", "bool", (2, 3, 4), ["0,1:-:0,4", "1,1:0,3:-"]),
     ("bytes", "uint8", (20000,), ["0,64", "64,8128", "8192,11808"]),  # 1-, 2- and 3-byte starts
     ("c128", "complex128", (6, 2), ["0,1:-", "1,5:-"]),
     ("bf16", "bfloat16", (7, 5), ["0,4:0,5", "4,3:0,5"]),
-    ("i4", "int4", (8,), ["4,4", "0,4"]),                             # added out of order
+    ("i4", "int4", (8,), ["4,4", "0,4"]),  # added out of order
     ("q8", "qint8", (6,), ["0,2", "2,4"]),
     ("txt", "string", (3,), ["0,1", "1,2"]),
-    ("full", "float32", (2,), ["0,2"]),                               # a full slice: a plain key
+    ("full", "float32", (2,), ["0,2"]),  # a full slice: a plain key
 ]
 
 
 def _slice_value(name, shape, spec, seed):
-    bounds = [(0, d) if part == "-" else (int(part.split(",")[0]),
-                                          int(part.split(",")[0]) + int(part.split(",")[1]))
-              for part, d in zip(spec.split(":"), shape)]
+    bounds = [
+        (0, d)
+        if part == "-"
+        else (int(part.split(",")[0]), int(part.split(",")[0]) + int(part.split(",")[1]))
+        for part, d in zip(spec.split(":"), shape)
+    ]
     sub = tuple(b - a for a, b in bounds)
     n = int(np.prod(sub))
     if name == "string":
@@ -191,8 +210,12 @@ def _slice_value(name, shape, spec, seed):
         return (np.arange(n) % 3 == seed % 3).reshape(sub)
     if name == "complex128":
         return (np.arange(n) + 1j * seed).reshape(sub)
-    base = tf_corpus.QUANT_TYPES.get(name) or tf_corpus.FLOAT_TYPES.get(name) or \
-        tf_corpus.INT_TYPES.get(name) or np.float32
+    base = (
+        tf_corpus.QUANT_TYPES.get(name)
+        or tf_corpus.FLOAT_TYPES.get(name)
+        or tf_corpus.INT_TYPES.get(name)
+        or np.float32
+    )
     return ((np.arange(n) + seed) % 7).astype(base).reshape(sub)
 
 
@@ -221,8 +244,11 @@ def test_add_slice_with_numpy_index_is_what_tf1_saver_passes(tf, tmp_path):
     """``np.s_[0:3]`` of a [5,3] tensor gives explicit extents ``0,3:0,3``, exactly the spec
     the TF1 Saver passes for a fixed_size_partitioner partition."""
     full = np.arange(15, dtype=np.float32).reshape(5, 3)
-    _savev2(tf, str(tmp_path / "tf"), [("pv", full[:3], "float32", "5 3 0,3:0,3"),
-                                       ("pv", full[3:], "float32", "5 3 3,2:0,3")])
+    _savev2(
+        tf,
+        str(tmp_path / "tf"),
+        [("pv", full[:3], "float32", "5 3 0,3:0,3"), ("pv", full[3:], "float32", "5 3 3,2:0,3")],
+    )
     with tfckpt.Writer(tmp_path / "ours") as w:
         w.add_slice("pv", (5, 3), np.s_[0:3], full[:3])
         w.add_slice("pv", (5, 3), np.s_[3:], full[3:])
@@ -262,10 +288,16 @@ def test_empty_checkpoint(tf, tmp_path):
     expectation is assembled by hand from FORMAT.md with an independent CRC32C: one data
     file of 0 bytes (BundleWriter always creates it) and an index holding only the header.
     TensorFlow opens it and lists nothing."""
-    with pytest.raises(tf.errors.InvalidArgumentError,
-                       match="Length for attr 'dtypes' of 0 must be at least minimum 1"):
-        tf.raw_ops.SaveV2(prefix=str(tmp_path / "tf"), tensor_names=tf.constant([], tf.string),
-                          shape_and_slices=tf.constant([], tf.string), tensors=[])
+    with pytest.raises(
+        tf.errors.InvalidArgumentError,
+        match="Length for attr 'dtypes' of 0 must be at least minimum 1",
+    ):
+        tf.raw_ops.SaveV2(
+            prefix=str(tmp_path / "tf"),
+            tensor_names=tf.constant([], tf.string),
+            shape_and_slices=tf.constant([], tf.string),
+            tensors=[],
+        )
     with tfckpt.Writer(tmp_path / "empty"):
         pass
     assert sorted(os.listdir(tmp_path)) == ["empty.data-00000-of-00001", "empty.index"]
@@ -324,8 +356,11 @@ def test_checkpoint_write_of_module_byte_identical(tf, tmp_path):
             self.w = tf.Variable(np.arange(6, dtype=np.float32).reshape(2, 3))
             self.b = tf.Variable(np.zeros(3))
             self.text = tf.Variable("hello")
-            self.layers = [tf.Variable(np.int64(3)), tf.Variable([True, False]),
-                           {"k.x/y": tf.Variable(np.float16(1.5))}]
+            self.layers = [
+                tf.Variable(np.int64(3)),
+                tf.Variable([True, False]),
+                {"k.x/y": tf.Variable(np.float16(1.5))},
+            ]
 
     ckpt = tf.train.Checkpoint(model=Model(), step=tf.Variable(np.int32(7)))
     written = ckpt.write(str(tmp_path / "tf"))
@@ -342,14 +377,19 @@ def test_checkpoint_with_max_shard_size_policy_byte_identical(tf, tmp_path, vari
     files are identical, including the full entry's shard_id, which MergeBundles leaves at
     the first shard holding one of its slices (``18 04`` for `c` in the second case)."""
     if variables == "one_sliced":
-        vs = dict(big=tf.Variable(np.arange(2048, dtype=np.float32).reshape(64, 32)),
-                  small=tf.Variable([1.0, 2.0]))
+        vs = dict(
+            big=tf.Variable(np.arange(2048, dtype=np.float32).reshape(64, 32)),
+            small=tf.Variable([1.0, 2.0]),
+        )
     else:
-        vs = dict(a=tf.Variable([1.0, 2.0]),
-                  big=tf.Variable(np.arange(2048, dtype=np.float32).reshape(64, 32)),
-                  c=tf.Variable(np.arange(700, dtype=np.float32)))
+        vs = dict(
+            a=tf.Variable([1.0, 2.0]),
+            big=tf.Variable(np.arange(2048, dtype=np.float32).reshape(64, 32)),
+            c=tf.Variable(np.arange(700, dtype=np.float32)),
+        )
     opts = tf.train.CheckpointOptions(
-        experimental_sharding_callback=tf.train.experimental.MaxShardSizePolicy(max_shard_size=2048))
+        experimental_sharding_callback=tf.train.experimental.MaxShardSizePolicy(max_shard_size=2048)
+    )
     theirs = tf.train.Checkpoint(**vs).write(str(tmp_path / "tf"), options=opts)
     assert tfckpt.open(theirs).header.num_shards >= 5
     _replay(theirs, str(tmp_path / "ours"), max_shard_bytes=2048)
@@ -357,9 +397,19 @@ def test_checkpoint_with_max_shard_size_policy_byte_identical(tf, tmp_path, vari
 
 
 REPLAYED_CASES = [
-    "dtypes", "strings", "module_nested", "keras_adam", "keras_model_only",
-    "tf2_optimizer_slots", "tf1_partitioned", "savedmodel", "tf1_savedmodel", "lookup_table",
-    "big_key_count", "name_based_v1_saver_scalar", "multi_device_default",
+    "dtypes",
+    "strings",
+    "module_nested",
+    "keras_adam",
+    "keras_model_only",
+    "tf2_optimizer_slots",
+    "tf1_partitioned",
+    "savedmodel",
+    "tf1_savedmodel",
+    "lookup_table",
+    "big_key_count",
+    "name_based_v1_saver_scalar",
+    "multi_device_default",
 ]
 
 
@@ -459,7 +509,8 @@ def test_overwrite_false_refuses_existing_prefix(tmp_path):
     assert tfckpt.open(p)["a"] == 2
     # The replaced checkpoint's data file is gone; nothing temporary is left.
     assert sorted(os.listdir(tmp_path)) == sorted(
-        ["ckpt" + s for s in _files(p)] + ["other.data-00000-of-00001", "other.index"])
+        ["ckpt" + s for s in _files(p)] + ["other.data-00000-of-00001", "other.index"]
+    )
 
 
 def _full_disk_child(limit: int, prefix: str, what: str) -> dict:
@@ -516,8 +567,9 @@ def small_tmpfs(tmp_path):
     """A 1 MiB tmpfs, where mounting is allowed (root with CAP_SYS_ADMIN); else skip."""
     mnt = tmp_path / "mnt"
     mnt.mkdir()
-    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mnt)],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mnt)], capture_output=True, text=True
+    )
     if proc.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here: {proc.stderr.strip()}")
     try:
@@ -537,8 +589,9 @@ def test_full_disk_tmpfs(small_tmpfs):
     old = {"w": np.arange(150_000, dtype=np.float32), "t": np.array([b"x" * 100], dtype=object)}
     tfckpt.write(p, old)
     before = _snapshot(small_tmpfs)
-    with pytest.raises(tfckpt.CheckpointError,
-                       match=f"cannot write checkpoint {p}: .*No space left on device"):
+    with pytest.raises(
+        tfckpt.CheckpointError, match=f"cannot write checkpoint {p}: .*No space left on device"
+    ):
         tfckpt.write(p, {"w": np.ones(300_000, np.float32)}, overwrite=True)
     assert _snapshot(small_tmpfs) == before
     with pytest.raises(tfckpt.CheckpointError, match="No space left on device"):
@@ -581,9 +634,13 @@ def _kill_child(prefix: str, gen: int, mode: str, delay=None) -> str:
     """Runs the writing child; kills it `delay` s after it is ready (None: let it finish,
     or kill itself at a commit point). Returns its last line of output."""
     code = _KILL_CHILD.format(n_big=N_BIG, n_small=N_SMALL)
-    proc = subprocess.Popen([sys.executable, "-c", code, prefix, str(gen), mode],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=dict(os.environ, PYTHONDONTWRITEBYTECODE="1"))
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, prefix, str(gen), mode],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=dict(os.environ, PYTHONDONTWRITEBYTECODE="1"),
+    )
     assert proc.stdout.readline().strip() == "ready"
     if delay is not None:
         time.sleep(delay)
@@ -641,8 +698,9 @@ def test_sigkill_at_random_moments_leaves_old_or_new(tf, tmp_path, mode):
     rng = random.Random(20240611)
     # Random moments in six strata over twice the write's length, plus one kill at once
     # and one long after the write should have finished.
-    delays = [0.0] + [duration * (i + rng.random()) / 3 for i in range(6)] + \
-        [max(8 * duration, 0.5)]
+    delays = (
+        [0.0] + [duration * (i + rng.random()) / 3 for i in range(6)] + [max(8 * duration, 0.5)]
+    )
     outcomes = []
     for gen, delay in enumerate(delays, start=3):
         old = _generation(tf, p)
@@ -655,8 +713,9 @@ def test_sigkill_at_random_moments_leaves_old_or_new(tf, tmp_path, mode):
     _kill_child(p, 99, mode)
     assert _generation(tf, p) == 99
     _assert_only_checkpoint_files(tmp_path, p)
-    assert any(done for _, done in outcomes) and not all(done for _, done in outcomes), \
-        outcomes  # the kills landed both before and after the commit
+    assert any(done for _, done in outcomes) and not all(done for _, done in outcomes), (
+        outcomes
+    )  # the kills landed both before and after the commit
 
 
 def test_sigkill_at_the_commit_points(tf, tmp_path):
@@ -681,19 +740,26 @@ def _assert_only_checkpoint_files(directory, prefix) -> None:
     """Apart from a killed writer's temporary files (which never take checkpoint names),
     the directory holds the index and exactly the data files it references."""
     r = tfckpt.open(prefix)
-    expected = {"ckpt.index"} | {os.path.basename(r.shard_path(i))
-                                 for i in range(r.header.num_shards)}
-    names = {f for f in os.listdir(directory) if "tfckpt-tmp" not in f and
-             ".index.tempstate" not in f}
+    expected = {"ckpt.index"} | {
+        os.path.basename(r.shard_path(i)) for i in range(r.header.num_shards)
+    }
+    names = {
+        f for f in os.listdir(directory) if "tfckpt-tmp" not in f and ".index.tempstate" not in f
+    }
     assert names == expected
 
 
 def test_in_place_edit_refusing_damaged_source_keeps_it(tmp_path):
     """An in-place edit that fails half-way (a copied tensor fails its CRC) leaves the
     checkpoint exactly as it was and no temporary files."""
-    p = tfckpt.write(tmp_path / "ckpt", {"a": np.arange(1000, dtype=np.float32),
-                                         "b": np.arange(1000, dtype=np.float32),
-                                         "s": np.array([b"x", b"yz"], dtype=object)})
+    p = tfckpt.write(
+        tmp_path / "ckpt",
+        {
+            "a": np.arange(1000, dtype=np.float32),
+            "b": np.arange(1000, dtype=np.float32),
+            "s": np.array([b"x", b"yz"], dtype=object),
+        },
+    )
     import tfckpt.testing as ct
 
     ct.corrupt(p, "s", at=-1)
@@ -710,22 +776,31 @@ def test_in_place_edit_refusing_damaged_source_keeps_it(tmp_path):
 def test_write_mapping_values_as_tensorflow_reads_them(tf, tmp_path):
     values = {
         "f32": np.linspace(0, 1, 6, dtype=np.float32).reshape(2, 3),
-        "py_int": 7,                        # int64, as np.asarray makes it
+        "py_int": 7,  # int64, as np.asarray makes it
         "py_float": 2.5,
         "nested": [[1, 2], [3, 4]],
-        "text": "héllo",                    # str -> UTF-8 bytes
+        "text": "héllo",  # str -> UTF-8 bytes
         "raw": b"\x00\xff",
-        "strings": np.array(["a", "bc"]),   # numpy unicode -> bytes
+        "strings": np.array(["a", "bc"]),  # numpy unicode -> bytes
         "flag": np.array([True, False]),
-        "bf": np.array([1.5, -2.0]),        # converted by dtypes=
+        "bf": np.array([1.5, -2.0]),  # converted by dtypes=
         "q": np.array([-3, 4]),
     }
     p = tfckpt.write(tmp_path / "ckpt", values, dtypes={"bf": "bfloat16", "q": "qint8"})
     reader = tf.train.load_checkpoint(p)
     dtypes = {k: v.name for k, v in reader.get_variable_to_dtype_map().items()}
-    assert dtypes == {"f32": "float32", "py_int": "int64", "py_float": "float64",
-                      "nested": "int64", "text": "string", "raw": "string",
-                      "strings": "string", "flag": "bool", "bf": "bfloat16", "q": "qint8"}
+    assert dtypes == {
+        "f32": "float32",
+        "py_int": "int64",
+        "py_float": "float64",
+        "nested": "int64",
+        "text": "string",
+        "raw": "string",
+        "strings": "string",
+        "flag": "bool",
+        "bf": "bfloat16",
+        "q": "qint8",
+    }
     assert reader.get_tensor("text") == "héllo".encode()
     assert reader.get_tensor("strings").tolist() == [b"a", b"bc"]
     assert reader.get_tensor("bf").tolist() == [1.5, -2.0]
@@ -742,8 +817,9 @@ def test_big_endian_writer_as_tensorflow_reads_it(tf, tmp_path):
     from tfckpt.dtypes import by_code
 
     items = [(k, a, n) for k, a, n in _dtype_cases()]
-    items += [(k, a, "string") for k, a in tf_corpus.string_test_arrays().items()
-              if k != "str/long"]
+    items += [
+        (k, a, "string") for k, a in tf_corpus.string_test_arrays().items() if k != "str/long"
+    ]
     for order in ("little", "big"):
         with tfckpt.Writer(tmp_path / order, big_endian=order == "big") as w:
             for key, a, n in items:
@@ -754,8 +830,10 @@ def test_big_endian_writer_as_tensorflow_reads_it(tf, tmp_path):
     for key, a, n in items:
         code = tfckpt.dtypes.by_name(n).code
         if 24 <= code <= 33:  # float8/int4/int2/float4: TF swaps none of them, one byte each
-            with pytest.raises(tf.errors.OpError, match=f"Byte-swapping not supported for "
-                                                        f"tensors with dtype {code}"):
+            with pytest.raises(
+                tf.errors.OpError,
+                match=f"Byte-swapping not supported for tensors with dtype {code}",
+            ):
                 reader.get_tensor(key)
             refused.add(n)
             with tfckpt.open(prefix) as r:
@@ -773,26 +851,30 @@ def test_big_endian_writer_as_tensorflow_reads_it(tf, tmp_path):
         assert (be.header.endianness, le.header.endianness) == ("big", "little")
         for key, a, n in items:
             b, e = be.entry(key), le.entry(key)
-            raw_be = be_data[b.offset:b.offset + b.size]
-            raw_le = le_data[e.offset:e.offset + e.size]
+            raw_be = be_data[b.offset : b.offset + b.size]
+            raw_le = le_data[e.offset : e.offset + e.size]
             unit = by_code(e.dtype_code).swap
             if n == "string":  # the length varints, the 4-byte checksum, the bytes
                 strings = a.reshape(-1).tolist()
-                lengths = raw_le[:b.size - sum(len(x) for x in strings) - 4]
-                assert raw_be[:len(lengths)] == lengths and len(strings) <= len(lengths)
+                lengths = raw_le[: b.size - sum(len(x) for x in strings) - 4]
+                assert raw_be[: len(lengths)] == lengths and len(strings) <= len(lengths)
                 # the checksum of the lengths as big-endian uint32s, stored big-endian
                 crc = _native.crc32c(b"".join(len(x).to_bytes(4, "big") for x in strings))
                 check = _native.mask_crc(crc).to_bytes(4, "big")
-                assert raw_be[len(lengths):len(lengths) + 4] == check, key
-                assert raw_be[len(lengths) + 4:] == raw_le[len(lengths) + 4:], key
+                assert raw_be[len(lengths) : len(lengths) + 4] == check, key
+                assert raw_be[len(lengths) + 4 :] == raw_le[len(lengths) + 4 :], key
             elif unit > 1:
-                assert raw_be == np.frombuffer(raw_le, f"<u{unit}").astype(f">u{unit}")\
-                    .tobytes(), key
+                assert raw_be == np.frombuffer(raw_le, f"<u{unit}").astype(f">u{unit}").tobytes(), (
+                    key
+                )
                 swapped += raw_be != raw_le
             else:
                 assert raw_be == raw_le, key
-            assert be.read(key).tobytes() == le.read(key).tobytes() if n != "string" else \
-                be.read(key).tolist() == le.read(key).tolist()
+            assert (
+                be.read(key).tobytes() == le.read(key).tobytes()
+                if n != "string"
+                else be.read(key).tolist() == le.read(key).tolist()
+            )
             be.verify_key(key)
     assert swapped >= 20 and len(refused) == 10
 
@@ -858,9 +940,11 @@ def test_partitioned_tensor_larger_than_memory_budget_from_memmap_pieces(tmp_pat
     r = tfckpt.open(p)
     assert len(r.entry("emb").slices) == rows // piece
     r.verify_key("emb")  # every slice's CRC
-    got = r.read_slice("emb", np.s_[piece - 1:piece + 1, :3])
-    assert got.tolist() == [[(piece - 1) * cols + j for j in range(3)],
-                            [piece + j for j in range(3)]]
+    got = r.read_slice("emb", np.s_[piece - 1 : piece + 1, :3])
+    assert got.tolist() == [
+        [(piece - 1) * cols + j for j in range(3)],
+        [piece + j for j in range(3)],
+    ]
     r.close()
     del r, got
     for f in glob.glob(str(p) + ".*"):  # 512 MiB not to keep in pytest's temporary dirs
@@ -871,33 +955,69 @@ def _assert_nothing_written(directory) -> None:
     assert os.listdir(directory) == []
 
 
-@pytest.mark.parametrize("what,call,match", [
-    ("ragged list", lambda p: tfckpt.write(p, {"r": [[1, 2], [3]]}), "ragged"),
-    ("ragged arrays", lambda p: tfckpt.write(p, {"r": [np.zeros(2), np.zeros(3)]}), "ragged"),
-    ("ragged after good", lambda p: tfckpt.write(p, {"ok": np.zeros(3), "r": [[1], [2, 3]]}),
-     "ragged"),
-    ("float128", lambda p: tfckpt.write(p, {"x": np.zeros(2, np.longdouble)}),
-     "x: numpy dtype float128 has no TensorFlow equivalent"),
-    ("datetime", lambda p: tfckpt.write(p, {"x": np.array(["2024-01-01"], "datetime64[D]")}),
-     "no TensorFlow equivalent"),
-    ("resource", lambda p: tfckpt.write(p, {"x": np.zeros(2)}, dtypes={"x": "resource"}),
-     "x: dtype resource cannot be saved"),
-    ("unknown dtype", lambda p: tfckpt.write(p, {"x": np.zeros(2)}, dtypes={"x": "float7"}),
-     "unknown TensorFlow dtype name 'float7'"),
-    ("objects in strings", lambda p: tfckpt.write(
-        p, {"ok": np.zeros(3), "s": np.array([b"a", 3], dtype=object)}),
-     "s: a string tensor holds int"),
-    ("path twice", lambda p: tfckpt.write(
-        p, {"model/a/b": np.zeros(2), ("model", "a", "b"): np.ones(2)}, object_graph=True),
-     "given twice"),
-    ("save_counter twice", lambda p: tfckpt.write(
-        p, {"save_counter": np.int64(1)}, object_graph=True, save_counter=2), "given twice"),
-    ("slot of nothing", lambda p: tfckpt.write(
-        p, {"model/w": np.zeros(2)}, slots={("model/v", "opt", "m"): np.zeros(2)}),
-     "not among the variables"),
-    ("non-str key", lambda p: tfckpt.write(p, {("a", "b"): np.zeros(2)}),
-     "a key must be a non-empty str"),
-])
+@pytest.mark.parametrize(
+    "what,call,match",
+    [
+        ("ragged list", lambda p: tfckpt.write(p, {"r": [[1, 2], [3]]}), "ragged"),
+        ("ragged arrays", lambda p: tfckpt.write(p, {"r": [np.zeros(2), np.zeros(3)]}), "ragged"),
+        (
+            "ragged after good",
+            lambda p: tfckpt.write(p, {"ok": np.zeros(3), "r": [[1], [2, 3]]}),
+            "ragged",
+        ),
+        (
+            "float128",
+            lambda p: tfckpt.write(p, {"x": np.zeros(2, np.longdouble)}),
+            "x: numpy dtype float128 has no TensorFlow equivalent",
+        ),
+        (
+            "datetime",
+            lambda p: tfckpt.write(p, {"x": np.array(["2024-01-01"], "datetime64[D]")}),
+            "no TensorFlow equivalent",
+        ),
+        (
+            "resource",
+            lambda p: tfckpt.write(p, {"x": np.zeros(2)}, dtypes={"x": "resource"}),
+            "x: dtype resource cannot be saved",
+        ),
+        (
+            "unknown dtype",
+            lambda p: tfckpt.write(p, {"x": np.zeros(2)}, dtypes={"x": "float7"}),
+            "unknown TensorFlow dtype name 'float7'",
+        ),
+        (
+            "objects in strings",
+            lambda p: tfckpt.write(p, {"ok": np.zeros(3), "s": np.array([b"a", 3], dtype=object)}),
+            "s: a string tensor holds int",
+        ),
+        (
+            "path twice",
+            lambda p: tfckpt.write(
+                p, {"model/a/b": np.zeros(2), ("model", "a", "b"): np.ones(2)}, object_graph=True
+            ),
+            "given twice",
+        ),
+        (
+            "save_counter twice",
+            lambda p: tfckpt.write(
+                p, {"save_counter": np.int64(1)}, object_graph=True, save_counter=2
+            ),
+            "given twice",
+        ),
+        (
+            "slot of nothing",
+            lambda p: tfckpt.write(
+                p, {"model/w": np.zeros(2)}, slots={("model/v", "opt", "m"): np.zeros(2)}
+            ),
+            "not among the variables",
+        ),
+        (
+            "non-str key",
+            lambda p: tfckpt.write(p, {("a", "b"): np.zeros(2)}),
+            "a key must be a non-empty str",
+        ),
+    ],
+)
 def test_errors_before_anything_is_written(tmp_path, what, call, match):
     d = tmp_path / "out"
     d.mkdir()
@@ -906,22 +1026,30 @@ def test_errors_before_anything_is_written(tmp_path, what, call, match):
     _assert_nothing_written(d)
 
 
-@pytest.mark.parametrize("what,bad,match", [
-    ("duplicate key", lambda w: w.add("a", np.ones(3)), "Adding duplicate key: a"),
-    ("unsupported dtype", lambda w: w.add("c", np.zeros(1, np.longdouble)), "no TensorFlow"),
-    ("ragged", lambda w: w.add("c", [[1, 2], [3]]), "ragged"),
-    ("string of ints", lambda w: w.add("c", np.array([1, b"x"], dtype=object)), "holds int"),
-    ("slice twice", lambda w: w.add_slice("p", (4,), np.s_[0:2], np.ones(2)), "already added"),
-    ("overlapping slice", lambda w: w.add_slice("p", (4,), np.s_[1:3], np.ones(2)), "overlaps"),
-    ("slice shape", lambda w: w.add_slice("p", (4,), np.s_[2:4], np.ones(3)), "has shape"),
-    ("slice past end", lambda w: w.add_slice("p", (4,), "3,2", np.ones(2)), "does not fit"),
-    ("slice dtype", lambda w: w.add_slice("p", (4,), np.s_[2:4], np.ones(2, np.int32)),
-     "disagree"),
-    ("whole then slice", lambda w: w.add_slice("a", (3,), np.s_[0:1], np.ones(1)),
-     "duplicate key"),
-])
-def test_streaming_writer_refuses_before_writing_and_stays_usable(tf, tmp_path, what, bad,
-                                                                  match):
+@pytest.mark.parametrize(
+    "what,bad,match",
+    [
+        ("duplicate key", lambda w: w.add("a", np.ones(3)), "Adding duplicate key: a"),
+        ("unsupported dtype", lambda w: w.add("c", np.zeros(1, np.longdouble)), "no TensorFlow"),
+        ("ragged", lambda w: w.add("c", [[1, 2], [3]]), "ragged"),
+        ("string of ints", lambda w: w.add("c", np.array([1, b"x"], dtype=object)), "holds int"),
+        ("slice twice", lambda w: w.add_slice("p", (4,), np.s_[0:2], np.ones(2)), "already added"),
+        ("overlapping slice", lambda w: w.add_slice("p", (4,), np.s_[1:3], np.ones(2)), "overlaps"),
+        ("slice shape", lambda w: w.add_slice("p", (4,), np.s_[2:4], np.ones(3)), "has shape"),
+        ("slice past end", lambda w: w.add_slice("p", (4,), "3,2", np.ones(2)), "does not fit"),
+        (
+            "slice dtype",
+            lambda w: w.add_slice("p", (4,), np.s_[2:4], np.ones(2, np.int32)),
+            "disagree",
+        ),
+        (
+            "whole then slice",
+            lambda w: w.add_slice("a", (3,), np.s_[0:1], np.ones(1)),
+            "duplicate key",
+        ),
+    ],
+)
+def test_streaming_writer_refuses_before_writing_and_stays_usable(tf, tmp_path, what, bad, match):
     """A refused add leaves no trace: the writer goes on, and the checkpoint holds exactly
     what was accepted (TensorFlow assembles the partitioned tensor from its two slices)."""
     with tfckpt.Writer(tmp_path / "ckpt") as w:
@@ -937,12 +1065,22 @@ def test_streaming_writer_refuses_before_writing_and_stays_usable(tf, tmp_path, 
 
 
 def test_update_state_file_like_checkpoint_manager(tf, tmp_path):
-    p1 = tfckpt.write(tmp_path / "ckpt-1", {"v": np.float32(1)}, object_graph=True,
-                      save_counter=1, update_state=True)
+    p1 = tfckpt.write(
+        tmp_path / "ckpt-1",
+        {"v": np.float32(1)},
+        object_graph=True,
+        save_counter=1,
+        update_state=True,
+    )
     assert tf.train.latest_checkpoint(str(tmp_path)) == p1
     time.sleep(0.01)
-    p2 = tfckpt.write(tmp_path / "ckpt-2", {"v": np.float32(2)}, object_graph=True,
-                      save_counter=2, update_state=True)
+    p2 = tfckpt.write(
+        tmp_path / "ckpt-2",
+        {"v": np.float32(2)},
+        object_graph=True,
+        save_counter=2,
+        update_state=True,
+    )
     assert tf.train.latest_checkpoint(str(tmp_path)) == p2
     state = tf.train.get_checkpoint_state(str(tmp_path))
     assert state.model_checkpoint_path == p2
@@ -950,9 +1088,11 @@ def test_update_state_file_like_checkpoint_manager(tf, tmp_path):
     assert len(state.all_model_checkpoint_timestamps) == 2
     assert state.all_model_checkpoint_timestamps[0] < state.all_model_checkpoint_timestamps[1]
     text = (tmp_path / "checkpoint").read_text()
-    assert text.startswith('model_checkpoint_path: "ckpt-2"\n'
-                           'all_model_checkpoint_paths: "ckpt-1"\n'
-                           'all_model_checkpoint_paths: "ckpt-2"\n')
+    assert text.startswith(
+        'model_checkpoint_path: "ckpt-2"\n'
+        'all_model_checkpoint_paths: "ckpt-1"\n'
+        'all_model_checkpoint_paths: "ckpt-2"\n'
+    )
     # TF's own CheckpointManager takes the directory over from there.
     v = tf.Variable(0.0)
     ckpt = tf.train.Checkpoint(v=v)
@@ -970,14 +1110,20 @@ def test_replacing_a_checkpoint_removes_only_its_own_stale_data_files(tmp_path):
     and a shard an interrupted write left, never the files of ckpt-10, ckpt-1.5 or ckpt,
     whose names start like ckpt-1's or are a part of it (mutant W11)."""
     p = str(tmp_path / "ckpt-1")
-    tfckpt.write(p, {"a": np.zeros(64, np.float32), "b": np.ones(64, np.float32)},
-                 max_shard_bytes=300)
+    tfckpt.write(
+        p, {"a": np.zeros(64, np.float32), "b": np.ones(64, np.float32)}, max_shard_bytes=300
+    )
     assert _files(p) == [".data-00000-of-00002", ".data-00001-of-00002", ".index"]
     (tmp_path / "ckpt-1.data-00003-of-00007").write_bytes(b"left by a killed write")
-    neighbours = {name: tfckpt.write(str(tmp_path / name), {"n": np.float32(i)})
-                  for i, name in enumerate(["ckpt-10", "ckpt-1.5", "ckpt"])}
-    others = {n: _snapshot(tmp_path)[n] for n in os.listdir(tmp_path)
-              if not n.startswith("ckpt-1.") or n.startswith("ckpt-1.5")}
+    neighbours = {
+        name: tfckpt.write(str(tmp_path / name), {"n": np.float32(i)})
+        for i, name in enumerate(["ckpt-10", "ckpt-1.5", "ckpt"])
+    }
+    others = {
+        n: _snapshot(tmp_path)[n]
+        for n in os.listdir(tmp_path)
+        if not n.startswith("ckpt-1.") or n.startswith("ckpt-1.5")
+    }
     assert len(others) == 6
     tfckpt.write(p, {"a": np.full(3, 2, np.float32)}, overwrite=True)
     after = _snapshot(tmp_path)

@@ -165,7 +165,11 @@ COMPLEX_TYPES = {"complex64": np.complex64, "complex128": np.complex128}
 #: types.proto below 100 except DT_INVALID and DT_RESOURCE).  ``variant`` is
 #: covered by the ``data_iterator`` case, all others by ``dtypes``.
 ALL_SAVEABLE_DTYPE_NAMES = sorted(
-    list(FLOAT_TYPES) + list(INT_TYPES) + list(QUANT_TYPES) + list(COMPLEX_TYPES) + ["bool", "string"]
+    list(FLOAT_TYPES)
+    + list(INT_TYPES)
+    + list(QUANT_TYPES)
+    + list(COMPLEX_TYPES)
+    + ["bool", "string"]
 )
 DTYPES_CASE_DTYPE_NAMES = ALL_SAVEABLE_DTYPE_NAMES  # all but variant
 
@@ -179,8 +183,19 @@ def _float_values(npdt) -> np.ndarray:
         specials.append(np.nan)
     if np.isinf(inf_arr).all():
         specials += [np.inf, -np.inf]
-    vals = [0.0, -0.0, 0.5, 1.0, -1.5, 3.0, float(fi.max), float(fi.min), float(fi.tiny),
-            float(fi.smallest_subnormal), -float(fi.smallest_subnormal)] + specials
+    vals = [
+        0.0,
+        -0.0,
+        0.5,
+        1.0,
+        -1.5,
+        3.0,
+        float(fi.max),
+        float(fi.min),
+        float(fi.tiny),
+        float(fi.smallest_subnormal),
+        -float(fi.smallest_subnormal),
+    ] + specials
     with np.errstate(all="ignore"):
         return np.array(vals, dtype=np.float64).astype(npdt)
 
@@ -197,8 +212,14 @@ def _int_values(npdt) -> np.ndarray:
 def _complex_values(npdt) -> np.ndarray:
     fdt = np.float32 if npdt == np.complex64 else np.float64
     fi = np.finfo(fdt)
-    vals = [complex(1, 2), complex(-0.0, -1.5), complex(np.nan, np.inf), complex(-np.inf, 0.0),
-            complex(float(fi.max), float(fi.min)), complex(float(fi.tiny), -float(fi.smallest_subnormal))]
+    vals = [
+        complex(1, 2),
+        complex(-0.0, -1.5),
+        complex(np.nan, np.inf),
+        complex(-np.inf, 0.0),
+        complex(float(fi.max), float(fi.min)),
+        complex(float(fi.tiny), -float(fi.smallest_subnormal)),
+    ]
     return np.array(vals, dtype=np.complex128).astype(npdt)
 
 
@@ -234,17 +255,32 @@ def _build_dtypes(tf, d: pathlib.Path) -> Case:
         assert t.dtype.name == name, (name, t.dtype)
         scalar = arr[2:3].reshape(())
         empty = arr[:0].reshape((0, 3)) if name != "string" else np.zeros((0, 3), dtype=object)
-        rank3 = np.resize(arr, (2, 3, 4)) if name != "string" else np.array(
-            [b"%d" % i for i in range(24)], dtype=object).reshape(2, 3, 4)
-        for key, a in ((f"dt/{name}", arr), (f"scalar/{name}", scalar), (f"empty/{name}", empty),
-                       (f"rank3/{name}", rank3)):
+        rank3 = (
+            np.resize(arr, (2, 3, 4))
+            if name != "string"
+            else np.array([b"%d" % i for i in range(24)], dtype=object).reshape(2, 3, 4)
+        )
+        for key, a in (
+            (f"dt/{name}", arr),
+            (f"scalar/{name}", scalar),
+            (f"empty/{name}", empty),
+            (f"rank3/{name}", rank3),
+        ):
             tt = _to_tensor(tf, name, a)
-            assert tt.dtype.name == name and list(tt.shape) == list(a.shape), (key, tt.dtype, tt.shape)
+            assert tt.dtype.name == name and list(tt.shape) == list(a.shape), (
+                key,
+                tt.dtype,
+                tt.shape,
+            )
             names.append(key)
             tensors.append(tt)
-    tf.raw_ops.SaveV2(prefix=prefix, tensor_names=names, shape_and_slices=[""] * len(names), tensors=tensors)
+    tf.raw_ops.SaveV2(
+        prefix=prefix, tensor_names=names, shape_and_slices=[""] * len(names), tensors=tensors
+    )
     return Case(
-        "dtypes", prefix, "raw_savev2",
+        "dtypes",
+        prefix,
+        "raw_savev2",
         "raw SaveV2, one single-shard bundle. For every saveable dtype D (all of types.proto except "
         "invalid/resource/variant): dt/D 1-D interesting values (floats: +-0, max, min, tiny, subnormals, "
         "NaN and +-inf where representable; ints: min/max/-1), scalar/D (scalar = dt/D[2]), empty/D "
@@ -269,12 +305,20 @@ def string_test_arrays() -> Dict[str, np.ndarray]:
         "str/empty_scalar": np.array(b"", dtype=object),
         "str/scalar": np.array(b"hello checkpoint", dtype=object),
         "str/long": np.array([long], dtype=object),
-        "str/binary": np.array([bytes(range(256)), b"\x00", b"\xff\xfe\x00\x00\xff", b"a\x00b"], dtype=object),
-        "str/unicode": np.array([s.encode("utf-8") for s in
-                                 ["caf\u00e9", "\u65e5\u672c\u8a9e", "\U0001f600 emoji", "\u0416\u0416"]],
-                                dtype=object),
+        "str/binary": np.array(
+            [bytes(range(256)), b"\x00", b"\xff\xfe\x00\x00\xff", b"a\x00b"], dtype=object
+        ),
+        "str/unicode": np.array(
+            [
+                s.encode("utf-8")
+                for s in ["caf\u00e9", "\u65e5\u672c\u8a9e", "\U0001f600 emoji", "\u0416\u0416"]
+            ],
+            dtype=object,
+        ),
         "str/zero_len": np.zeros((0,), dtype=object),
-        "str/2d": np.array([[b"r0c0", b"", b"r0c2"], [b"x" * 127, b"y" * 128, b"z" * 16384]], dtype=object),
+        "str/2d": np.array(
+            [[b"r0c0", b"", b"r0c2"], [b"x" * 127, b"y" * 128, b"z" * 16384]], dtype=object
+        ),
         "str/mixed_lengths": np.array([b"", b"a", b"b" * 200, long[:70000], b""], dtype=object),
     }
 
@@ -284,9 +328,13 @@ def _build_strings(tf, d: pathlib.Path) -> Case:
     arrays = string_test_arrays()
     names = list(arrays)
     tensors = [tf.constant(a, dtype=tf.string) for a in arrays.values()]
-    tf.raw_ops.SaveV2(prefix=prefix, tensor_names=names, shape_and_slices=[""] * len(names), tensors=tensors)
+    tf.raw_ops.SaveV2(
+        prefix=prefix, tensor_names=names, shape_and_slices=[""] * len(names), tensors=tensors
+    )
     return Case(
-        "strings", prefix, "raw_savev2",
+        "strings",
+        prefix,
+        "raw_savev2",
         "raw SaveV2 of DT_STRING tensors: empty element, empty scalar, scalar, one >1 MiB random-bytes "
         "string, binary with \\x00/\\xff, UTF-8, a [0]-shaped tensor, a [2,3] tensor with lengths "
         "127/128/16384 (1/2/3-byte varints) and a mixed-length vector.",
@@ -330,7 +378,9 @@ def _build_module_nested(tf, d: pathlib.Path) -> Case:
     ckpt = tf.train.Checkpoint(model=root, step=tf.Variable(np.int64(1)))
     prefix = ckpt.save(str(d / "ckpt"))
     return Case(
-        "module_nested", prefix, "tf2_object",
+        "module_nested",
+        prefix,
+        "tf2_object",
         "tf.train.Checkpoint(model=nested tf.Module, step=...).save(): lists, nested lists, dicts with keys "
         "'k.x/y', 'a..b', '.S', 'trailing/', a Cyrillic key, attributes 'attr.with.dots' and "
         "'attr/with/slash' (escaping '.'->'..', '/'->'.S'), string/bool/int64/bfloat16/float16/uint8 "
@@ -345,11 +395,13 @@ def _build_module_nested(tf, d: pathlib.Path) -> Case:
 
 def _keras_model(keras, n_in=4, hidden=3, n_out=2):
     keras.utils.set_random_seed(SEED)
-    model = keras.Sequential([
-        keras.Input((n_in,)),
-        keras.layers.Dense(hidden, activation="relu", name="hidden"),
-        keras.layers.Dense(n_out, name="logits"),
-    ])
+    model = keras.Sequential(
+        [
+            keras.Input((n_in,)),
+            keras.layers.Dense(hidden, activation="relu", name="hidden"),
+            keras.layers.Dense(n_out, name="logits"),
+        ]
+    )
     return model
 
 
@@ -369,13 +421,18 @@ def _build_keras_adam(tf, d: pathlib.Path) -> Case:
     model.train_on_batch(x, y)
     prefix = mgr.save()
     return Case(
-        "keras_adam", prefix, "tf2_object",
+        "keras_adam",
+        prefix,
+        "tf2_object",
         "Keras 3 Sequential(Dense 4->3 relu, Dense 3->2) + keras Adam, tf.train.Checkpoint(model, "
         "optimizer) via CheckpointManager(max_to_keep=2), train_on_batch then save, twice (ckpt-1, "
         "ckpt-2). Keras 3 layout: model weights appear ONLY under optimizer/_trainable_variables/N "
         "(shortest path wins in the object graph), Adam moments as optimizer/_variables/N; no "
         ".OPTIMIZER_SLOT keys.",
-        {"state_file": str(d / "checkpoint"), "all_prefixes": [str(d / "ckpt-1"), str(d / "ckpt-2")]},
+        {
+            "state_file": str(d / "checkpoint"),
+            "all_prefixes": [str(d / "ckpt-1"), str(d / "ckpt-2")],
+        },
     )
 
 
@@ -383,7 +440,9 @@ def _build_tf2_optimizer_slots(tf, d: pathlib.Path) -> Case:
     class Dense(tf.Module):
         def __init__(self, n_in, n_out, seed, name):
             super().__init__(name=name)
-            self.kernel = tf.Variable(tf.random.stateless_normal([n_in, n_out], seed=[SEED, seed]) * 0.5)
+            self.kernel = tf.Variable(
+                tf.random.stateless_normal([n_in, n_out], seed=[SEED, seed]) * 0.5
+            )
             self.bias = tf.Variable(tf.zeros([n_out]))
 
         def __call__(self, x):
@@ -407,7 +466,9 @@ def _build_tf2_optimizer_slots(tf, d: pathlib.Path) -> Case:
     opt.apply_gradients(zip(grads, model.trainable_variables))
     prefix = tf.train.Checkpoint(model=model, optimizer=opt).save(str(d / "ckpt"))
     return Case(
-        "tf2_optimizer_slots", prefix, "tf2_object",
+        "tf2_optimizer_slots",
+        prefix,
+        "tf2_object",
         "Eager tf.Module MLP + tf.compat.v1.train.AdamOptimizer after one step, tf.train.Checkpoint.save(): "
         "slot variables are keyed '<var path>/.OPTIMIZER_SLOT/optimizer/{m,v}/.ATTRIBUTES/VARIABLE_VALUE' "
         "(Keras 3 optimizers do not use this naming), plus optimizer/beta{1,2}_power.",
@@ -422,7 +483,9 @@ def _build_keras_model_only(tf, d: pathlib.Path) -> Case:
     model(np.zeros((1, 4), np.float32))
     prefix = tf.train.Checkpoint(model=model).write(str(d / "model"))
     return Case(
-        "keras_model_only", prefix, "tf2_object",
+        "keras_model_only",
+        prefix,
+        "tf2_object",
         "tf.train.Checkpoint(model=Keras 3 Sequential).write() (no optimizer, no save_counter, no state "
         "file): shows the Keras 3 model-side key layout.",
     )
@@ -443,7 +506,9 @@ def _build_keras_weights(tf, d: pathlib.Path) -> Case:
         except Exception as e:  # Keras 3: ValueError, must end in .weights.h5
             refused[bad] = f"{type(e).__name__}: {e}"
     return Case(
-        "keras_weights", str(path), "not_checkpoint_h5",
+        "keras_weights",
+        str(path),
+        "not_checkpoint_h5",
         "Keras 3 model.save_weights() only writes HDF5 '.weights.h5'; any other name is refused "
         "(see extra['save_weights_refused']). This file is HDF5, not a TF checkpoint.",
         {"save_weights_refused": refused},
@@ -458,7 +523,9 @@ def _build_keras_archive(tf, d: pathlib.Path) -> Case:
     path = d / "model.keras"
     model.save(str(path))
     return Case(
-        "keras_archive", str(path), "not_checkpoint_keras",
+        "keras_archive",
+        str(path),
+        "not_checkpoint_keras",
         "Keras 3 model.save('model.keras'): a zip archive (config.json, metadata.json, "
         "model.weights.h5), not a TF checkpoint.",
     )
@@ -485,13 +552,21 @@ def _build_tf1_partitioned(tf, d: pathlib.Path) -> Case:
     with g.as_default():
         v1.set_random_seed(SEED)
         rs = np.random.RandomState(SEED)
-        pv2 = v1.get_variable("pv2", shape=[6, 3], dtype=tf.float32,
-                              initializer=_partitioned_init(tf, rs.randn(6, 3).astype(np.float32)),
-                              partitioner=v1.fixed_size_partitioner(2))
+        pv2 = v1.get_variable(
+            "pv2",
+            shape=[6, 3],
+            dtype=tf.float32,
+            initializer=_partitioned_init(tf, rs.randn(6, 3).astype(np.float32)),
+            partitioner=v1.fixed_size_partitioner(2),
+        )
         with v1.variable_scope("scope"):
-            pv3 = v1.get_variable("pv3", shape=[7, 4], dtype=tf.float32,
-                                  initializer=_partitioned_init(tf, np.arange(28, dtype=np.float32).reshape(7, 4)),
-                                  partitioner=v1.fixed_size_partitioner(3))
+            pv3 = v1.get_variable(
+                "pv3",
+                shape=[7, 4],
+                dtype=tf.float32,
+                initializer=_partitioned_init(tf, np.arange(28, dtype=np.float32).reshape(7, 4)),
+                partitioner=v1.fixed_size_partitioner(3),
+            )
         w = v1.get_variable("w", initializer=rs.randn(3, 4).astype(np.float32))
         b = v1.get_variable("b", initializer=np.zeros(4, np.float32))
         ints = v1.get_variable("ints", initializer=np.arange(5, dtype=np.int32), trainable=False)
@@ -508,7 +583,9 @@ def _build_tf1_partitioned(tf, d: pathlib.Path) -> Case:
             prefix = saver.save(s, str(d / "model.ckpt"), global_step=gs)
     del pv3, ints
     return Case(
-        "tf1_partitioned", prefix, "tf1_name_based",
+        "tf1_partitioned",
+        prefix,
+        "tf1_name_based",
         "TF1 graph mode, tf.compat.v1.train.Saver() defaults (V2, sharded=False, absolute paths in the "
         "state file): partitioned pv2 [6,3] (fixed_size_partitioner(2)), scope/pv3 [7,4] (3 parts: "
         "rows 3,2,2), w, b, ints (int32), global_step, AdamOptimizer after one step (slots w/Adam, "
@@ -522,7 +599,9 @@ def _build_name_based_scalar(tf, d: pathlib.Path) -> Case:
     g = tf.Graph()
     with g.as_default():
         gs = v1.train.get_or_create_global_step()
-        bf = tf.Variable(np.array([1.0, -2.5, 3.140625, np.inf], dtype=ml_dtypes.bfloat16), name="bf16_var")
+        bf = tf.Variable(
+            np.array([1.0, -2.5, 3.140625, np.inf], dtype=ml_dtypes.bfloat16), name="bf16_var"
+        )
         set_gs = gs.assign(42)
         saver = v1.train.Saver()
         with v1.Session(graph=g) as s:
@@ -531,7 +610,9 @@ def _build_name_based_scalar(tf, d: pathlib.Path) -> Case:
             prefix = saver.save(s, str(d / "model.ckpt"), global_step=gs, write_meta_graph=False)
     assert bf.dtype.base_dtype.name == "bfloat16"
     return Case(
-        "name_based_v1_saver_scalar", prefix, "tf1_name_based",
+        "name_based_v1_saver_scalar",
+        prefix,
+        "tf1_name_based",
         "TF1 Saver (V2 format), keys 'global_step' (int64 scalar = 42) and 'bf16_var' (bfloat16 [4]).",
         {"state_file": str(d / "checkpoint")},
     )
@@ -551,14 +632,20 @@ def _build_v1_format(tf, d: pathlib.Path) -> Case:
         tf.Variable(np.array([0.5, -1.0], np.float16), name="half")
         tf.Variable(np.array([1 + 2j], np.complex64), name="c64")
         tf.Variable(np.array([7, 8], np.uint8), name="u8")
-        v1.get_variable("part", shape=[5, 3], initializer=_partitioned_init(
-            tf, np.arange(15, dtype=np.float32).reshape(5, 3)), partitioner=v1.fixed_size_partitioner(2))
+        v1.get_variable(
+            "part",
+            shape=[5, 3],
+            initializer=_partitioned_init(tf, np.arange(15, dtype=np.float32).reshape(5, 3)),
+            partitioner=v1.fixed_size_partitioner(2),
+        )
         saver = v1.train.Saver(write_version=v1.train.SaverDef.V1)
         with v1.Session(graph=g) as s:
             s.run(v1.global_variables_initializer())
             path = saver.save(s, str(d / "model.ckpt"), write_meta_graph=False)
     return Case(
-        "v1_format", path, "v1",
+        "v1_format",
+        path,
+        "v1",
         "Old V1 format (SaverDef.V1): a single table file 'model.ckpt' of SavedSlice entries; float32, "
         "float64, int32, int64, bool, string, half, complex64, uint8 and a 2-way partitioned part [5,3]. "
         "TF's CheckpointReader cannot get_tensor half/complex64/partitioned from V1 (see oracle).",
@@ -574,8 +661,8 @@ def _build_sharded_policy(tf, d: pathlib.Path) -> Case:
     rs = np.random.RandomState(SEED)
     max_shard = 2048
     ckpt = tf.train.Checkpoint(
-        big=tf.Variable(rs.randn(64, 32).astype(np.float32)),        # 8 KiB -> 4+ slices
-        half=tf.Variable(rs.randn(32, 48).astype(np.float16)),        # 3 KiB -> sliced
+        big=tf.Variable(rs.randn(64, 32).astype(np.float32)),  # 8 KiB -> 4+ slices
+        half=tf.Variable(rs.randn(32, 48).astype(np.float16)),  # 3 KiB -> sliced
         u16=tf.Variable(np.arange(1536, dtype=np.uint16).reshape(48, 32)),
         bf16=tf.Variable(rs.randn(40, 40).astype(ml_dtypes.bfloat16)),
         f64=tf.Variable(rs.randn(20, 30)),
@@ -585,10 +672,15 @@ def _build_sharded_policy(tf, d: pathlib.Path) -> Case:
         small=tf.Variable([1.0, 2.0]),
     )
     opts = tf.train.CheckpointOptions(
-        experimental_sharding_callback=tf.train.experimental.MaxShardSizePolicy(max_shard_size=max_shard))
+        experimental_sharding_callback=tf.train.experimental.MaxShardSizePolicy(
+            max_shard_size=max_shard
+        )
+    )
     prefix = ckpt.save(str(d / "ckpt"), options=opts)
     return Case(
-        "sharded_policy", prefix, "tf2_sharded",
+        "sharded_policy",
+        prefix,
+        "tf2_sharded",
         f"tf.train.Checkpoint saved with MaxShardSizePolicy(max_shard_size={max_shard}): float32 [64,32], "
         "float16 [32,48], uint16 [48,32], bfloat16 [40,40], float64 [20,30], int8 [100,30], complex64 [300] "
         "are split into slices (full-tensor entries with `slices` + slice keys) across many data shards. "
@@ -621,7 +713,9 @@ def _build_savedmodel(tf, d: pathlib.Path) -> Case:
     sm_dir = d / "saved_model"
     tf.saved_model.save(m, str(sm_dir))
     return Case(
-        "savedmodel", str(sm_dir / "variables" / "variables"), "savedmodel",
+        "savedmodel",
+        str(sm_dir / "variables" / "variables"),
+        "savedmodel",
         "tf.saved_model.save of a tf.Module with a tf.function and variables (w, b, steps int64, a list "
         "holding a string variable). Object-based keys; no `checkpoint` state file.",
         {"savedmodel_dir": str(sm_dir)},
@@ -645,10 +739,15 @@ def _build_tf1_savedmodel(tf, d: pathlib.Path) -> Case:
             builder = v1.saved_model.Builder(str(sm_dir))
             sig = v1.saved_model.predict_signature_def({"x": x}, {"y": y})
             builder.add_meta_graph_and_variables(
-                s, [v1.saved_model.tag_constants.SERVING], signature_def_map={"serving_default": sig})
+                s,
+                [v1.saved_model.tag_constants.SERVING],
+                signature_def_map={"serving_default": sig},
+            )
             builder.save()
     return Case(
-        "tf1_savedmodel", str(sm_dir / "variables" / "variables"), "savedmodel",
+        "tf1_savedmodel",
+        str(sm_dir / "variables" / "variables"),
+        "savedmodel",
         "TF1 tf.compat.v1.saved_model.Builder SavedModel: name-based keys dense/kernel, dense/bias, "
         "global_step.",
         {"savedmodel_dir": str(sm_dir)},
@@ -665,7 +764,9 @@ def _build_data_iterator(tf, d: pathlib.Path) -> Case:
     ckpt = tf.train.Checkpoint(it=it)
     prefix = ckpt.save(str(d / "ckpt"))
     return Case(
-        "data_iterator", prefix, "tf2_object",
+        "data_iterator",
+        prefix,
+        "tf2_object",
         "tf.train.Checkpoint(it=iter(Dataset.range(10).batch(3))) after one next(): "
         "key it/.ATTRIBUTES/ITERATOR_STATE has dtype variant.",
         {"first_batch": first.numpy().tolist(), "state_file": str(d / "checkpoint")},
@@ -673,18 +774,28 @@ def _build_data_iterator(tf, d: pathlib.Path) -> Case:
 
 
 def _build_lookup_table(tf, d: pathlib.Path) -> Case:
-    table = tf.lookup.experimental.MutableHashTable(key_dtype=tf.string, value_dtype=tf.int64,
-                                                    default_value=-1)
-    table.insert(tf.constant(["apple", "banana", "", "\u00fcber"]),
-                 tf.constant([1, 2, -3, 2**40], dtype=tf.int64))
-    dense = tf.lookup.experimental.DenseHashTable(key_dtype=tf.int64, value_dtype=tf.float32,
-                                                  default_value=-1.0, empty_key=-1, deleted_key=-2,
-                                                  initial_num_buckets=8)
+    table = tf.lookup.experimental.MutableHashTable(
+        key_dtype=tf.string, value_dtype=tf.int64, default_value=-1
+    )
+    table.insert(
+        tf.constant(["apple", "banana", "", "\u00fcber"]),
+        tf.constant([1, 2, -3, 2**40], dtype=tf.int64),
+    )
+    dense = tf.lookup.experimental.DenseHashTable(
+        key_dtype=tf.int64,
+        value_dtype=tf.float32,
+        default_value=-1.0,
+        empty_key=-1,
+        deleted_key=-2,
+        initial_num_buckets=8,
+    )
     dense.insert(tf.constant([3, 10, 42], dtype=tf.int64), tf.constant([0.5, 1.5, -2.0]))
     ckpt = tf.train.Checkpoint(table=table, dense=dense)
     prefix = ckpt.save(str(d / "ckpt"))
     return Case(
-        "lookup_table", prefix, "tf2_object",
+        "lookup_table",
+        prefix,
+        "tf2_object",
         "MutableHashTable string->int64 (4 entries) and DenseHashTable int64->float32 (3 entries, 8 "
         "buckets): saved as table-keys / table-values tensors.",
         {"state_file": str(d / "checkpoint")},
@@ -706,11 +817,15 @@ def _build_big_key_count(tf, d: pathlib.Path) -> Case:
     names = big_key_names()
     vals = np.arange(len(names), dtype=np.float32)
     tensors = [tf.constant(v) for v in vals]
-    tf.raw_ops.SaveV2(prefix=prefix, tensor_names=names, shape_and_slices=[""] * len(names), tensors=tensors)
+    tf.raw_ops.SaveV2(
+        prefix=prefix, tensor_names=names, shape_and_slices=[""] * len(names), tensors=tensors
+    )
     index_size = os.path.getsize(prefix + ".index")
     assert index_size > 3 * 262144, index_size
     return Case(
-        "big_key_count", prefix, "raw_savev2",
+        "big_key_count",
+        prefix,
+        "raw_savev2",
         f"raw SaveV2 of {len(names)} float32 scalars (value = position in key order) with ~210-byte keys "
         f"diverging early; .index is {index_size} bytes, i.e. several 256 KiB data blocks.",
         {"num_keys": len(names), "index_size": index_size},
@@ -729,7 +844,8 @@ def _multi_device_main(root: pathlib.Path, reuse: bool) -> None:
 
     cpus = tf.config.list_physical_devices("CPU")
     tf.config.set_logical_device_configuration(
-        cpus[0], [tf.config.LogicalDeviceConfiguration() for _ in range(MULTI_DEVICE_COUNT)])
+        cpus[0], [tf.config.LogicalDeviceConfiguration() for _ in range(MULTI_DEVICE_COUNT)]
+    )
     tf = _tf()
     assert len(tf.config.list_logical_devices("CPU")) == MULTI_DEVICE_COUNT
 
@@ -741,8 +857,9 @@ def _multi_device_main(root: pathlib.Path, reuse: bool) -> None:
         def __call__(self, shardable_tensors):
             shards = {}
             for st in shardable_tensors:
-                shards.setdefault(st.device.to_string() if hasattr(st.device, "to_string") else str(st.device),
-                                  {}).setdefault(st.checkpoint_key, {})[st.slice_spec] = st.tensor
+                shards.setdefault(
+                    st.device.to_string() if hasattr(st.device, "to_string") else str(st.device), {}
+                ).setdefault(st.checkpoint_key, {})[st.slice_spec] = st.tensor
             return [shards[k] for k in sorted(shards)]
 
     def variables():
@@ -762,22 +879,35 @@ def _multi_device_main(root: pathlib.Path, reuse: bool) -> None:
     def by_device(d):
         vs = variables()
         ckpt = tf.train.Checkpoint(**vs)
-        prefix = ckpt.save(str(d / "ckpt"),
-                           options=tf.train.CheckpointOptions(experimental_sharding_callback=ShardByDevice()))
-        return Case("multi_device", prefix, "tf2_sharded",
-                    f"{MULTI_DEVICE_COUNT} logical CPU devices (separate process), variables v_i/s_i placed on "
-                    "CPU:i, tf.train.Checkpoint.save with a custom one-shard-per-device ShardingCallback "
-                    "(TF 2.21's default ShardByTaskPolicy puts everything of one task in ONE shard, see "
-                    "multi_device_default).",
-                    {"expected_num_shards": num_shards_on_disk(prefix), "state_file": str(d / "checkpoint")})
+        prefix = ckpt.save(
+            str(d / "ckpt"),
+            options=tf.train.CheckpointOptions(experimental_sharding_callback=ShardByDevice()),
+        )
+        return Case(
+            "multi_device",
+            prefix,
+            "tf2_sharded",
+            f"{MULTI_DEVICE_COUNT} logical CPU devices (separate process), variables v_i/s_i placed on "
+            "CPU:i, tf.train.Checkpoint.save with a custom one-shard-per-device ShardingCallback "
+            "(TF 2.21's default ShardByTaskPolicy puts everything of one task in ONE shard, see "
+            "multi_device_default).",
+            {
+                "expected_num_shards": num_shards_on_disk(prefix),
+                "state_file": str(d / "checkpoint"),
+            },
+        )
 
     def default_policy(d):
         vs = variables()
         prefix = tf.train.Checkpoint(**vs).save(str(d / "ckpt"))
-        return Case("multi_device_default", prefix, "tf2_object",
-                    "Same variables on 3 logical CPUs, default tf.train.Checkpoint.save (ShardByTaskPolicy): "
-                    "TF 2.21 writes a single data shard.",
-                    {"expected_num_shards": num_shards_on_disk(prefix)})
+        return Case(
+            "multi_device_default",
+            prefix,
+            "tf2_object",
+            "Same variables on 3 logical CPUs, default tf.train.Checkpoint.save (ShardByTaskPolicy): "
+            "TF 2.21 writes a single data shard.",
+            {"expected_num_shards": num_shards_on_disk(prefix)},
+        )
 
     def tf1_sharded(d):
         v1 = tf.compat.v1
@@ -792,10 +922,17 @@ def _multi_device_main(root: pathlib.Path, reuse: bool) -> None:
             with v1.Session(graph=g, config=cfg) as s:
                 s.run(v1.global_variables_initializer())
                 prefix = saver.save(s, str(d / "model.ckpt"), write_meta_graph=False)
-        return Case("multi_device_tf1", prefix, "tf1_name_based",
-                    "TF1 graph-mode Saver(sharded=True) with variables on 3 CPU devices: one data shard per "
-                    "device, merged by MergeV2Checkpoints.",
-                    {"expected_num_shards": num_shards_on_disk(prefix), "state_file": str(d / "checkpoint")})
+        return Case(
+            "multi_device_tf1",
+            prefix,
+            "tf1_name_based",
+            "TF1 graph-mode Saver(sharded=True) with variables on 3 CPU devices: one data shard per "
+            "device, merged by MergeV2Checkpoints.",
+            {
+                "expected_num_shards": num_shards_on_disk(prefix),
+                "state_file": str(d / "checkpoint"),
+            },
+        )
 
     builder("multi_device", by_device)
     builder("multi_device_default", default_policy)
@@ -829,8 +966,9 @@ ALL_CASES = tuple(BUILDERS) + MULTI_DEVICE_CASES
 BUNDLE_KINDS = ("raw_savev2", "tf2_object", "tf2_sharded", "tf1_name_based", "savedmodel")
 
 
-def build_corpus(root: pathlib.Path, *, reuse: bool = False,
-                 cases: Optional[Iterable[str]] = None) -> Dict[str, Case]:
+def build_corpus(
+    root: pathlib.Path, *, reuse: bool = False, cases: Optional[Iterable[str]] = None
+) -> Dict[str, Case]:
     """Writes every corpus checkpoint under ``root`` and returns them by name.
 
     reuse: keep cases already complete in ``root`` (those with a ``case.json``).
@@ -851,7 +989,10 @@ def build_corpus(root: pathlib.Path, *, reuse: bool = False,
         proc = subprocess.Popen(
             [sys.executable, os.path.abspath(__file__), "--multi-device", str(root)]
             + (["--reuse"] if reuse else []),
-            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
 
     result: Dict[str, Case] = {}
     with warnings.catch_warnings():
@@ -874,8 +1015,10 @@ def build_corpus(root: pathlib.Path, *, reuse: bool = False,
     if proc is not None:
         out, err = proc.communicate(timeout=600)
         if proc.returncode != 0:
-            raise RuntimeError(f"multi-device corpus subprocess failed ({proc.returncode}):\n"
-                               f"{out.decode(errors='replace')}\n{err.decode(errors='replace')[-5000:]}")
+            raise RuntimeError(
+                f"multi-device corpus subprocess failed ({proc.returncode}):\n"
+                f"{out.decode(errors='replace')}\n{err.decode(errors='replace')[-5000:]}"
+            )
     for name in md_wanted:
         c = load_case(root, name)
         if c is None:

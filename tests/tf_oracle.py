@@ -92,8 +92,13 @@ def inspect_result(prefix: str, *flags: str, timeout: float = 120) -> subprocess
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONWARNINGS="ignore")
     return subprocess.run(
         [sys.executable, "-m", INSPECT_MODULE, f"--file_name={prefix}", *flags],
-        env=env, capture_output=True, text=True, encoding="utf-8", errors="surrogateescape",
-        timeout=timeout)
+        env=env,
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        errors="surrogateescape",
+        timeout=timeout,
+    )
 
 
 def inspect_output(prefix: str, *flags: str) -> str:
@@ -110,5 +115,7 @@ if __name__ == "__main__":  # pragma: no cover - manual use
     import pprint
 
     o = oracle(sys.argv[1])
-    o["values"] = {k: (getattr(v, "dtype", type(v)), getattr(v, "shape", None)) for k, v in o["values"].items()}
+    o["values"] = {
+        k: (getattr(v, "dtype", type(v)), getattr(v, "shape", None)) for k, v in o["values"].items()
+    }
     pprint.pprint(o, width=140)

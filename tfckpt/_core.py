@@ -21,8 +21,7 @@ __all__ = ["core", "implementation"]
 def _select() -> Tuple[ModuleType, str]:
     wanted = os.environ.get("TFCKPT_IMPLEMENTATION", "").strip().lower()
     if wanted not in ("", "native", "python"):
-        raise ImportError(
-            f"TFCKPT_IMPLEMENTATION must be 'native' or 'python', not {wanted!r}")
+        raise ImportError(f"TFCKPT_IMPLEMENTATION must be 'native' or 'python', not {wanted!r}")
     if wanted != "python":
         try:
             # By name: the extension is a compiled module that import analysis cannot see.
@@ -33,7 +32,9 @@ def _select() -> Tuple[ModuleType, str]:
             warnings.warn(
                 f"tfckpt: the native extension cannot be imported ({e}); using the pure-Python "
                 "core, which is slower. Set TFCKPT_IMPLEMENTATION=python to choose it quietly.",
-                RuntimeWarning, stacklevel=3)
+                RuntimeWarning,
+                stacklevel=3,
+            )
     from . import _pycore
 
     # Code that imports tfckpt._native by name (tests, tools) gets the core in use.

@@ -14,8 +14,17 @@ from functools import lru_cache
 from typing import Any, Dict, Optional, Tuple
 
 __all__ = [
-    "DType", "by_code", "by_name", "numpy_dtype", "code_of", "all_dtypes",
-    "STRING", "VARIANT", "RESOURCE", "FLOAT", "BOOL",
+    "DType",
+    "by_code",
+    "by_name",
+    "numpy_dtype",
+    "code_of",
+    "all_dtypes",
+    "STRING",
+    "VARIANT",
+    "RESOURCE",
+    "FLOAT",
+    "BOOL",
 ]
 
 #: DataType values that code branches on by name.
@@ -24,9 +33,9 @@ FLOAT, BOOL, STRING, RESOURCE, VARIANT = 1, 10, 7, 20, 21
 
 @dataclass(frozen=True)
 class DType:
-    code: int            # the DataType enum value
-    name: str            # as tf.DType.name spells it
-    enum_name: str       # as types.proto spells it (DT_FLOAT)
+    code: int  # the DataType enum value
+    name: str  # as tf.DType.name spells it
+    enum_name: str  # as types.proto spells it (DT_FLOAT)
     numpy: Optional[str]  # numpy type name; "ml:" ml_dtypes, "q:" quantized base; None: none
     #: Bytes per element in a data file: 0 for strings and variants (variable length),
     #: -1 where the dtype cannot be stored (resource, unknown codes).
@@ -80,29 +89,99 @@ _ROWS = [
     (15, "qint16", "DT_QINT16", "q:int16", 2, 2, "quantized", "int_val", "I16", "i2"),
     (16, "quint16", "DT_QUINT16", "q:uint16", 2, 2, "quantized", "int_val", "U16", "u2"),
     (17, "uint16", "DT_UINT16", "uint16", 2, 2, "uint", "int_val", "U16", "u2"),
-    (18, "complex128", "DT_COMPLEX128", "complex128", 16, 8, "complex", "dcomplex_val", None,
-     "c16"),
+    (
+        18,
+        "complex128",
+        "DT_COMPLEX128",
+        "complex128",
+        16,
+        8,
+        "complex",
+        "dcomplex_val",
+        None,
+        "c16",
+    ),
     (19, "float16", "DT_HALF", "float16", 2, 2, "float", "half_val", "F16", "f2"),
     (20, "resource", "DT_RESOURCE", None, -1, -1, "resource", None, None, None),
     (21, "variant", "DT_VARIANT", "object", 0, -1, "variant", "variant_val", None, None),
     (22, "uint32", "DT_UINT32", "uint32", 4, 4, "uint", "uint32_val", "U32", "u4"),
     (23, "uint64", "DT_UINT64", "uint64", 8, 8, "uint", "uint64_val", "U64", "u8"),
-    (24, "float8_e5m2", "DT_FLOAT8_E5M2", "ml:float8_e5m2", 1, 0, "float", "float8_val", "F8_E5M2",
-     None),
-    (25, "float8_e4m3fn", "DT_FLOAT8_E4M3FN", "ml:float8_e4m3fn", 1, 0, "float", "float8_val",
-     "F8_E4M3", None),
-    (26, "float8_e4m3fnuz", "DT_FLOAT8_E4M3FNUZ", "ml:float8_e4m3fnuz", 1, 0, "float", "float8_val",
-     "F8_E4M3FNUZ", None),
-    (27, "float8_e4m3b11fnuz", "DT_FLOAT8_E4M3B11FNUZ", "ml:float8_e4m3b11fnuz", 1, 0, "float",
-     "float8_val", None, None),
-    (28, "float8_e5m2fnuz", "DT_FLOAT8_E5M2FNUZ", "ml:float8_e5m2fnuz", 1, 0, "float", "float8_val",
-     "F8_E5M2FNUZ", None),
+    (
+        24,
+        "float8_e5m2",
+        "DT_FLOAT8_E5M2",
+        "ml:float8_e5m2",
+        1,
+        0,
+        "float",
+        "float8_val",
+        "F8_E5M2",
+        None,
+    ),
+    (
+        25,
+        "float8_e4m3fn",
+        "DT_FLOAT8_E4M3FN",
+        "ml:float8_e4m3fn",
+        1,
+        0,
+        "float",
+        "float8_val",
+        "F8_E4M3",
+        None,
+    ),
+    (
+        26,
+        "float8_e4m3fnuz",
+        "DT_FLOAT8_E4M3FNUZ",
+        "ml:float8_e4m3fnuz",
+        1,
+        0,
+        "float",
+        "float8_val",
+        "F8_E4M3FNUZ",
+        None,
+    ),
+    (
+        27,
+        "float8_e4m3b11fnuz",
+        "DT_FLOAT8_E4M3B11FNUZ",
+        "ml:float8_e4m3b11fnuz",
+        1,
+        0,
+        "float",
+        "float8_val",
+        None,
+        None,
+    ),
+    (
+        28,
+        "float8_e5m2fnuz",
+        "DT_FLOAT8_E5M2FNUZ",
+        "ml:float8_e5m2fnuz",
+        1,
+        0,
+        "float",
+        "float8_val",
+        "F8_E5M2FNUZ",
+        None,
+    ),
     (29, "int4", "DT_INT4", "ml:int4", 1, 0, "int", "int_val", "I8", None),
     (30, "uint4", "DT_UINT4", "ml:uint4", 1, 0, "uint", "int_val", "U8", None),
     (31, "int2", "DT_INT2", "ml:int2", 1, 0, "int", "int_val", "I8", None),
     (32, "uint2", "DT_UINT2", "ml:uint2", 1, 0, "uint", "int_val", "U8", None),
-    (33, "float4_e2m1fn", "DT_FLOAT4_E2M1FN", "ml:float4_e2m1fn", 1, 0, "float", "float8_val", None,
-     None),
+    (
+        33,
+        "float4_e2m1fn",
+        "DT_FLOAT4_E2M1FN",
+        "ml:float4_e2m1fn",
+        1,
+        0,
+        "float",
+        "float8_val",
+        None,
+        None,
+    ),
 ]
 
 _BY_CODE: Dict[int, DType] = {row[0]: DType(*row) for row in _ROWS}
@@ -128,11 +207,30 @@ def by_code(code: int) -> DType:
 def _placeholder(code: int) -> DType:
     if code > 100 and code - 100 in _BY_CODE:
         base = _BY_CODE[code - 100]
-        return DType(code, base.name + "_ref", base.enum_name + "_REF", None, -1, -1,
-                     "reference", None, None, None)
-    return DType(code, f"unknown_dtype_{code}",
-                 f"DT_INVALID({code})" if code == 0 else f"DT_UNKNOWN_{code}",
-                 None, -1, -1, "unknown", None, None, None)
+        return DType(
+            code,
+            base.name + "_ref",
+            base.enum_name + "_REF",
+            None,
+            -1,
+            -1,
+            "reference",
+            None,
+            None,
+            None,
+        )
+    return DType(
+        code,
+        f"unknown_dtype_{code}",
+        f"DT_INVALID({code})" if code == 0 else f"DT_UNKNOWN_{code}",
+        None,
+        -1,
+        -1,
+        "unknown",
+        None,
+        None,
+        None,
+    )
 
 
 def by_name(name: str) -> DType:

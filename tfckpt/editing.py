@@ -54,19 +54,32 @@ class EditPlan:
             lines.append(f"set     {k}: {what}")
         for k in self.added:
             lines.append(f"add     {k}")
-        lines.append(f"# {len(self.kept)} kept, {len(self.renamed)} renamed, "
-                     f"{len(self.dropped)} dropped, {len(self.set)} set, {len(self.added)} "
-                     f"added; data {self.bytes_before} -> {self.bytes_after} bytes")
+        lines.append(
+            f"# {len(self.kept)} kept, {len(self.renamed)} renamed, "
+            f"{len(self.dropped)} dropped, {len(self.set)} set, {len(self.added)} "
+            f"added; data {self.bytes_before} -> {self.bytes_after} bytes"
+        )
         return "\n".join(lines)
 
 
-def edit(src, dst=None, *, set: Optional[Mapping[str, Any]] = None,  # noqa: A002
-         rename: Optional[Mapping[str, str]] = None, drop: Iterable[str] = (),
-         add: Optional[Mapping[str, Any]] = None,
-         rename_regex: Sequence[Tuple[str, str]] = (), drop_regex: Sequence[str] = (),
-         allow_dtype_change: bool = False, allow_shape_change: bool = False,
-         allow_cast: bool = False, in_place: bool = False, overwrite: bool = False,
-         dry_run: bool = False, update_state: bool = False) -> EditPlan:
+def edit(
+    src,
+    dst=None,
+    *,
+    set: Optional[Mapping[str, Any]] = None,  # noqa: A002
+    rename: Optional[Mapping[str, str]] = None,
+    drop: Iterable[str] = (),
+    add: Optional[Mapping[str, Any]] = None,
+    rename_regex: Sequence[Tuple[str, str]] = (),
+    drop_regex: Sequence[str] = (),
+    allow_dtype_change: bool = False,
+    allow_shape_change: bool = False,
+    allow_cast: bool = False,
+    in_place: bool = False,
+    overwrite: bool = False,
+    dry_run: bool = False,
+    update_state: bool = False,
+) -> EditPlan:
     """Writes a copy of checkpoint `src` to `dst` with values set, renamed, dropped or added.
 
     ::
@@ -88,25 +101,30 @@ def edit(src, dst=None, *, set: Optional[Mapping[str, Any]] = None,  # noqa: A00
     reader = open_checkpoint(src)
     if dst is None:
         if not in_place:
-            raise InvalidArgumentError("give a destination (-o DST), or in_place=True "
-                                       "(--in-place) to edit in place")
+            raise InvalidArgumentError(
+                "give a destination (-o DST), or in_place=True (--in-place) to edit in place"
+            )
         if reader.header.format == "V1":
-            raise InvalidArgumentError(f"{reader.prefix} is a format V1 checkpoint; an edit "
-                                       "writes format V2: give a destination (-o DST)")
+            raise InvalidArgumentError(
+                f"{reader.prefix} is a format V1 checkpoint; an edit "
+                "writes format V2: give a destination (-o DST)"
+            )
         dst = reader.prefix
     dst = os.fspath(dst)
     same = os.path.abspath(dst) == os.path.abspath(reader.prefix)
     if same and not in_place:
-        raise InvalidArgumentError(f"{dst} is the source checkpoint; pass in_place=True "
-                                   "(--in-place) to edit it in place")
+        raise InvalidArgumentError(
+            f"{dst} is the source checkpoint; pass in_place=True (--in-place) to edit it in place"
+        )
     keys = [k for k in reader.keys() if k != OBJECT_GRAPH_KEY]
     keyset = frozenset(keys)
     plan = EditPlan(src=reader.prefix, dst=dst)
 
     for k in list(drop) + list(rename_map) + list(set_values):
         if k not in keyset:
-            raise KeyNotFoundError(f"Key {k} not found in checkpoint {reader.prefix}"
-                                   f"{missing_key_hint(k, keys)}", key=k)
+            raise KeyNotFoundError(
+                f"Key {k} not found in checkpoint {reader.prefix}{missing_key_hint(k, keys)}", key=k
+            )
     dropped = {k for k in drop}
     for pattern in drop_regex:
         rx = re.compile(pattern)
@@ -144,11 +162,13 @@ def edit(src, dst=None, *, set: Optional[Mapping[str, Any]] = None,  # noqa: A00
             raise InvalidArgumentError(
                 f"{k}: the value has shape {list(arr.shape)}, the checkpoint holds "
                 f"{list(e.shape)}; pass allow_shape_change (--allow-shape-change) to change "
-                "the shape")
+                "the shape"
+            )
         set_arrays[k] = (arr, code)
         cast = f" (cast from {given})" if arr.dtype != given and code != STRING else ""
-        plan.set[k] = (f"{e.dtype_name}{list(e.shape)} -> "
-                       f"{by_code(code).name}{list(arr.shape)}{cast}")
+        plan.set[k] = (
+            f"{e.dtype_name}{list(e.shape)} -> {by_code(code).name}{list(arr.shape)}{cast}"
+        )
     add_arrays = {k: as_array(k, v, None) for k, v in add_values.items()}
 
     plan.dropped = sorted(dropped)
@@ -156,9 +176,11 @@ def edit(src, dst=None, *, set: Optional[Mapping[str, Any]] = None,  # noqa: A00
     plan.kept = [k for k in final if k not in set_arrays and final[k] == k]
     plan.added = sorted(add_arrays)
     plan.bytes_before = sum(reader.stored_size(k) for k in keys)
-    plan.bytes_after = (sum(reader.stored_size(k) for k in final if k not in set_arrays)
-                        + sum(a.nbytes for a, _ in set_arrays.values())
-                        + sum(a.nbytes for a, _ in add_arrays.values()))
+    plan.bytes_after = (
+        sum(reader.stored_size(k) for k in final if k not in set_arrays)
+        + sum(a.nbytes for a, _ in set_arrays.values())
+        + sum(a.nbytes for a, _ in add_arrays.values())
+    )
     if dry_run:
         return plan
 
@@ -167,8 +189,12 @@ def edit(src, dst=None, *, set: Optional[Mapping[str, Any]] = None,  # noqa: A00
         graph = edit_object_graph(reader, dropped, final, add_arrays)
 
     # Copied payloads keep their byte order, so the output keeps the source's.
-    with Writer(dst, overwrite=overwrite or same, update_state=update_state,
-                big_endian=reader.header.endianness == "big") as w:
+    with Writer(
+        dst,
+        overwrite=overwrite or same,
+        update_state=update_state,
+        big_endian=reader.header.endianness == "big",
+    ) as w:
         for k in sorted(final, key=reader.location):
             new = final[k]
             if k in set_arrays:
@@ -190,7 +216,8 @@ def _to_stored_dtype(key: str, arr: Any, code: int, entry: Any, allow_cast: bool
     if target is None or (code == STRING) != (entry.dtype_code == STRING):
         raise InvalidArgumentError(
             f"{key}: the value is {arr.dtype}, the checkpoint holds {entry.dtype_name}; "
-            "pass allow_dtype_change (--allow-dtype-change) to change the dtype")
+            "pass allow_dtype_change (--allow-dtype-change) to change the dtype"
+        )
     return cast_value(key, arr, target, allow_cast=allow_cast)
 
 
@@ -212,13 +239,14 @@ def cast_value(key: str, value: Any, target: Any, *, allow_cast: bool = False) -
         overflow = _overflows(value, cast, target)
         if overflow is not None:
             raise InvalidArgumentError(
-                f"{key}: the value {overflow} does not fit {target.name}; "
-                "nothing was cast")
+                f"{key}: the value {overflow} does not fit {target.name}; nothing was cast"
+            )
         if not allow_cast and not _round_trips(value, cast):
             raise InvalidArgumentError(
                 f"{key}: the value is {value.dtype}, the checkpoint holds {target.name}, and "
                 f"casting would change values; pass allow_cast (--cast) to round them, or "
-                "allow_dtype_change (--allow-dtype-change) to store the value's own dtype")
+                "allow_dtype_change (--allow-dtype-change) to store the value's own dtype"
+            )
     return cast
 
 
@@ -238,16 +266,18 @@ def _overflows(value: Any, cast: Any, target: Any) -> Optional[str]:
         info = np.iinfo(target)
         if flat.dtype.kind == "f":
             wide = flat.astype(np.float64)
-            bad = np.flatnonzero(~np.isfinite(wide) | (wide < float(info.min))
-                                 | (wide >= float(info.max) + 1.0))
+            bad = np.flatnonzero(
+                ~np.isfinite(wide) | (wide < float(info.min)) | (wide >= float(info.max) + 1.0)
+            )
         else:
             bad = np.flatnonzero((flat < info.min) | (flat > info.max))
     elif target.kind in "fc" or _is_float_like(target):
-        finite = np.isfinite(flat.astype(np.complex128 if flat.dtype.kind == "c"
-                                         else np.float64)) if flat.dtype.kind in "fciub" \
+        finite = (
+            np.isfinite(flat.astype(np.complex128 if flat.dtype.kind == "c" else np.float64))
+            if flat.dtype.kind in "fciub"
             else np.ones(flat.shape, bool)
-        landed = np.isfinite(out.astype(np.complex128 if out.dtype.kind == "c"
-                                        else np.float64))
+        )
+        landed = np.isfinite(out.astype(np.complex128 if out.dtype.kind == "c" else np.float64))
         bad = np.flatnonzero(finite & ~landed)
     else:
         return None
@@ -271,8 +301,9 @@ def _round_trips(value: Any, cast: Any) -> bool:
     return bool(np.array_equal(back, value))
 
 
-def edit_object_graph(reader: Reader, dropped: Container[str], final: Mapping[str, str],
-                      added: Iterable[str]) -> bytes:
+def edit_object_graph(
+    reader: Reader, dropped: Container[str], final: Mapping[str, str], added: Iterable[str]
+) -> bytes:
     """The object graph of `reader` with the `dropped` keys' values removed, renamed ones
     (`final`: old key -> new key) moved to the path their new key names, and `added` object
     keys attached; public so that other writers (``tools.migrate``) keep graphs as edit does."""
@@ -302,8 +333,7 @@ def edit_object_graph(reader: Reader, dropped: Container[str], final: Mapping[st
                 continue
             new_id = len(nodes)
             nodes.add()
-            nodes[parent].children.add(node_id=new_id,
-                                       local_name=unescape_local_name(parts[i - 1]))
+            nodes[parent].children.add(node_id=new_id, local_name=unescape_local_name(parts[i - 1]))
             path_to_id[sub] = new_id
             parent = new_id
         return parent
@@ -322,8 +352,13 @@ def edit_object_graph(reader: Reader, dropped: Container[str], final: Mapping[st
                 m = parse_object_key(new)
                 old_m = parse_object_key(key)
                 a.checkpoint_key = new
-                if (m and nid not in slot_nodes and not is_slot_key(new)
-                        and old_m and m[0] != old_m[0]):
+                if (
+                    m
+                    and nid not in slot_nodes
+                    and not is_slot_key(new)
+                    and old_m
+                    and m[0] != old_m[0]
+                ):
                     target = node_at(m[0])
                     a.name = m[1]
                     nodes[target].attributes.add().CopyFrom(a)
@@ -336,8 +371,10 @@ def edit_object_graph(reader: Reader, dropped: Container[str], final: Mapping[st
     for node in nodes:
         keep = []
         for s in node.slot_variables:
-            if s.original_variable_node_id in moved and not \
-                    nodes[s.original_variable_node_id].attributes:
+            if (
+                s.original_variable_node_id in moved
+                and not nodes[s.original_variable_node_id].attributes
+            ):
                 s.original_variable_node_id = moved[s.original_variable_node_id]
             if nodes[s.slot_variable_node_id].attributes:
                 keep.append(s)
@@ -350,14 +387,14 @@ def edit_object_graph(reader: Reader, dropped: Container[str], final: Mapping[st
             a.name, a.checkpoint_key = m[1], key
             a.full_name = "/".join(split_object_path(m[0]))
     # has_checkpoint_values, recomputed to a fixed point (graphs may share nodes).
-    has = [bool(n.attributes or n.slot_variables or n.HasField("registered_saver"))
-           for n in nodes]
+    has = [bool(n.attributes or n.slot_variables or n.HasField("registered_saver")) for n in nodes]
     changed = True
     while changed:
         changed = False
         for i, n in enumerate(nodes):
-            if not has[i] and any(0 <= c.node_id < len(nodes) and has[c.node_id]
-                                  for c in n.children):
+            if not has[i] and any(
+                0 <= c.node_id < len(nodes) and has[c.node_id] for c in n.children
+            ):
                 has[i] = changed = True
     for n, h in zip(nodes, has):
         n.has_checkpoint_values.value = h

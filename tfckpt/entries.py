@@ -85,25 +85,35 @@ class Variant:
     tensors: List[Any]
 
     def __repr__(self) -> str:
-        inner = ", ".join(f"{getattr(t, 'dtype', '?')}{list(getattr(t, 'shape', ()))}"
-                          for t in self.tensors)
-        return f"Variant({self.type_name!r}, metadata={len(self.metadata)} bytes, tensors=[{inner}])"
+        inner = ", ".join(
+            f"{getattr(t, 'dtype', '?')}{list(getattr(t, 'shape', ()))}" for t in self.tensors
+        )
+        return (
+            f"Variant({self.type_name!r}, metadata={len(self.metadata)} bytes, tensors=[{inner}])"
+        )
 
 
-def check_versions(where: str, producer: int, min_consumer: int,
-                   bad_consumers: Sequence[int]) -> None:
+def check_versions(
+    where: str, producer: int, min_consumer: int, bad_consumers: Sequence[int]
+) -> None:
     """TensorFlow's CheckVersions with consumer 1 and min producer 0, the numbers of both
     the bundle (kTensorBundleVersion) and format V1 (TF_CHECKPOINT_VERSION)."""
     if producer < 0:
         raise UnsupportedCheckpointError(
             f"{where}: Checkpoint producer version {producer} below min producer 0 "
-            "supported by tfckpt.  Please regenerate your checkpoint.", path=where)
+            "supported by tfckpt.  Please regenerate your checkpoint.",
+            path=where,
+        )
     if min_consumer > CONSUMER_VERSION:
         raise UnsupportedCheckpointError(
             f"{where}: Checkpoint min consumer version {min_consumer} above current "
             f"version {CONSUMER_VERSION} for tfckpt.  It was written by a newer format "
-            "version.", path=where)
+            "version.",
+            path=where,
+        )
     if CONSUMER_VERSION in bad_consumers:
         raise UnsupportedCheckpointError(
             f"{where}: Checkpoint disallows consumer version {CONSUMER_VERSION}.  "
-            "Please upgrade: this version is likely buggy.", path=where)
+            "Please upgrade: this version is likely buggy.",
+            path=where,
+        )

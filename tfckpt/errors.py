@@ -36,9 +36,15 @@ _E = TypeVar("_E", bound="CheckpointError")
 class CheckpointError(Exception):
     """Base class of every error about a checkpoint."""
 
-    def __init__(self, message: str = "", *, path: Optional[str] = None,
-                 key: Optional[str] = None, shard: Optional[int] = None,
-                 offset: Optional[int] = None) -> None:
+    def __init__(
+        self,
+        message: str = "",
+        *,
+        path: Optional[str] = None,
+        key: Optional[str] = None,
+        shard: Optional[int] = None,
+        offset: Optional[int] = None,
+    ) -> None:
         super().__init__(message)
         self.path = path
         self.key = key
@@ -53,8 +59,14 @@ class CheckpointError(Exception):
         """Keyword arguments beyond the context fields, for copies of this error."""
         return {}
 
-    def with_context(self: _E, *, path: Optional[str] = None, key: Optional[str] = None,
-                     shard: Optional[int] = None, offset: Optional[int] = None) -> _E:
+    def with_context(
+        self: _E,
+        *,
+        path: Optional[str] = None,
+        key: Optional[str] = None,
+        shard: Optional[int] = None,
+        offset: Optional[int] = None,
+    ) -> _E:
         """The same error with what the caller knows added, where it was not known yet.
 
         The message gains the file as a prefix (``path: ...``) unless it names it already,
@@ -65,8 +77,12 @@ class CheckpointError(Exception):
         new_path = path if self.path is None and path else None
         new_key = key if self.key is None and key is not None else None
         new_offset = offset if self.offset is None and offset is not None else None
-        if new_path is None and new_key is None and new_offset is None and (
-                shard is None or self.shard is not None):
+        if (
+            new_path is None
+            and new_key is None
+            and new_offset is None
+            and (shard is None or self.shard is not None)
+        ):
             return self
         if new_path is not None and new_path not in message:
             message = f"{new_path}: {message}"
@@ -83,7 +99,8 @@ class CheckpointError(Exception):
             key=self.key if self.key is not None else key,
             shard=self.shard if self.shard is not None else shard,
             offset=self.offset if self.offset is not None else offset,
-            **self._extra())
+            **self._extra(),
+        )
         return err
 
 
@@ -101,10 +118,17 @@ class ChecksumMismatchError(CorruptCheckpointError):
     ``stored`` and ``computed`` are the unmasked CRCs when they are known.
     """
 
-    def __init__(self, message: str = "", *, path: Optional[str] = None,
-                 key: Optional[str] = None, shard: Optional[int] = None,
-                 offset: Optional[int] = None, stored: Optional[int] = None,
-                 computed: Optional[int] = None) -> None:
+    def __init__(
+        self,
+        message: str = "",
+        *,
+        path: Optional[str] = None,
+        key: Optional[str] = None,
+        shard: Optional[int] = None,
+        offset: Optional[int] = None,
+        stored: Optional[int] = None,
+        computed: Optional[int] = None,
+    ) -> None:
         super().__init__(message, path=path, key=key, shard=shard, offset=offset)
         self.stored = stored
         self.computed = computed
@@ -124,9 +148,16 @@ class UnreadableError(CheckpointError):
     ``reason`` is the operating system's word for it (``Permission denied``).
     """
 
-    def __init__(self, message: str = "", *, path: Optional[str] = None,
-                 key: Optional[str] = None, shard: Optional[int] = None,
-                 offset: Optional[int] = None, reason: Optional[str] = None) -> None:
+    def __init__(
+        self,
+        message: str = "",
+        *,
+        path: Optional[str] = None,
+        key: Optional[str] = None,
+        shard: Optional[int] = None,
+        offset: Optional[int] = None,
+        reason: Optional[str] = None,
+    ) -> None:
         super().__init__(message, path=path, key=key, shard=shard, offset=offset)
         self.reason = reason
 

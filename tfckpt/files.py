@@ -26,13 +26,38 @@ from .errors import (
     UnsupportedCheckpointError,
 )
 
-__all__ = ["locate", "Located", "resolve_prefix", "data_filename", "read_checkpoint_state",
-           "parse_checkpoint_state", "sniff", "find_shard", "STATE_FILE", "INDEX_SUFFIX",
-           "MAX_STATE_BYTES", "TABLE_MAGIC", "INDEX_NAME_RE", "DATA_NAME_RE", "TEMP_NAME_RE",
-           "STATE_TEMP_NAME_RE", "COMPRESSION_MAGICS", "ZIP_MAGICS", "HDF5_MAGIC",
-           "GIT_LFS_MAGIC", "GIT_LFS_ADVICE", "check_git_lfs_pointer", "is_table_file",
-           "v1_group_name", "looks_like_v1_name", "file_kind", "open_regular", "read_regular",
-           "identity_of", "commit_lock_path"]
+__all__ = [
+    "locate",
+    "Located",
+    "resolve_prefix",
+    "data_filename",
+    "read_checkpoint_state",
+    "parse_checkpoint_state",
+    "sniff",
+    "find_shard",
+    "STATE_FILE",
+    "INDEX_SUFFIX",
+    "MAX_STATE_BYTES",
+    "TABLE_MAGIC",
+    "INDEX_NAME_RE",
+    "DATA_NAME_RE",
+    "TEMP_NAME_RE",
+    "STATE_TEMP_NAME_RE",
+    "COMPRESSION_MAGICS",
+    "ZIP_MAGICS",
+    "HDF5_MAGIC",
+    "GIT_LFS_MAGIC",
+    "GIT_LFS_ADVICE",
+    "check_git_lfs_pointer",
+    "is_table_file",
+    "v1_group_name",
+    "looks_like_v1_name",
+    "file_kind",
+    "open_regular",
+    "read_regular",
+    "identity_of",
+    "commit_lock_path",
+]
 
 # -- the names and magics of checkpoint files (FORMAT: docs/format.md, "File naming") -------
 
@@ -46,8 +71,7 @@ INDEX_NAME_RE = re.compile(r"^(?P<prefix>.+)\.index$", re.S)
 #: ``<prefix>.data-NNNNN-of-MMMMM`` (``%s.data-%05d-of-%05d``; more digits past 99999)
 DATA_NAME_RE = re.compile(r"^(?P<prefix>.+)\.data-(?P<shard>\d{5,})-of-(?P<num>\d{5,})$", re.S)
 #: A file a save writes under a temporary name and renames when it is done.
-TEMP_NAME_RE = re.compile(r"^(?P<prefix>.+)\.(?:index|data-\d{5,}-of-\d{5,})\.tempstate\d+$",
-                          re.S)
+TEMP_NAME_RE = re.compile(r"^(?P<prefix>.+)\.(?:index|data-\d{5,}-of-\d{5,})\.tempstate\d+$", re.S)
 #: The temporary name of a state file being rewritten.
 STATE_TEMP_NAME_RE = re.compile(r"^checkpoint\.tmp[0-9a-f]+$")
 #: A V1 shard file (ShardedFilename: "%s-%05d-of-%05d") and the pattern naming all of them
@@ -57,8 +81,12 @@ _V1_SPEC_RE = re.compile(r"^(?P<base>.*)-\?{5}-of-(?P<num>\d{5,})$")
 #: The last 8 bytes of every table file (``.index``, format V1 files).
 TABLE_MAGIC = bytes.fromhex("57fb808b247547db")
 #: The first bytes of compressed files, by compression.
-COMPRESSION_MAGICS = {"gzip": b"\x1f\x8b", "bzip2": b"BZh", "xz": b"\xfd7zXZ\x00",
-                      "zstd": b"\x28\xb5\x2f\xfd"}
+COMPRESSION_MAGICS = {
+    "gzip": b"\x1f\x8b",
+    "bzip2": b"BZh",
+    "xz": b"\xfd7zXZ\x00",
+    "zstd": b"\x28\xb5\x2f\xfd",
+}
 #: A zip's first bytes: a local file header, or the end record of an empty archive.
 ZIP_MAGICS = (b"PK\x03\x04", b"PK\x05\x06")
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
@@ -75,9 +103,14 @@ def commit_lock_path(prefix: str) -> str:
 # never end: every file tfckpt reads is opened without blocking and refused unless it is a
 # regular file, with a message that says what it is.
 
-_KINDS = ((stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISSOCK, "a socket"),
-          (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
-          (stat.S_ISDIR, "a directory"), (stat.S_ISLNK, "a symbolic link"))
+_KINDS = (
+    (stat.S_ISFIFO, "a FIFO (named pipe)"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISDIR, "a directory"),
+    (stat.S_ISLNK, "a symbolic link"),
+)
 
 
 def file_kind(mode: int) -> str:
@@ -155,8 +188,9 @@ def parse_checkpoint_state(data: bytes, where: str):
     try:
         text_format.Parse(data.decode("utf-8"), state)
     except (text_format.ParseError, UnicodeDecodeError) as e:
-        raise NotACheckpointError(f"{where}: not a valid 'checkpoint' state file ({e})",
-                                  path=where) from None
+        raise NotACheckpointError(
+            f"{where}: not a valid 'checkpoint' state file ({e})", path=where
+        ) from None
     return state
 
 
@@ -167,7 +201,9 @@ def read_checkpoint_state(path: str):
     if len(raw) > MAX_STATE_BYTES:
         raise NotACheckpointError(
             f"{path}: not a valid 'checkpoint' state file (larger than {MAX_STATE_BYTES} "
-            "bytes; real ones hold a few hundred)", path=path)
+            "bytes; real ones hold a few hundred)",
+            path=path,
+        )
     try:
         return parse_checkpoint_state(raw, path)
     except NotACheckpointError as e:
@@ -230,7 +266,9 @@ def _v1_shards(base: str, num_text: str) -> Located:
         raise MissingShardError(
             f"V1 checkpoint {base}-?????-of-{num_text}: shard {i} of {num} is missing: "
             f"{missing} does not exist ({len(files)} of {num} shard files found)",
-            path=missing, shard=i)
+            path=missing,
+            shard=i,
+        )
     return Located("V1", f"{base}-?????-of-{num_text}", tuple(files))
 
 
@@ -238,8 +276,11 @@ def _v1_file(path: str) -> Located:
     """A V1 table file: a single-file checkpoint, or one shard of a sharded one (then the
     whole set, as a .data-* file of format V2 stands for its whole checkpoint)."""
     m = _V1_SHARD_RE.match(path)
-    if m and path == _v1_shard_name(m.group("base"), int(m.group("shard")), m.group("num")) \
-            and int(m.group("shard")) < int(m.group("num")):
+    if (
+        m
+        and path == _v1_shard_name(m.group("base"), int(m.group("shard")), m.group("num"))
+        and int(m.group("shard")) < int(m.group("num"))
+    ):
         return _v1_shards(m.group("base"), m.group("num"))
     return Located("V1", path, (path,))
 
@@ -258,16 +299,18 @@ def _v1_pattern(pattern: str, allow_glob: bool = True) -> Optional[Located]:
     files = sorted(f for f in glob.glob(pattern) if os.path.isfile(f))
     if not files:
         return None
-    not_v1 = [f for f in files
-              if f.endswith(".index") or DATA_NAME_RE.match(f) or not _is_table(f)]
+    not_v1 = [f for f in files if f.endswith(".index") or DATA_NAME_RE.match(f) or not _is_table(f)]
     if not_v1:
-        what = ("it belongs to a format V2 checkpoint: give its prefix"
-                if not_v1[0].endswith(".index") or DATA_NAME_RE.match(not_v1[0])
-                else sniff(not_v1[0]))
+        what = (
+            "it belongs to a format V2 checkpoint: give its prefix"
+            if not_v1[0].endswith(".index") or DATA_NAME_RE.match(not_v1[0])
+            else sniff(not_v1[0])
+        )
         raise NotACheckpointError(
             f"{pattern} matches {len(files)} file{'s' if len(files) != 1 else ''}, but "
             f"{not_v1[0]} is not a V1 "
-            f"checkpoint file: {what}")
+            f"checkpoint file: {what}"
+        )
     return Located("V1", pattern, tuple(files))
 
 
@@ -280,8 +323,13 @@ def _v1_in_directory(directory: str) -> List[Located]:
         return []
     for name in names:
         path = os.path.join(directory, name)
-        if name.startswith(".") or name.endswith(".index") or DATA_NAME_RE.match(name) \
-                or not os.path.isfile(path) or not _is_table(path):
+        if (
+            name.startswith(".")
+            or name.endswith(".index")
+            or DATA_NAME_RE.match(name)
+            or not os.path.isfile(path)
+            or not _is_table(path)
+        ):
             continue
         m = _V1_SHARD_RE.match(path)
         key = f"{m.group('base')}-?????-of-{m.group('num')}" if m else path
@@ -294,7 +342,8 @@ def _from_state_file(state_path: str) -> Located:
     state = read_checkpoint_state(state_path)
     if not state.model_checkpoint_path:
         raise NotACheckpointError(
-            f"{state_path}: invalid checkpoint state: model_checkpoint_path is empty")
+            f"{state_path}: invalid checkpoint state: model_checkpoint_path is empty"
+        )
     recorded = state.model_checkpoint_path
     # The last component of the recorded path, '/' or '\\' separated (a Windows path).
     last = re.split(r"[/\\]", recorded)[-1]
@@ -322,8 +371,8 @@ def _from_state_file(state_path: str) -> Located:
             return v1
     raise NotACheckpointError(
         f"{state_path} names checkpoint {state.model_checkpoint_path!r}, but "
-        f"{candidates[0]}.index does not exist"
-        + _listing_hint(directory))
+        f"{candidates[0]}.index does not exist" + _listing_hint(directory)
+    )
 
 
 def _listing_hint(directory: str) -> str:
@@ -367,8 +416,10 @@ def _is_table(path: str) -> bool:
 
 
 #: What to say about a git-lfs pointer found where a checkpoint file should be.
-GIT_LFS_ADVICE = ("it is a git-lfs pointer file, not the checkpoint itself; run "
-                  "'git lfs pull' to fetch the real file")
+GIT_LFS_ADVICE = (
+    "it is a git-lfs pointer file, not the checkpoint itself; run "
+    "'git lfs pull' to fetch the real file"
+)
 
 
 def check_git_lfs_pointer(path: str, buffer: Any, shard: Optional[int] = None) -> None:
@@ -399,23 +450,31 @@ def sniff(path: str) -> str:
     if size == 0:
         return "it is an empty file"
     if head.startswith(HDF5_MAGIC):
-        return ("it is an HDF5 file (Keras .h5 / .weights.h5 weights), not a TensorFlow "
-                "checkpoint; read it with h5py")
+        return (
+            "it is an HDF5 file (Keras .h5 / .weights.h5 weights), not a TensorFlow "
+            "checkpoint; read it with h5py"
+        )
     if head.startswith(ZIP_MAGICS[0]):
         if name.endswith(".keras"):
-            return "it is a Keras v3 archive (.keras zip of config and .weights.h5), not a checkpoint"
+            return (
+                "it is a Keras v3 archive (.keras zip of config and .weights.h5), not a checkpoint"
+            )
         return "it is a zip archive"
     for what, magic in COMPRESSION_MAGICS.items():
         if head.startswith(magic):
-            return (f"it is a {size}-byte {what}-compressed file, not a tar archive that can "
-                    "be read (damaged or truncated, or it compresses something else)")
+            return (
+                f"it is a {size}-byte {what}-compressed file, not a tar archive that can "
+                "be read (damaged or truncated, or it compresses something else)"
+            )
     if head.startswith(GIT_LFS_MAGIC):
         return GIT_LFS_ADVICE
     if _is_table(path):
         if name.endswith(".index"):
             return "it is a table file"
-        return ("it is a format V1 checkpoint (a single table file written by "
-                "tf.compat.v1.train.Saver with write_version=V1)")
+        return (
+            "it is a format V1 checkpoint (a single table file written by "
+            "tf.compat.v1.train.Saver with write_version=V1)"
+        )
     if name == "saved_model.pb" or name.endswith(".meta"):
         return "it is a graph (MetaGraphDef / SavedModel protobuf) and holds no variable values"
     if b"\x00" not in head:
@@ -436,7 +495,8 @@ def resolve_prefix(path: "str | os.PathLike[str]") -> str:
             f"{found.prefix}: this is a format V1 checkpoint (SavedTensorSlices tables written "
             "by tf.compat.v1.train.Saver with write_version=V1); tfckpt.open reads it, but "
             "this operation needs format V2: convert it first with "
-            f"'tfckpt convert {found.prefix} OUT --to v2'")
+            f"'tfckpt convert {found.prefix} OUT --to v2'"
+        )
     return found.prefix
 
 
@@ -446,8 +506,9 @@ def _check_listable(path: str) -> None:
     try:
         os.scandir(path).close()
     except OSError as e:
-        raise UnreadableError(f"Cannot read directory {path}: {e.strerror}", path=path,
-                              reason=e.strerror) from None
+        raise UnreadableError(
+            f"Cannot read directory {path}: {e.strerror}", path=path, reason=e.strerror
+        ) from None
 
 
 def locate(path: "str | os.PathLike[str]") -> Located:
@@ -478,7 +539,8 @@ def locate(path: "str | os.PathLike[str]") -> Located:
             raise NotACheckpointError(
                 f"{path} is a directory with {len(found)} checkpoints and no 'checkpoint' "
                 "state file saying which is latest; pass one of: "
-                + ", ".join(f[: -len(".index")] for f in found[:10]))
+                + ", ".join(f[: -len(".index")] for f in found[:10])
+            )
         v1 = _v1_in_directory(path)
         if len(v1) == 1:
             return v1[0]
@@ -486,11 +548,13 @@ def locate(path: "str | os.PathLike[str]") -> Located:
             raise NotACheckpointError(
                 f"{path} is a directory with {len(v1)} format V1 checkpoints and no "
                 "'checkpoint' state file saying which is latest; pass one of: "
-                + ", ".join(c.prefix for c in v1[:10]))
+                + ", ".join(c.prefix for c in v1[:10])
+            )
         raise NotACheckpointError(
             f"{path} is a directory without checkpoints: looked for a 'checkpoint' state "
             "file, a SavedModel's variables/variables.index, *.index files and format V1 "
-            "files")
+            "files"
+        )
 
     if os.path.basename(path) == STATE_FILE and os.path.isfile(path):
         return _from_state_file(path)
@@ -506,7 +570,8 @@ def locate(path: "str | os.PathLike[str]") -> Located:
             return _v1_file(path)
         if m:
             raise NotACheckpointError(
-                f"{path} is a data shard, but its index {m.group('prefix')}.index is missing")
+                f"{path} is a data shard, but its index {m.group('prefix')}.index is missing"
+            )
         raise NotACheckpointError(f"{path} is not a checkpoint: {sniff(path)}")
     pattern = _v1_pattern(path)
     if pattern is not None:
@@ -516,8 +581,7 @@ def locate(path: "str | os.PathLike[str]") -> Located:
     matches = sorted(glob.glob(glob.escape(path) + "*.index"))
     if matches:
         hint = "; did you mean " + ", ".join(x[: -len(".index")] for x in matches[:5])
-    raise NotACheckpointError(
-        f"No checkpoint at {path}: neither it nor {looked[0]} exists" + hint)
+    raise NotACheckpointError(f"No checkpoint at {path}: neither it nor {looked[0]} exists" + hint)
 
 
 def _refuse_special(path: str) -> None:

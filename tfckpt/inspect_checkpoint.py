@@ -1,4 +1,4 @@
-"""``python -m tfckpt.inspect_checkpoint --file_name=...``: TensorFlow's tool, without TensorFlow."""
+"""``python -m tfckpt.inspect_checkpoint --file_name=...``: TensorFlow's tool, without it."""
 
 import sys
 

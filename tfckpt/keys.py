@@ -46,7 +46,8 @@ SAVE_COUNTER_KEY = "save_counter" + VALUE_SUFFIX
 _ATTRIBUTE_KEY_RE = re.compile(r"^(?P<path>.+)/\.ATTRIBUTES/(?P<attr>[^/]+)$")
 _SLOT_KEY_RE = re.compile(
     rf"^(?P<var>.+)/{re.escape(OPTIMIZER_SLOT)}/(?P<opt>.+)/(?P<slot>[^/]+)"
-    rf"/{re.escape(ATTRIBUTES)}/(?P<attr>[^/]+)$")
+    rf"/{re.escape(ATTRIBUTES)}/(?P<attr>[^/]+)$"
+)
 
 
 def escape_local_name(name: str) -> str:

@@ -31,8 +31,8 @@ _MAX_PATHS_PER_NODE = 16  # enough to show every alias people meet; bounds hosti
 
 @dataclass(frozen=True)
 class Attribute:
-    name: str            # e.g. VARIABLE_VALUE
-    full_name: str       # the variable's TF1 name, e.g. dense/kernel
+    name: str  # e.g. VARIABLE_VALUE
+    full_name: str  # the variable's TF1 name, e.g. dense/kernel
     checkpoint_key: str  # the bundle key holding the value
 
 
@@ -95,18 +95,27 @@ class ObjectGraph:
             saver = None
             if obj.HasField("registered_saver"):
                 saver = (obj.registered_saver.name, obj.registered_saver.object_name)
-            nodes.append(Node(
-                id=i,
-                children=[(c.local_name, c.node_id) for c in obj.children],
-                attributes=[Attribute(a.name, a.full_name, a.checkpoint_key)
-                            for a in obj.attributes],
-                slot_variables=[SlotVariable(s.original_variable_node_id, s.slot_name,
-                                             s.slot_variable_node_id)
-                                for s in obj.slot_variables],
-                registered_saver=saver,
-                has_checkpoint_values=(obj.has_checkpoint_values.value
-                                       if obj.HasField("has_checkpoint_values") else None),
-            ))
+            nodes.append(
+                Node(
+                    id=i,
+                    children=[(c.local_name, c.node_id) for c in obj.children],
+                    attributes=[
+                        Attribute(a.name, a.full_name, a.checkpoint_key) for a in obj.attributes
+                    ],
+                    slot_variables=[
+                        SlotVariable(
+                            s.original_variable_node_id, s.slot_name, s.slot_variable_node_id
+                        )
+                        for s in obj.slot_variables
+                    ],
+                    registered_saver=saver,
+                    has_checkpoint_values=(
+                        obj.has_checkpoint_values.value
+                        if obj.HasField("has_checkpoint_values")
+                        else None
+                    ),
+                )
+            )
         return cls(nodes, [])
 
     @classmethod
@@ -128,7 +137,7 @@ class ObjectGraph:
             for i in range(1, len(parts) + 1):
                 if parts[:i] not in ids:
                     ids[parts[:i]] = new_node()
-                    nodes[ids[parts[:i - 1]]].children.append((parts[i - 1], ids[parts[:i]]))
+                    nodes[ids[parts[: i - 1]]].children.append((parts[i - 1], ids[parts[:i]]))
             return ids[parts]
 
         slot_ids: Dict[Tuple[int, int, str], int] = {}
@@ -147,15 +156,17 @@ class ObjectGraph:
             if parsed is not None:
                 n = node_at(parsed[0])
                 nodes[n].attributes.append(
-                    Attribute(parsed[1], "/".join(split_object_path(parsed[0])), key))
+                    Attribute(parsed[1], "/".join(split_object_path(parsed[0])), key)
+                )
         return cls(nodes, [])
 
     # -- paths ------------------------------------------------------------------------
     def _valid(self, node_id: int, context: str) -> bool:
         if 0 <= node_id < len(self.nodes):
             return True
-        self.problems.append(f"{context} refers to node {node_id}, but the graph has "
-                             f"{len(self.nodes)} nodes")
+        self.problems.append(
+            f"{context} refers to node {node_id}, but the graph has {len(self.nodes)} nodes"
+        )
         return False
 
     def _assign_paths(self) -> None:
@@ -184,16 +195,19 @@ class ObjectGraph:
         # Slot variables hang off their original variable, under the optimizer's path.
         for opt in self.nodes:
             for s in opt.slot_variables:
-                if not (self._valid(s.slot_node_id, f"slot {s.slot_name!r} of node {opt.id}")
-                        and self._valid(s.original_node_id,
-                                        f"slot {s.slot_name!r} of node {opt.id}")):
+                if not (
+                    self._valid(s.slot_node_id, f"slot {s.slot_name!r} of node {opt.id}")
+                    and self._valid(s.original_node_id, f"slot {s.slot_name!r} of node {opt.id}")
+                ):
                     continue
                 slot = self.nodes[s.slot_node_id]
                 slot.slot_of = (s.original_node_id, opt.id, s.slot_name)
                 original = self.nodes[s.original_node_id]
                 if slot.path is None and original.path is not None and opt.path is not None:
-                    slot.path = (f"{original.path}/{OPTIMIZER_SLOT}/{opt.path}/"
-                                 f"{escape_local_name(s.slot_name)}")
+                    slot.path = (
+                        f"{original.path}/{OPTIMIZER_SLOT}/{opt.path}/"
+                        f"{escape_local_name(s.slot_name)}"
+                    )
                     slot.paths.append(slot.path)
 
     # -- queries ------------------------------------------------------------------------
@@ -251,8 +265,11 @@ class ObjectGraph:
                 }
                 if n.slot_of is not None:
                     orig, opt, slot = n.slot_of
-                    rec["slot"] = {"name": slot, "variable": self.nodes[orig].path,
-                                   "optimizer": self.nodes[opt].path}
+                    rec["slot"] = {
+                        "name": slot,
+                        "variable": self.nodes[orig].path,
+                        "optimizer": self.nodes[opt].path,
+                    }
                 out.append(rec)
         return out
 
@@ -264,13 +281,32 @@ class ObjectGraph:
                     "path": n.path,
                     "paths": n.paths,
                     "children": [{"name": c, "node": i} for c, i in n.children],
-                    "attributes": [{"name": a.name, "full_name": a.full_name,
-                                    "checkpoint_key": a.checkpoint_key} for a in n.attributes],
-                    "slot_variables": [{"original": s.original_node_id, "slot": s.slot_name,
-                                        "node": s.slot_node_id} for s in n.slot_variables],
-                    **({"registered_saver": {"name": n.registered_saver[0],
-                                             "object_name": n.registered_saver[1]}}
-                       if n.registered_saver else {}),
+                    "attributes": [
+                        {
+                            "name": a.name,
+                            "full_name": a.full_name,
+                            "checkpoint_key": a.checkpoint_key,
+                        }
+                        for a in n.attributes
+                    ],
+                    "slot_variables": [
+                        {
+                            "original": s.original_node_id,
+                            "slot": s.slot_name,
+                            "node": s.slot_node_id,
+                        }
+                        for s in n.slot_variables
+                    ],
+                    **(
+                        {
+                            "registered_saver": {
+                                "name": n.registered_saver[0],
+                                "object_name": n.registered_saver[1],
+                            }
+                        }
+                        if n.registered_saver
+                        else {}
+                    ),
                 }
                 for n in self.nodes
             ],
@@ -301,8 +337,10 @@ class ObjectGraph:
                 if slot_node is not None:
                     _, opt, slot_name = slot_node.slot_of  # type: ignore[misc]
                     opt_path = self.nodes[opt].path or f"node {opt}"
-                    lines.append(f"{indent}{branch}[slot {slot_name} of {opt_path}]"
-                                 + self._node_suffix(slot_node, describe))
+                    lines.append(
+                        f"{indent}{branch}[slot {slot_name} of {opt_path}]"
+                        + self._node_suffix(slot_node, describe)
+                    )
                     continue
                 if cid_or_none is None or not 0 <= cid_or_none < len(self.nodes):
                     lines.append(f"{indent}{branch}{name} -> missing node {cid_or_none}")
@@ -313,8 +351,9 @@ class ObjectGraph:
                 # Each object is shown once, under its canonical path (the one its keys use);
                 # every other edge to it is an alias.
                 if cid in placed or (child.path is not None and child.path != edge_path):
-                    lines.append(f"{indent}{branch}{name} = same object as "
-                                 f"{child.path or '(root)'}")
+                    lines.append(
+                        f"{indent}{branch}{name} = same object as {child.path or '(root)'}"
+                    )
                     continue
                 placed.add(cid)
                 lines.append(f"{indent}{branch}{name}" + self._node_suffix(child, describe))
@@ -403,18 +442,21 @@ def build_object_graph(variables, slots=()) -> Tuple[bytes, Dict]:
             node.children.add(node_id=ids[parts + (child,)], local_name=child)
         if parts in values:
             key = f"{path_of(parts)}/{ATTRIBUTES}/{VARIABLE_VALUE}"
-            node.attributes.add(name=VARIABLE_VALUE, full_name="/".join(parts),
-                                checkpoint_key=key)
+            node.attributes.add(name=VARIABLE_VALUE, full_name="/".join(parts), checkpoint_key=key)
             key_of[variables[var_parts.index(parts)]] = key
     for (vp, op, name), spec in zip(slot_specs, slots):
         slot_id = len(msg.nodes)
         slot = msg.nodes.add()
-        key = (f"{path_of(vp)}/{OPTIMIZER_SLOT}/{path_of(op)}/{escape_local_name(name)}"
-               f"/{ATTRIBUTES}/{VARIABLE_VALUE}")
-        slot.attributes.add(name=VARIABLE_VALUE, full_name=f"{'/'.join(vp)}/{name}",
-                            checkpoint_key=key)
-        msg.nodes[ids[op]].slot_variables.add(original_variable_node_id=ids[vp],
-                                              slot_name=name, slot_variable_node_id=slot_id)
+        key = (
+            f"{path_of(vp)}/{OPTIMIZER_SLOT}/{path_of(op)}/{escape_local_name(name)}"
+            f"/{ATTRIBUTES}/{VARIABLE_VALUE}"
+        )
+        slot.attributes.add(
+            name=VARIABLE_VALUE, full_name=f"{'/'.join(vp)}/{name}", checkpoint_key=key
+        )
+        msg.nodes[ids[op]].slot_variables.add(
+            original_variable_node_id=ids[vp], slot_name=name, slot_variable_node_id=slot_id
+        )
         key_of[tuple(spec)] = key
 
     # has_checkpoint_values: the node or a descendant holds something.

@@ -40,8 +40,16 @@ from .slices import (
 from .storage import LocalStorage, check_range, checksum, owned_bytes
 from .tensor_proto import decode_variant
 
-__all__ = ["open", "Reader", "Entry", "Header", "StoredEntry", "TensorSlice", "Variant",
-           "OBJECT_GRAPH_KEY"]
+__all__ = [
+    "open",
+    "Reader",
+    "Entry",
+    "Header",
+    "StoredEntry",
+    "TensorSlice",
+    "Variant",
+    "OBJECT_GRAPH_KEY",
+]
 
 _HOST_BIG_ENDIAN = sys.byteorder == "big"
 # Least bytes per element in a data file, for dtypes whose elements vary in size: a string
@@ -49,8 +57,12 @@ _HOST_BIG_ENDIAN = sys.byteorder == "big"
 _LEAST_BYTES = {STRING: 1, VARIANT: 5}
 
 
-def open(path: "str | os.PathLike[str]", *, mmap: bool = True,  # noqa: A001
-         storage_options: Optional[Dict[str, Any]] = None) -> "Reader":
+def open(
+    path: "str | os.PathLike[str]",
+    *,
+    mmap: bool = True,  # noqa: A001
+    storage_options: Optional[Dict[str, Any]] = None,
+) -> "Reader":
     """Opens a checkpoint for reading.
 
     `path` may be a prefix, its ``.index`` or a ``.data-*`` file, a directory with a
@@ -93,11 +105,17 @@ def _shard_errors(e: Entry) -> Iterator[None]:
     try:
         yield
     except UnreadableShardError as err:
-        raise UnreadableShardError(f"{err} (needed for key {e.key})", path=err.path,
-                                   key=e.key, shard=e.shard_id, reason=err.reason) from None
+        raise UnreadableShardError(
+            f"{err} (needed for key {e.key})",
+            path=err.path,
+            key=e.key,
+            shard=e.shard_id,
+            reason=err.reason,
+        ) from None
     except MissingShardError as err:  # a git-lfs pointer stays one
-        raise type(err)(f"{err} (needed for key {e.key})", path=err.path,
-                        key=e.key, shard=e.shard_id) from None
+        raise type(err)(
+            f"{err} (needed for key {e.key})", path=err.path, key=e.key, shard=e.shard_id
+        ) from None
     except CorruptCheckpointError as err:
         raise err.with_context(key=e.key, shard=e.shard_id) from None
 
@@ -110,9 +128,14 @@ class Reader(Mapping[str, Any]):
     behind a key, :meth:`payload` for their raw bytes.
     """
 
-    def __init__(self, path: "str | os.PathLike[str] | None" = None, *,
-                 storage: Any = None, mmap: bool = True,
-                 storage_options: Optional[Dict[str, Any]] = None) -> None:
+    def __init__(
+        self,
+        path: "str | os.PathLike[str] | None" = None,
+        *,
+        storage: Any = None,
+        mmap: bool = True,
+        storage_options: Optional[Dict[str, Any]] = None,
+    ) -> None:
         if storage is None:
             if path is None:
                 raise TypeError("give a path or a storage")
@@ -131,8 +154,9 @@ class Reader(Mapping[str, Any]):
         check_git_lfs_pointer(self.index_path, self._index_buffer)
         self._index = core.Index(self._index_buffer, self.index_path)
         num_shards, endianness, producer, min_consumer, bad = self._index.header
-        self.header = Header(num_shards, "big" if endianness == 1 else "little",
-                             producer, min_consumer, tuple(bad))
+        self.header = Header(
+            num_shards, "big" if endianness == 1 else "little", producer, min_consumer, tuple(bad)
+        )
         self._check_header()
         pin = getattr(storage, "pin", None)
         if pin is not None:  # the data shards as they are with this index
@@ -147,8 +171,9 @@ class Reader(Mapping[str, Any]):
         where = self.index_path
         check_versions(where, h.producer, h.min_consumer, h.bad_consumers)
         if h.endianness not in ("little", "big"):
-            raise UnsupportedCheckpointError(f"{where}: unknown endianness in the header",
-                                             path=where)
+            raise UnsupportedCheckpointError(
+                f"{where}: unknown endianness in the header", path=where
+            )
 
     # -- the mapping ----------------------------------------------------------------------
     def keys(self) -> List[str]:  # type: ignore[override]
@@ -187,8 +212,7 @@ class Reader(Mapping[str, Any]):
         entry, partitioned keys, {dtype code: keys}, bytes the data shards must hold)."""
         return self._index.totals()
 
-    def key_records(self, cls: type, lead: tuple, names: Tuple[str, ...],
-                    name_of: Any) -> list:
+    def key_records(self, cls: type, lead: tuple, names: Tuple[str, ...], name_of: Any) -> list:
         """One `cls` (a tuple subclass) per listed key, built natively: `lead`'s items, then
         key, dtype name (``name_of(code)``), shape, num_elements, size, partitioned, status
         and error. For bulk listings (``tfckpt.scan``)."""
@@ -210,8 +234,13 @@ class Reader(Mapping[str, Any]):
         dtype, shape, shard_id, offset, size, crc, slices, n = self._index.entry(key)
         return Entry(
             key=key if isinstance(key, str) else key.decode("utf-8", "surrogateescape"),
-            dtype_code=dtype, shape=shape, shard_id=shard_id, offset=offset, size=size,
-            crc32c=crc, slices=tuple(TensorSlice.from_core(sl) for sl in slices),
+            dtype_code=dtype,
+            shape=shape,
+            shard_id=shard_id,
+            offset=offset,
+            size=size,
+            crc32c=crc,
+            slices=tuple(TensorSlice.from_core(sl) for sl in slices),
             num_elements=n,
         )
 
@@ -226,10 +255,22 @@ class Reader(Mapping[str, Any]):
         if raw not in self._index:
             raise CorruptCheckpointError(
                 f"{self.index_path}: partitioned tensor {key}: the entry of slice "
-                f"{s.spec} is missing", path=self.index_path, key=key)
+                f"{s.spec} is missing",
+                path=self.index_path,
+                key=key,
+            )
         sub = self.entry(raw)
-        return Entry(f"{key} (slice {s.spec})", sub.dtype_code, sub.shape, sub.shard_id,
-                     sub.offset, sub.size, sub.crc32c, sub.slices, sub.num_elements)
+        return Entry(
+            f"{key} (slice {s.spec})",
+            sub.dtype_code,
+            sub.shape,
+            sub.shard_id,
+            sub.offset,
+            sub.size,
+            sub.crc32c,
+            sub.slices,
+            sub.num_elements,
+        )
 
     def stored(self, key: Union[str, bytes]) -> Tuple[StoredEntry, ...]:
         """The payloads behind `key`: one for a whole tensor, one per slice of a partitioned
@@ -253,8 +294,9 @@ class Reader(Mapping[str, Any]):
     def shard_path(self, shard_id: int) -> str:
         return self._storage.shard_path(shard_id, self.header.num_shards)
 
-    def payload(self, e: Entry, owned: bool = False, *, start: int = 0,
-                size: Optional[int] = None) -> Any:
+    def payload(
+        self, e: Entry, owned: bool = False, *, start: int = 0, size: Optional[int] = None
+    ) -> Any:
         """The bytes of one stored entry in its data shard (a buffer, zero-copy where the
         storage maps the file; with `owned`, memory the caller owns, which no change to the
         file can take away), bounds-checked against the shard; CRC not checked. `start` and
@@ -262,8 +304,9 @@ class Reader(Mapping[str, Any]):
         if size is None:
             size = e.size - start
         if start < 0 or size < 0 or start + size > e.size:
-            raise ValueError(f"bytes [{start}, {start + size}) are outside the {e.size}-byte "
-                             f"entry of {e.key}")
+            raise ValueError(
+                f"bytes [{start}, {start + size}) are outside the {e.size}-byte entry of {e.key}"
+            )
         return self._fetch(e, start, size, owned)
 
     def _fetch(self, e: Entry, start: int, size: int, owned: bool) -> Any:
@@ -273,16 +316,23 @@ class Reader(Mapping[str, Any]):
         with _shard_errors(e):
             if not owned:
                 return self._storage.read(e.shard_id, n, e.offset + start, size)
-            check_range(self.shard_path(e.shard_id), self._storage.shard_size(e.shard_id, n),
-                        e.offset, e.size)
+            check_range(
+                self.shard_path(e.shard_id),
+                self._storage.shard_size(e.shard_id, n),
+                e.offset,
+                e.size,
+            )
             return owned_bytes(self._storage, e.shard_id, n, e.offset + start, size)
 
     def _check_shard_id(self, e: Entry) -> None:
         if e.shard_id >= self.header.num_shards:
             raise CorruptCheckpointError(
                 f"{self.index_path}: key {e.key} is in data shard {e.shard_id}, but the header "
-                f"says there are {self.header.num_shards} shards", path=self.index_path,
-                key=e.key, shard=e.shard_id)
+                f"says there are {self.header.num_shards} shards",
+                path=self.index_path,
+                key=e.key,
+                shard=e.shard_id,
+            )
 
     def _checksum(self, e: Entry) -> int:
         self._check_shard_id(e)
@@ -297,20 +347,30 @@ class Reader(Mapping[str, Any]):
                 f"TensorBundle at {self.prefix} shard {e.shard_id} ({e.size} bytes): Checksum "
                 f"does not match: stored {stored:08d} vs. calculated on the restored bytes "
                 f"{computed} (key {e.key}, offset {e.offset}, file {path})",
-                path=path, key=e.key, shard=e.shard_id, offset=e.offset, stored=stored,
-                computed=computed)
+                path=path,
+                key=e.key,
+                shard=e.shard_id,
+                offset=e.offset,
+                stored=stored,
+                computed=computed,
+            )
 
     def _check_size(self, e: Entry) -> int:
         itemsize = by_code(e.dtype_code).itemsize
         if itemsize < 0:
             raise UnsupportedCheckpointError(
                 f"{self.index_path}: key {e.key} has dtype {e.dtype_name}, which has no "
-                "values that can be read", path=self.index_path, key=e.key)
+                "values that can be read",
+                path=self.index_path,
+                key=e.key,
+            )
         if itemsize > 0 and e.size != e.num_elements * itemsize:
             raise CorruptCheckpointError(
                 f"{self.index_path}: Invalid size in bundle entry: key {e.key}; stored size "
                 f"{e.size}; expected size {e.num_elements * itemsize}",
-                path=self.index_path, key=e.key)
+                path=self.index_path,
+                key=e.key,
+            )
         return itemsize
 
     def _check_stored(self, e: Entry) -> None:
@@ -327,7 +387,11 @@ class Reader(Mapping[str, Any]):
                 f"{path}: {e.key}: the stored slice takes bytes "
                 f"[{e.offset}, {e.offset + e.size}) of a {size}-byte data file and holds "
                 f"{e.num_elements} elements (truncated or corrupt shard?)",
-                path=path, key=e.key, shard=e.shard_id, offset=e.offset)
+                path=path,
+                key=e.key,
+                shard=e.shard_id,
+                offset=e.offset,
+            )
 
     # -- values ---------------------------------------------------------------------------
     def read(self, key: Union[str, bytes], verify: bool = True) -> Any:
@@ -349,8 +413,9 @@ class Reader(Mapping[str, Any]):
         except CheckpointError as err:
             if isinstance(err, CorruptCheckpointError) and err.path is None:
                 # From a payload decoder, which knows the key but not the file.
-                raise err.with_context(path=self.shard_path(e.shard_id), key=e.key,
-                                       shard=e.shard_id, offset=e.offset) from None
+                raise err.with_context(
+                    path=self.shard_path(e.shard_id), key=e.key, shard=e.shard_id, offset=e.offset
+                ) from None
             raise
         except ValueError as err:  # numpy cannot hold some valid shapes (> 64 dims, ...)
             raise self._unholdable(e, err) from None
@@ -393,15 +458,19 @@ class Reader(Mapping[str, Any]):
             for i, raw in enumerate(items):
                 arr[i] = decode_variant(raw, e.key)
             return arr.reshape(e.shape)
-        raise UnsupportedCheckpointError(f"key {e.key}: cannot read dtype {e.dtype_name}",
-                                         key=e.key)
+        raise UnsupportedCheckpointError(
+            f"key {e.key}: cannot read dtype {e.dtype_name}", key=e.key
+        )
 
     def _variant_payloads(self, e: Entry, view: Any, verify: bool) -> List[bytes]:
         if self._swap:
             raise UnsupportedCheckpointError(
                 f"{self.index_path}: key {e.key}: the bundle is of a different endianness "
                 "than this machine and holds a variant tensor, whose bytes cannot be "
-                "byte-swapped", path=self.index_path, key=e.key)
+                "byte-swapped",
+                path=self.index_path,
+                key=e.key,
+            )
         items, crc = core.decode_variants(view, e.num_elements, verify, e.key)
         if verify:
             self._check_crc(e, crc)
@@ -415,13 +484,16 @@ class Reader(Mapping[str, Any]):
             raise UnsupportedCheckpointError(
                 f"{self.index_path}: key {e.key} is a {e.dtype_name} tensor"
                 f"{' stored in slices' if e.slices else ''}, not a whole variant tensor",
-                path=self.index_path, key=e.key)
+                path=self.index_path,
+                key=e.key,
+            )
         try:
             return self._variant_payloads(e, self.payload(e, owned=True), True)
         except CorruptCheckpointError as err:
             if err.path is None:
-                raise err.with_context(path=self.shard_path(e.shard_id), key=e.key,
-                                       shard=e.shard_id, offset=e.offset) from None
+                raise err.with_context(
+                    path=self.shard_path(e.shard_id), key=e.key, shard=e.shard_id, offset=e.offset
+                ) from None
             raise
 
     def _byteswap(self, arr: Any, e: Entry) -> Any:
@@ -432,8 +504,8 @@ class Reader(Mapping[str, Any]):
             return arr
         if unit < 0:
             raise UnsupportedCheckpointError(
-                f"key {e.key}: byte-swapping is not defined for dtype {e.dtype_name}",
-                key=e.key)
+                f"key {e.key}: byte-swapping is not defined for dtype {e.dtype_name}", key=e.key
+            )
         return arr.view(np.dtype(f"u{unit}")).byteswap().view(arr.dtype)
 
     def read_slice(self, key: Union[str, bytes], index: Index, verify: bool = False) -> Any:
@@ -459,7 +531,9 @@ class Reader(Mapping[str, Any]):
         return UnsupportedCheckpointError(
             f"{self.index_path}: key {e.key}: a {e.dtype_name} tensor of shape "
             f"{list(e.shape)} cannot be held in a numpy array ({err})",
-            path=self.index_path, key=e.key)
+            path=self.index_path,
+            key=e.key,
+        )
 
     def _region(self, e: Entry, bounds: Bounds, verify: bool) -> Any:
         """The elements `bounds` of stored tensor `e` as an array of its own, reading only the
@@ -503,7 +577,9 @@ class Reader(Mapping[str, Any]):
                 raise CorruptCheckpointError(
                     f"{self.index_path}: partitioned tensor {e.key}: slice {s.spec} is stored "
                     f"as {sub.dtype_name}{list(sub.shape)}, expected {e.dtype_name}{list(want)}",
-                    path=self.index_path, key=e.key)
+                    path=self.index_path,
+                    key=e.key,
+                )
             self._check_size(sub)
             self._check_stored(sub)
             parts.append((sub, b, inter))
@@ -514,7 +590,9 @@ class Reader(Mapping[str, Any]):
             raise UnsupportedCheckpointError(
                 f"{self.index_path}: key {e.key}: a {e.dtype_name} region of shape "
                 f"{[hi - lo for lo, hi in bounds]} cannot be held in a numpy array ({err})",
-                path=self.index_path, key=e.key) from None
+                path=self.index_path,
+                key=e.key,
+            ) from None
         for sub, b, inter in parts:
             if volume(inter) > 0:
                 local = tuple((lo - blo, hi - blo) for (lo, hi), (blo, _) in zip(inter, b))
@@ -556,9 +634,15 @@ class Reader(Mapping[str, Any]):
                 continue
             if not 0 <= shard < num_shards:
                 key = raw.decode("utf-8", "backslashreplace")
-                errors.append(CorruptCheckpointError(
-                    f"key {key} is in data shard {shard}, but the header says there are "
-                    f"{num_shards} shards", path=self.index_path, key=key, shard=shard))
+                errors.append(
+                    CorruptCheckpointError(
+                        f"key {key} is in data shard {shard}, but the header says there are "
+                        f"{num_shards} shards",
+                        path=self.index_path,
+                        key=key,
+                        shard=shard,
+                    )
+                )
                 continue
             if offset + size > ends.get(shard, 0):
                 ends[shard] = offset + size
@@ -580,8 +664,9 @@ class Reader(Mapping[str, Any]):
                     continue  # a partitioned tensor: its slices are entries of their own
                 itemsize = by_code(dtype).itemsize
                 if itemsize > 0 and size == n * itemsize and 0 <= shard < num_shards:
-                    if checksum(self._storage, shard, num_shards, offset,
-                                size) == core.unmask_crc(crc):
+                    if checksum(self._storage, shard, num_shards, offset, size) == core.unmask_crc(
+                        crc
+                    ):
                         continue
                 self.verify_key(raw)  # raises with the full message
             except Exception as err:  # noqa: BLE001 - every damaged payload is reported
@@ -600,7 +685,9 @@ class Reader(Mapping[str, Any]):
             if raw.shape != () or not isinstance(raw.item(), bytes):
                 raise CorruptCheckpointError(
                     f"{self.index_path}: {OBJECT_GRAPH_KEY} is not a scalar string",
-                    path=self.index_path, key=OBJECT_GRAPH_KEY)
+                    path=self.index_path,
+                    key=OBJECT_GRAPH_KEY,
+                )
             self._object_graph = ObjectGraph.parse(raw.item(), self)
         return self._object_graph
 

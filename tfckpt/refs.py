@@ -68,13 +68,17 @@ def _zarr_dtype(code: int, endianness: str, as_bits: bool) -> Tuple[Optional[str
         t = f"u{d.itemsize}"
     if t is None:
         if d.kind == "string":
-            return None, ("string tensors store varint lengths before the bytes; no Zarr "
-                          "codec decodes that framing")
+            return None, (
+                "string tensors store varint lengths before the bytes; no Zarr "
+                "codec decodes that framing"
+            )
         if d.kind == "variant":
             return None, "variant tensors hold serialized protos, not an array of numbers"
         if _raw_bits(d):
-            return None, (f"Zarr format 2 has no {d.name} data type (use as_bits / --as-bits "
-                          "to describe its raw bits as unsigned integers)")
+            return None, (
+                f"Zarr format 2 has no {d.name} data type (use as_bits / --as-bits "
+                "to describe its raw bits as unsigned integers)"
+            )
         return None, f"dtype {d.name} has no values to describe"
     if t[1:] == "1":
         return "|" + t, ""
@@ -114,13 +118,18 @@ def _open(path: str, storage_options: Optional[dict]) -> Tuple[Reader, str]:
         storage = FsspecStorage(prefix, storage_options=storage_options)
         return Reader(storage=storage), storage.prefix
     if path.startswith("file://"):
-        path = path[len("file://"):]
+        path = path[len("file://") :]
     reader = Reader(path)
     return reader, os.path.abspath(reader.prefix)
 
 
-def references(path: "str | os.PathLike[str]", *, url: Optional[str] = None,
-               storage_options: Optional[dict] = None, as_bits: bool = False) -> Dict[str, Any]:
+def references(
+    path: "str | os.PathLike[str]",
+    *,
+    url: Optional[str] = None,
+    storage_options: Optional[dict] = None,
+    as_bits: bool = False,
+) -> Dict[str, Any]:
     """The kerchunk reference description (spec version 1) of the checkpoint at `path`.
 
     `path` is anything :func:`tfckpt.open` accepts, or an fsspec URL of a prefix (only its
@@ -134,8 +143,7 @@ def references(path: "str | os.PathLike[str]", *, url: Optional[str] = None,
         return _references(reader, prefix, url, as_bits)
 
 
-def _references(reader: Reader, prefix: str, url: Optional[str],
-                as_bits: bool) -> Dict[str, Any]:
+def _references(reader: Reader, prefix: str, url: Optional[str], as_bits: bool) -> Dict[str, Any]:
     num_shards = reader.header.num_shards
     endianness = reader.header.endianness
     base = posixpath.basename(prefix)
@@ -170,8 +178,12 @@ def _references(reader: Reader, prefix: str, url: Optional[str],
             continue
         parts = key.split("/")
         if any(p in ("", ".", "..") or p.startswith(".z") for p in parts):
-            skip(key, code, "the key has an empty, '.' or '..' component, or one starting "
-                            "with '.z', which cannot be a Zarr path")
+            skip(
+                key,
+                code,
+                "the key has an empty, '.' or '..' component, or one starting "
+                "with '.z', which cannot be a Zarr path",
+            )
             continue
         dtype, reason = _zarr_dtype(code, endianness, as_bits)
         if dtype is None:
@@ -194,9 +206,13 @@ def _references(reader: Reader, prefix: str, url: Optional[str],
             bounds = [s.bounds(shape) for s in entry.slices]
             grid = _regular_grid(shape, bounds)
             if grid is None:
-                skip(key, code, "partitioned into slices that do not form a regular grid "
-                                f"({', '.join(s.spec for s in entry.slices)}); Zarr chunks "
-                                "must all have one shape")
+                skip(
+                    key,
+                    code,
+                    "partitioned into slices that do not form a regular grid "
+                    f"({', '.join(s.spec for s in entry.slices)}); Zarr chunks "
+                    "must all have one shape",
+                )
                 continue
             chunks, index = grid
             ok = True
@@ -206,19 +222,29 @@ def _references(reader: Reader, prefix: str, url: Optional[str],
                 for c in chunks:
                     want *= c
                 if sub.size != want * itemsize or sub.dtype_code != code:
-                    skip(key, code, f"slice {s.spec} is stored with {sub.size} bytes, "
-                                    f"expected {want * itemsize}")
+                    skip(
+                        key,
+                        code,
+                        f"slice {s.spec} is stored with {sub.size} bytes, "
+                        f"expected {want * itemsize}",
+                    )
                     ok = False
                     break
-                chunk_refs[".".join(map(str, idx))] = [shard_url(sub.shard_id), sub.offset,
-                                                       sub.size]
+                chunk_refs[".".join(map(str, idx))] = [
+                    shard_url(sub.shard_id),
+                    sub.offset,
+                    sub.size,
+                ]
             if not ok:
                 continue
             attrs["partitioned"] = [s.spec for s in entry.slices]
         else:
             if entry.size != n * itemsize:
-                skip(key, code, f"the entry holds {entry.size} bytes, expected "
-                                f"{n * itemsize} (damaged?)")
+                skip(
+                    key,
+                    code,
+                    f"the entry holds {entry.size} bytes, expected {n * itemsize} (damaged?)",
+                )
                 continue
             if entry.shard_id >= num_shards:
                 skip(key, code, f"the entry is in data shard {entry.shard_id} of {num_shards}")
@@ -226,10 +252,21 @@ def _references(reader: Reader, prefix: str, url: Optional[str],
             chunks = [max(1, d) for d in shape]
             if n:
                 chunk_refs[".".join("0" for _ in shape) or "0"] = [
-                    shard_url(entry.shard_id), entry.offset, entry.size]
-        zarray = {"zarr_format": 2, "shape": list(shape), "chunks": chunks, "dtype": dtype,
-                  "compressor": None, "fill_value": None, "filters": None, "order": "C",
-                  "dimension_separator": "."}
+                    shard_url(entry.shard_id),
+                    entry.offset,
+                    entry.size,
+                ]
+        zarray = {
+            "zarr_format": 2,
+            "shape": list(shape),
+            "chunks": chunks,
+            "dtype": dtype,
+            "compressor": None,
+            "fill_value": None,
+            "filters": None,
+            "order": "C",
+            "dimension_separator": ".",
+        }
         refs[f"{array_path}/.zarray"] = _json(zarray)
         refs[f"{array_path}/.zattrs"] = _json(attrs)
         for chunk, ref in chunk_refs.items():
@@ -240,6 +277,14 @@ def _references(reader: Reader, prefix: str, url: Optional[str],
 
     for g in sorted(groups):
         refs[f"{g}/.zgroup" if g else ".zgroup"] = _json({"zarr_format": 2})
-    refs[".zattrs"] = _json({"tfckpt": {"checkpoint": prefix, "num_shards": num_shards,
-                                        "endianness": endianness, "renamed": renamed}})
+    refs[".zattrs"] = _json(
+        {
+            "tfckpt": {
+                "checkpoint": prefix,
+                "num_shards": num_shards,
+                "endianness": endianness,
+                "renamed": renamed,
+            }
+        }
+    )
     return {"version": SPEC_VERSION, "refs": dict(sorted(refs.items())), "skipped": skipped}

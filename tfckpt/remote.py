@@ -34,8 +34,7 @@ _T = TypeVar("_T")
 def is_url(path: "str | os.PathLike[str]") -> bool:
     """Whether `path` is read through fsspec (a URL other than ``file://``)."""
     text = os.fspath(path)
-    return isinstance(text, str) and bool(_URL_RE.match(text)) and \
-        not text.startswith(_FILE_URL)
+    return isinstance(text, str) and bool(_URL_RE.match(text)) and not text.startswith(_FILE_URL)
 
 
 def _transient(e: BaseException) -> bool:
@@ -49,8 +48,9 @@ def _transient(e: BaseException) -> bool:
     status = getattr(e, "status", None) or getattr(e, "code", None)
     if isinstance(status, int):
         return status >= 500 or status in (408, 429)
-    return isinstance(e, (OSError, TimeoutError, ConnectionError)) or \
-        type(e).__module__.split(".")[0] in ("aiohttp", "botocore", "aiobotocore", "requests")
+    return isinstance(e, (OSError, TimeoutError, ConnectionError)) or type(e).__module__.split(".")[
+        0
+    ] in ("aiohttp", "botocore", "aiobotocore", "requests")
 
 
 def with_retries(what: str, url: str, fn: Callable[[], _T]) -> _T:
@@ -64,8 +64,10 @@ def with_retries(what: str, url: str, fn: Callable[[], _T]) -> _T:
             if attempt == ATTEMPTS - 1:
                 raise CheckpointError(
                     f"{url}: the server failed to {what} {ATTEMPTS} times; last: "
-                    f"{type(e).__name__}: {e}", path=url) from None
-            time.sleep(0.2 * 2 ** attempt)
+                    f"{type(e).__name__}: {e}",
+                    path=url,
+                ) from None
+            time.sleep(0.2 * 2**attempt)
     raise AssertionError("unreachable")  # pragma: no cover
 
 
@@ -79,9 +81,11 @@ class RemoteStorage(FsspecStorage):
         suffix = data_filename("", shard_id, num_shards)
         if suffix not in self._sizes:
             try:
-                size = with_retries("give a data file's size",
-                                    self.shard_path(shard_id, num_shards),
-                                    lambda: self.fs.size(self._path + suffix))
+                size = with_retries(
+                    "give a data file's size",
+                    self.shard_path(shard_id, num_shards),
+                    lambda: self.fs.size(self._path + suffix),
+                )
             except FileNotFoundError:
                 size = None  # the storage says which shard is missing
             if size is not None:
@@ -90,8 +94,10 @@ class RemoteStorage(FsspecStorage):
 
     def read(self, shard_id: int, num_shards: int, offset: int, size: int) -> Any:
         return with_retries(
-            f"send bytes [{offset}, {offset + size})", self.shard_path(shard_id, num_shards),
-            lambda: super(RemoteStorage, self).read(shard_id, num_shards, offset, size))
+            f"send bytes [{offset}, {offset + size})",
+            self.shard_path(shard_id, num_shards),
+            lambda: super(RemoteStorage, self).read(shard_id, num_shards, offset, size),
+        )
 
 
 def _filesystem(url: str, storage_options: Optional[dict]) -> Any:
@@ -119,13 +125,14 @@ def open_storage(url: str, storage_options: Optional[dict] = None) -> RemoteStor
         if state is None:
             raise NotACheckpointError(
                 f"No checkpoint at {url}: neither {url}{INDEX_SUFFIX} nor a '{STATE_FILE}' "
-                f"state file in {url.rstrip('/')}/ exists", path=url)
+                f"state file in {url.rstrip('/')}/ exists",
+                path=url,
+            )
         where = f"{url.rstrip('/')}/{STATE_FILE}"
         recorded = parse_checkpoint_state(state, where).model_checkpoint_path
         if not recorded:
             raise NotACheckpointError(f"{where} names no checkpoint", path=where)
-        path = recorded if "://" in recorded or recorded.startswith("/") else \
-            f"{path}/{recorded}"
+        path = recorded if "://" in recorded or recorded.startswith("/") else f"{path}/{recorded}"
     return RemoteStorage(path, fs)
 
 
@@ -139,8 +146,9 @@ def exists(url: str, storage_options: Optional[dict] = None) -> bool:
     return _exists(fs, path, url)
 
 
-def upload(local_prefix: str, num_shards: int, url: str,
-           storage_options: Optional[dict] = None) -> str:
+def upload(
+    local_prefix: str, num_shards: int, url: str, storage_options: Optional[dict] = None
+) -> str:
     """Copies the checkpoint at `local_prefix` to the prefix `url`: every data file, each as
     one complete object, then the index, which makes it visible. Returns `url`."""
     fs, path = _filesystem(url, storage_options)

@@ -15,8 +15,18 @@ from typing import Any, List, Optional, Protocol, Sequence, Set, Tuple, TypeVar,
 from ._core import core
 from .errors import CorruptCheckpointError, InvalidArgumentError
 
-__all__ = ["TensorSlice", "Bounds", "slice_key", "parse_slice_key", "plan_assembly",
-           "check_coverage", "place", "normalize_index", "volume", "full_bounds"]
+__all__ = [
+    "TensorSlice",
+    "Bounds",
+    "slice_key",
+    "parse_slice_key",
+    "plan_assembly",
+    "check_coverage",
+    "place",
+    "normalize_index",
+    "volume",
+    "full_bounds",
+]
 
 #: Per dimension (start, stop).
 Bounds = Tuple[Tuple[int, int], ...]
@@ -53,14 +63,17 @@ class TensorSlice:
 
     def bounds(self, shape: Sequence[int]) -> Bounds:
         """Per dimension (start, stop) within a tensor of `shape`."""
-        return tuple((0, dim) if length is None else (start, start + length)
-                     for (start, length), dim in zip(self.extents, shape))
+        return tuple(
+            (0, dim) if length is None else (start, start + length)
+            for (start, length), dim in zip(self.extents, shape)
+        )
 
     @property
     def spec(self) -> str:
         """TensorFlow's text form, e.g. ``0,3:-``."""
-        return ":".join("-" if length is None else f"{start},{length}"
-                        for start, length in self.extents)
+        return ":".join(
+            "-" if length is None else f"{start},{length}" for start, length in self.extents
+        )
 
     def __str__(self) -> str:
         return self.spec
@@ -96,8 +109,9 @@ def _intersect(a: Bounds, b: Bounds) -> Bounds:
     return tuple((max(x0, y0), min(x1, y1)) for (x0, x1), (y0, y1) in zip(a, b))
 
 
-def plan_assembly(where: str, key: str, slices: Sequence[_S], shape: Sequence[int],
-                  bounds: Bounds) -> List[Tuple[_S, Bounds, Bounds]]:
+def plan_assembly(
+    where: str, key: str, slices: Sequence[_S], shape: Sequence[int], bounds: Bounds
+) -> List[Tuple[_S, Bounds, Bounds]]:
     """(slice, its bounds, its intersection with `bounds`) for each stored slice of a
     partitioned tensor, after checking that no two overlap (TensorFlow's
     RegisterTensorSlice rule)."""
@@ -107,12 +121,16 @@ def plan_assembly(where: str, key: str, slices: Sequence[_S], shape: Sequence[in
         i, j = clash
         raise CorruptCheckpointError(
             f"{where}: partitioned tensor {key}: slices {slices[i].spec} and "
-            f"{slices[j].spec} overlap", path=where, key=key)
+            f"{slices[j].spec} overlap",
+            path=where,
+            key=key,
+        )
     return [(s, b, _intersect(b, bounds)) for s, b in zip(slices, stored)]
 
 
-def check_coverage(where: str, key: str, slices: Sequence[SliceLike], plan: Any,
-                   bounds: Bounds) -> None:
+def check_coverage(
+    where: str, key: str, slices: Sequence[SliceLike], plan: Any, bounds: Bounds
+) -> None:
     """Raises unless the planned intersections cover `bounds` exactly (they cannot overlap)."""
     covered = sum(volume(inter) for _, _, inter in plan)
     if covered != volume(bounds):
@@ -120,7 +138,10 @@ def check_coverage(where: str, key: str, slices: Sequence[SliceLike], plan: Any,
             f"{where}: Does not have sufficient slices for partitioned tensor {key} to restore "
             f"the requested region {list(bounds)}: the stored slices "
             f"({', '.join(s.spec for s in slices)}) cover {covered} of {volume(bounds)} "
-            "elements", path=where, key=key)
+            "elements",
+            path=where,
+            key=key,
+        )
 
 
 def place(out: Any, bounds: Bounds, src: Any, src_bounds: Bounds, inter: Bounds) -> None:
@@ -163,8 +184,9 @@ def normalize_index(key: str, shape: Sequence[int], index: Index) -> Tuple[Bound
         parts = index.split(":") if index else []
         if len(parts) != len(shape):
             raise InvalidArgumentError(
-                f"slice spec {index!r} has {len(parts)} dimensions; {key} has shape "
-                f"{list(shape)}", key=key)
+                f"slice spec {index!r} has {len(parts)} dimensions; {key} has shape {list(shape)}",
+                key=key,
+            )
         spec_bounds = []
         for part, dim in zip(parts, shape):
             if part == "-":
@@ -181,10 +203,11 @@ def normalize_index(key: str, shape: Sequence[int], index: Index) -> Tuple[Bound
     if any(item is Ellipsis for item in index):
         at = next(i for i, item in enumerate(index) if item is Ellipsis)
         fill = (slice(None),) * max(0, len(shape) - len(index) + 1)
-        index = index[:at] + fill + index[at + 1:]
+        index = index[:at] + fill + index[at + 1 :]
     if len(index) > len(shape):
         raise InvalidArgumentError(
-            f"too many indices for {key} of shape {list(shape)}: {index!r}", key=key)
+            f"too many indices for {key} of shape {list(shape)}: {index!r}", key=key
+        )
     bounds = []
     squeeze = set()
     for i, dim in enumerate(shape):
@@ -203,7 +226,8 @@ def normalize_index(key: str, shape: Sequence[int], index: Index) -> Tuple[Bound
                 j += dim
             if not 0 <= j < dim:
                 raise InvalidArgumentError(
-                    f"index {item} is out of bounds for dimension {i} of size {dim}", key=key)
+                    f"index {item} is out of bounds for dimension {i} of size {dim}", key=key
+                )
             bounds.append((j, j + 1))
             squeeze.add(i)
     return tuple(bounds), squeeze

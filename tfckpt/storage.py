@@ -52,9 +52,19 @@ from .files import (
     read_regular,
 )
 
-__all__ = ["LocalStorage", "BytesStorage", "TarMemberStorage", "ZipMemberStorage", "FsspecStorage",
-           "mapped_archive", "list_tar_members", "owned_bytes", "checksum", "check_range",
-           "changed_error"]
+__all__ = [
+    "LocalStorage",
+    "BytesStorage",
+    "TarMemberStorage",
+    "ZipMemberStorage",
+    "FsspecStorage",
+    "mapped_archive",
+    "list_tar_members",
+    "owned_bytes",
+    "checksum",
+    "check_range",
+    "changed_error",
+]
 
 #: Bytes read at a time by a checksum pass (one buffer: memory stays flat).
 _CHUNK = 128 << 10
@@ -97,7 +107,9 @@ def changed_error(path: str, then: Any, now: Any) -> CorruptCheckpointError:
         what = f"it was rewritten in place ({then[2]} bytes then, {now[2]} now)"
     return CorruptCheckpointError(
         f"{path}: the file changed since the checkpoint was opened ({what}); open the "
-        "checkpoint again to read it as it is now", path=path)
+        "checkpoint again to read it as it is now",
+        path=path,
+    )
 
 
 def _pread_chunks(fd: int, path: str, offset: int, size: int, buf: Any) -> Iterator[Any]:
@@ -113,8 +125,10 @@ def _pread_chunks(fd: int, path: str, offset: int, size: int, buf: Any) -> Itera
                 raise CorruptCheckpointError(
                     f"{path}: the file changed since the checkpoint was opened (it ends at "
                     f"{offset + done + got} bytes, before the {offset + size} the read "
-                    "needs); open the checkpoint again to read it as it is now", path=path,
-                    offset=offset)
+                    "needs); open the checkpoint again to read it as it is now",
+                    path=path,
+                    offset=offset,
+                )
             got += n
         yield buf[:want]
         done += want
@@ -152,11 +166,12 @@ class _PinnedFile:
         if fd is None:
             view = memoryview(self.mapped)
             for start in range(offset, offset + size, chunk):
-                yield bytes(view[start: min(offset + size, start + chunk)])
+                yield bytes(view[start : min(offset + size, start + chunk)])
             return
         try:
-            yield from _pread_chunks(fd, self.path, offset, size,
-                                     memoryview(bytearray(min(max(size, 1), chunk))))
+            yield from _pread_chunks(
+                fd, self.path, offset, size, memoryview(bytearray(min(max(size, 1), chunk)))
+            )
         finally:
             os.close(fd)
 
@@ -166,7 +181,7 @@ class _PinnedFile:
             return out
         fd = self._open()
         if fd is None:
-            out[:] = memoryview(self.mapped)[offset: offset + size]
+            out[:] = memoryview(self.mapped)[offset : offset + size]
             return out
         try:
             for _ in _pread_chunks(fd, self.path, offset, size, memoryview(out)):
@@ -180,7 +195,6 @@ class _PinnedFile:
         for part in self.chunks(offset, size, _CHUNK):
             crc = core.crc32c(part, crc)
         return crc
-
 
 
 class _ShardCache:
@@ -210,7 +224,10 @@ def check_range(name: str, size_of_file: int, offset: int, size: int) -> None:
     if offset < 0 or size < 0 or offset + size > size_of_file:
         raise CorruptCheckpointError(
             f"{name}: bytes [{offset}, {offset + size}) lie past the end of the "
-            f"{size_of_file}-byte data file (truncated shard?)", path=name, offset=offset)
+            f"{size_of_file}-byte data file (truncated shard?)",
+            path=name,
+            offset=offset,
+        )
 
 
 class LocalStorage:
@@ -238,11 +255,13 @@ class LocalStorage:
                 return core.MappedFile(self.index_path)
             data, _ = read_regular(self.index_path, MAX_INDEX_BYTES, "checkpoint index")
         except FileNotFoundError:
-            raise NotACheckpointError(f"No checkpoint index at {self.index_path}",
-                                      path=self.index_path) from None
+            raise NotACheckpointError(
+                f"No checkpoint index at {self.index_path}", path=self.index_path
+            ) from None
         except OSError as e:
-            raise NotACheckpointError(f"Cannot open {self.index_path}: {e.strerror}",
-                                      path=self.index_path) from None
+            raise NotACheckpointError(
+                f"Cannot open {self.index_path}: {e.strerror}", path=self.index_path
+            ) from None
         return data
 
     def pin(self, num_shards: int) -> None:
@@ -265,17 +284,30 @@ class LocalStorage:
         except FileNotFoundError:
             raise MissingShardError(
                 f"Data shard {shard_id} of {num_shards} is missing: {path} does not exist",
-                path=path, shard=shard_id) from None
+                path=path,
+                shard=shard_id,
+            ) from None
         except NotACheckpointError as e:
             if os.path.isdir(path):  # there, but no file: an I/O error (EISDIR), not damage
                 reason = os.strerror(errno.EISDIR)
-                raise UnreadableShardError(f"Cannot open data shard {path}: {reason}",
-                                           path=path, shard=shard_id, reason=reason) from None
-            raise MissingShardError(f"Data shard {shard_id} of {num_shards} cannot be read: "
-                                    f"{e}", path=path, shard=shard_id) from None
+                raise UnreadableShardError(
+                    f"Cannot open data shard {path}: {reason}",
+                    path=path,
+                    shard=shard_id,
+                    reason=reason,
+                ) from None
+            raise MissingShardError(
+                f"Data shard {shard_id} of {num_shards} cannot be read: {e}",
+                path=path,
+                shard=shard_id,
+            ) from None
         except OSError as e:  # there, but not readable: an I/O error, not damage
-            raise UnreadableShardError(f"Cannot open data shard {path}: {e.strerror}",
-                                       path=path, shard=shard_id, reason=e.strerror) from None
+            raise UnreadableShardError(
+                f"Cannot open data shard {path}: {e.strerror}",
+                path=path,
+                shard=shard_id,
+                reason=e.strerror,
+            ) from None
         try:
             check_git_lfs_pointer(path, os.pread(fd, len(GIT_LFS_MAGIC), 0), shard_id)
             now = identity_of(st)
@@ -287,8 +319,12 @@ class LocalStorage:
             try:
                 mapped = core.MappedFile(path, track_size=True)
             except OSError as e:
-                raise UnreadableShardError(f"Cannot open data shard {path}: {e.strerror}",
-                                           path=path, shard=shard_id, reason=e.strerror) from None
+                raise UnreadableShardError(
+                    f"Cannot open data shard {path}: {e.strerror}",
+                    path=path,
+                    shard=shard_id,
+                    reason=e.strerror,
+                ) from None
             if tuple(mapped.identity) != now:  # replaced between the two opens
                 raise changed_error(path, now, tuple(mapped.identity))
             return _PinnedFile(path, now, mapped)
@@ -313,10 +349,13 @@ class LocalStorage:
             st: Optional[os.stat_result] = os.stat(f.path)
         except OSError:
             st = None  # removed: the mapping holds the file we opened
-        if st is not None and (st.st_dev, st.st_ino) == f.identity[:2] \
-                and identity_of(st) != f.identity:
+        if (
+            st is not None
+            and (st.st_dev, st.st_ino) == f.identity[:2]
+            and identity_of(st) != f.identity
+        ):
             raise changed_error(f.path, f.identity, identity_of(st))
-        return memoryview(f.mapped)[offset: offset + size]
+        return memoryview(f.mapped)[offset : offset + size]
 
     def copy(self, shard_id: int, num_shards: int, offset: int, size: int) -> bytearray:
         return self._shard(shard_id, num_shards, offset, size).copy(offset, size)
@@ -347,8 +386,9 @@ class BytesStorage:
         try:
             return self._files[".index"]
         except KeyError:
-            raise NotACheckpointError(f"No checkpoint index at {self.index_path}",
-                                      path=self.index_path) from None
+            raise NotACheckpointError(
+                f"No checkpoint index at {self.index_path}", path=self.index_path
+            ) from None
 
     def shard_path(self, shard_id: int, num_shards: int) -> str:
         return data_filename(self.prefix, shard_id, num_shards)
@@ -361,7 +401,9 @@ class BytesStorage:
             path = self.shard_path(shard_id, num_shards)
             raise MissingShardError(
                 f"Data shard {shard_id} of {num_shards} is missing: {path} does not exist",
-                path=path, shard=shard_id) from None
+                path=path,
+                shard=shard_id,
+            ) from None
 
     def shard_size(self, shard_id: int, num_shards: int) -> int:
         return len(self._data(shard_id, num_shards))
@@ -369,7 +411,7 @@ class BytesStorage:
     def read(self, shard_id: int, num_shards: int, offset: int, size: int):
         data = self._data(shard_id, num_shards)
         check_range(self.shard_path(shard_id, num_shards), len(data), offset, size)
-        return memoryview(data)[offset: offset + size]
+        return memoryview(data)[offset : offset + size]
 
     def close(self) -> None:
         pass
@@ -406,8 +448,9 @@ def mapped_archive(path: str):
         return m
 
 
-def list_tar_members(archive: Any) -> Optional[Tuple[Dict[str, Tuple[int, int]],
-                                                     Dict[str, str], Optional[str]]]:
+def list_tar_members(
+    archive: Any,
+) -> Optional[Tuple[Dict[str, Tuple[int, int]], Dict[str, str], Optional[str]]]:
     """The members of an uncompressed tar (a buffer: ``mapped_archive(path)``), listed from
     its headers by the core without reading any data: ``({member: (data offset, size)},
     {member: why it is not a regular file}, what is wrong with the archive or None)``, the
@@ -434,8 +477,10 @@ class _MemberStorage:
         if member is None:
             path = self.shard_path(shard_id, num_shards)
             raise MissingShardError(
-                f"Data shard {shard_id} of {num_shards} is missing: {path} is not in the "
-                "archive", path=path, shard=shard_id)
+                f"Data shard {shard_id} of {num_shards} is missing: {path} is not in the archive",
+                path=path,
+                shard=shard_id,
+            )
         return suffix, member
 
     def close(self) -> None:
@@ -452,8 +497,9 @@ class TarMemberStorage(_MemberStorage):
     `prefix` is the name used in messages (``run.tar!/ckpt-3``).
     """
 
-    def __init__(self, archive: str, prefix: str, members: Dict[str, Tuple[int, int]],
-                 mapped=None) -> None:
+    def __init__(
+        self, archive: str, prefix: str, members: Dict[str, Tuple[int, int]], mapped=None
+    ) -> None:
         self.archive = archive
         self.prefix = prefix
         self.index_path = prefix + ".index"
@@ -475,8 +521,10 @@ class TarMemberStorage(_MemberStorage):
         if offset + size > m.size:
             raise CorruptCheckpointError(
                 f"{name}: the member's bytes [{offset}, {offset + size}) lie past the end of "
-                f"the {m.size}-byte archive {self.archive} (truncated archive?)", path=name)
-        return memoryview(m)[offset: offset + size]
+                f"the {m.size}-byte archive {self.archive} (truncated archive?)",
+                path=name,
+            )
+        return memoryview(m)[offset : offset + size]
 
     def _owned(self, name: str, offset: int, size: int) -> Any:
         """`size` bytes at `offset` of the archive read with pread (a file truncated since it
@@ -490,8 +538,9 @@ class TarMemberStorage(_MemberStorage):
     def index_buffer(self):
         member = self._members.get(".index")
         if member is None:
-            raise NotACheckpointError(f"No checkpoint index at {self.index_path}",
-                                      path=self.index_path)
+            raise NotACheckpointError(
+                f"No checkpoint index at {self.index_path}", path=self.index_path
+            )
         # A view, as the data (the table is parsed where it lies; see the module docstring)
         return self._view(self.index_path, *member)
 
@@ -506,7 +555,7 @@ class TarMemberStorage(_MemberStorage):
 
     def read(self, shard_id: int, num_shards: int, offset: int, size: int):
         path, start, length = self._range(shard_id, num_shards, offset, size)
-        return self._view(path, start, length)[offset: offset + size]
+        return self._view(path, start, length)[offset : offset + size]
 
     def copy(self, shard_id: int, num_shards: int, offset: int, size: int) -> Any:
         path, start, _ = self._range(shard_id, num_shards, offset, size)
@@ -519,7 +568,8 @@ class TarMemberStorage(_MemberStorage):
             return core.crc32c(self._view(path, start + offset, size))
         self._view(path, start + offset, size)  # the range check
         return _PinnedFile(self.archive, tuple(identity), self._map()).checksum(
-            start + offset, size)
+            start + offset, size
+        )
 
 
 class ZipMemberStorage(_MemberStorage):
@@ -531,8 +581,9 @@ class ZipMemberStorage(_MemberStorage):
     `members` maps each suffix after the prefix to a :class:`zipfile.ZipInfo`.
     """
 
-    def __init__(self, archive: str, prefix: str, members: Dict[str, Any],
-                 max_member_bytes: int = 1 << 32) -> None:
+    def __init__(
+        self, archive: str, prefix: str, members: Dict[str, Any], max_member_bytes: int = 1 << 32
+    ) -> None:
         self.archive = archive
         self.prefix = prefix
         self.index_path = prefix + ".index"
@@ -562,21 +613,28 @@ class ZipMemberStorage(_MemberStorage):
             if start + info.file_size > m.size:
                 raise CorruptCheckpointError(
                     f"{name}: the member's bytes lie past the end of the {m.size}-byte "
-                    f"archive {self.archive} (truncated archive?)", path=name)
-            return memoryview(m)[start: start + info.file_size]
+                    f"archive {self.archive} (truncated archive?)",
+                    path=name,
+                )
+            return memoryview(m)[start : start + info.file_size]
         if info.file_size > self._max:
             raise UnsupportedCheckpointError(
                 f"{name}: the compressed member is {info.file_size} bytes, more than the "
-                f"{self._max} bytes tfckpt decompresses into memory", path=name)
-        if (info.file_size > _RATIO_FREE_BYTES
-                and info.file_size > MAX_COMPRESSION_RATIO * max(info.compress_size, 1)):
+                f"{self._max} bytes tfckpt decompresses into memory",
+                path=name,
+            )
+        if info.file_size > _RATIO_FREE_BYTES and info.file_size > MAX_COMPRESSION_RATIO * max(
+            info.compress_size, 1
+        ):
             raise CorruptCheckpointError(
                 f"{name}: the member claims {info.file_size} bytes from {info.compress_size} "
-                "compressed bytes, an absurd ratio (a zip bomb?); refused", path=name)
+                "compressed bytes, an absurd ratio (a zip bomb?); refused",
+                path=name,
+            )
         if info.compress_type == zipfile.ZIP_DEFLATED:
             m = mapped_archive(self.archive)
             start = _zip_data_offset(m, info, name)
-            raw = memoryview(m)[start: start + info.compress_size]
+            raw = memoryview(m)[start : start + info.compress_size]
             d = zlib.decompressobj(-15)
             try:
                 # Never produce more than the declared size (+1 to notice a lie).
@@ -588,20 +646,27 @@ class ZipMemberStorage(_MemberStorage):
                 try:
                     data = f.read(info.file_size + 1)
                 except (zipfile.BadZipFile, EOFError, OSError) as e:
-                    raise CorruptCheckpointError(f"{name}: cannot decompress: {e}", path=name) from None
+                    raise CorruptCheckpointError(
+                        f"{name}: cannot decompress: {e}", path=name
+                    ) from None
         if len(data) != info.file_size:
             raise CorruptCheckpointError(
                 f"{name}: decompressed to {len(data)} bytes, but the archive declares "
-                f"{info.file_size}", path=name)
+                f"{info.file_size}",
+                path=name,
+            )
         if zlib.crc32(data) != info.CRC:
-            raise CorruptCheckpointError(f"{name}: the zip member's CRC-32 does not match", path=name)
+            raise CorruptCheckpointError(
+                f"{name}: the zip member's CRC-32 does not match", path=name
+            )
         return data
 
     def index_buffer(self):
         info = self._members.get(".index")
         if info is None:
-            raise NotACheckpointError(f"No checkpoint index at {self.index_path}",
-                                      path=self.index_path)
+            raise NotACheckpointError(
+                f"No checkpoint index at {self.index_path}", path=self.index_path
+            )
         return self._contents(self.index_path, info)
 
     def shard_size(self, shard_id: int, num_shards: int) -> int:
@@ -611,7 +676,7 @@ class ZipMemberStorage(_MemberStorage):
         _, info = self._member(shard_id, num_shards)
         path = self.shard_path(shard_id, num_shards)
         check_range(path, info.file_size, offset, size)
-        return memoryview(self._contents(path, info))[offset: offset + size]
+        return memoryview(self._contents(path, info))[offset : offset + size]
 
     def close(self) -> None:
         self._cache = {}
@@ -624,8 +689,10 @@ def _zip_data_offset(m, info, name: str) -> int:
 
     h = info.header_offset
     if h + 30 > m.size:
-        raise CorruptCheckpointError(f"{name}: the local header lies past the archive's end", path=name)
-    head = bytes(memoryview(m)[h: h + 30])
+        raise CorruptCheckpointError(
+            f"{name}: the local header lies past the archive's end", path=name
+        )
+    head = bytes(memoryview(m)[h : h + 30])
     if head[:4] != b"PK\x03\x04":
         raise CorruptCheckpointError(f"{name}: bad zip local header signature", path=name)
     name_len, extra_len = struct.unpack("<HH", head[26:30])
@@ -643,8 +710,14 @@ class FsspecStorage:
     from a directory listing, to save one request per shard.
     """
 
-    def __init__(self, url: str, fs=None, *, storage_options: Optional[dict] = None,
-                 sizes: Optional[Dict[str, int]] = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        fs=None,
+        *,
+        storage_options: Optional[dict] = None,
+        sizes: Optional[Dict[str, int]] = None,
+    ) -> None:
         if fs is None:
             import fsspec
 
@@ -661,8 +734,9 @@ class FsspecStorage:
         try:
             return self.fs.cat_file(self._path + ".index")
         except FileNotFoundError:
-            raise NotACheckpointError(f"No checkpoint index at {self.index_path}",
-                                      path=self.index_path) from None
+            raise NotACheckpointError(
+                f"No checkpoint index at {self.index_path}", path=self.index_path
+            ) from None
 
     def shard_path(self, shard_id: int, num_shards: int) -> str:
         return data_filename(self.prefix, shard_id, num_shards)
@@ -679,7 +753,9 @@ class FsspecStorage:
                 path = self.shard_path(shard_id, num_shards)
                 raise MissingShardError(
                     f"Data shard {shard_id} of {num_shards} is missing: {path} does not exist",
-                    path=path, shard=shard_id)
+                    path=path,
+                    shard=shard_id,
+                )
             self._sizes[suffix] = size
         return size
 
@@ -688,12 +764,16 @@ class FsspecStorage:
         check_range(path, self.shard_size(shard_id, num_shards), offset, size)
         if size == 0:
             return b""
-        data = self.fs.cat_file(self._path + data_filename("", shard_id, num_shards),
-                                start=offset, end=offset + size)
+        data = self.fs.cat_file(
+            self._path + data_filename("", shard_id, num_shards), start=offset, end=offset + size
+        )
         if len(data) != size:
             raise CorruptCheckpointError(
                 f"{path}: asked the store for bytes [{offset}, {offset + size}) and got "
-                f"{len(data)} bytes", path=path, offset=offset)
+                f"{len(data)} bytes",
+                path=path,
+                offset=offset,
+            )
         return data
 
     def close(self) -> None:

@@ -25,7 +25,8 @@ def _check_fill(tp, n: int, stored: int, itemsize: int) -> None:
         raise UnsupportedCheckpointError(
             f"TensorProto declares {n} elements but stores {stored}; filling it would take "
             f"{need} bytes from a {tp.ByteSize()}-byte proto (refused: limit "
-            f"{_FILL_FREE_BYTES} + {_FILL_RATIO} bytes per proto byte)")
+            f"{_FILL_FREE_BYTES} + {_FILL_RATIO} bytes per proto byte)"
+        )
 
 
 def to_numpy(tp):
@@ -42,8 +43,11 @@ def to_numpy(tp):
     d = by_code(code)
     if code == RESOURCE:
         _check_fill(tp, n, len(tp.resource_handle_val), 8)
-        return np.array([repr(h) for h in tp.resource_handle_val], dtype=object).reshape(shape) \
-            if n == len(tp.resource_handle_val) else np.empty(shape, dtype=object)
+        return (
+            np.array([repr(h) for h in tp.resource_handle_val], dtype=object).reshape(shape)
+            if n == len(tp.resource_handle_val)
+            else np.empty(shape, dtype=object)
+        )
     if d.numpy is None:
         raise UnsupportedCheckpointError(f"TensorProto of dtype {d.name} cannot be converted")
     dtype = numpy_dtype(code)
@@ -51,7 +55,8 @@ def to_numpy(tp):
         if len(tp.tensor_content) != n * dtype.itemsize:
             raise CorruptCheckpointError(
                 f"TensorProto tensor_content of {len(tp.tensor_content)} bytes for "
-                f"{d.name}{list(shape)}")
+                f"{d.name}{list(shape)}"
+            )
         return np.frombuffer(tp.tensor_content, dtype=dtype).reshape(shape).copy()
     if d.proto_field == "float8_val":
         raw = np.frombuffer(tp.float8_val, dtype=np.uint8)
@@ -62,8 +67,10 @@ def to_numpy(tp):
             raise UnsupportedCheckpointError(f"TensorProto of dtype {d.name} cannot be converted")
         values = list(getattr(tp, field))
         if code == VARIANT:
-            values = [Variant(v.type_name, bytes(v.metadata), [to_numpy(t) for t in v.tensors])
-                      for v in values]
+            values = [
+                Variant(v.type_name, bytes(v.metadata), [to_numpy(t) for t in v.tensors])
+                for v in values
+            ]
     if n > _MAX_ELEMENTS and len(values) < n:
         raise CorruptCheckpointError(f"TensorProto declares {n} elements but stores {len(values)}")
     _check_fill(tp, n, len(values), dtype.itemsize)
@@ -71,7 +78,7 @@ def to_numpy(tp):
         out = np.empty(n, dtype=object)
         if values:
             out[: len(values)] = values[:n]
-            out[len(values):] = [values[-1]] * max(0, n - len(values))
+            out[len(values) :] = [values[-1]] * max(0, n - len(values))
         return out.reshape(shape)
     if d.kind == "complex":
         flat = np.asarray(values, dtype=np.float32 if code == 8 else np.float64)
@@ -91,7 +98,7 @@ def to_numpy(tp):
     # TensorFlow repeats the last value to fill the tensor.
     out = np.empty(n, dtype=dtype)
     out[: arr.size] = arr
-    out[arr.size:] = arr[-1]
+    out[arr.size :] = arr[-1]
     return out.reshape(shape)
 
 
@@ -104,8 +111,7 @@ def from_numpy(arr):
 
     arr = np.asarray(arr)
     tp = TensorProto()
-    if arr.dtype == object and arr.size and all(hasattr(x, "type_name")
-                                                for x in arr.reshape(-1)):
+    if arr.dtype == object and arr.size and all(hasattr(x, "type_name") for x in arr.reshape(-1)):
         tp.dtype = VARIANT
         for v in arr.reshape(-1):
             tp.variant_val.add().CopyFrom(_variant_message(v))
@@ -115,8 +121,10 @@ def from_numpy(arr):
         except ValueError as e:
             raise InvalidArgumentError(str(e)) from None
         if tp.dtype == STRING:
-            tp.string_val.extend(x if isinstance(x, bytes) else str(x).encode("utf-8")
-                                 for x in arr.reshape(-1).tolist())
+            tp.string_val.extend(
+                x if isinstance(x, bytes) else str(x).encode("utf-8")
+                for x in arr.reshape(-1).tolist()
+            )
         else:
             tp.tensor_content = np.ascontiguousarray(arr).tobytes()
     tp.tensor_shape.SetInParent()  # a scalar's shape is present and empty, as TF writes it
@@ -152,5 +160,7 @@ def decode_variant(raw: bytes, key: str) -> Variant:
     except Exception:
         raise CorruptCheckpointError(
             f"variant tensor {key}: Unable to parse VariantTensorDataProto from buffer of size "
-            f"{len(raw)}", key=key) from None
+            f"{len(raw)}",
+            key=key,
+        ) from None
     return Variant(msg.type_name, bytes(msg.metadata), [to_numpy(t) for t in msg.tensors])

@@ -37,12 +37,16 @@ from .keys import object_key
 from .reader import Reader
 from .writer import write
 
-__all__ = ["make_checkpoint", "inject", "with_values", "corrupt", "truncate_shard",
-           "resolve_key"]
+__all__ = ["make_checkpoint", "inject", "with_values", "corrupt", "truncate_shard", "resolve_key"]
 
 
-def make_checkpoint(directory: "str | os.PathLike[str]", tensors: Mapping[Any, Any], *,
-                    name: str = "ckpt", **write_options: Any) -> str:
+def make_checkpoint(
+    directory: "str | os.PathLike[str]",
+    tensors: Mapping[Any, Any],
+    *,
+    name: str = "ckpt",
+    **write_options: Any,
+) -> str:
     """Writes `tensors` to a new checkpoint ``<directory>/<name>`` and returns its prefix.
 
     `write_options` go to :func:`tfckpt.write`: ``object_graph=True`` makes the keys object
@@ -66,8 +70,9 @@ def resolve_key(reader: Reader, key: str) -> str:
         return as_object
     near = [k for k in reader.keys() if key in k][:5]
     hint = f"; keys containing it: {', '.join(near)}" if near else ""
-    raise KeyNotFoundError(f"Key {key} not found in checkpoint {reader.prefix} (nor "
-                           f"{as_object}){hint}")
+    raise KeyNotFoundError(
+        f"Key {key} not found in checkpoint {reader.prefix} (nor {as_object}){hint}"
+    )
 
 
 def _resolve_all(prefix: str, values: Mapping[str, Any]) -> dict:
@@ -75,8 +80,9 @@ def _resolve_all(prefix: str, values: Mapping[str, Any]) -> dict:
         return {resolve_key(reader, k): v for k, v in values.items()}
 
 
-def inject(prefix: "str | os.PathLike[str]", values: Optional[Mapping[str, Any]] = None,
-           **named: Any) -> str:
+def inject(
+    prefix: "str | os.PathLike[str]", values: Optional[Mapping[str, Any]] = None, **named: Any
+) -> str:
     """Replaces values of existing keys in place (atomically) and returns the prefix.
 
     Keyword arguments are a shortcut for keys that are Python identifiers. The dtype and the
@@ -90,9 +96,14 @@ def inject(prefix: "str | os.PathLike[str]", values: Optional[Mapping[str, Any]]
     return prefix
 
 
-def with_values(src: "str | os.PathLike[str]", directory: "str | os.PathLike[str]", *,
-                set: Optional[Mapping[str, Any]] = None, name: Optional[str] = None,  # noqa: A002
-                **edit_options: Any) -> str:
+def with_values(
+    src: "str | os.PathLike[str]",
+    directory: "str | os.PathLike[str]",
+    *,
+    set: Optional[Mapping[str, Any]] = None,
+    name: Optional[str] = None,  # noqa: A002
+    **edit_options: Any,
+) -> str:
     """Copies checkpoint `src` into `directory` with some values replaced; returns the new
     prefix (``<directory>/<name>``, by default the base name of `src`). `src` is untouched.
     `edit_options` go to :func:`tfckpt.edit` (``drop=``, ``rename=``, ``add=``,
@@ -106,8 +117,9 @@ def with_values(src: "str | os.PathLike[str]", directory: "str | os.PathLike[str
         resolved = {resolve_key(reader, k): v for k, v in (set or {}).items()}
     dst = os.path.join(os.fspath(directory), base)
     if os.path.abspath(dst) == os.path.abspath(src):
-        raise InvalidArgumentError(f"{dst} is the source checkpoint; use inject() to change "
-                                   "it in place")
+        raise InvalidArgumentError(
+            f"{dst} is the source checkpoint; use inject() to change it in place"
+        )
     edit(src, dst, set=resolved, **edit_options)
     return dst
 
@@ -137,8 +149,7 @@ def corrupt(prefix: "str | os.PathLike[str]", key: str, *, at: int = 0) -> Tuple
     with Reader(prefix) as reader:
         path, offset, size = _payload_location(reader, resolve_key(reader, key))
     if size == 0:
-        raise InvalidArgumentError(f"{key} stores no bytes (an empty tensor): nothing to "
-                                   "corrupt")
+        raise InvalidArgumentError(f"{key} stores no bytes (an empty tensor): nothing to corrupt")
     if not -size <= at < size:
         raise InvalidArgumentError(f"byte {at} is outside the {size}-byte payload of {key}")
     where = offset + (at % size)
@@ -150,8 +161,9 @@ def corrupt(prefix: "str | os.PathLike[str]", key: str, *, at: int = 0) -> Tuple
     return path, where
 
 
-def truncate_shard(prefix: "str | os.PathLike[str]", shard: int = 0, *,
-                   size: Optional[int] = None) -> str:
+def truncate_shard(
+    prefix: "str | os.PathLike[str]", shard: int = 0, *, size: Optional[int] = None
+) -> str:
     """Cuts data shard `shard` to `size` bytes (default: half its length), as an interrupted
     copy or a full disk would leave it. Returns the shard's path.
 
@@ -164,8 +176,9 @@ def truncate_shard(prefix: "str | os.PathLike[str]", shard: int = 0, *,
     prefix = os.fspath(prefix)
     with Reader(prefix) as reader:
         if not 0 <= shard < reader.header.num_shards:
-            raise InvalidArgumentError(f"{prefix} has {reader.header.num_shards} data shards; "
-                                       f"there is no shard {shard}")
+            raise InvalidArgumentError(
+                f"{prefix} has {reader.header.num_shards} data shards; there is no shard {shard}"
+            )
         path = reader.shard_path(shard)
     length = os.path.getsize(path)
     new = length // 2 if size is None else size

@@ -42,16 +42,16 @@ __all__ = ["V1Reader"]
 # types cannot be saved in V1.
 _F32, _F64, _VARINT, _BYTES = "f32", "f64", "varint", "bytes"
 _V1_FIELDS: Dict[int, Tuple[int, str]] = {
-    1: (5, _F32),        # float_val
-    2: (6, _F64),        # double_val
-    8: (9, _F32),        # complex64: scomplex_val, re/im interleaved
-    18: (12, _F64),      # complex128: dcomplex_val
-    9: (10, _VARINT),    # int64_val
-    22: (16, _VARINT),   # uint32_val
-    23: (17, _VARINT),   # uint64_val
-    10: (11, _VARINT),   # bool_val
-    19: (13, _VARINT),   # half: half_val, the raw 16-bit patterns in int32
-    7: (8, _BYTES),      # string_val
+    1: (5, _F32),  # float_val
+    2: (6, _F64),  # double_val
+    8: (9, _F32),  # complex64: scomplex_val, re/im interleaved
+    18: (12, _F64),  # complex128: dcomplex_val
+    9: (10, _VARINT),  # int64_val
+    22: (16, _VARINT),  # uint32_val
+    23: (17, _VARINT),  # uint64_val
+    10: (11, _VARINT),  # bool_val
+    19: (13, _VARINT),  # half: half_val, the raw 16-bit patterns in int32
+    7: (8, _BYTES),  # string_val
 }
 # int32, uint8, int16, int8, qint8, quint8, qint32, qint16, quint16, uint16: int_val (7).
 _V1_FIELDS.update({code: (7, _VARINT) for code in (3, 4, 5, 6, 11, 12, 13, 15, 16, 17)})
@@ -72,8 +72,9 @@ class _Slice:
     size: int
 
     def bounds(self, shape: Sequence[int]) -> Tuple[Tuple[int, int], ...]:
-        return tuple((0, d) if ln < 0 else (st, st + ln)
-                     for (st, ln), d in zip(self.extents, shape))
+        return tuple(
+            (0, d) if ln < 0 else (st, st + ln) for (st, ln), d in zip(self.extents, shape)
+        )
 
     def public(self) -> TensorSlice:
         return TensorSlice(tuple((st, None if ln < 0 else ln) for st, ln in self.extents))
@@ -102,8 +103,10 @@ class _Tensor:
         """Anything but one slice covering the whole tensor (TensorSlice::IsFullAt)."""
         if len(self.slices) != 1:
             return True
-        return not all(ln < 0 or (st == 0 and ln == d)
-                       for (st, ln), d in zip(self.slices[0].extents, self.shape))
+        return not all(
+            ln < 0 or (st == 0 and ln == d)
+            for (st, ln), d in zip(self.slices[0].extents, self.shape)
+        )
 
 
 class V1Reader(Mapping[str, Any]):
@@ -125,12 +128,15 @@ class V1Reader(Mapping[str, Any]):
     * ``object_graph`` is None: V1 checkpoints are name-based.
     """
 
-    def __init__(self, path: "str | os.PathLike[str] | Located",
-                 buffers: Optional[Sequence[Any]] = None) -> None:
+    def __init__(
+        self, path: "str | os.PathLike[str] | Located", buffers: Optional[Sequence[Any]] = None
+    ) -> None:
         found = path if isinstance(path, Located) else locate(path)
         if found.format != "V1":
-            raise NotACheckpointError(f"{found.prefix} is a format {found.format} checkpoint, "
-                                      "not V1: open it with tfckpt.open")
+            raise NotACheckpointError(
+                f"{found.prefix} is a format {found.format} checkpoint, "
+                "not V1: open it with tfckpt.open"
+            )
         self.prefix = found.prefix
         self.files: Tuple[str, ...] = tuple(found.files)
         if not self.files or (buffers is not None and len(buffers) != len(self.files)):
@@ -146,8 +152,9 @@ class V1Reader(Mapping[str, Any]):
         # A meta entry without slices registers nothing in TensorFlow: it is not listed.
         self._tensors = {k: t for k, t in self._tensors.items() if t.slices}
         producer, min_consumer, bad = versions[0]
-        self.header = Header(len(self.files), "little", producer, min_consumer, tuple(bad),
-                             format="V1")
+        self.header = Header(
+            len(self.files), "little", producer, min_consumer, tuple(bad), format="V1"
+        )
         self._keys = sorted(self._tensors, key=_sort_key)
 
     @classmethod
@@ -157,8 +164,9 @@ class V1Reader(Mapping[str, Any]):
 
             V1Reader.from_buffers("run.tar!/model.ckpt", [("run.tar!/model.ckpt", data)])
         """
-        return cls(Located("V1", prefix, tuple(name for name, _ in files)),
-                   [buffer for _, buffer in files])
+        return cls(
+            Located("V1", prefix, tuple(name for name, _ in files)), [buffer for _, buffer in files]
+        )
 
     # -- loading --------------------------------------------------------------------------
     def _load(self, file_index: int, path: str, buffer=None):
@@ -179,14 +187,16 @@ class V1Reader(Mapping[str, Any]):
         if b"" not in table:
             raise CorruptCheckpointError(
                 "Failed to find the saved tensor slices at the beginning of the checkpoint "
-                f"file: {path}")
+                f"file: {path}"
+            )
         meta = SavedTensorSlices()
         try:
             meta.ParseFromString(table[b""])
         except Exception as e:  # protobuf's DecodeError
             raise CorruptCheckpointError(
                 f"{path}: the saved tensor slices at the beginning of the checkpoint file "
-                f"cannot be parsed ({e})") from None
+                f"cannot be parsed ({e})"
+            ) from None
         v = meta.meta.versions
         check_versions(path, v.producer, v.min_consumer, list(v.bad_consumers))
         for ssm in meta.meta.tensor:
@@ -205,25 +215,33 @@ class V1Reader(Mapping[str, Any]):
                 t.error = f"{path}: tensor {name}: invalid shape {_shape_text(ssm.shape)}"
         elif t.error is None and (t.dtype != ssm.type or t.shape != shape):
             what = "types" if t.dtype != ssm.type else "shapes"
-            t.error = (f"{path}: tensor {name}: Incompatible tensor {what}: "
-                       f"{by_code(t.dtype).name}{list(t.shape)} in an earlier file, "
-                       f"{by_code(ssm.type).name}{list(shape)} here")
+            t.error = (
+                f"{path}: tensor {name}: Incompatible tensor {what}: "
+                f"{by_code(t.dtype).name}{list(t.shape)} in an earlier file, "
+                f"{by_code(ssm.type).name}{list(shape)} here"
+            )
         for tsp in ssm.slice:
-            extents = tuple((e.start, e.length if e.HasField("length") else _FULL)
-                            for e in tsp.extent)
+            extents = tuple(
+                (e.start, e.length if e.HasField("length") else _FULL) for e in tsp.extent
+            )
             key = core.slice_key(name, list(extents)) if _valid_extents(extents) else b""
             s = _Slice(extents, file_index, key, len(table.get(key, b"")))
             t.slices.append(s)
             if t.error is not None:
                 continue
             if len(extents) != len(t.shape) or any(
-                    st < 0 or (ln != _FULL and (ln < 0 or st + ln > d))
-                    for (st, ln), d in zip(extents, t.shape)):
-                t.error = (f"{path}: tensor {name}: slice {_extents_text(extents)} does not fit "
-                           f"its shape {list(t.shape)}")
+                st < 0 or (ln != _FULL and (ln < 0 or st + ln > d))
+                for (st, ln), d in zip(extents, t.shape)
+            ):
+                t.error = (
+                    f"{path}: tensor {name}: slice {_extents_text(extents)} does not fit "
+                    f"its shape {list(t.shape)}"
+                )
             elif key not in table:
-                t.error = (f"{path}: tensor {name}: the data of slice {s.spec} is missing "
-                           "(no entry under its key)")
+                t.error = (
+                    f"{path}: tensor {name}: the data of slice {s.spec} is missing "
+                    "(no entry under its key)"
+                )
             else:
                 self._by_slice_key[key] = (t, s)
 
@@ -257,13 +275,31 @@ class V1Reader(Mapping[str, Any]):
         rows = []
         for name in self._keys:
             t = self._tensors[name]
-            rows.append((name, t.dtype, t.shape, self._stored_size(t), t.num_elements,
-                         t.error, t.partitioned))
+            rows.append(
+                (
+                    name,
+                    t.dtype,
+                    t.shape,
+                    self._stored_size(t),
+                    t.num_elements,
+                    t.error,
+                    t.partitioned,
+                )
+            )
             if hidden and t.partitioned and t.error is None:
                 for s in t.slices:
                     shape = _slice_shape(s, t.shape)
-                    rows.append((_key_text(s.key), t.dtype, shape, s.size,
-                                 _volume(tuple((0, d) for d in shape)), None, False))
+                    rows.append(
+                        (
+                            _key_text(s.key),
+                            t.dtype,
+                            shape,
+                            s.size,
+                            _volume(tuple((0, d) for d in shape)),
+                            None,
+                            False,
+                        )
+                    )
         if hidden:
             rows.sort(key=lambda r: _sort_key(r[0]))
         return rows
@@ -275,16 +311,31 @@ class V1Reader(Mapping[str, Any]):
         counts: Dict[int, int] = {}
         for r in rows:
             counts[r[1]] = counts.get(r[1], 0) + 1
-        return (len(rows), sum(r[4] for r in rows if r[5] is None),
-                sum(1 for r in rows if r[5] is not None), sum(1 for r in rows if r[6]),
-                counts, sum(r[3] for r in rows if r[5] is None))
+        return (
+            len(rows),
+            sum(r[4] for r in rows if r[5] is None),
+            sum(1 for r in rows if r[5] is not None),
+            sum(1 for r in rows if r[6]),
+            counts,
+            sum(r[3] for r in rows if r[5] is None),
+        )
 
-    def key_records(self, cls: type, lead: tuple, names: Tuple[str, ...],
-                    name_of: Any) -> list:
+    def key_records(self, cls: type, lead: tuple, names: Tuple[str, ...], name_of: Any) -> list:
         """One `cls` per tensor, as :meth:`tfckpt.Reader.key_records`."""
-        return [cls(*lead, key, name_of(dtype), shape, n, size, part,
-                    "ok" if error is None else "error", error)
-                for key, dtype, shape, size, n, error, part in self.listing()]
+        return [
+            cls(
+                *lead,
+                key,
+                name_of(dtype),
+                shape,
+                n,
+                size,
+                part,
+                "ok" if error is None else "error",
+                error,
+            )
+            for key, dtype, shape, size, n, error, part in self.listing()
+        ]
 
     @property
     def raw_keys(self) -> List[bytes]:
@@ -313,14 +364,28 @@ class V1Reader(Mapping[str, Any]):
         t, s = self._lookup(key)
         if s is not None:
             shape = _slice_shape(s, t.shape)
-            return Entry(key=_key_text(s.key), dtype_code=t.dtype, shape=shape, shard_id=s.file,
-                         offset=0, size=s.size, crc32c=0, slices=(),
-                         num_elements=_volume(tuple((0, d) for d in shape)))
-        return Entry(key=t.name, dtype_code=t.dtype, shape=t.shape,
-                     shard_id=t.slices[0].file if t.slices else 0, offset=0,
-                     size=self._stored_size(t), crc32c=0,
-                     slices=tuple(s.public() for s in t.slices) if t.partitioned else (),
-                     num_elements=t.num_elements)
+            return Entry(
+                key=_key_text(s.key),
+                dtype_code=t.dtype,
+                shape=shape,
+                shard_id=s.file,
+                offset=0,
+                size=s.size,
+                crc32c=0,
+                slices=(),
+                num_elements=_volume(tuple((0, d) for d in shape)),
+            )
+        return Entry(
+            key=t.name,
+            dtype_code=t.dtype,
+            shape=t.shape,
+            shard_id=t.slices[0].file if t.slices else 0,
+            offset=0,
+            size=self._stored_size(t),
+            crc32c=0,
+            slices=tuple(s.public() for s in t.slices) if t.partitioned else (),
+            num_elements=t.num_elements,
+        )
 
     def stored(self, key: Union[str, bytes]) -> Tuple[StoredEntry, ...]:
         """The records behind `key`: one per stored slice (a whole tensor is one slice), each
@@ -346,7 +411,8 @@ class V1Reader(Mapping[str, Any]):
             if t.partitioned:
                 raise UnsupportedCheckpointError(
                     f"{t.name} is partitioned into {len(t.slices)} slices: ask for the raw "
-                    "entry of one slice by its key")
+                    "entry of one slice by its key"
+                )
             s = t.slices[0]
         return self._stored(s)
 
@@ -362,12 +428,22 @@ class V1Reader(Mapping[str, Any]):
         for one in t.slices:
             if one.public() == s:
                 sub = self.entry(one.key)
-                return Entry(f"{t.name} (slice {s.spec})", sub.dtype_code, sub.shape,
-                             sub.shard_id, sub.offset, sub.size, sub.crc32c, sub.slices,
-                             sub.num_elements)
+                return Entry(
+                    f"{t.name} (slice {s.spec})",
+                    sub.dtype_code,
+                    sub.shape,
+                    sub.shard_id,
+                    sub.offset,
+                    sub.size,
+                    sub.crc32c,
+                    sub.slices,
+                    sub.num_elements,
+                )
         raise CorruptCheckpointError(
-            f"{self.prefix}: partitioned tensor {t.name}: the entry of slice {s.spec} is "
-            "missing", path=self.prefix, key=t.name)
+            f"{self.prefix}: partitioned tensor {t.name}: the entry of slice {s.spec} is missing",
+            path=self.prefix,
+            key=t.name,
+        )
 
     def payload(self, e: Entry, owned: bool = False) -> bytes:
         """The stored record (a serialized SavedTensorSlices) of one stored entry, as
@@ -380,7 +456,10 @@ class V1Reader(Mapping[str, Any]):
         t, _ = self._lookup(key)
         raise UnsupportedCheckpointError(
             f"{self.prefix}: {t.name} is a {by_code(t.dtype).name} tensor; format V1 holds no "
-            "variant tensors", path=self.prefix, key=t.name)
+            "variant tensors",
+            path=self.prefix,
+            key=t.name,
+        )
 
     def location(self, key: Union[str, bytes]) -> Tuple[int, int]:
         """(table file, offset) where the bytes of `key` start; (-1, 0) for a partitioned
@@ -430,10 +509,12 @@ class V1Reader(Mapping[str, Any]):
         if t.dtype not in _V1_FIELDS:
             raise UnsupportedCheckpointError(
                 f"{self._where(t)}: tensor {t.name} has dtype {by_code(t.dtype).name}, which "
-                "format V1 cannot hold")
+                "format V1 cannot hold"
+            )
         if not t.slices:
             raise CorruptCheckpointError(
-                f"{self._where(t)}: tensor {t.name} is listed with no slices: it has no data")
+                f"{self._where(t)}: tensor {t.name} is listed with no slices: it has no data"
+            )
 
     def _where(self, t: _Tensor, s: Optional[_Slice] = None) -> str:
         """The file a tensor (or one slice of it) is stored in, for messages."""
@@ -452,8 +533,8 @@ class V1Reader(Mapping[str, Any]):
         values = _typed_values(t.dtype, chunks, what)
         if len(values) != n:
             raise CorruptCheckpointError(
-                f"{what}: holds {len(values)} values, but the slice {list(shape)} has {n} "
-                "elements")
+                f"{what}: holds {len(values)} values, but the slice {list(shape)} has {n} elements"
+            )
         return values.reshape(shape)
 
     def _assemble(self, t: _Tensor, bounds: Tuple[Tuple[int, int], ...]):
@@ -464,8 +545,11 @@ class V1Reader(Mapping[str, Any]):
 
         plan = plan_assembly(self.prefix, t.name, t.slices, t.shape, bounds)
         check_coverage(self.prefix, t.name, t.slices, plan, bounds)
-        parts = [(self._decode(t, s), b, inter)  # counts checked
-                 for s, b, inter in plan if _volume(inter)]
+        parts = [
+            (self._decode(t, s), b, inter)  # counts checked
+            for s, b, inter in plan
+            if _volume(inter)
+        ]
         out = np.empty(tuple(hi - lo for lo, hi in bounds), dtype=numpy_dtype(t.dtype))
         for src, b, inter in parts:
             place(out, bounds, src, b, inter)
@@ -478,7 +562,7 @@ class V1Reader(Mapping[str, Any]):
         overlap and cover it. (Table block CRCs were checked when the files were opened.)"""
         t, s = self._lookup(key)
         self._check_readable(t)
-        for one in ([s] if s is not None else t.slices):
+        for one in [s] if s is not None else t.slices:
             self._decode(t, one)
         if s is None and t.partitioned:
             self._assemble(t, tuple((0, d) for d in t.shape))
@@ -528,11 +612,14 @@ class V1Reader(Mapping[str, Any]):
         self.close()
 
     def __repr__(self) -> str:
-        return (f"<tfckpt.V1Reader {self.prefix!r}: {len(self)} tensors, "
-                f"{len(self.files)} file{'s' if len(self.files) != 1 else ''}>")
+        return (
+            f"<tfckpt.V1Reader {self.prefix!r}: {len(self)} tensors, "
+            f"{len(self.files)} file{'s' if len(self.files) != 1 else ''}>"
+        )
 
 
 # -- helpers ------------------------------------------------------------------------------
+
 
 def _sort_key(key: str) -> bytes:
     return key.encode("utf-8", "surrogateescape")
@@ -566,6 +653,7 @@ def _slice_shape(s: _Slice, shape: Sequence[int]) -> Tuple[int, ...]:
 # floats keep their exact bits (a signalling NaN would be quieted on its way through a
 # Python float) and packed fields become arrays without a Python object per element.
 
+
 def _varint(buf, pos: int, end: int, what: str) -> Tuple[int, int]:
     result = shift = 0
     while True:
@@ -579,8 +667,9 @@ def _varint(buf, pos: int, end: int, what: str) -> Tuple[int, int]:
         shift += 7
 
 
-def _fields(buf, what: str, start: int = 0, end: Optional[int] = None,
-            depth: int = 0) -> Iterator[Tuple[int, int, Any]]:
+def _fields(
+    buf, what: str, start: int = 0, end: Optional[int] = None, depth: int = 0
+) -> Iterator[Tuple[int, int, Any]]:
     """(field number, wire type, value) of a message: an int for varints, (start, end)
     offsets into `buf` for the other wire types. Groups are skipped, as protobuf does."""
     end = len(buf) if end is None else end
@@ -604,8 +693,9 @@ def _fields(buf, what: str, start: int = 0, end: Optional[int] = None,
         else:
             raise CorruptCheckpointError(f"{what}: malformed protobuf (wire type {wire})")
         if size > end - pos:
-            raise CorruptCheckpointError(f"{what}: malformed protobuf (field {number} runs "
-                                         "past the end)")
+            raise CorruptCheckpointError(
+                f"{what}: malformed protobuf (field {number} runs past the end)"
+            )
         yield number, wire, (pos, pos + size)
         pos += size
 
@@ -650,11 +740,11 @@ def _saved_slice(raw: bytes, what: str):
                 continue
             if n2 == 1:  # SavedSlice.name
                 try:
-                    name = bytes(view[v2[0]:v2[1]]).decode("utf-8")
+                    name = bytes(view[v2[0] : v2[1]]).decode("utf-8")
                 except UnicodeDecodeError:
-                    name = bytes(view[v2[0]:v2[1]]).decode("utf-8", "surrogateescape")
+                    name = bytes(view[v2[0] : v2[1]]).decode("utf-8", "surrogateescape")
             elif n2 == 3:  # SavedSlice.data, a TensorProto
-                chunks.append(view[v2[0]:v2[1]])
+                chunks.append(view[v2[0] : v2[1]])
     return name, chunks
 
 
@@ -670,20 +760,21 @@ def _typed_values(dtype: int, chunks: Sequence[memoryview], what: str):
                 continue
             if kind == _BYTES:
                 if wire == 2:
-                    pieces.append(bytes(chunk[value[0]:value[1]]))
+                    pieces.append(bytes(chunk[value[0] : value[1]]))
                 continue
             if kind == _VARINT:
                 if wire == 0:
                     pieces.append(np.array([value], dtype=np.uint64))
                 elif wire == 2:
-                    pieces.append(_packed_varints(chunk[value[0]:value[1]], what))
+                    pieces.append(_packed_varints(chunk[value[0] : value[1]], what))
                 continue
             size = 4 if kind == _F32 else 8
             if wire == 2 or wire == (5 if size == 4 else 1):
-                data = chunk[value[0]:value[1]]
+                data = chunk[value[0] : value[1]]
                 if len(data) % size:
                     raise CorruptCheckpointError(
-                        f"{what}: malformed protobuf (a packed field of {len(data)} bytes)")
+                        f"{what}: malformed protobuf (a packed field of {len(data)} bytes)"
+                    )
                 pieces.append(np.frombuffer(data, dtype=f"<u{size}"))
     if kind == _BYTES:
         out = np.empty(len(pieces), dtype=object)
@@ -698,7 +789,8 @@ def _typed_values(dtype: int, chunks: Sequence[memoryview], what: str):
     if dtype in (8, 18):
         if len(floats) % 2:
             raise CorruptCheckpointError(
-                f"{what}: holds {len(floats)} floats, not (real, imaginary) pairs")
+                f"{what}: holds {len(floats)} floats, not (real, imaginary) pairs"
+            )
         return floats.view(numpy_dtype(dtype))
     return floats
 

@@ -28,8 +28,14 @@ from .files import (
 from .keys import OBJECT_GRAPH_KEY, object_key
 from .slices import slice_key
 
-__all__ = ["Writer", "write", "dtype_code_of", "update_checkpoint_state",
-           "object_key", "OBJECT_GRAPH_KEY"]
+__all__ = [
+    "Writer",
+    "write",
+    "dtype_code_of",
+    "update_checkpoint_state",
+    "object_key",
+    "OBJECT_GRAPH_KEY",
+]
 _HOST_BIG_ENDIAN = sys.byteorder == "big"
 
 
@@ -55,22 +61,29 @@ def as_array(key: str, value: Any, dtype: "str | int | DType | None") -> Tuple[A
     ragged input."""
     np = _np()
     if isinstance(value, (bytes, str)):
-        value = np.array(value if isinstance(value, bytes) else value.encode("utf-8"),
-                         dtype=object)
+        value = np.array(value if isinstance(value, bytes) else value.encode("utf-8"), dtype=object)
     if not isinstance(value, np.ndarray):
         try:
             value = np.asarray(value)
         except ValueError as e:
-            raise InvalidArgumentError(f"{key}: cannot make an array ({e}); ragged input?") \
-                from None
-        if value.dtype == object and any(isinstance(x, (list, tuple, np.ndarray))
-                                         for x in value.reshape(-1)):
-            raise InvalidArgumentError(f"{key}: ragged nested sequence; every row must have "
-                                       "the same length")
+            raise InvalidArgumentError(
+                f"{key}: cannot make an array ({e}); ragged input?"
+            ) from None
+        if value.dtype == object and any(
+            isinstance(x, (list, tuple, np.ndarray)) for x in value.reshape(-1)
+        ):
+            raise InvalidArgumentError(
+                f"{key}: ragged nested sequence; every row must have the same length"
+            )
     if dtype is not None:
         try:
-            d = (dtype if isinstance(dtype, DType) else by_code(dtype)
-                 if isinstance(dtype, int) else by_name(dtype))
+            d = (
+                dtype
+                if isinstance(dtype, DType)
+                else by_code(dtype)
+                if isinstance(dtype, int)
+                else by_name(dtype)
+            )
         except ValueError as e:
             raise InvalidArgumentError(f"{key}: {e}") from None
         if d.numpy is None or d.itemsize < 0:
@@ -93,7 +106,8 @@ def _check_value(key: str, arr, code: int) -> None:
         for x in arr.flat:
             if not isinstance(x, (bytes, str)):
                 raise InvalidArgumentError(
-                    f"{key}: a string tensor holds {type(x).__name__}, not bytes or str")
+                    f"{key}: a string tensor holds {type(x).__name__}, not bytes or str"
+                )
     elif code != VARIANT and by_code(code).itemsize <= 0:
         raise InvalidArgumentError(f"{key}: dtype {by_code(code).name} cannot be saved")
 
@@ -107,7 +121,8 @@ def _string_items(key: str, arr) -> List[bytes]:
             out.append(x.encode("utf-8"))
         else:
             raise InvalidArgumentError(
-                f"{key}: a string tensor holds {type(x).__name__}, not bytes or str")
+                f"{key}: a string tensor holds {type(x).__name__}, not bytes or str"
+            )
     return out
 
 
@@ -136,16 +151,22 @@ class Writer:
     #: Seconds a writer waits for another writer's commit at the same prefix to end.
     commit_wait = 10.0
 
-    def __init__(self, prefix: "str | os.PathLike[str]", *, max_shard_bytes: int = 0,
-                 overwrite: bool = False, update_state: bool = False,
-                 big_endian: bool = False, storage_options: Optional[dict] = None) -> None:
+    def __init__(
+        self,
+        prefix: "str | os.PathLike[str]",
+        *,
+        max_shard_bytes: int = 0,
+        overwrite: bool = False,
+        update_state: bool = False,
+        big_endian: bool = False,
+        storage_options: Optional[dict] = None,
+    ) -> None:
         self.prefix = os.fspath(prefix)
         # A URL prefix (s3://, gs://, memory:// ...): written to a local staging directory,
         # then uploaded by close(), the index last (tfckpt.remote.upload).
         self._remote: Optional[Tuple[str, Optional[dict], str]] = None
         if "://" in self.prefix:
-            self.prefix = self._stage_remote(self.prefix, storage_options, overwrite,
-                                             update_state)
+            self.prefix = self._stage_remote(self.prefix, storage_options, overwrite, update_state)
         # Payload byte order: little-endian as every TensorFlow release writes, or big-endian
         # (to keep a big-endian checkpoint's order when editing it).
         self.big_endian = big_endian
@@ -154,11 +175,14 @@ class Writer:
         try:
             os.makedirs(directory, exist_ok=True)
         except OSError as e:
-            raise CheckpointError(f"cannot write {self.prefix}: cannot create directory "
-                                  f"{directory}: {e.strerror}") from None
+            raise CheckpointError(
+                f"cannot write {self.prefix}: cannot create directory {directory}: {e.strerror}"
+            ) from None
         if os.path.exists(self.prefix + ".index") and not overwrite:
-            raise CheckpointError(f"{self.prefix}.index exists; pass overwrite=True "
-                                  "(--overwrite) to replace that checkpoint")
+            raise CheckpointError(
+                f"{self.prefix}.index exists; pass overwrite=True "
+                "(--overwrite) to replace that checkpoint"
+            )
         self._update_state = update_state
         self._overwrite = overwrite
         self._native = core.BundleWriter(self.prefix, max_shard_bytes, big_endian)
@@ -167,8 +191,9 @@ class Writer:
         self._slice_bounds: Dict[str, Tuple[Any, int]] = {}  # (n x rank x 2 array, n)
         self._closed = False
 
-    def _stage_remote(self, url: str, storage_options: Optional[dict], overwrite: bool,
-                      update_state: bool) -> str:
+    def _stage_remote(
+        self, url: str, storage_options: Optional[dict], overwrite: bool, update_state: bool
+    ) -> str:
         """The local prefix a checkpoint for `url` is written to before it is uploaded."""
         import tempfile
 
@@ -179,8 +204,9 @@ class Writer:
         if update_state:
             raise InvalidArgumentError(f"{url}: update_state is for local directories")
         if not overwrite and remote.exists(url + ".index", storage_options):
-            raise CheckpointError(f"{url}.index exists; pass overwrite=True to replace that "
-                                  "checkpoint")
+            raise CheckpointError(
+                f"{url}.index exists; pass overwrite=True to replace that checkpoint"
+            )
         staging = tempfile.mkdtemp(prefix="tfckpt-upload-")
         self._remote = (url, storage_options, staging)
         return os.path.join(staging, url.rstrip("/").rsplit("/", 1)[-1] or "ckpt")
@@ -203,14 +229,16 @@ class Writer:
         checkpoint's, and any that an interrupted write left under final names."""
         directory = os.path.dirname(self.prefix) or "."
         base = os.path.basename(self.prefix)
-        keep = {os.path.basename(data_filename(self.prefix, i, num_shards))
-                for i in range(num_shards)}
+        keep = {
+            os.path.basename(data_filename(self.prefix, i, num_shards)) for i in range(num_shards)
+        }
         try:
             names = os.listdir(directory)
         except OSError:
             return []
-        return [os.path.join(directory, n) for n in names
-                if n not in keep and _is_data_file_of(n, base)]
+        return [
+            os.path.join(directory, n) for n in names if n not in keep and _is_data_file_of(n, base)
+        ]
 
     # -- adding ---------------------------------------------------------------------------
     def _check_key(self, key: str) -> None:
@@ -252,8 +280,7 @@ class Writer:
         if first.slice is None:
             e = first.entry
             self._check_key(new_key)
-            self._native.add_raw(new_key, e.dtype_code, tuple(e.shape), reader.payload(e),
-                                 e.crc32c)
+            self._native.add_raw(new_key, e.dtype_code, tuple(e.shape), reader.payload(e), e.crc32c)
             self._keys.add(new_key)
             return
         self._check_key(new_key)
@@ -262,8 +289,13 @@ class Writer:
             e = st.entry
             extents = st.slice.core_extents()
             self._native.add_slice_meta(new_key, whole.dtype_code, tuple(whole.shape), extents)
-            self._native.add_raw(slice_key(new_key, extents), e.dtype_code, tuple(e.shape),
-                                 reader.payload(e), e.crc32c)
+            self._native.add_raw(
+                slice_key(new_key, extents),
+                e.dtype_code,
+                tuple(e.shape),
+                reader.payload(e),
+                e.crc32c,
+            )
         self._sliced[new_key] = (whole.dtype_code, tuple(whole.shape))
         self._keys.add(new_key)
 
@@ -276,10 +308,13 @@ class Writer:
             from .tensor_proto import variant_to_bytes
 
             if self.big_endian:
-                raise InvalidArgumentError(f"{key}: variant tensors cannot be written to a "
-                                           "big-endian checkpoint (TensorFlow cannot read them)")
-            self._native.add_variants(key, shape, [variant_to_bytes(v)
-                                                   for v in arr.reshape(-1).tolist()])
+                raise InvalidArgumentError(
+                    f"{key}: variant tensors cannot be written to a "
+                    "big-endian checkpoint (TensorFlow cannot read them)"
+                )
+            self._native.add_variants(
+                key, shape, [variant_to_bytes(v) for v in arr.reshape(-1).tolist()]
+            )
         else:
             if by_code(code).itemsize <= 0:
                 raise InvalidArgumentError(f"{key}: dtype {by_code(code).name} cannot be saved")
@@ -287,11 +322,13 @@ class Writer:
             unit = by_code(code).swap
             if self._swap and unit > 0:
                 data = data.reshape(-1).view(np.dtype(f"u{unit}")).byteswap()
-            self._native.add(key, code, shape, data.view(np.uint8).reshape(-1) if data.size
-                             else b"")
+            self._native.add(
+                key, code, shape, data.view(np.uint8).reshape(-1) if data.size else b""
+            )
 
-    def add_slice(self, key: str, full_shape: Sequence[int], index, value, *,
-                  dtype: Optional[str] = None) -> None:
+    def add_slice(
+        self, key: str, full_shape: Sequence[int], index, value, *, dtype: Optional[str] = None
+    ) -> None:
         """Adds one slice of a partitioned tensor of `full_shape`. `index` is a tuple of
         Python slices (``np.s_[0:500]``) or a TF slice spec (``"0,500:-"``). TensorFlow
         restores partitioned half, uint16 and string tensors only as whole slices; tfckpt
@@ -305,8 +342,10 @@ class Writer:
         extents = _extents(key, full_shape, index)
         want = tuple(d if ln < 0 else ln for (st, ln), d in zip(extents, full_shape))
         if tuple(arr.shape) != want:
-            raise InvalidArgumentError(f"{key}: slice {index!r} of {list(full_shape)} has shape "
-                                       f"{list(want)}, the value has {list(arr.shape)}")
+            raise InvalidArgumentError(
+                f"{key}: slice {index!r} of {list(full_shape)} has shape "
+                f"{list(want)}, the value has {list(arr.shape)}"
+            )
         if all(ln < 0 or (st == 0 and ln == d) for (st, ln), d in zip(extents, full_shape)):
             # A full slice is a plain tensor (as BundleWriter::AddSlice), of the dtype asked
             # for: the array alone cannot tell qint8 from int8.
@@ -321,13 +360,15 @@ class Writer:
         # Everything that can be refused is checked before the slice is registered, so a
         # refused slice leaves no trace in the full tensor's entry.
         _check_value(key, arr, code)
-        bounds = tuple((0, d) if ln < 0 else (st, st + ln)
-                       for (st, ln), d in zip(extents, full_shape))
+        bounds = tuple(
+            (0, d) if ln < 0 else (st, st + ln) for (st, ln), d in zip(extents, full_shape)
+        )
         other = self._overlapped_slice(key, bounds)
         if other is not None:
             what = "is already added" if other == bounds else f"overlaps slice {other}"
-            raise InvalidArgumentError(f"{key}: slice {bounds} {what}; the slices of a "
-                                       "partitioned tensor must not overlap")
+            raise InvalidArgumentError(
+                f"{key}: slice {bounds} {what}; the slices of a partitioned tensor must not overlap"
+            )
         self._native.add_slice_meta(key, code, full_shape, extents)
         self._sliced[key] = (code, full_shape)
         self._record_slice(key, bounds)
@@ -342,8 +383,9 @@ class Writer:
             return None
         new = np.asarray(bounds, dtype=np.int64)
         old = buf[:n]
-        hit = np.all(np.maximum(old[:, :, 0], new[:, 0]) < np.minimum(old[:, :, 1], new[:, 1]),
-                     axis=1)
+        hit = np.all(
+            np.maximum(old[:, :, 0], new[:, 0]) < np.minimum(old[:, :, 1], new[:, 1]), axis=1
+        )
         if not hit.any():
             return None
         return tuple(tuple(int(x) for x in dim) for dim in old[int(np.argmax(hit))])
@@ -359,8 +401,9 @@ class Writer:
         buf[n] = bounds
         self._slice_bounds[key] = (buf, n + 1)
 
-    def add_raw(self, key: Union[str, bytes], dtype_code: int, shape: Sequence[int], data,
-                crc32c: int) -> None:
+    def add_raw(
+        self, key: Union[str, bytes], dtype_code: int, shape: Sequence[int], data, crc32c: int
+    ) -> None:
         """Copies a stored payload through unchanged (CRC re-checked as it is written)."""
         self._native.add_raw(key, dtype_code, tuple(shape), data, crc32c)
         if isinstance(key, str):
@@ -382,7 +425,9 @@ class Writer:
                     raise CheckpointError(
                         f"{self.prefix}.index exists: another writer committed a checkpoint "
                         "at this prefix after this one was created; nothing was written "
-                        "(pass overwrite=True to replace it)", path=self.prefix + ".index")
+                        "(pass overwrite=True to replace it)",
+                        path=self.prefix + ".index",
+                    )
                 num_shards = self._native.finish()
                 if self._remote is None:
                     for old in self._stale_shards(num_shards):
@@ -402,7 +447,9 @@ class Writer:
             except CheckpointError as e:
                 raise CheckpointError(
                     f"the checkpoint {self.prefix} was written, but the 'checkpoint' state "
-                    f"file was not updated: {e}", path=e.path) from None
+                    f"file was not updated: {e}",
+                    path=e.path,
+                ) from None
         return self.prefix
 
     def abort(self) -> None:
@@ -443,8 +490,10 @@ def _commit_lock(prefix: str, wait: float) -> Iterator[None]:
         try:
             fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644)
         except OSError as e:
-            raise CheckpointError(f"cannot commit {prefix}: cannot create the lock file "
-                                  f"{path}: {e.strerror}", path=path) from None
+            raise CheckpointError(
+                f"cannot commit {prefix}: cannot create the lock file {path}: {e.strerror}",
+                path=path,
+            ) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
@@ -453,7 +502,8 @@ def _commit_lock(prefix: str, wait: float) -> Iterator[None]:
                 raise CheckpointError(
                     f"cannot commit {prefix}: another writer is committing a checkpoint at "
                     f"this prefix (it holds the lock file {path}); nothing was written",
-                    path=path) from None
+                    path=path,
+                ) from None
             time.sleep(delay)
             delay = min(delay * 2, 0.05)
             continue
@@ -482,8 +532,9 @@ def _extents(key, full_shape, index) -> List[Tuple[int, int]]:
     if isinstance(index, str):
         parts = index.split(":") if index else []
         if len(parts) != len(full_shape):
-            raise InvalidArgumentError(f"{key}: slice spec {index!r} does not match rank "
-                                       f"{len(full_shape)}")
+            raise InvalidArgumentError(
+                f"{key}: slice spec {index!r} does not match rank {len(full_shape)}"
+            )
         out = []
         for p in parts:
             if p == "-":
@@ -506,12 +557,19 @@ def _extents(key, full_shape, index) -> List[Tuple[int, int]]:
     return out
 
 
-def write(prefix: "str | os.PathLike[str]", tensors: Mapping[str, Any], *,
-          object_graph: bool = False, save_counter: Optional[int] = None,
-          slots: Optional[Mapping[Tuple[str, str, str], Any]] = None,
-          dtypes: Optional[Mapping[str, str]] = None, max_shard_bytes: int = 0,
-          overwrite: bool = False, update_state: bool = False,
-          storage_options: Optional[dict] = None) -> str:
+def write(
+    prefix: "str | os.PathLike[str]",
+    tensors: Mapping[str, Any],
+    *,
+    object_graph: bool = False,
+    save_counter: Optional[int] = None,
+    slots: Optional[Mapping[Tuple[str, str, str], Any]] = None,
+    dtypes: Optional[Mapping[str, str]] = None,
+    max_shard_bytes: int = 0,
+    overwrite: bool = False,
+    update_state: bool = False,
+    storage_options: Optional[dict] = None,
+) -> str:
     """Writes a checkpoint of `tensors` and returns its prefix (a path, or an fsspec URL
     such as ``s3://bucket/run/ckpt-1`` with `storage_options`: uploaded complete, the index
     last, so no partial checkpoint is ever visible there).
@@ -537,8 +595,9 @@ def write(prefix: "str | os.PathLike[str]", tensors: Mapping[str, Any], *,
         slot_arrays = {k: as_array(str(k), v, None) for k, v in (slots or {}).items()}
         if save_counter is not None:
             if any(p in ("save_counter", ("save_counter",)) for p in variables):
-                raise InvalidArgumentError("save_counter is given twice: as a value and as "
-                                           "save_counter=")
+                raise InvalidArgumentError(
+                    "save_counter is given twice: as a value and as save_counter="
+                )
             variables["save_counter"] = (np.array(save_counter, dtype=np.int64), 9)
         try:
             graph_bytes, key_of = build_object_graph(list(variables), list(slot_arrays))
@@ -550,8 +609,13 @@ def write(prefix: "str | os.PathLike[str]", tensors: Mapping[str, Any], *,
         if not isinstance(key, str) or not key:
             raise InvalidArgumentError(f"a key must be a non-empty str, not {key!r}")
         _check_value(key, arr, code)
-    with Writer(prefix, max_shard_bytes=max_shard_bytes, overwrite=overwrite,
-                update_state=update_state, storage_options=storage_options) as w:
+    with Writer(
+        prefix,
+        max_shard_bytes=max_shard_bytes,
+        overwrite=overwrite,
+        update_state=update_state,
+        storage_options=storage_options,
+    ) as w:
         for key, (arr, code) in arrays.items():
             w.add(key, arr, dtype=code)
         if graph_bytes is not None:
@@ -580,14 +644,15 @@ def update_checkpoint_state(prefix: str, *, max_to_keep: Optional[int] = None) -
     stamps = list(state.all_model_checkpoint_timestamps)
     if len(stamps) != len(paths):
         stamps = [time.time()] * len(paths)
-    kept = [(p, t) for p, t in zip(paths, stamps) if p != name and
-            os.path.basename(p) != name]
+    kept = [(p, t) for p, t in zip(paths, stamps) if p != name and os.path.basename(p) != name]
     kept.append((name, time.time()))
     if max_to_keep is not None:
         kept = kept[-max_to_keep:]
-    new = CheckpointState(model_checkpoint_path=name,
-                          all_model_checkpoint_paths=[p for p, _ in kept],
-                          all_model_checkpoint_timestamps=[t for _, t in kept])
+    new = CheckpointState(
+        model_checkpoint_path=name,
+        all_model_checkpoint_paths=[p for p, _ in kept],
+        all_model_checkpoint_timestamps=[t for _, t in kept],
+    )
     if state.last_preserved_timestamp:
         new.last_preserved_timestamp = state.last_preserved_timestamp
     tmp = f"{path}.tmp{uuid.uuid4().hex}"
@@ -600,5 +665,6 @@ def update_checkpoint_state(prefix: str, *, max_to_keep: Optional[int] = None) -
             os.unlink(tmp)
         except OSError:
             pass
-        raise CheckpointError(f"{path}: cannot write the state file: {e.strerror}",
-                              path=path) from None
+        raise CheckpointError(
+            f"{path}: cannot write the state file: {e.strerror}", path=path
+        ) from None

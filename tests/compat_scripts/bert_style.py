@@ -8,8 +8,16 @@ import sys
 import numpy as np
 import tensorflow as tf
 
-SKIPPED = ("adam_v", "adam_m", "AdamWeightDecayOptimizer", "AdamWeightDecayOptimizer_1",
-           "global_step", "_CHECKPOINTABLE_OBJECT_GRAPH", "save_counter", "optimizer")
+SKIPPED = (
+    "adam_v",
+    "adam_m",
+    "AdamWeightDecayOptimizer",
+    "AdamWeightDecayOptimizer_1",
+    "global_step",
+    "_CHECKPOINTABLE_OBJECT_GRAPH",
+    "save_counter",
+    "optimizer",
+)
 
 
 def pytorch_name(parts):

@@ -55,8 +55,10 @@ def probe(path):
     shapes = reader.get_variable_to_shape_map()
     for name in sorted(shapes):
         d = dtypes[name]
-        print(f"  {name!r} {shapes[name]} {d!r} {d.name} {d.as_datatype_enum} {numpy_type(d)} "
-              f"{d == d.name} {d == tf.as_dtype(d.as_datatype_enum)}")
+        print(
+            f"  {name!r} {shapes[name]} {d!r} {d.name} {d.as_datatype_enum} {numpy_type(d)} "
+            f"{d == d.name} {d == tf.as_dtype(d.as_datatype_enum)}"
+        )
         value = attempt(f"get_tensor {name!r}", lambda: reader.get_tensor(name))
         if value is not None:
             print(f"    {describe(value)}")
@@ -73,8 +75,19 @@ def probe(path):
 
 for p in sys.argv[1:]:
     probe(p)
-print("dtypes:", [(n, repr(getattr(tf, n)), str(getattr(tf, n))) for n in
-                  ("float32", "half", "double", "bfloat16", "string", "variant", "qint8")])
-print("equal:", tf.float32 == "float32", tf.float32 == np.float32, tf.float32 != tf.int32,
-      tf.float32 == "no-such-type", tf.as_dtype(np.int64) == tf.int64,
-      hash(tf.float32) == hash(tf.as_dtype("float32")))
+print(
+    "dtypes:",
+    [
+        (n, repr(getattr(tf, n)), str(getattr(tf, n)))
+        for n in ("float32", "half", "double", "bfloat16", "string", "variant", "qint8")
+    ],
+)
+print(
+    "equal:",
+    tf.float32 == "float32",
+    tf.float32 == np.float32,
+    tf.float32 != tf.int32,
+    tf.float32 == "no-such-type",
+    tf.as_dtype(np.int64) == tf.int64,
+    hash(tf.float32) == hash(tf.as_dtype("float32")),
+)

@@ -15,20 +15,23 @@ from .coding import _U32, _U64
 
 #: ``Index.header``: the bundle header (FORMAT.md 3); endianness 0 little, 1 big.
 HeaderRow = namedtuple(
-    "HeaderRow", ["num_shards", "endianness", "producer", "min_consumer", "bad_consumers"])
+    "HeaderRow", ["num_shards", "endianness", "producer", "min_consumer", "bad_consumers"]
+)
 #: ``Index.entry(key)``: a decoded BundleEntryProto (FORMAT.md 4); crc32c masked, as stored;
 #: slices as [(start, length), ...] per stored slice, length -1 the whole dimension.
 EntryRow = namedtuple(
-    "EntryRow",
-    ["dtype", "shape", "shard_id", "offset", "size", "crc32c", "slices", "num_elements"])
+    "EntryRow", ["dtype", "shape", "shard_id", "offset", "size", "crc32c", "slices", "num_elements"]
+)
 #: ``Index.listing()``: one per listed key; error None for a decodable entry.
 ListingRow = namedtuple(
-    "ListingRow", ["key", "dtype", "shape", "size", "num_elements", "error", "partitioned"])
+    "ListingRow", ["key", "dtype", "shape", "size", "num_elements", "error", "partitioned"]
+)
 #: ``Index.totals()``: listed keys, their elements where decodable, listed keys with a bad
 #: entry, listed partitioned keys, {dtype: listed keys}, and the bytes of every decodable
 #: unpartitioned entry (slice entries included): what the data shards must hold at least.
 TotalsRow = namedtuple(
-    "TotalsRow", ["keys", "elements", "bad", "partitioned", "dtype_counts", "data_bytes"])
+    "TotalsRow", ["keys", "elements", "bad", "partitioned", "dtype_counts", "data_bytes"]
+)
 
 
 def _bytes_view(data) -> memoryview:

@@ -41,11 +41,40 @@ _new_row = tuple.__new__
 # dtypes (FORMAT.md 4.4): bytes per element in a data file; 0 string/variant, -1 not storable.
 
 dtype_sizes: List[int] = [
-    -1, 4, 8, 4, 1, 2, 1, 0, 8, 8,   # invalid float double int32 uint8 int16 int8 string c64 i64
-    1, 1, 1, 4, 2, 2, 2, 2, 16, 2,    # bool qint8 quint8 qint32 bf16 qint16 quint16 u16 c128 half
-    -1, 0, 4, 8,                      # resource variant uint32 uint64
-    1, 1, 1, 1, 1,                    # the float8 family
-    1, 1, 1, 1, 1,                    # int4 uint4 int2 uint2 float4_e2m1fn (one byte each)
+    -1,
+    4,
+    8,
+    4,
+    1,
+    2,
+    1,
+    0,
+    8,
+    8,  # invalid float double int32 uint8 int16 int8 string c64 i64
+    1,
+    1,
+    1,
+    4,
+    2,
+    2,
+    2,
+    2,
+    16,
+    2,  # bool qint8 quint8 qint32 bf16 qint16 quint16 u16 c128 half
+    -1,
+    0,
+    4,
+    8,  # resource variant uint32 uint64
+    1,
+    1,
+    1,
+    1,
+    1,  # the float8 family
+    1,
+    1,
+    1,
+    1,
+    1,  # int4 uint4 int2 uint2 float4_e2m1fn (one byte each)
 ]
 
 # ---------------------------------------------------------------------------------------------
@@ -88,8 +117,17 @@ class _Entry:
     """A decoded BundleEntryProto.  On a decode error, `error` says what is wrong and the
     fields hold what was decoded before it."""
 
-    __slots__ = ("dtype", "shape", "shard_id", "offset", "size", "crc32c", "slices",
-                 "num_elements", "error")
+    __slots__ = (
+        "dtype",
+        "shape",
+        "shard_id",
+        "offset",
+        "size",
+        "crc32c",
+        "slices",
+        "num_elements",
+        "error",
+    )
 
     def __init__(self) -> None:
         self.dtype = 0
@@ -210,8 +248,10 @@ def _decode_entry(b: bytes) -> _Entry:
             return e
         for d, (start, length) in enumerate(s):
             if length >= 0 and start + length > e.shape[d]:
-                e.error = (f"slice extent {start},{length} lies outside dimension {d} of shape "
-                           f"{_shape_text(e.shape)}")
+                e.error = (
+                    f"slice extent {start},{length} lies outside dimension {d} of shape "
+                    f"{_shape_text(e.shape)}"
+                )
                 return e
     return e
 
@@ -284,7 +324,7 @@ def _read_num_increasing(b: bytes, p: int) -> Tuple[int, int]:
     n = b[p]
     if n > 8 or len(b) - p < n + 1:
         raise _Malformed("bad number")
-    return int.from_bytes(b[p + 1:p + 1 + n], "big"), p + 1 + n
+    return int.from_bytes(b[p + 1 : p + 1 + n], "big"), p + 1 + n
 
 
 def _leading_ones(byte: int) -> int:
@@ -309,7 +349,7 @@ def _read_signed_num_increasing(b: bytes, p: int) -> Tuple[int, int]:
     if len(b) - p < length:
         raise _Malformed("truncated number")
     payload_bits = 7 * length - 1
-    raw = int.from_bytes(b[p:p + length], "big")
+    raw = int.from_bytes(b[p : p + length], "big")
     if negative:
         raw ^= (1 << (8 * length)) - 1
     payload = raw & ((1 << payload_bits) - 1)
@@ -377,7 +417,8 @@ def decode_strings(data, n: int, swap: bool, verify: bool, key):
     if n > size:  # every length takes at least one byte
         raise CorruptCheckpointError(
             f"Invalid size in bundle entry: key {key}; stored size {size}; expected size is at "
-            f"least {n}")
+            f"least {n}"
+        )
     lengths = []
     p = 0
     crc = 0
@@ -387,8 +428,8 @@ def decode_strings(data, n: int, swap: bool, verify: bool, key):
             length, p = _varint(b, p, size)
         except _Malformed:
             raise CorruptCheckpointError(
-                f"string tensor {key}: string lengths run past the end of the entry ({size} "
-                "bytes)") from None
+                f"string tensor {key}: string lengths run past the end of the entry ({size} bytes)"
+            ) from None
         lengths.append(length)
         if verify:
             # The CRC covers each length as a fixed-width integer in the writer's order.
@@ -396,8 +437,9 @@ def decode_strings(data, n: int, swap: bool, verify: bool, key):
             hashed += length.to_bytes(width, "big" if swap else "little")
     if size - p < 4:
         raise CorruptCheckpointError(
-            f"string tensor {key}: the length checksum is missing (entry of {size} bytes)")
-    stored = int.from_bytes(b[p:p + 4], "big" if swap else "little")
+            f"string tensor {key}: the length checksum is missing (entry of {size} bytes)"
+        )
+    stored = int.from_bytes(b[p : p + 4], "big" if swap else "little")
     if verify:
         crc = crc32c(hashed)
         expected = mask_crc(crc)
@@ -405,22 +447,26 @@ def decode_strings(data, n: int, swap: bool, verify: bool, key):
             raise ChecksumMismatchError(
                 f"string tensor {key}: The length checksum does not match: expected "
                 f"{expected:08d} but actual is {stored:08d}",
-                key=key, stored=stored, computed=expected)
-        crc = crc32c(b[p:p + 4], crc)  # the checksum bytes as stored
+                key=key,
+                stored=stored,
+                computed=expected,
+            )
+        crc = crc32c(b[p : p + 4], crc)  # the checksum bytes as stored
     p += 4
     items = []
     for length in lengths:
         if length > size - p:
             raise CorruptCheckpointError(
-                f"string tensor {key}: string bytes run past the end of the entry ({size} "
-                "bytes)")
-        items.append(b[p:p + length])
+                f"string tensor {key}: string bytes run past the end of the entry ({size} bytes)"
+            )
+        items.append(b[p : p + length])
         p += length
     if p != size:
         raise CorruptCheckpointError(
-            f"string tensor {key}: {size - p} bytes follow the last string in the entry")
+            f"string tensor {key}: {size - p} bytes follow the last string in the entry"
+        )
     if verify:
-        crc = crc32c(memoryview(b)[size - sum(lengths):], crc)
+        crc = crc32c(memoryview(b)[size - sum(lengths) :], crc)
     return items, crc
 
 
@@ -433,7 +479,8 @@ def decode_variants(data, n: int, verify: bool, key):
     if n > size // 5:  # a length byte and a 4-byte checksum at least, per element
         raise CorruptCheckpointError(
             f"Invalid size in bundle entry: key {key}; stored size {size} cannot hold {n} "
-            "variant elements")
+            "variant elements"
+        )
     mv = memoryview(b)
     crc = 0
     p = 0
@@ -445,12 +492,12 @@ def decode_variants(data, n: int, verify: bool, key):
             length = None
         if length is None or length > size - p or size - p - length < 4:
             raise CorruptCheckpointError(
-                f"variant tensor {key}: element {i} runs past the end of the entry ({size} "
-                "bytes)")
+                f"variant tensor {key}: element {i} runs past the end of the entry ({size} bytes)"
+            )
         if verify:
             crc = crc32c(length.to_bytes(8, "little"), crc)  # always 8 bytes, unlike strings
-            crc = crc32c(mv[p:p + length], crc)
-        items.append(b[p:p + length])
+            crc = crc32c(mv[p : p + length], crc)
+        items.append(b[p : p + length])
         p += length
         if verify:
             stored = _fixed32(b, p)
@@ -459,12 +506,16 @@ def decode_variants(data, n: int, verify: bool, key):
                 raise ChecksumMismatchError(
                     f"variant tensor {key}: The checksum after Variant {i} does not match. "
                     f"Expected: {expected:08d} Actual: {stored:08d}",
-                    key=key, stored=stored, computed=expected)
-            crc = crc32c(mv[p:p + 4], crc)
+                    key=key,
+                    stored=stored,
+                    computed=expected,
+                )
+            crc = crc32c(mv[p : p + 4], crc)
         p += 4
     if p != size:
         raise CorruptCheckpointError(
-            f"variant tensor {key}: {size - p} bytes follow the last element in the entry")
+            f"variant tensor {key}: {size - p} bytes follow the last element in the entry"
+        )
     return items, crc
 
 
@@ -483,11 +534,13 @@ class Index:
         entries = table.entries
         if not entries:
             raise CorruptCheckpointError(
-                f"{name}: the index holds no entries, not even the bundle header")
+                f"{name}: the index holds no entries, not even the bundle header"
+            )
         if entries[0][0] != b"":
             raise CorruptCheckpointError(
                 f'{name}: the index has no bundle header (key ""); its first key is '
-                f'"{_printable(entries[0][0])}"')
+                f'"{_printable(entries[0][0])}"'
+            )
         self._name = name
         self._file_size = len(data)
         self._table = table
@@ -512,7 +565,7 @@ class Index:
                 hi += 1
             if lo == hi:
                 continue
-            suffixes = {keys[j][len(prefix):]: j for j in range(lo, hi)}
+            suffixes = {keys[j][len(prefix) :]: j for j in range(lo, hi)}
             for s in e.slices:
                 j = suffixes.get(_slice_key_suffix(s))
                 if j is not None:
@@ -527,9 +580,13 @@ class Index:
     @property
     def table_stats(self) -> dict:
         t = self._table
-        return {"data_blocks": t.data_blocks, "snappy_blocks": t.snappy_blocks,
-                "index_handle": t.index_handle, "metaindex_handle": t.metaindex_handle,
-                "file_size": self._file_size}
+        return {
+            "data_blocks": t.data_blocks,
+            "snappy_blocks": t.snappy_blocks,
+            "index_handle": t.index_handle,
+            "metaindex_handle": t.metaindex_handle,
+            "file_size": self._file_size,
+        }
 
     @property
     def name(self) -> str:
@@ -550,8 +607,11 @@ class Index:
         return bool(k) and k in self._position
 
     def keys(self, hidden: bool = False) -> List[str]:
-        return [k.decode("utf-8", "surrogateescape")
-                for k, h in zip(self._keys, self._hidden) if hidden or not h]
+        return [
+            k.decode("utf-8", "surrogateescape")
+            for k, h in zip(self._keys, self._hidden)
+            if hidden or not h
+        ]
 
     def raw_keys(self) -> List[bytes]:
         return list(self._keys)
@@ -559,10 +619,22 @@ class Index:
     def listing(self, hidden: bool = False) -> List[ListingRow]:
         """(key, dtype, shape, size, num_elements, error or None, partitioned) per key."""
         # tuple.__new__, as namedtuple's _make does: calling the class costs twice as much.
-        return [_new_row(ListingRow, (k.decode("utf-8", "surrogateescape"), e.dtype,
-                                      tuple(e.shape), e.size, e.num_elements, e.error,
-                                      bool(e.slices)))
-                for k, e, h in zip(self._keys, self._entries, self._hidden) if hidden or not h]
+        return [
+            _new_row(
+                ListingRow,
+                (
+                    k.decode("utf-8", "surrogateescape"),
+                    e.dtype,
+                    tuple(e.shape),
+                    e.size,
+                    e.num_elements,
+                    e.error,
+                    bool(e.slices),
+                ),
+            )
+            for k, e, h in zip(self._keys, self._entries, self._hidden)
+            if hidden or not h
+        ]
 
     def totals(self) -> TotalsRow:
         """(listed keys, their elements where decodable, listed keys with a bad entry,
@@ -582,22 +654,37 @@ class Index:
                 parameters += e.num_elements
             else:
                 errors += 1
-        return TotalsRow(listed, parameters, errors, partitioned, dict(sorted(dtypes.items())),
-                         data_bytes)
+        return TotalsRow(
+            listed, parameters, errors, partitioned, dict(sorted(dtypes.items())), data_bytes
+        )
 
     def key_records(self, cls, lead: tuple, names: tuple, name_of) -> list:
         """One `cls` (a tuple subclass) per listed key: `lead`'s items, then key, dtype
         name, shape, num_elements, size, partitioned, status and error."""
-        if not (isinstance(cls, type) and issubclass(cls, tuple)
-                and cls.__basicsize__ == tuple.__basicsize__):
-            raise TypeError("key_records: cls must be a tuple subclass without instance "
-                            "attributes")
-        return [_new_row(cls, lead + (
+        if not (
+            isinstance(cls, type)
+            and issubclass(cls, tuple)
+            and cls.__basicsize__ == tuple.__basicsize__
+        ):
+            raise TypeError("key_records: cls must be a tuple subclass without instance attributes")
+        return [
+            _new_row(
+                cls,
+                lead
+                + (
                     k.decode("utf-8", "surrogateescape"),
                     names[e.dtype] if 0 <= e.dtype < len(names) else name_of(e.dtype),
-                    tuple(e.shape), e.num_elements, e.size, bool(e.slices),
-                    "ok" if e.error is None else "error", e.error))
-                for k, e, h in zip(self._keys, self._entries, self._hidden) if not h]
+                    tuple(e.shape),
+                    e.num_elements,
+                    e.size,
+                    bool(e.slices),
+                    "ok" if e.error is None else "error",
+                    e.error,
+                ),
+            )
+            for k, e, h in zip(self._keys, self._entries, self._hidden)
+            if not h
+        ]
 
     def entry(self, key) -> EntryRow:
         """(dtype, shape, shard_id, offset, size, masked crc32c, slices, num_elements)."""
@@ -605,13 +692,24 @@ class Index:
         e = self._entries[i]
         if e.error is not None:
             raise CorruptCheckpointError(
-                f"{self._name}: entry for key {_printable(self._keys[i])}: {e.error}")
-        return _new_row(EntryRow, (e.dtype, tuple(e.shape), e.shard_id, e.offset, e.size,
-                                   e.crc32c, [list(s) for s in e.slices], e.num_elements))
+                f"{self._name}: entry for key {_printable(self._keys[i])}: {e.error}"
+            )
+        return _new_row(
+            EntryRow,
+            (
+                e.dtype,
+                tuple(e.shape),
+                e.shard_id,
+                e.offset,
+                e.size,
+                e.crc32c,
+                [list(s) for s in e.slices],
+                e.num_elements,
+            ),
+        )
 
     def raw_value(self, key) -> bytes:
         return self._values[self._lookup(key)]
 
     def is_hidden(self, key) -> bool:
         return self._hidden[self._lookup(key)]
-

@@ -41,9 +41,16 @@ def crc32c(data, crc: int = 0) -> int:
     state = crc ^ _U32
     for (q,) in struct.iter_unpack("<Q", mv[:n8]):
         q ^= state
-        state = (t7[q & 0xFF] ^ t6[(q >> 8) & 0xFF] ^ t5[(q >> 16) & 0xFF]
-                 ^ t4[(q >> 24) & 0xFF] ^ t3[(q >> 32) & 0xFF] ^ t2[(q >> 40) & 0xFF]
-                 ^ t1[(q >> 48) & 0xFF] ^ t0[q >> 56])
+        state = (
+            t7[q & 0xFF]
+            ^ t6[(q >> 8) & 0xFF]
+            ^ t5[(q >> 16) & 0xFF]
+            ^ t4[(q >> 24) & 0xFF]
+            ^ t3[(q >> 32) & 0xFF]
+            ^ t2[(q >> 40) & 0xFF]
+            ^ t1[(q >> 48) & 0xFF]
+            ^ t0[q >> 56]
+        )
     for b in mv[n8:]:
         state = t0[(state ^ b) & 0xFF] ^ (state >> 8)
     return state ^ _U32
@@ -65,4 +72,3 @@ def unmask_crc(masked: int) -> int:
     _check_u32(masked, "masked")
     r = (masked - _MASK_DELTA) & _U32
     return ((r >> 17) | (r << 15)) & _U32
-

@@ -37,8 +37,7 @@ class MappedFile(mmap.mmap):
             if st.st_size == 0 or (st.st_size < _READ_BELOW and not _MAP_KEEPS_NO_DESCRIPTOR):
                 return _FileBytes(_read_all(fd, st.st_size), path, track_size, st)
             if _MAP_KEEPS_NO_DESCRIPTOR:
-                self = super().__new__(cls, fd, st.st_size, access=mmap.ACCESS_READ,
-                                       trackfd=False)
+                self = super().__new__(cls, fd, st.st_size, access=mmap.ACCESS_READ, trackfd=False)
             else:
                 self = super().__new__(cls, fd, st.st_size, access=mmap.ACCESS_READ)
         finally:
@@ -129,4 +128,3 @@ def _current_size(f) -> int:
     if (st.st_dev, st.st_ino) != f._id:
         return f._size  # a different file now at the path: our mapping of the old one holds
     return min(f._size, st.st_size)
-

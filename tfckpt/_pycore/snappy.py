@@ -40,7 +40,7 @@ def _snappy(b, max_output: int) -> bytes:
                 extra = length - 59
                 if n - ip < extra:
                     raise _Malformed("truncated literal length")
-                length = int.from_bytes(b[ip:ip + extra], "little")
+                length = int.from_bytes(b[ip : ip + extra], "little")
                 ip += extra
             # In 32 bits, as the reference decoder (and so TensorFlow) computes it: a 4-byte
             # length of 0xffffffff is a literal of 0 bytes, not 2^32.
@@ -49,7 +49,7 @@ def _snappy(b, max_output: int) -> bytes:
                 raise _Malformed("truncated literal")
             if length > room:
                 raise _Malformed("literal exceeds declared length")
-            out += b[ip:ip + length]
+            out += b[ip : ip + length]
             ip += length
             continue
         if kind == 1:
@@ -76,7 +76,7 @@ def _snappy(b, max_output: int) -> bytes:
             raise _Malformed("copy exceeds declared length")
         start = len(out) - offset
         if offset >= length:
-            out += out[start:start + length]
+            out += out[start : start + length]
         else:  # the copy overlaps its own output: a repeated pattern
             pattern = bytes(out[start:])
             out += (pattern * (length // offset + 1))[:length]
@@ -93,4 +93,3 @@ def snappy_decompress(data, max_output: int) -> bytes:
         return _snappy(_bytes_view(data).tobytes(), max_output)
     except _Malformed as e:
         raise CorruptCheckpointError(f"corrupted compressed block contents ({e})") from None
-

@@ -30,9 +30,10 @@ class _Table:
         if size < _FOOTER:
             raise CorruptCheckpointError(
                 f"{name}: file is too short to be an sstable ({size} bytes; a table ends in a "
-                f"{_FOOTER}-byte footer)")
+                f"{_FOOTER}-byte footer)"
+            )
         footer = size - _FOOTER
-        if int.from_bytes(data[footer + 40:size], "little") != _MAGIC:
+        if int.from_bytes(data[footer + 40 : size], "little") != _MAGIC:
             raise CorruptCheckpointError(f"{name}: not an sstable (bad magic number)")
         try:
             mo, p = _varint(data, footer, footer + 40)
@@ -49,8 +50,13 @@ class _Table:
         index_entries: List[Tuple[bytes, bytes]] = []
         # Each index entry names a data block, and data blocks do not overlap: each takes at
         # least its 5-byte trailer, which bounds the entries even of a Snappy index block.
-        self._parse_block(self._read_block(data, io, isz, "index block"), "index block",
-                          index_entries, False, size // _TRAILER + 1)
+        self._parse_block(
+            self._read_block(data, io, isz, "index block"),
+            "index block",
+            index_entries,
+            False,
+            size // _TRAILER + 1,
+        )
         next_free = 0  # data blocks follow one another: one pass over the file at most
         for sep, value in index_entries:
             try:
@@ -63,7 +69,8 @@ class _Table:
             if off < next_free:
                 raise CorruptCheckpointError(
                     f"{name}: data block at offset {off}, size {bsize} overlaps or precedes "
-                    "the previous block")
+                    "the previous block"
+                )
             block = self._read_block(data, off, bsize, "data block")
             next_free = off + bsize + _TRAILER
             # Keys increase strictly across the whole table: checked as they are decoded.
@@ -75,30 +82,40 @@ class _Table:
         if off + size + _TRAILER > len(data) - _FOOTER:
             raise CorruptCheckpointError(
                 f"{name}: {what} handle (offset {off}, size {size}) points past the end of "
-                f"the file ({len(data)} bytes)")
+                f"the file ({len(data)} bytes)"
+            )
         mv = memoryview(data)
         stored = unmask_crc(_fixed32(data, off + size + 1))
-        if crc32c(mv[off:off + size + 1]) != stored:  # contents and the type byte
+        if crc32c(mv[off : off + size + 1]) != stored:  # contents and the type byte
             raise ChecksumMismatchError(
-                f"{name}: block checksum mismatch in {what} at offset {off}, size {size}")
+                f"{name}: block checksum mismatch in {what} at offset {off}, size {size}"
+            )
         block_type = data[off + size]
         if block_type == 0:
-            return data[off:off + size]
+            return data[off : off + size]
         if block_type == 1:
             try:
                 # Snappy expands at most about 21x.
-                block = _snappy(data[off:off + size], size * 24 + 64)
+                block = _snappy(data[off : off + size], size * 24 + 64)
             except _Malformed as e:
                 raise CorruptCheckpointError(
                     f"{name}: corrupted compressed block contents in {what} at offset {off}, "
-                    f"size {size} ({e})") from None
+                    f"size {size} ({e})"
+                ) from None
             self.snappy_blocks += 1
             return block
         raise CorruptCheckpointError(
-            f"{name}: bad block type {block_type} in {what} at offset {off}, size {size}")
+            f"{name}: bad block type {block_type} in {what} at offset {off}, size {size}"
+        )
 
-    def _parse_block(self, block: bytes, what: str, out: List[Tuple[bytes, bytes]],
-                     check_order: bool, max_entries: Optional[int]) -> None:
+    def _parse_block(
+        self,
+        block: bytes,
+        what: str,
+        out: List[Tuple[bytes, bytes]],
+        check_order: bool,
+        max_entries: Optional[int],
+    ) -> None:
         """Appends the entries of `block` to `out`: with `check_order` each key greater than
         the one before it in `out`, at most `max_entries` in `out`."""
         name = self.name
@@ -109,7 +126,8 @@ class _Table:
         if num_restarts > (n - 4) // 4:
             raise CorruptCheckpointError(
                 f"{name}: bad block contents in {what} ({num_restarts} restart points do not "
-                f"fit in {n} bytes)")
+                f"fit in {n} bytes)"
+            )
         if num_restarts == 0:
             return  # TensorFlow reads such a block as empty
         end = n - 4 - 4 * num_restarts  # where the entries stop and the restart array starts
@@ -119,7 +137,8 @@ class _Table:
         if restarts[0] != 0:
             raise CorruptCheckpointError(
                 f"{name}: restart array of {what} does not start at offset 0 (points at "
-                f"{restarts[0]})")
+                f"{restarts[0]})"
+            )
         # Every restart point must be the start of an entry storing its whole key.
         p = 0
         next_restart = 0
@@ -131,7 +150,8 @@ class _Table:
                 r = restarts[next_restart]
                 if r < entry_at:
                     raise CorruptCheckpointError(
-                        f"{name}: restart point {r} of {what} is not at an entry boundary")
+                        f"{name}: restart point {r} of {what} is not at an entry boundary"
+                    )
                 if r == entry_at:
                     at_restart = True
                     next_restart += 1
@@ -146,34 +166,40 @@ class _Table:
             if shared > len(prev) or (at_restart and shared):
                 raise CorruptCheckpointError(
                     f"{name}: bad entry in {what} at offset {entry_at} (shares {shared} bytes "
-                    f"with a {len(prev)}-byte key{' at a restart point' if at_restart else ''})")
+                    f"with a {len(prev)}-byte key{' at a restart point' if at_restart else ''})"
+                )
             if unshared + value_len > end - p:
                 raise CorruptCheckpointError(
                     f"{name}: bad entry in {what} at offset {entry_at} (key or value runs past "
-                    "the block)")
+                    "the block)"
+                )
             self._key_bytes += shared + unshared
             if self._key_bytes > self._key_limit:
                 raise CorruptCheckpointError(
                     f"{name}: keys expand to more than {self._key_limit} bytes; the index is "
-                    "corrupt or hostile")
-            key = prev[:shared] + block[p:p + unshared]
+                    "corrupt or hostile"
+                )
+            key = prev[:shared] + block[p : p + unshared]
             p += unshared
-            value = block[p:p + value_len]
+            value = block[p : p + value_len]
             p += value_len
             if check_order and out and not out[-1][0] < key:
                 raise CorruptCheckpointError(
                     f'{name}: keys are not in strictly increasing order: "{_printable(key)}" '
-                    f'follows "{_printable(out[-1][0])}"')
+                    f'follows "{_printable(out[-1][0])}"'
+                )
             if max_entries is not None and len(out) >= max_entries:
                 raise CorruptCheckpointError(
                     f"{name}: bad entry in {what} at offset {entry_at} (more than "
-                    f"{max_entries} entries in a {n}-byte block of a table this size)")
+                    f"{max_entries} entries in a {n}-byte block of a table this size)"
+                )
             out.append((key, value))
             prev = key
         if next_restart != num_restarts:
             raise CorruptCheckpointError(
                 f"{name}: restart point {restarts[next_restart]} of {what} points outside the "
-                "entries of the block")
+                "entries of the block"
+            )
 
 
 def read_table(buffer, name) -> List[Tuple[bytes, bytes]]:
@@ -183,7 +209,6 @@ def read_table(buffer, name) -> List[Tuple[bytes, bytes]]:
 
 # ---------------------------------------------------------------------------------------------
 # Building (FORMAT.md 2.3-2.8): tables byte for byte as TensorFlow writes them.
-
 
 
 class _BlockBuilder:
@@ -217,8 +242,11 @@ class _BlockBuilder:
         return len(self.buf) + 4 * len(self.restarts) + 4
 
     def finish(self) -> bytes:
-        out = bytes(self.buf) + struct.pack(f"<{len(self.restarts)}I", *self.restarts) + \
-            struct.pack("<I", len(self.restarts))
+        out = (
+            bytes(self.buf)
+            + struct.pack(f"<{len(self.restarts)}I", *self.restarts)
+            + struct.pack("<I", len(self.restarts))
+        )
         self.reset()
         return out
 
@@ -284,4 +312,3 @@ def build_table(items, block_size: int = 262144, restart_interval: int = 16) -> 
     footer += b"\x00" * (40 - len(footer))
     footer += struct.pack("<Q", _MAGIC)
     return bytes(out + footer)
-

@@ -51,7 +51,7 @@ def _pax_records(data: bytes) -> Optional[Dict[bytes, bytes]]:
         end = pos + length
         if space + 1 >= end or data[end - 1] != 0x0A:
             return None
-        key, _, value = data[space + 1: end - 1].partition(b"=")
+        key, _, value = data[space + 1 : end - 1].partition(b"=")
         out[key] = value
         pos = end
     return out
@@ -72,8 +72,9 @@ def _after(data: int, size: int, limit: int) -> int:
     return limit + 1 if nxt > limit else nxt
 
 
-def tar_members(buffer) -> Optional[Tuple[Dict[str, Tuple[int, int]], Dict[str, str],
-                                          Optional[str]]]:
+def tar_members(
+    buffer,
+) -> Optional[Tuple[Dict[str, Tuple[int, int]], Dict[str, str], Optional[str]]]:
     """({member: (data offset, size)}, {member: why it is not a file}, what is wrong with
     the archive or None) from the headers of an uncompressed tar (ustar, GNU long names,
     pax), or None when the archive needs a full tar reader (a bad checksum, a number that
@@ -88,7 +89,7 @@ def tar_members(buffer) -> Optional[Tuple[Dict[str, Tuple[int, int]], Dict[str, 
     pax: Dict[bytes, bytes] = {}
     zero = bytes(_TAR_BLOCK)
     while end >= _TAR_BLOCK and pos <= end - _TAR_BLOCK:
-        h = bytes(buf[pos: pos + _TAR_BLOCK])
+        h = bytes(buf[pos : pos + _TAR_BLOCK])
         if h == zero:
             ended = True
             break
@@ -102,7 +103,7 @@ def tar_members(buffer) -> Optional[Tuple[Dict[str, Tuple[int, int]], Dict[str, 
         if kind in b"LKx":
             if size > end - at:
                 return None
-            body = bytes(buf[at: at + size])
+            body = bytes(buf[at : at + size])
             if kind == 0x4C:  # L: a GNU long name
                 long_name = _tar_text(body)
             elif kind == 0x4B:  # K: a GNU long link
@@ -149,12 +150,16 @@ def tar_members(buffer) -> Optional[Tuple[Dict[str, Tuple[int, int]], Dict[str, 
     problem = None
     if not ended and pos != end:
         problem = f"truncated tar archive: it ends at byte {end}, " + (
-            f"inside the member header at byte {pos}" if pos < end else
-            f"inside the member whose header is at byte {header}")
+            f"inside the member header at byte {pos}"
+            if pos < end
+            else f"inside the member whose header is at byte {header}"
+        )
 
     def text(b: bytes) -> str:
         return b.decode("utf-8", "surrogateescape")
 
-    return ({text(k): v for k, v in files.items()},
-            {text(k): text(v) for k, v in errors.items()}, problem)
-
+    return (
+        {text(k): v for k, v in files.items()},
+        {text(k): text(v) for k, v in errors.items()},
+        problem,
+    )

@@ -28,8 +28,9 @@ def _ld(out: bytearray, field: int, payload: bytes) -> None:
     out += payload
 
 
-def serialize_entry(dtype: int, shape, shard_id: int, offset: int, size: int, crc32c: int,
-                    slices) -> bytes:
+def serialize_entry(
+    dtype: int, shape, shard_id: int, offset: int, size: int, crc32c: int, slices
+) -> bytes:
     """A BundleEntryProto serialized byte for byte as TensorFlow does (fields in number order,
     zeros omitted, the shape always present)."""
     out = bytearray()
@@ -119,8 +120,9 @@ class BundleWriter:
     def _fail(self, message: str):
         self._failed = True
         self.abort()
-        raise CheckpointError(f"cannot write checkpoint {self._prefix}: {message} "
-                              "(nothing was written)")
+        raise CheckpointError(
+            f"cannot write checkpoint {self._prefix}: {message} (nothing was written)"
+        )
 
     def _new_shard(self, number: int) -> list:
         path = f"{self._prefix}.tfckpt-tmp{secrets.randbits(64)}.data-{number}"
@@ -139,12 +141,17 @@ class BundleWriter:
         shape = tuple(int(d) for d in shape)
         if len(shape) > _MAX_DIMS:
             raise InvalidArgumentError(f"key {_printable(key)}: more than 254 dimensions")
-        if not self._shards or (self._max and self._shards[-1][2] > 0
-                                and self._shards[-1][2] + size > self._max):
+        if not self._shards or (
+            self._max and self._shards[-1][2] > 0 and self._shards[-1][2] + size > self._max
+        ):
             self._shards.append(self._new_shard(len(self._shards)))
         e = self._entries[key] = _Pending(dtype, shape)
-        e.shard_id, e.offset, e.size, e.has_data = len(self._shards) - 1, self._shards[-1][2], \
-            size, True
+        e.shard_id, e.offset, e.size, e.has_data = (
+            len(self._shards) - 1,
+            self._shards[-1][2],
+            size,
+            True,
+        )
         return e
 
     def _write(self, data, crc: Optional[int]) -> Optional[int]:
@@ -176,13 +183,18 @@ class BundleWriter:
             for d in shape:
                 n *= max(int(d), 0)
             try:
-                _, crc = (decode_strings(mv, n, self._big, True, k) if dtype == _DT_STRING
-                          else decode_variants(mv, n, True, k))
+                _, crc = (
+                    decode_strings(mv, n, self._big, True, k)
+                    if dtype == _DT_STRING
+                    else decode_variants(mv, n, True, k)
+                )
             except CheckpointError as err:
                 self._failed = True
                 self.abort()
-                raise type(err)(f"key {_printable(k)}: the source bytes are damaged ({err}); "
-                                "refusing to copy damaged data") from None
+                raise type(err)(
+                    f"key {_printable(k)}: the source bytes are damaged ({err}); "
+                    "refusing to copy damaged data"
+                ) from None
             if mask_crc(crc) != masked:
                 self._mismatch(k, masked, crc)
             e = self._new_entry(k, int(dtype), shape, len(mv))
@@ -201,7 +213,10 @@ class BundleWriter:
         raise ChecksumMismatchError(
             f"key {_printable(key)}: the source bytes do not match their stored checksum "
             f"(stored {stored}, computed {computed}); refusing to copy damaged data",
-            key=_key_text(key), stored=stored, computed=computed)
+            key=_key_text(key),
+            stored=stored,
+            computed=computed,
+        )
 
     def add_strings(self, key, shape, items: list) -> None:
         order: Literal["little", "big"] = "big" if self._big else "little"
@@ -245,22 +260,24 @@ class BundleWriter:
         k, shape, extents = _key_bytes(key), tuple(int(d) for d in shape), _extents(slice)
         shape_text = "[" + ",".join(str(d) for d in shape) + "]"
         if len(extents) != len(shape):
-            raise InvalidArgumentError(f"slice of rank {len(extents)} for {_printable(k)} of "
-                                       f"shape {shape_text}")
+            raise InvalidArgumentError(
+                f"slice of rank {len(extents)} for {_printable(k)} of shape {shape_text}"
+            )
         for d, (start, length) in enumerate(extents):
             if length >= 0 and (start < 0 or length == 0 or start + length > shape[d]):
                 raise InvalidArgumentError(
                     f"slice extent {start},{length} does not fit dimension {d} of "
-                    f"{_printable(k)} {shape_text}")
+                    f"{_printable(k)} {shape_text}"
+                )
         e = self._entries.get(k)
         if e is None:
             e = self._entries[k] = _Pending(int(dtype), shape)
         elif e.has_data:
-            raise InvalidArgumentError(f"Adding duplicate key: {_printable(k)} (already a whole "
-                                       "tensor)")
+            raise InvalidArgumentError(
+                f"Adding duplicate key: {_printable(k)} (already a whole tensor)"
+            )
         elif e.dtype != dtype or e.shape != shape:
-            raise InvalidArgumentError(f"slices of {_printable(k)} disagree on dtype or full "
-                                       "shape")
+            raise InvalidArgumentError(f"slices of {_printable(k)} disagree on dtype or full shape")
         e.slices.append(extents)
 
     # -- the commit ---------------------------------------------------------------------------
@@ -310,14 +327,27 @@ class BundleWriter:
         for key in sorted(self._entries):
             e = self._entries[key]
             if e.has_data:
-                rows.append((key, serialize_entry(e.dtype, e.shape, e.shard_id, e.offset, e.size,
-                                                  e.crc, ())))
+                rows.append(
+                    (
+                        key,
+                        serialize_entry(e.dtype, e.shape, e.shard_id, e.offset, e.size, e.crc, ()),
+                    )
+                )
             elif e.slices:
                 # As MergeBundles leaves it: the lowest shard holding one of its slices.
-                shards = [p.shard_id for p in (self._entries.get(_encode_slice_key(key, s))
-                                               for s in e.slices) if p is not None and p.has_data]
-                rows.append((key, serialize_entry(e.dtype, e.shape, min(shards, default=0), 0, 0,
-                                                  0, e.slices)))
+                shards = [
+                    p.shard_id
+                    for p in (self._entries.get(_encode_slice_key(key, s)) for s in e.slices)
+                    if p is not None and p.has_data
+                ]
+                rows.append(
+                    (
+                        key,
+                        serialize_entry(
+                            e.dtype, e.shape, min(shards, default=0), 0, 0, 0, e.slices
+                        ),
+                    )
+                )
         self._index_temp = f"{self._prefix}.index.tempstate{secrets.randbits(64)}"
         try:
             with open(self._index_temp, "wb") as f:

@@ -28,20 +28,32 @@ from ._common import (
     printable,
 )
 
-__all__ = ["main", "run", "build_parser", "UsageError", "Progress", "format_bytes",
-           "format_shape", "EXIT_OK", "EXIT_DAMAGE", "EXIT_DIFFERENT", "EXIT_TROUBLE"]
+__all__ = [
+    "main",
+    "run",
+    "build_parser",
+    "UsageError",
+    "Progress",
+    "format_bytes",
+    "format_shape",
+    "EXIT_OK",
+    "EXIT_DAMAGE",
+    "EXIT_DIFFERENT",
+    "EXIT_TROUBLE",
+]
 
 #: The subcommands, in the order ``tfckpt --help`` lists them.
-_SUBCOMMANDS = (dump, verify, inspect, scan, refs, edit, average, migrate, diff, explain,
-               convert)
+_SUBCOMMANDS = (dump, verify, inspect, scan, refs, edit, average, migrate, diff, explain, convert)
 
 
 def version_text() -> str:
     """The version and which core reads and writes bytes (a wheel's C++ extension, or the
     pure-Python twin where no wheel fitted and nothing could be compiled)."""
     core = {"native": "native C++ core", "python": "pure-Python core (slower)"}
-    return (f"tfckpt {tfckpt.__version__} ({core.get(tfckpt.implementation, tfckpt.implementation)}"
-            f", CRC32C: {tfckpt.crc32c_implementation})")
+    return (
+        f"tfckpt {tfckpt.__version__} ({core.get(tfckpt.implementation, tfckpt.implementation)}"
+        f", CRC32C: {tfckpt.crc32c_implementation})"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -49,7 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="tfckpt",
         description="Read, write, verify and inspect TensorFlow checkpoints without TensorFlow.",
         epilog="Exit status: 0 ok, 1 damage found, 2 usage or I/O error. "
-               "TensorFlow's inspect_checkpoint flags (--file_name ...) work too.")
+        "TensorFlow's inspect_checkpoint flags (--file_name ...) work too.",
+    )
     p.add_argument("--version", action="version", version=version_text())
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     for command in _SUBCOMMANDS:
@@ -57,8 +70,9 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def run(argv: Optional[Sequence[str]] = None, out: Optional[TextIO] = None,
-        err: Optional[TextIO] = None) -> int:
+def run(
+    argv: Optional[Sequence[str]] = None, out: Optional[TextIO] = None, err: Optional[TextIO] = None
+) -> int:
     """Runs the command line `argv` and returns the exit status (for scripts and tests)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     out = out or sys.stdout

@@ -30,6 +30,7 @@ def error_stream(args: argparse.Namespace) -> TextIO:
 
 # -- formatting -------------------------------------------------------------------------
 
+
 def format_shape(shape: Sequence[int]) -> str:
     """``[5,3]``, ``[]`` for a scalar, as TensorFlow's debug strings write shapes."""
     return "[" + ",".join(str(d) for d in shape) + "]"
@@ -52,8 +53,9 @@ def printable(text: str, keep_newlines: bool = False) -> str:
     if keep_newlines:
         return "\n".join(printable(line) for line in text.split("\n"))
     raw = text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii")
-                   for c in raw)
+    return "".join(
+        c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in raw
+    )
 
 
 def open_checkpoint(path: str) -> Any:
@@ -84,6 +86,7 @@ def write_report(report: Any, as_json: bool, out: TextIO) -> None:
 
 # -- arguments --------------------------------------------------------------------------
 
+
 def pairs(values: Optional[Sequence[str]], flag: str) -> List[Tuple[str, str]]:
     """``A=B`` arguments split at the first ``=``."""
     out = []
@@ -111,6 +114,7 @@ def storage_options(values: Sequence[str]) -> Dict[str, object]:
 
 
 # -- numpy print options ----------------------------------------------------------------
+
 
 @contextlib.contextmanager
 def printoptions(options: Sequence[str]) -> Iterator[None]:
@@ -159,6 +163,7 @@ def _absl_bool(v: str) -> bool:
 
 # -- progress ---------------------------------------------------------------------------
 
+
 class Progress:
     """One status line on stderr, redrawn in place: at the first update, then at most ten
     times a second, and when the total is reached; only when stderr is a terminal (a pipe
@@ -168,8 +173,9 @@ class Progress:
     one, the records counted, how many had errors, and the rate in records.
     """
 
-    def __init__(self, label: str, stream: Optional[TextIO] = None,
-                 total: Optional[int] = None) -> None:
+    def __init__(
+        self, label: str, stream: Optional[TextIO] = None, total: Optional[int] = None
+    ) -> None:
         self.stream = sys.stderr if stream is None else stream
         self.label = label
         self.total = None if total is None else max(total, 1)
@@ -187,17 +193,17 @@ class Progress:
         if self.enabled and (now - self.last > 0.1 or finished):
             self.last = now
             # Cleared to the end: a shorter line leaves nothing of a longer one behind.
-            self.stream.write(f"\r{self._line(self.done / max(now - self.start, 1e-9))}"
-                              "\033[K")
+            self.stream.write(f"\r{self._line(self.done / max(now - self.start, 1e-9))}\033[K")
             self.stream.flush()
 
     def _line(self, rate: float) -> str:
         if self.total is None:
-            return (f"{self.label}: {self.done} records, {self.errors} with errors, "
-                    f"{rate:.1f}/s")
-        return (f"{self.label}: {100 * self.done / self.total:5.1f}%  "
-                f"{format_bytes(self.done)} / {format_bytes(self.total)}  "
-                f"{format_bytes(int(rate))}/s")
+            return f"{self.label}: {self.done} records, {self.errors} with errors, {rate:.1f}/s"
+        return (
+            f"{self.label}: {100 * self.done / self.total:5.1f}%  "
+            f"{format_bytes(self.done)} / {format_bytes(self.total)}  "
+            f"{format_bytes(int(rate))}/s"
+        )
 
     def close(self) -> None:
         """Clears the line, so what follows starts on a clean one."""

@@ -14,13 +14,19 @@ from ._common import EXIT_DIFFERENT, EXIT_OK, EXIT_TROUBLE, error_stream, printa
 def register(sub: Any) -> None:
     """Adds ``diff`` to the subcommands (``parser.add_subparsers(...)``)."""
     d = sub.add_parser(
-        "diff", help="compare two checkpoints key by key",
+        "diff",
+        help="compare two checkpoints key by key",
         description="One line per difference (keys only in A or B, dtype, shape, values), "
-                    "then a verdict. Exit 0 equal, 1 different, 2 trouble, as diff(1).")
+        "then a verdict. Exit 0 equal, 1 different, 2 trouble, as diff(1).",
+    )
     d.add_argument("a", metavar="A")
     d.add_argument("b", metavar="B")
-    d.add_argument("--rtol", type=float, default=0.0,
-                   help="relative tolerance for floats: |a-b| <= atol + rtol*max(|a|,|b|)")
+    d.add_argument(
+        "--rtol",
+        type=float,
+        default=0.0,
+        help="relative tolerance for floats: |a-b| <= atol + rtol*max(|a|,|b|)",
+    )
     d.add_argument("--atol", type=float, default=0.0, help="absolute tolerance for floats")
     d.add_argument("--json", action="store_true")
     d.add_argument("-q", "--quiet", action="store_true", help="no output, only the status")

@@ -30,21 +30,36 @@ from ._common import (
 
 def register(sub: Any) -> None:
     """Adds ``dump`` to the subcommands (``parser.add_subparsers(...)``)."""
-    d = sub.add_parser("dump", help="list keys with dtype, shape and size; print values",
-                       description="One line per key (dtype, shape, bytes), then totals.")
+    d = sub.add_parser(
+        "dump",
+        help="list keys with dtype, shape and size; print values",
+        description="One line per key (dtype, shape, bytes), then totals.",
+    )
     d.add_argument("path", help="checkpoint prefix, .index/.data file, directory or SavedModel")
     d.add_argument("--tensor", action="append", metavar="KEY", help="print this tensor's value")
     d.add_argument("--all", action="store_true", help="print every value")
     d.add_argument("--json", action="store_true", help="machine-readable output")
-    d.add_argument("--tree", action="store_true",
-                   help="show the object graph: paths, aliases and optimizer slots")
-    d.add_argument("--all-keys", action="store_true",
-                   help="also list the slice entries of partitioned tensors")
-    d.add_argument("--parameters", action="store_true",
-                   help="count the parameters of the model apart from the optimizer's state "
-                        "(slots, step counters: what edit --drop-optimizer drops)")
-    d.add_argument("--printoptions", nargs="*", default=[], metavar="K=V",
-                   help="numpy print options, e.g. threshold=100000")
+    d.add_argument(
+        "--tree",
+        action="store_true",
+        help="show the object graph: paths, aliases and optimizer slots",
+    )
+    d.add_argument(
+        "--all-keys", action="store_true", help="also list the slice entries of partitioned tensors"
+    )
+    d.add_argument(
+        "--parameters",
+        action="store_true",
+        help="count the parameters of the model apart from the optimizer's state "
+        "(slots, step counters: what edit --drop-optimizer drops)",
+    )
+    d.add_argument(
+        "--printoptions",
+        nargs="*",
+        default=[],
+        metavar="K=V",
+        help="numpy print options, e.g. threshold=100000",
+    )
     d.set_defaults(func=run)
 
 
@@ -57,14 +72,17 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
                 if key not in reader:
                     raise tfckpt.KeyNotFoundError(
                         f"Key {key} not found in checkpoint {reader.prefix}"
-                        f"{missing_key_hint(key, reader.keys())}", key=key)
+                        f"{missing_key_hint(key, reader.keys())}",
+                        key=key,
+                    )
                 value = reader.read(key)
                 e = reader.entry(key)
                 if args.json:
                     _write_json_value(key, e, value, out)
                 else:
-                    out.write(f"tensor: {printable(key)} ({e.dtype_name}) "
-                              f"{format_shape(e.shape)}\n")
+                    out.write(
+                        f"tensor: {printable(key)} ({e.dtype_name}) {format_shape(e.shape)}\n"
+                    )
                     print(value, file=out)
             return EXIT_OK
         if args.parameters:
@@ -76,6 +94,7 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
 
 # -- the listing ------------------------------------------------------------------------
 
+
 def _chosen(path: str, reader: Any) -> Optional[str]:
     """The comment saying which checkpoint a directory or a state file led to, or None when
     the user named the checkpoint itself."""
@@ -85,8 +104,10 @@ def _chosen(path: str, reader: Any) -> Optional[str]:
     if not os.path.isdir(path):
         return None
     if os.path.isfile(os.path.join(path, state)):
-        return (f"# {printable(reader.prefix)}: the latest checkpoint in {printable(path)}, "
-                f"as its '{state}' state file says")
+        return (
+            f"# {printable(reader.prefix)}: the latest checkpoint in {printable(path)}, "
+            f"as its '{state}' state file says"
+        )
     return f"# {printable(reader.prefix)}: the checkpoint found in {printable(path)}"
 
 
@@ -109,14 +130,18 @@ def _listing(reader: Any, args: argparse.Namespace, out: TextIO) -> int:
             extra = f"  ({len(e.slices)} slices)"
         else:
             extra = ""
-        out.write(f"{key:<{width_key}}  {name:<10} {format_shape(shape):<16} "
-                  f"{format_bytes(size):>10}{extra}\n")
+        out.write(
+            f"{key:<{width_key}}  {name:<10} {format_shape(shape):<16} "
+            f"{format_bytes(size):>10}{extra}\n"
+        )
         if args.all:
             print(reader.read(raw_key), file=out)
     n = reader.header.num_shards
     where = "format V1 file" if reader.header.format == "V1" else "data shard"
-    out.write(f"# {len(rows)} tensors, {_parameters(rows)} parameters, "
-              f"{format_bytes(_data_bytes(reader))} in {n} {where}{'s' if n != 1 else ''}\n")
+    out.write(
+        f"# {len(rows)} tensors, {_parameters(rows)} parameters, "
+        f"{format_bytes(_data_bytes(reader))} in {n} {where}{'s' if n != 1 else ''}\n"
+    )
     return status
 
 
@@ -131,8 +156,14 @@ def _listing_json(reader: Any, args: argparse.Namespace, out: TextIO) -> int:
             status = EXIT_DAMAGE
         else:
             e = reader.entry(key)
-            rec.update(size=e.size, num_elements=n, shard=e.shard_id, offset=e.offset,
-                       crc32c=e.crc32c, partitioned=sliced)
+            rec.update(
+                size=e.size,
+                num_elements=n,
+                shard=e.shard_id,
+                offset=e.offset,
+                crc32c=e.crc32c,
+                partitioned=sliced,
+            )
             if reader.header.format == "V1":  # shard = the file; no offsets nor CRCs
                 rec.pop("offset"), rec.pop("crc32c")
             if sliced:
@@ -145,16 +176,28 @@ def _listing_json(reader: Any, args: argparse.Namespace, out: TextIO) -> int:
                 rec["value"] = _json_value(key, reader.entry(key), reader.read(key))["value"]
         tensors.append(rec)
     h = reader.header
-    write_json({
-        "prefix": reader.prefix,
-        "header": {"format": h.format, "num_shards": h.num_shards,
-                   "endianness": h.endianness,
-                   "version": {"producer": h.producer, "min_consumer": h.min_consumer,
-                               "bad_consumers": list(h.bad_consumers)}},
-        "tensors": tensors,
-        "totals": {"tensors": len(rows), "parameters": _parameters(rows),
-                   "bytes": _data_bytes(reader)},
-    }, out)
+    write_json(
+        {
+            "prefix": reader.prefix,
+            "header": {
+                "format": h.format,
+                "num_shards": h.num_shards,
+                "endianness": h.endianness,
+                "version": {
+                    "producer": h.producer,
+                    "min_consumer": h.min_consumer,
+                    "bad_consumers": list(h.bad_consumers),
+                },
+            },
+            "tensors": tensors,
+            "totals": {
+                "tensors": len(rows),
+                "parameters": _parameters(rows),
+                "bytes": _data_bytes(reader),
+            },
+        },
+        out,
+    )
     return status
 
 
@@ -165,14 +208,20 @@ def _parameter_split(reader: Any, args: argparse.Namespace, out: TextIO) -> int:
     optimizer = set(tfckpt.optimizer_keys(reader))
     model_rows = [r for r in rows if r[0] not in optimizer]
     opt_rows = [r for r in rows if r[0] in optimizer]
-    counts = {"model": _parameters(model_rows), "optimizer": _parameters(opt_rows),
-              "model_tensors": len(model_rows), "optimizer_tensors": len(opt_rows)}
+    counts = {
+        "model": _parameters(model_rows),
+        "optimizer": _parameters(opt_rows),
+        "model_tensors": len(model_rows),
+        "optimizer_tensors": len(opt_rows),
+    }
     if args.json:
         write_json({"prefix": reader.prefix, "parameters": counts}, out)
     else:
-        out.write(f"# {counts['model'] + counts['optimizer']} parameters: {counts['model']} "
-                  f"in {len(model_rows)} model tensors, {counts['optimizer']} in "
-                  f"{len(opt_rows)} tensors of optimizer state\n")
+        out.write(
+            f"# {counts['model'] + counts['optimizer']} parameters: {counts['model']} "
+            f"in {len(model_rows)} model tensors, {counts['optimizer']} in "
+            f"{len(opt_rows)} tensors of optimizer state\n"
+        )
     return EXIT_OK
 
 
@@ -200,6 +249,7 @@ def _partitioned_size(reader: Any, e: Any) -> int:
 
 # -- values as JSON ---------------------------------------------------------------------
 
+
 def _json_value(key: str, entry: Any, value: Any) -> Dict[str, Any]:
     """``{"key", "dtype", "shape", "value"}`` of one tensor, its value in plain JSON: strings
     as text (``{"base64": ...}`` where not UTF-8), complex numbers as [re, im] pairs,
@@ -219,8 +269,11 @@ def _json_value(key: str, entry: Any, value: Any) -> Dict[str, Any]:
         if isinstance(v, list):
             return [convert(x) for x in v]
         if isinstance(v, tfckpt.Variant):
-            return {"type_name": v.type_name, "metadata_bytes": len(v.metadata),
-                    "tensors": [convert(t) for t in v.tensors]}
+            return {
+                "type_name": v.type_name,
+                "metadata_bytes": len(v.metadata),
+                "tensors": [convert(t) for t in v.tensors],
+            }
         return v
 
     if entry.dtype_code in (STRING, VARIANT):
@@ -238,8 +291,11 @@ def _plain(arr: Any) -> Any:
     import numpy as np
 
     if arr.dtype.kind == "c":
-        return [[z.real, z.imag] for z in arr.reshape(-1).tolist()] if arr.ndim else \
-            [arr.item().real, arr.item().imag]
+        return (
+            [[z.real, z.imag] for z in arr.reshape(-1).tolist()]
+            if arr.ndim
+            else [arr.item().real, arr.item().imag]
+        )
     if arr.dtype.kind not in "biuf":  # ml_dtypes types
         arr = arr.astype(np.float64) if "float" in arr.dtype.name else arr.astype(np.int64)
     return _finite(arr.tolist())
@@ -282,12 +338,14 @@ def _write_json_value(key: str, entry: Any, value: Any, out: TextIO) -> None:
 
 # -- the object graph -------------------------------------------------------------------
 
+
 def _tree(reader: Any, args: argparse.Namespace, out: TextIO) -> int:
     graph = reader.object_graph
     if graph is None:
         raise UsageError(
             f"{reader.prefix} is a name-based checkpoint (no {tfckpt.OBJECT_GRAPH_KEY} "
-            "key): it has no object graph to show; use 'tfckpt dump' for its keys")
+            "key): it has no object graph to show; use 'tfckpt dump' for its keys"
+        )
     if args.json:
         write_json(graph.to_json(), out)
     else:
@@ -297,9 +355,11 @@ def _tree(reader: Any, args: argparse.Namespace, out: TextIO) -> int:
 
 def _describe(reader: Any) -> Callable[[str], str]:
     """How the tree names the value behind a key: ``float32[5,3]``."""
+
     def describe(key: str) -> str:
         if key not in reader:
             return "(missing from the index)"
         e = reader.entry(key)
         return f"{e.dtype_name}{format_shape(e.shape)}"
+
     return describe

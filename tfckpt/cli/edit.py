@@ -15,29 +15,49 @@ from ._common import EXIT_OK, UsageError, pairs, printable, write_json
 def register(sub: Any) -> None:
     """Adds ``edit`` to the subcommands (``parser.add_subparsers(...)``)."""
     e = sub.add_parser(
-        "edit", help="set, rename, drop or add tensors; drop optimizer state",
+        "edit",
+        help="set, rename, drop or add tensors; drop optimizer state",
         description="Writes a copy of SRC with tensors set, renamed, dropped or added; "
-                    "untouched tensors are copied byte for byte and the object graph is kept "
-                    "consistent. Options that take A=B split at the first '='.")
+        "untouched tensors are copied byte for byte and the object graph is kept "
+        "consistent. Options that take A=B split at the first '='.",
+    )
     e.add_argument("src", help="the checkpoint to edit")
     e.add_argument("-o", "--output", metavar="DST", help="where to write the result")
     e.add_argument("--in-place", action="store_true", help="replace SRC (atomically)")
     e.add_argument("--overwrite", action="store_true", help="replace an existing DST")
-    e.add_argument("--set", action="append", metavar="KEY=FILE.npy",
-                   help="new value of an existing key (dtype and shape kept unless allowed)")
+    e.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=FILE.npy",
+        help="new value of an existing key (dtype and shape kept unless allowed)",
+    )
     e.add_argument("--add", action="append", metavar="KEY=FILE.npy", help="a new key")
     e.add_argument("--rename", action="append", metavar="OLD=NEW")
-    e.add_argument("--rename-regex", action="append", metavar="PATTERN=REPLACEMENT",
-                   help="re.sub(PATTERN, REPLACEMENT, key) on every key")
+    e.add_argument(
+        "--rename-regex",
+        action="append",
+        metavar="PATTERN=REPLACEMENT",
+        help="re.sub(PATTERN, REPLACEMENT, key) on every key",
+    )
     e.add_argument("--drop", action="append", metavar="KEY")
-    e.add_argument("--drop-regex", action="append", metavar="PATTERN",
-                   help="drop every key PATTERN matches (re.search)")
-    e.add_argument("--drop-optimizer", action="store_true",
-                   help="drop optimizer state: slots and optimizer variables reached only "
-                        "through an optimizer (the model's own variables stay)")
-    e.add_argument("--cast", action="store_true",
-                   help="round a --set value into the stored dtype when the cast is not "
-                        "exact (a value that does not fit is still refused)")
+    e.add_argument(
+        "--drop-regex",
+        action="append",
+        metavar="PATTERN",
+        help="drop every key PATTERN matches (re.search)",
+    )
+    e.add_argument(
+        "--drop-optimizer",
+        action="store_true",
+        help="drop optimizer state: slots and optimizer variables reached only "
+        "through an optimizer (the model's own variables stay)",
+    )
+    e.add_argument(
+        "--cast",
+        action="store_true",
+        help="round a --set value into the stored dtype when the cast is not "
+        "exact (a value that does not fit is still refused)",
+    )
     e.add_argument("--allow-dtype-change", action="store_true")
     e.add_argument("--allow-shape-change", action="store_true")
     e.add_argument("--dry-run", action="store_true", help="print the plan, write nothing")
@@ -58,11 +78,21 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
     if args.drop_optimizer:
         drop += [k for k in tfckpt.optimizer_keys(args.src) if k not in drop]
     plan = tfckpt.edit(
-        args.src, args.output, set=set_values, rename=rename, drop=drop, add=add_values,
-        rename_regex=rename_regex, drop_regex=list(args.drop_regex or []),
+        args.src,
+        args.output,
+        set=set_values,
+        rename=rename,
+        drop=drop,
+        add=add_values,
+        rename_regex=rename_regex,
+        drop_regex=list(args.drop_regex or []),
         allow_dtype_change=args.allow_dtype_change,
-        allow_shape_change=args.allow_shape_change, allow_cast=args.cast, in_place=args.in_place,
-        overwrite=args.overwrite, dry_run=args.dry_run)
+        allow_shape_change=args.allow_shape_change,
+        allow_cast=args.cast,
+        in_place=args.in_place,
+        overwrite=args.overwrite,
+        dry_run=args.dry_run,
+    )
     if args.json:
         doc = dataclasses.asdict(plan)
         doc["dry_run"] = bool(args.dry_run)

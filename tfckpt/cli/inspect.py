@@ -18,35 +18,49 @@ from tfckpt.files import INDEX_SUFFIX
 
 from ._common import EXIT_OK, EXIT_TROUBLE, printoptions
 
-FLAGS = ("--file_name", "--tensor_name", "--all_tensors", "--all_tensor_names",
-         "--count_exclude_pattern", "--printoptions")
+FLAGS = (
+    "--file_name",
+    "--tensor_name",
+    "--all_tensors",
+    "--all_tensor_names",
+    "--count_exclude_pattern",
+    "--printoptions",
+)
 #: The flags only inspect_checkpoint has (`dump` has a --printoptions of its own).
 ONLY_FLAGS = FLAGS[:-1]
 #: Dtypes TensorFlow's CheckpointReader.get_tensor cannot turn into numpy.
 _TF_UNCONVERTIBLE = (VARIANT,)
 
-USAGE = ("Usage: inspect_checkpoint --file_name=checkpoint_file_name "
-         "[--tensor_name=tensor_to_print] [--all_tensors] [--all_tensor_names] "
-         "[--count_exclude_pattern] [--printoptions]\n")
+USAGE = (
+    "Usage: inspect_checkpoint --file_name=checkpoint_file_name "
+    "[--tensor_name=tensor_to_print] [--all_tensors] [--all_tensor_names] "
+    "[--count_exclude_pattern] [--printoptions]\n"
+)
 
 
 def register(sub: Any) -> None:
     """Lists ``inspect`` among the subcommands; ``tfckpt.cli.run`` hands its arguments to
     :func:`run_argv` before the main parser sees them (its flags are TensorFlow's)."""
-    sub.add_parser("inspect", add_help=False,
-                   help="TensorFlow inspect_checkpoint drop-in (--file_name=... flags)")
+    sub.add_parser(
+        "inspect",
+        add_help=False,
+        help="TensorFlow inspect_checkpoint drop-in (--file_name=... flags)",
+    )
 
 
-def wants_inspect(argv: Sequence[str], flags: Sequence[str] = FLAGS,
-                  abbrev: bool = False) -> bool:
+def wants_inspect(argv: Sequence[str], flags: Sequence[str] = FLAGS, abbrev: bool = False) -> bool:
     """Whether `argv` holds an inspect_checkpoint flag; with `abbrev`, also an unambiguous
     or ambiguous prefix of one (``--file=``), which TensorFlow's argparse accepts."""
     for a in argv:
         name = a.split("=", 1)[0]
         if name in flags:
             return True
-        if abbrev and len(name) > 2 and name.startswith("--") and \
-                any(f.startswith(name) for f in flags):
+        if (
+            abbrev
+            and len(name) > 2
+            and name.startswith("--")
+            and any(f.startswith(name) for f in flags)
+        ):
             return True
     return False
 
@@ -54,7 +68,8 @@ def wants_inspect(argv: Sequence[str], flags: Sequence[str] = FLAGS,
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="tfckpt inspect",
-        description="Drop-in for TensorFlow's inspect_checkpoint: same flags, same output.")
+        description="Drop-in for TensorFlow's inspect_checkpoint: same flags, same output.",
+    )
     p.add_argument("--file_name", type=str, default="")
     p.add_argument("--tensor_name", type=str, default="")
     p.add_argument("--count_exclude_pattern", type=str, default="")
@@ -95,7 +110,8 @@ def _print_tensors(args: argparse.Namespace, out: TextIO) -> None:
             # Neither a V2 prefix nor a file: TensorFlow's words for it.
             raise tfckpt.NotACheckpointError(
                 "Unsuccessful TensorSliceReader constructor: Failed to find any matching files "
-                f"for {args.file_name}")
+                f"for {args.file_name}"
+            )
         reader = tfckpt.open(args.file_name)
         rows = {r[0]: r for r in reader.listing()}
         if all_tensors or all_names:
@@ -124,9 +140,11 @@ def _print_tensors(args: argparse.Namespace, out: TextIO) -> None:
         if args.count_exclude_pattern:
             pattern = re.compile(args.count_exclude_pattern)
             excluded = [k for k in shapes if pattern.search(k)]
-            out.write(f"# Excluding {len(excluded)} tensors "
-                      f"({sum(int(np.prod(shapes[k])) for k in excluded)} params) that match "
-                      f"{args.count_exclude_pattern} when counting.\n")
+            out.write(
+                f"# Excluding {len(excluded)} tensors "
+                f"({sum(int(np.prod(shapes[k])) for k in excluded)} params) that match "
+                f"{args.count_exclude_pattern} when counting.\n"
+            )
             shapes = {k: s for k, s in shapes.items() if k not in excluded}
         total = sum(int(np.prod(s)) for s in shapes.values())
         out.write(f"# Total number of params: {total}\n")

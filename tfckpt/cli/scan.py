@@ -27,31 +27,53 @@ def register(sub: Any) -> None:
     from tfckpt.scanning import FORMATS
 
     s = sub.add_parser(
-        "scan", help="find and summarize every checkpoint under directories, archives, URLs",
+        "scan",
+        help="find and summarize every checkpoint under directories, archives, URLs",
         description="One record per checkpoint (kind, keys, parameters, bytes, dtypes, "
-                    "shards, step, status) found under each PATH: directories (walked, "
-                    "symlinks followed), checkpoint prefixes, .tar/.tar.gz/.zip archives "
-                    "(read without unpacking) and fsspec URLs (s3://, gs://, http://, "
-                    "memory://; only indexes are fetched unless --verify). State files, "
-                    "half-written saves and unreadable entries are reported too. "
-                    "Exit 1 if any record has status error.")
+        "shards, step, status) found under each PATH: directories (walked, "
+        "symlinks followed), checkpoint prefixes, .tar/.tar.gz/.zip archives "
+        "(read without unpacking) and fsspec URLs (s3://, gs://, http://, "
+        "memory://; only indexes are fetched unless --verify). State files, "
+        "half-written saves and unreadable entries are reported too. "
+        "Exit 1 if any record has status error.",
+    )
     s.add_argument("paths", nargs="+", metavar="PATH")
     s.add_argument("--keys", action="store_true", help="one row per key instead of per checkpoint")
-    s.add_argument("--match", metavar="REGEX",
-                   help="keep checkpoints whose location or any key matches (with --keys: "
-                        "keys that match, or every key of a checkpoint whose location does)")
+    s.add_argument(
+        "--match",
+        metavar="REGEX",
+        help="keep checkpoints whose location or any key matches (with --keys: "
+        "keys that match, or every key of a checkpoint whose location does)",
+    )
     s.add_argument("--verify", action="store_true", help="check every tensor checksum")
-    s.add_argument("-j", "--jobs", type=int, default=1, metavar="N",
-                   help="scan with N workers: processes for files, threads for URLs "
-                        "(same output order)")
-    s.add_argument("--format", choices=FORMATS, default="table",
-                   help="output format (default: %(default)s; parquet needs --output)")
+    s.add_argument(
+        "-j",
+        "--jobs",
+        type=int,
+        default=1,
+        metavar="N",
+        help="scan with N workers: processes for files, threads for URLs (same output order)",
+    )
+    s.add_argument(
+        "--format",
+        choices=FORMATS,
+        default="table",
+        help="output format (default: %(default)s; parquet needs --output)",
+    )
     s.add_argument("-o", "--output", metavar="FILE", help="write the records to FILE")
-    s.add_argument("--dask", metavar="ADDRESS",
-                   help="run the scan on the Dask cluster at ADDRESS (tcp://host:8786)")
-    s.add_argument("--storage-option", action="append", default=[], metavar="K=V",
-                   help="fsspec storage option for URLs (repeatable; V parsed as JSON "
-                        "where it can be, e.g. anon=true)")
+    s.add_argument(
+        "--dask",
+        metavar="ADDRESS",
+        help="run the scan on the Dask cluster at ADDRESS (tcp://host:8786)",
+    )
+    s.add_argument(
+        "--storage-option",
+        action="append",
+        default=[],
+        metavar="K=V",
+        help="fsspec storage option for URLs (repeatable; V parsed as JSON "
+        "where it can be, e.g. anon=true)",
+    )
     s.set_defaults(func=run)
 
 
@@ -70,10 +92,16 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
         try:
             import pyarrow  # noqa: F401
         except ImportError:
-            raise UsageError("--format parquet needs pyarrow, which is not installed "
-                             "(pip install pyarrow)") from None
-    kwargs = dict(paths=args.paths, keys=args.keys, match=match, verify=args.verify,
-                  storage_options=storage_options(args.storage_option))
+            raise UsageError(
+                "--format parquet needs pyarrow, which is not installed (pip install pyarrow)"
+            ) from None
+    kwargs = dict(
+        paths=args.paths,
+        keys=args.keys,
+        match=match,
+        verify=args.verify,
+        storage_options=storage_options(args.storage_option),
+    )
     if args.dask:
         records = _dask_records(args.dask, kwargs)
     else:
@@ -106,8 +134,9 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
         parts.append(f"{counts['state']} state file(s)")
         if counts["path"]:
             parts.append(f"{counts['path']} unreadable path(s)")
-        out.write(f"# {', '.join(parts)}; {errors} with errors; "
-                  f"{time.perf_counter() - start:.2f} s\n")
+        out.write(
+            f"# {', '.join(parts)}; {errors} with errors; {time.perf_counter() - start:.2f} s\n"
+        )
     return EXIT_OK if errors == 0 else EXIT_DAMAGE
 
 

@@ -24,15 +24,21 @@ from ._common import (
 )
 
 #: What can be found damaged while checking one stored entry.
-_DAMAGE = (tfckpt.CorruptCheckpointError, tfckpt.MissingShardError,
-           tfckpt.UnsupportedCheckpointError)
+_DAMAGE = (
+    tfckpt.CorruptCheckpointError,
+    tfckpt.MissingShardError,
+    tfckpt.UnsupportedCheckpointError,
+)
 
 
 def register(sub: Any) -> None:
     """Adds ``verify`` to the subcommands (``parser.add_subparsers(...)``)."""
-    v = sub.add_parser("verify", help="check every block and tensor checksum",
-                       description="Checks every index block CRC and every tensor CRC; names "
-                                   "each damaged tensor. Exit 1 if anything is damaged.")
+    v = sub.add_parser(
+        "verify",
+        help="check every block and tensor checksum",
+        description="Checks every index block CRC and every tensor CRC; names "
+        "each damaged tensor. Exit 1 if anything is damaged.",
+    )
     v.add_argument("path")
     v.add_argument("--json", action="store_true")
     v.add_argument("-q", "--quiet", action="store_true", help="print only damage")
@@ -72,8 +78,7 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
                         reader.verify_key(key)
                     else:
                         e = reader.entry(key)
-                        reader.verify_entry(
-                            dataclasses.replace(e, key=f"{tensor} (slice {spec})"))
+                        reader.verify_entry(dataclasses.replace(e, key=f"{tensor} (slice {spec})"))
                     read_bytes += size
                 except tfckpt.MissingShardError as e:
                     if e.shard is None:
@@ -85,8 +90,9 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
                     if trouble["unreadable"]:
                         unread.add(tensor)
                     else:
-                        damaged.append(_damage(tensor, spec,
-                                               f"its data shard {e.shard} is missing"))
+                        damaged.append(
+                            _damage(tensor, spec, f"its data shard {e.shard} is missing")
+                        )
                         bad_tensors.add(tensor)
                 except _DAMAGE as e:
                     damaged.append(_damage(tensor, spec, str(e)))
@@ -102,33 +108,45 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
         for t in shards.values():
             del t["unreadable"]
         if args.json:
-            doc = {"prefix": reader.prefix, "ok": not damaged and not unread,
-                   "tensors_checked": listed - len(unread), "tensors_damaged": len(bad_tensors),
-                   "bytes_checked": read_bytes, "damaged": damaged}
+            doc = {
+                "prefix": reader.prefix,
+                "ok": not damaged and not unread,
+                "tensors_checked": listed - len(unread),
+                "tensors_damaged": len(bad_tensors),
+                "bytes_checked": read_bytes,
+                "damaged": damaged,
+            }
             if shards:  # only when a shard is in trouble, so a sound report stays as it was
-                doc.update(tensors_unread=len(unread), shards_missing=missing,
-                           shards_unreadable=unreadable)
+                doc.update(
+                    tensors_unread=len(unread), shards_missing=missing, shards_unreadable=unreadable
+                )
             write_json(doc, out)
         else:
             for t in missing:
-                out.write(f"MISSING data shard {t['shard']}: {printable(t['path'])}: "
-                          f"{t['error']} ({t['tensors']} stored entries need it)\n")
+                out.write(
+                    f"MISSING data shard {t['shard']}: {printable(t['path'])}: "
+                    f"{t['error']} ({t['tensors']} stored entries need it)\n"
+                )
             for d in damaged:
                 where = f" (slice {d['slice']})" if "slice" in d else ""
                 out.write(f"DAMAGED {printable(d['key'])}{where}: {printable(d['error'])}\n")
             done = f"{format_bytes(read_bytes)} checked; {checked}"
             name = printable(reader.prefix)
             if unread:
-                out.write(f"{name}: NOT VERIFIED: {len(unread)} of {listed} tensors could not "
-                          f"be read, {len(bad_tensors)} damaged ({done})\n")
+                out.write(
+                    f"{name}: NOT VERIFIED: {len(unread)} of {listed} tensors could not "
+                    f"be read, {len(bad_tensors)} damaged ({done})\n"
+                )
             elif not damaged and not args.quiet:
                 out.write(f"{name}: OK ({listed} tensors, {done})\n")
             elif damaged:
                 out.write(f"{name}: {len(bad_tensors)} of {listed} tensors damaged ({done})\n")
         err = error_stream(args)
         for t in unreadable:
-            err.write(f"tfckpt: cannot read data shard {printable(t['path'])}: "
-                      f"{t['error']} ({t['tensors']} stored entries not checked)\n")
+            err.write(
+                f"tfckpt: cannot read data shard {printable(t['path'])}: "
+                f"{t['error']} ({t['tensors']} stored entries not checked)\n"
+            )
         if unread:
             return EXIT_TROUBLE
         return EXIT_OK if not damaged else EXIT_DAMAGE
@@ -143,9 +161,13 @@ def _shard_trouble(reader: Any, e: tfckpt.MissingShardError) -> Dict[str, Any]:
         error = GIT_LFS_ADVICE
     else:
         error = "does not exist"
-    return {"shard": e.shard, "path": e.path or reader.shard_path(e.shard),
-            "unreadable": isinstance(e, tfckpt.UnreadableShardError), "tensors": 0,
-            "error": error}
+    return {
+        "shard": e.shard,
+        "path": e.path or reader.shard_path(e.shard),
+        "unreadable": isinstance(e, tfckpt.UnreadableShardError),
+        "tensors": 0,
+        "error": error,
+    }
 
 
 def _slice_owner(key: str) -> Tuple[str, Optional[str]]:

@@ -33,32 +33,47 @@ from .checkpoint_reader import (
 from .dtypes import DType, as_dtype
 from .namespace import Namespace, missing
 
-_READING = {"load_checkpoint": load_checkpoint, "list_variables": list_variables,
-            "load_variable": load_variable, "latest_checkpoint": latest_checkpoint,
-            "get_checkpoint_state": get_checkpoint_state}
+_READING = {
+    "load_checkpoint": load_checkpoint,
+    "list_variables": list_variables,
+    "load_variable": load_variable,
+    "latest_checkpoint": latest_checkpoint,
+    "get_checkpoint_state": get_checkpoint_state,
+}
 _CONSTANTS = {name: getattr(dtypes, name) for name in dtypes.TOP_LEVEL}
 _TYPES = {"DType": DType, "as_dtype": as_dtype, "dtypes": dtypes, "errors": errors}
 
 #: ``tf.train`` (TensorFlow 2: no NewCheckpointReader there).
 train = Namespace("tensorflow.train", _READING)
 #: ``tf.compat.v1``: its ``train`` adds NewCheckpointReader.
-_v1 = Namespace("tensorflow.compat.v1", {
-    "train": Namespace("tensorflow.compat.v1.train",
-                       {**_READING, "NewCheckpointReader": NewCheckpointReader}),
-    **_TYPES, **_CONSTANTS})
+_v1 = Namespace(
+    "tensorflow.compat.v1",
+    {
+        "train": Namespace(
+            "tensorflow.compat.v1.train", {**_READING, "NewCheckpointReader": NewCheckpointReader}
+        ),
+        **_TYPES,
+        **_CONSTANTS,
+    },
+)
 compat = Namespace("tensorflow.compat", {"v1": _v1})
 
 globals().update(_CONSTANTS)
 
 #: The stand-in modules by the name TensorFlow gives them (``python -m tfckpt.compat``).
-MODULES = {"tensorflow": Namespace("tensorflow", {**_TYPES, **_CONSTANTS, "train": train,
-                                                 "compat": compat}),
-           "tensorflow.train": train, "tensorflow.compat": compat,
-           "tensorflow.compat.v1": _v1, "tensorflow.compat.v1.train": _v1.train,
-           "tensorflow.errors": errors, "tensorflow.dtypes": dtypes}
+MODULES = {
+    "tensorflow": Namespace(
+        "tensorflow", {**_TYPES, **_CONSTANTS, "train": train, "compat": compat}
+    ),
+    "tensorflow.train": train,
+    "tensorflow.compat": compat,
+    "tensorflow.compat.v1": _v1,
+    "tensorflow.compat.v1.train": _v1.train,
+    "tensorflow.errors": errors,
+    "tensorflow.dtypes": dtypes,
+}
 
-__all__ = ["train", "compat", "errors", "dtypes", "DType", "as_dtype", "MODULES",
-           *dtypes.TOP_LEVEL]
+__all__ = ["train", "compat", "errors", "dtypes", "DType", "as_dtype", "MODULES", *dtypes.TOP_LEVEL]
 
 
 def __getattr__(name: str) -> Any:

@@ -21,15 +21,17 @@ USAGE = "usage: python -m tfckpt.compat SCRIPT.py [ARGS...]\n"
 class TensorFlowFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
     """Answers imports of ``tensorflow`` and its submodules with tfckpt.compat's modules."""
 
-    def find_spec(self, fullname: str, path: Any = None, target: Any = None
-                  ) -> Optional[importlib.machinery.ModuleSpec]:
+    def find_spec(
+        self, fullname: str, path: Any = None, target: Any = None
+    ) -> Optional[importlib.machinery.ModuleSpec]:
         if fullname != "tensorflow" and not fullname.startswith("tensorflow."):
             return None
         if fullname not in compat.MODULES:
             raise ModuleNotFoundError(
                 f"{fullname} is not provided by tfckpt.compat, which stands in for "
                 "TensorFlow's checkpoint-reading API only; run this script with TensorFlow "
-                "installed")  # no name=: `from tensorflow import x` would hide this one
+                "installed"
+            )  # no name=: `from tensorflow import x` would hide this one
         return importlib.machinery.ModuleSpec(fullname, self, is_package=True)
 
     def create_module(self, spec: importlib.machinery.ModuleSpec) -> ModuleType:

@@ -25,20 +25,48 @@ from tfckpt.remote import is_url
 from . import errors
 from .dtypes import DType, as_dtype
 
-__all__ = ["CheckpointReader", "NewCheckpointReader", "load_checkpoint", "list_variables",
-           "load_variable", "latest_checkpoint", "get_checkpoint_state", "debug_string"]
+__all__ = [
+    "CheckpointReader",
+    "NewCheckpointReader",
+    "load_checkpoint",
+    "list_variables",
+    "load_variable",
+    "latest_checkpoint",
+    "get_checkpoint_state",
+    "debug_string",
+]
 
 PathLike = Union[str, "os.PathLike[str]"]
-_RESTORE_HINT = ": perhaps your file is in a different file format and you need to use a " \
+_RESTORE_HINT = (
+    ": perhaps your file is in a different file format and you need to use a "
     "different restore operator?"
+)
 _log = logging.getLogger("tensorflow")
 #: The dtypes TensorFlow's V1 reader returns (TensorSliceReader::GetTensor's type switch).
-_V1_READABLE = frozenset(("float32", "float64", "int32", "uint8", "int16", "int8", "int64",
-                          "string", "bool"))
+_V1_READABLE = frozenset(
+    ("float32", "float64", "int32", "uint8", "int16", "int8", "int64", "string", "bool")
+)
 #: The dtypes TensorFlow assembles from slices (GetSliceValue's type switch, FORMAT.md 6.4).
-_ASSEMBLED = frozenset(("float32", "float64", "int32", "uint8", "int16", "int8", "complex64",
-                        "complex128", "int64", "bool", "qint32", "quint8", "qint8", "bfloat16",
-                        "int4", "uint4"))
+_ASSEMBLED = frozenset(
+    (
+        "float32",
+        "float64",
+        "int32",
+        "uint8",
+        "int16",
+        "int8",
+        "complex64",
+        "complex128",
+        "int64",
+        "bool",
+        "qint32",
+        "quint8",
+        "qint8",
+        "bfloat16",
+        "int4",
+        "uint4",
+    )
+)
 
 
 class CheckpointReader:
@@ -79,12 +107,18 @@ class CheckpointReader:
         format V1 none at all, and few dtypes)."""
         v1 = self._reader.header.format == "V1"
         if key not in self._shapes:
-            return errors.NotFoundError(None, None, f"{key} not found in checkpoint file" if v1
-                                        else f"Key {key} not found in checkpoint")
+            return errors.NotFoundError(
+                None,
+                None,
+                f"{key} not found in checkpoint file"
+                if v1
+                else f"Key {key} not found in checkpoint",
+            )
         row = by_code(self._dtypes[key].as_datatype_enum)
         if row.kind in ("variant", "resource"):
             return errors.InternalError(
-                None, None, f"Tensorflow type {row.code} not convertible to numpy dtype.")
+                None, None, f"Tensorflow type {row.code} not convertible to numpy dtype."
+            )
         slices = len(self._reader.entry(key).slices)
         if v1 and slices > 1:
             return errors.UnimplementedError(None, None, "Sliced checkpoints are not supported")
@@ -107,8 +141,9 @@ def load_checkpoint(ckpt_dir_or_file: PathLike) -> CheckpointReader:
     path = os.fspath(ckpt_dir_or_file)
     filename = latest_checkpoint(path) if os.path.isdir(path) else path
     if filename is None:
-        raise ValueError("Couldn't find 'checkpoint' file or checkpoints in given directory "
-                         f"{path}")
+        raise ValueError(
+            f"Couldn't find 'checkpoint' file or checkpoints in given directory {path}"
+        )
     return NewCheckpointReader(filename)
 
 
@@ -155,8 +190,9 @@ def get_checkpoint_state(checkpoint_dir: PathLike, latest_filename: Optional[str
     return state
 
 
-def latest_checkpoint(checkpoint_dir: PathLike, latest_filename: Optional[str] = None
-                      ) -> Optional[str]:
+def latest_checkpoint(
+    checkpoint_dir: PathLike, latest_filename: Optional[str] = None
+) -> Optional[str]:
     """The recorded latest checkpoint joined to the directory, or None (logging an error)
     when its files do not exist."""
     state = get_checkpoint_state(checkpoint_dir, latest_filename)
@@ -198,8 +234,11 @@ def _open(path: str) -> Any:
         matches = sorted(glob.glob(path))
         if not matches:
             raise errors.NotFoundError(
-                None, None, "Unsuccessful TensorSliceReader constructor: Failed to find any "
-                f"matching files for {path}")
+                None,
+                None,
+                "Unsuccessful TensorSliceReader constructor: Failed to find any "
+                f"matching files for {path}",
+            )
         for m in matches:
             _check_table(m)
         return tfckpt.open(path)
@@ -217,10 +256,14 @@ def _check_table(path: str) -> None:
             f.seek(max(size - len(TABLE_MAGIC), 0))
             if size >= 48 and f.read() == TABLE_MAGIC:
                 return
-        why = ("DATA_LOSS: not an sstable (bad magic number)" if size >= 48
-               else "DATA_LOSS: file is too short to be an sstable")
-    raise errors.DataLossError(None, None, f"Unable to open table file {path}: {why}"
-                               + _RESTORE_HINT)
+        why = (
+            "DATA_LOSS: not an sstable (bad magic number)"
+            if size >= 48
+            else "DATA_LOSS: file is too short to be an sstable"
+        )
+    raise errors.DataLossError(
+        None, None, f"Unable to open table file {path}: {why}" + _RESTORE_HINT
+    )
 
 
 def _translate(e: "tfckpt.CheckpointError", opening: bool) -> errors.OpError:

@@ -17,9 +17,32 @@ __all__ = ["DType", "as_dtype", "TOP_LEVEL"]
 #: The dtype constants TensorFlow has at its top level (``tf.float32``); the newer narrow
 #: types (float8, int4, float4 ...) are only in ``tf.dtypes``.
 TOP_LEVEL: Tuple[str, ...] = (
-    "bfloat16", "bool", "complex128", "complex64", "double", "float16", "float32", "float64",
-    "half", "int16", "int32", "int64", "int8", "qint16", "qint32", "qint8", "quint16",
-    "quint8", "resource", "string", "uint16", "uint32", "uint64", "uint8", "variant")
+    "bfloat16",
+    "bool",
+    "complex128",
+    "complex64",
+    "double",
+    "float16",
+    "float32",
+    "float64",
+    "half",
+    "int16",
+    "int32",
+    "int64",
+    "int8",
+    "qint16",
+    "qint32",
+    "qint8",
+    "quint16",
+    "quint8",
+    "resource",
+    "string",
+    "uint16",
+    "uint32",
+    "uint64",
+    "uint8",
+    "variant",
+)
 
 
 class DType:
@@ -63,8 +86,7 @@ class DType:
 
     @property
     def real_dtype(self) -> "DType":
-        return as_dtype({"complex64": "float32", "complex128": "float64"}.get(self.name,
-                                                                              self.name))
+        return as_dtype({"complex64": "float32", "complex128": "float64"}.get(self.name, self.name))
 
     is_floating = property(lambda self: self._row.kind == "float")
     is_complex = property(lambda self: self._row.kind == "complex")
@@ -104,8 +126,7 @@ class DType:
 
 _BY_CODE: Dict[int, DType] = {d.code: DType(d.code) for d in _table.all_dtypes()}
 _BY_NAME: Dict[str, DType] = {d.name: _BY_CODE[d.code] for d in _table.all_dtypes()}
-_BY_NAME.update(half=_BY_NAME["float16"], float=_BY_NAME["float32"],
-                double=_BY_NAME["float64"])
+_BY_NAME.update(half=_BY_NAME["float16"], float=_BY_NAME["float32"], double=_BY_NAME["float64"])
 
 
 def as_dtype(type_value: Any) -> DType:
@@ -122,8 +143,9 @@ def as_dtype(type_value: Any) -> DType:
         found = _from_numpy(type_value)
         if found is not None:
             return found
-    raise TypeError(f"Cannot convert the argument `type_value`: {type_value!r} "
-                    "to a TensorFlow DType.")
+    raise TypeError(
+        f"Cannot convert the argument `type_value`: {type_value!r} to a TensorFlow DType."
+    )
 
 
 def _from_numpy(type_value: Any) -> "DType | None":

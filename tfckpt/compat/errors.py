@@ -16,8 +16,9 @@ UNAUTHENTICATED = 16
 class OpError(Exception):
     """TensorFlow's base error: ``str(e)`` is the message; ``error_code`` the status code."""
 
-    def __init__(self, node_def: Any, op: Any, message: str, error_code: Optional[int] = None,
-                 *args: Any) -> None:
+    def __init__(
+        self, node_def: Any, op: Any, message: str, error_code: Optional[int] = None, *args: Any
+    ) -> None:
         super().__init__(message, *args)
         self._node_def, self._op, self._message = node_def, op, message
         self._error_code = error_code
@@ -52,8 +53,16 @@ def _subclass(name: str, code: int) -> type:
     def __reduce__(self: OpError) -> Any:
         return type(self), (self.node_def, self.op, self.message)
 
-    return type(name, (OpError,), {"__init__": __init__, "__reduce__": __reduce__,
-                                   "__module__": __name__, "__doc__": f"Status code {code}."})
+    return type(
+        name,
+        (OpError,),
+        {
+            "__init__": __init__,
+            "__reduce__": __reduce__,
+            "__module__": __name__,
+            "__doc__": f"Status code {code}.",
+        },
+    )
 
 
 CancelledError = _subclass("CancelledError", CANCELLED)

@@ -18,7 +18,8 @@ def missing(module: str, attr: str) -> NoReturn:
         f"{module}.{attr} is not provided by tfckpt.compat, which stands in for TensorFlow's "
         "checkpoint-reading API only (tf.train.load_checkpoint, list_variables, load_variable, "
         "latest_checkpoint, tf.compat.v1.train.NewCheckpointReader, tf.errors, the dtypes); "
-        "run this script with TensorFlow installed")
+        "run this script with TensorFlow installed"
+    )
 
 
 class Namespace(ModuleType):

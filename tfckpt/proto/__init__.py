@@ -157,9 +157,7 @@ BundleHeaderProto = _cls("tensorflow.BundleHeaderProto")
 BundleEntryProto = _cls("tensorflow.BundleEntryProto")
 TensorShapeProto = _cls("tensorflow.TensorShapeProto")
 TensorSliceProto = _cls("tensorflow.TensorSliceProto")
-DataType = enum_type_wrapper.EnumTypeWrapper(
-    _POOL.FindEnumTypeByName("tensorflow.DataType")
-)
+DataType = enum_type_wrapper.EnumTypeWrapper(_POOL.FindEnumTypeByName("tensorflow.DataType"))
 ResourceHandleProto = _cls("tensorflow.ResourceHandleProto")
 TensorProto = _cls("tensorflow.TensorProto")
 VariantTensorDataProto = _cls("tensorflow.VariantTensorDataProto")
@@ -184,8 +182,16 @@ CollectionDef = _cls("tensorflow.CollectionDef")
 MetaGraphDef = _cls("tensorflow.MetaGraphDef")
 SavedModel = _cls("tensorflow.SavedModel")
 #: The partial messages above, for tests that hold them against TensorFlow's.
-PARTIAL = ("AttrValue", "NodeDef", "GraphDef", "VariableDef", "SaveSliceInfoDef",
-           "CollectionDef", "MetaGraphDef", "SavedModel")
+PARTIAL = (
+    "AttrValue",
+    "NodeDef",
+    "GraphDef",
+    "VariableDef",
+    "SaveSliceInfoDef",
+    "CollectionDef",
+    "MetaGraphDef",
+    "SavedModel",
+)
 
 # Dynamically built classes have no (or a protobuf-internal) ``__module__``;
 # point it here so that repr() and pickle find the top-level classes.

@@ -39,6 +39,18 @@ from .roots import check_root
 from .run import dataframe_meta, scan, scan_to_dask
 from .tasks import DEFAULT_MAX_MEMBER_BYTES
 
-__all__ = ["scan", "scan_to_dask", "dataframe_meta", "Record", "KeyRecord", "CHECKPOINT_FIELDS",
-           "KEY_FIELDS", "record_writer", "FORMATS", "check_root", "archive_kind",
-           "DEFAULT_MAX_MEMBER_BYTES", "open_location"]
+__all__ = [
+    "scan",
+    "scan_to_dask",
+    "dataframe_meta",
+    "Record",
+    "KeyRecord",
+    "CHECKPOINT_FIELDS",
+    "KEY_FIELDS",
+    "record_writer",
+    "FORMATS",
+    "check_root",
+    "archive_kind",
+    "DEFAULT_MAX_MEMBER_BYTES",
+    "open_location",
+]

@@ -15,8 +15,14 @@ from .records import describe_exception, error_record
 from .tasks import Checkpoint, Done, Options, Task
 from .trees import ArchiveTree
 
-__all__ = ["archive_kind", "member_name", "collect_tar_members", "tar_tree", "zip_tree",
-           "compressed_tar_tasks"]
+__all__ = [
+    "archive_kind",
+    "member_name",
+    "collect_tar_members",
+    "tar_tree",
+    "zip_tree",
+    "compressed_tar_tasks",
+]
 
 #: The compressions tarfile reads (``r:*``).
 _TARFILE_COMPRESSIONS = tuple(COMPRESSION_MAGICS[c] for c in ("gzip", "bzip2", "xz"))
@@ -29,7 +35,7 @@ def _too_large_for_a_state_file() -> bytes:
 
 
 def archive_kind(path: str) -> Optional[str]:
-    """"tar" (uncompressed), "tarz" (compressed tar), "zip" or None, by content."""
+    """ "tar" (uncompressed), "tarz" (compressed tar), "zip" or None, by content."""
     import tarfile
     import zipfile
 
@@ -58,8 +64,12 @@ def member_name(name: str) -> str:
     return name.rstrip("/")
 
 
-def collect_tar_members(tar: Any, files: Dict[str, Any], errors: Dict[str, str],
-                        on_file: Optional[Callable[[str, Any], None]] = None) -> None:
+def collect_tar_members(
+    tar: Any,
+    files: Dict[str, Any],
+    errors: Dict[str, str],
+    on_file: Optional[Callable[[str, Any], None]] = None,
+) -> None:
     """Fills `files` with the regular files as tarfile lists them (hard links resolved to
     their target) and `errors` with the unusable entries; what was listed stays there if
     the listing fails. `on_file(name, member)` is called as each regular file passes."""
@@ -119,13 +129,14 @@ def tar_tree(path: str) -> ArchiveTree:
 
     def read(rel: str, member: Tuple[int, int]) -> bytes:
         off, size = member
-        return bytes(memoryview(mapped)[off: off + min(size, MAX_STATE_BYTES + 1)])
+        return bytes(memoryview(mapped)[off : off + min(size, MAX_STATE_BYTES + 1)])
 
     return ArchiveTree(path, "tar", files, errors, lambda m: m[1], read, problem)
 
 
-def _tarfile_members(path: str, archive_size: int
-                     ) -> Tuple[Dict[str, Tuple[int, int]], Dict[str, str], Optional[str]]:
+def _tarfile_members(
+    path: str, archive_size: int
+) -> Tuple[Dict[str, Tuple[int, int]], Dict[str, str], Optional[str]]:
     """The members of an uncompressed tar as tarfile lists them, and what is wrong with the
     archive if it is damaged: tarfile stops listing at a bad header without a word, or
     fails on some (a negative size)."""
@@ -138,11 +149,16 @@ def _tarfile_members(path: str, archive_size: int
         with tarfile.open(path, "r:") as tar:
             collect_tar_members(tar, infos, errors)
             if _stopped_early(tar):
-                problem = (f"damaged tar archive: a bad member header at byte {tar.offset} "
-                           f"of {archive_size}; the members after it are not listed")
+                problem = (
+                    f"damaged tar archive: a bad member header at byte {tar.offset} "
+                    f"of {archive_size}; the members after it are not listed"
+                )
     except _archive_errors() as e:
-        return {}, {}, ("damaged tar archive, its members cannot be listed: "
-                        f"{describe_exception(e)}")
+        return (
+            {},
+            {},
+            (f"damaged tar archive, its members cannot be listed: {describe_exception(e)}"),
+        )
     files = {name: (m.offset_data, m.size) for name, m in infos.items()}
     return files, errors, problem
 
@@ -183,8 +199,17 @@ def compressed_tar_tasks(path: str, opts: Options) -> Iterator[Task]:
     try:
         tar = tarfile.open(path, "r:*")
     except _archive_errors() as e:
-        yield Done([error_record("path", path, "", "damaged compressed tar archive, its members "
-                                                   f"cannot be listed: {describe_exception(e)}")])
+        yield Done(
+            [
+                error_record(
+                    "path",
+                    path,
+                    "",
+                    "damaged compressed tar archive, its members "
+                    f"cannot be listed: {describe_exception(e)}",
+                )
+            ]
+        )
         return
     with tar:
         tasks = list(walk_tasks(_compressed_tar_tree(path, tar)))
@@ -206,13 +231,17 @@ def _compressed_tar_tree(path: str, tar: Any) -> ArchiveTree:
     try:
         collect_tar_members(tar, files, errors, keep_state_file)
         if _stopped_early(tar):
-            problem = (f"damaged compressed tar archive: a bad member header at byte "
-                       f"{tar.offset} of the uncompressed stream; the members after it "
-                       "are not listed")
+            problem = (
+                f"damaged compressed tar archive: a bad member header at byte "
+                f"{tar.offset} of the uncompressed stream; the members after it "
+                "are not listed"
+            )
     except _archive_errors() as e:
-        problem = (f"damaged compressed tar archive: {describe_exception(e)}; the "
-                   f"members after byte {tar.offset} of the uncompressed stream are not "
-                   "listed")
+        problem = (
+            f"damaged compressed tar archive: {describe_exception(e)}; the "
+            f"members after byte {tar.offset} of the uncompressed stream are not "
+            "listed"
+        )
         # What was listed can still be read, up to where the stream breaks.
         files = {n: m for n, m in files.items() if m.offset_data + m.size <= tar.offset}
 
@@ -239,8 +268,12 @@ def _in_stream_order(tar: Any, tasks: List[Task], opts: Options) -> Iterator[Tas
         if isinstance(t, Checkpoint):
             users.update(m.offset_data for m in set(t.spec[3].values()))
     loaded: Dict[int, Any] = {}
-    members = sorted({m.offset_data: m for t in tasks if isinstance(t, Checkpoint)
-                      for m in t.spec[3].values()}.values(), key=lambda m: m.offset_data)
+    members = sorted(
+        {
+            m.offset_data: m for t in tasks if isinstance(t, Checkpoint) for m in t.spec[3].values()
+        }.values(),
+        key=lambda m: m.offset_data,
+    )
     pos = 0
     broken: Optional[str] = None  # why the stream cannot be read any further
     for i in order:
@@ -258,8 +291,10 @@ def _in_stream_order(tar: Any, tasks: List[Task], opts: Options) -> Iterator[Tas
                 try:
                     loaded[m.offset_data] = tar.extractfile(m).read()
                 except damaged as e:
-                    broken = (f"damaged compressed tar archive: {describe_exception(e)}, "
-                              f"reading member {m.name}")
+                    broken = (
+                        f"damaged compressed tar archive: {describe_exception(e)}, "
+                        f"reading member {m.name}"
+                    )
         files_of = {}
         too_large = []
         unread = False
@@ -276,13 +311,28 @@ def _in_stream_order(tar: Any, tasks: List[Task], opts: Options) -> Iterator[Tas
             if users[m.offset_data] == 0:
                 loaded.pop(m.offset_data, None)
         if unread:
-            yield Done([error_record("checkpoint", t.location, t.name, broken or
-                                     "a member could not be read from the compressed archive")])
+            yield Done(
+                [
+                    error_record(
+                        "checkpoint",
+                        t.location,
+                        t.name,
+                        broken or "a member could not be read from the compressed archive",
+                    )
+                ]
+            )
         elif too_large:
-            yield Done([error_record(
-                "checkpoint", t.location, t.name,
-                f"member(s) {', '.join(too_large)} too large to hold in memory from a "
-                f"compressed archive (limit {opts.max_member_bytes} bytes); unpack it or "
-                "use an uncompressed tar, which is read in place")])
+            yield Done(
+                [
+                    error_record(
+                        "checkpoint",
+                        t.location,
+                        t.name,
+                        f"member(s) {', '.join(too_large)} too large to hold in memory from a "
+                        f"compressed archive (limit {opts.max_member_bytes} bytes); unpack it or "
+                        "use an uncompressed tar, which is read in place",
+                    )
+                ]
+            )
         else:
             yield Checkpoint(t.location, t.name, t.kind, ("bytes", t.location, files_of))

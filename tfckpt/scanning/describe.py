@@ -43,6 +43,7 @@ def dtype_name(code: int) -> str:
 
 # -- opening ------------------------------------------------------------------------------
 
+
 class _StatSizedStorage(LocalStorage):
     """LocalStorage whose shard sizes come from stat: a scan that only lists never maps a
     data shard."""
@@ -126,8 +127,7 @@ def run_task(task: Task, opts: Options) -> List[Any]:
     """The records of one task (a :class:`Record` or :class:`KeyRecord` each)."""
     if isinstance(task, Done):
         # In the per-key view, findings other than keys show only when something is wrong.
-        return [r for r in task.records if opts.matches(r.location) and
-                not (opts.keys and r.ok)]
+        return [r for r in task.records if opts.matches(r.location) and not (opts.keys and r.ok)]
     if isinstance(task, WholeArchive):
         return [r for t in compressed_tar_tasks(task.path, opts) for r in run_task(t, opts)]
     try:
@@ -149,8 +149,10 @@ def run_task(task: Task, opts: Options) -> List[Any]:
 
 # -- what a checkpoint is -----------------------------------------------------------------
 
-def _shard_problems(reader: Reader, storage: Any, need: int, full: bool
-                    ) -> Tuple[List[str], Dict[int, str], int]:
+
+def _shard_problems(
+    reader: Reader, storage: Any, need: int, full: bool
+) -> Tuple[List[str], Dict[int, str], int]:
     """Checks the data shards against the index: every referenced shard there, none
     shorter than its entries need. `need` is the sum of the sizes of the index's
     unpartitioned entries; with `full` (a verifying scan), every entry is looked at even
@@ -178,8 +180,10 @@ def _shard_problems(reader: Reader, storage: Any, need: int, full: bool
             continue
         total += size
         if ends.get(sid, 0) > size:
-            bad[sid] = (f"data shard {storage.shard_path(sid, num_shards)} is truncated: "
-                        f"{size} bytes, but its entries reach byte {ends[sid]}")
+            bad[sid] = (
+                f"data shard {storage.shard_path(sid, num_shards)} is truncated: "
+                f"{size} bytes, but its entries reach byte {ends[sid]}"
+            )
     problems.extend(bad[s] for s in sorted(bad))
     return problems, bad, total
 
@@ -189,14 +193,19 @@ def _read_step(reader: Reader, key: str) -> Optional[int]:
     e = reader.entry(key)
     d = by_code(e.dtype_code)
     # (A V1 entry's size is that of its record, not of the value's bytes.)
-    if e.shape != () or e.slices or d.name not in ("int32", "int64") or (
-            reader.header.format != "V1" and e.size != d.itemsize):
+    if (
+        e.shape != ()
+        or e.slices
+        or d.name not in ("int32", "int64")
+        or (reader.header.format != "V1" and e.size != d.itemsize)
+    ):
         return None
     return int(reader.read(key))
 
 
-def _counter_step(reader: Reader, bad_shards: Dict[int, str],
-                  problems: List[str]) -> Tuple[Optional[int], Optional[str]]:
+def _counter_step(
+    reader: Reader, bad_shards: Dict[int, str], problems: List[str]
+) -> Tuple[Optional[int], Optional[str]]:
     """The step in the checkpoint's save counter (object-based) or global step (name-based),
     and which; a counter that cannot be read adds to `problems`."""
     if bad_shards:
@@ -212,8 +221,9 @@ def _counter_step(reader: Reader, bad_shards: Dict[int, str],
     return None, None
 
 
-def _step(reader: Reader, task: Checkpoint, bad_shards: Dict[int, str],
-          problems: List[str]) -> Tuple[Optional[int], Optional[str]]:
+def _step(
+    reader: Reader, task: Checkpoint, bad_shards: Dict[int, str], problems: List[str]
+) -> Tuple[Optional[int], Optional[str]]:
     """The training step and where it comes from: the checkpoint's counter, else a ``-N``
     suffix of its name."""
     step, source = _counter_step(reader, bad_shards, problems)
@@ -238,8 +248,12 @@ def _describe(reader: Reader, storage: _IndexSized, task: Checkpoint, opts: Opti
     # The sums come from one native pass; rows per key are built only where needed.
     n_keys, parameters, n_errors, n_partitioned, codes, need = reader.summary()
     loc_matches = opts.matches(task.location)
-    if opts.match is not None and not opts.keys and not loc_matches and \
-            not any(opts.match.search(k) for k in reader.keys()):
+    if (
+        opts.match is not None
+        and not opts.keys
+        and not loc_matches
+        and not any(opts.match.search(k) for k in reader.keys())
+    ):
         return []
 
     problems, bad_shards, shard_bytes = _shard_problems(reader, storage, need, opts.verify)
@@ -247,8 +261,7 @@ def _describe(reader: Reader, storage: _IndexSized, task: Checkpoint, opts: Opti
         problems.extend(f"key {r[0]}: {r[5]}" for r in reader.listing() if r[5])
 
     if opts.keys:
-        return _key_records(reader, task, n_partitioned, bad_shards, problems, opts,
-                            loc_matches)
+        return _key_records(reader, task, n_partitioned, bad_shards, problems, opts, loc_matches)
 
     step, source = _step(reader, task, bad_shards, problems)
 
@@ -258,10 +271,19 @@ def _describe(reader: Reader, storage: _IndexSized, task: Checkpoint, opts: Opti
             if text not in problems:
                 problems.append(text)
 
-    rec = Record("checkpoint", task.location, task.name, kind=_kind(reader, task),
-                 keys=n_keys, parameters=parameters, bytes=storage.index_bytes + shard_bytes,
-                 dtypes=dict(sorted((dtype_name(c), k) for c, k in codes.items())),
-                 shards=reader.header.num_shards, step=step, step_source=source)
+    rec = Record(
+        "checkpoint",
+        task.location,
+        task.name,
+        kind=_kind(reader, task),
+        keys=n_keys,
+        parameters=parameters,
+        bytes=storage.index_bytes + shard_bytes,
+        dtypes=dict(sorted((dtype_name(c), k) for c, k in codes.items())),
+        shards=reader.header.num_shards,
+        step=step,
+        step_source=source,
+    )
     if problems:
         rec.status, rec.error = "error", _summary(problems)
     return [rec]
@@ -269,12 +291,20 @@ def _describe(reader: Reader, storage: _IndexSized, task: Checkpoint, opts: Opti
 
 # -- the per-key view ---------------------------------------------------------------------
 
-def _key_records(reader: Reader, task: Checkpoint, n_partitioned: int,
-                 bad_shards: Dict[int, str], problems: List[str], opts: Options,
-                 loc_matches: bool) -> list:
+
+def _key_records(
+    reader: Reader,
+    task: Checkpoint,
+    n_partitioned: int,
+    bad_shards: Dict[int, str],
+    problems: List[str],
+    opts: Options,
+    loc_matches: bool,
+) -> list:
     # Built natively, without a Python-level call per key: a scan lists every key it meets.
-    out: List[Any] = reader.key_records(KeyRecord, ("key", task.location, task.name),
-                                        DTYPE_NAME_CACHE, dtype_name)
+    out: List[Any] = reader.key_records(
+        KeyRecord, ("key", task.location, task.name), DTYPE_NAME_CACHE, dtype_name
+    )
     if opts.match is not None and not loc_matches:
         out = [r for r in out if opts.match.search(r.key)]
     if (n_partitioned and any(r.partitioned for r in out)) or bad_shards or opts.verify:
@@ -288,8 +318,9 @@ def _key_records(reader: Reader, task: Checkpoint, n_partitioned: int,
     return out
 
 
-def _key_details(reader: Reader, rec: KeyRecord, bad_shards: Dict[int, str],
-                 opts: Options) -> KeyRecord:
+def _key_details(
+    reader: Reader, rec: KeyRecord, bad_shards: Dict[int, str], opts: Options
+) -> KeyRecord:
     """What a key record needs beyond the listing: the bytes of a partitioned tensor (its
     slices'), damage from a missing or truncated shard, a checksum check."""
     if not rec.ok:
@@ -298,8 +329,11 @@ def _key_details(reader: Reader, rec: KeyRecord, bad_shards: Dict[int, str],
     stored = reader.stored(rec.key) if rec.partitioned or bad_shards else ()
     if rec.partitioned:
         changes["bytes"] = sum(st.entry.size for st in stored)
-    broken = [bad_shards[st.entry.shard_id] for st in stored
-              if st.entry.size and st.entry.shard_id in bad_shards]
+    broken = [
+        bad_shards[st.entry.shard_id]
+        for st in stored
+        if st.entry.size and st.entry.shard_id in bad_shards
+    ]
     if broken:
         changes.update(status="error", error=broken[0])
     elif opts.verify:

@@ -50,18 +50,33 @@ class _Files:
 def _looks_relevant(name: str) -> bool:
     """Whether an unreadable entry of this name deserves a record (it would be part of a
     checkpoint or a state file)."""
-    return bool(name == STATE_FILE or INDEX_NAME_RE.match(name) or DATA_NAME_RE.match(name)
-                or TEMP_NAME_RE.match(name) or STATE_TEMP_NAME_RE.match(name))
+    return bool(
+        name == STATE_FILE
+        or INDEX_NAME_RE.match(name)
+        or DATA_NAME_RE.match(name)
+        or TEMP_NAME_RE.match(name)
+        or STATE_TEMP_NAME_RE.match(name)
+    )
 
 
 def dir_tasks(tree: Tree, rel: str, items: List[Item]) -> List[Task]:
     """The tasks for one directory's own files, in name order."""
     base = posixpath.basename(rel)
     if base.endswith(_SHARDED_TEMP_DIR) and any(i.name.startswith(_SHARDED_PART) for i in items):
-        return [Done([error_record(
-            "checkpoint", tree.location(rel), rel,
-            f"half-written checkpoint: {base} is the temporary directory of an interrupted "
-            f"sharded save of {base[:-len(_SHARDED_TEMP_DIR)]} (its parts were never merged)")])]
+        return [
+            Done(
+                [
+                    error_record(
+                        "checkpoint",
+                        tree.location(rel),
+                        rel,
+                        f"half-written checkpoint: {base} is the temporary directory of an "
+                        f"interrupted sharded save of {base[: -len(_SHARDED_TEMP_DIR)]} (its "
+                        "parts were never merged)",
+                    )
+                ]
+            )
+        ]
 
     out: List[Tuple[str, Task]] = []
     groups: Dict[str, _Files] = {}
@@ -83,16 +98,17 @@ def dir_tasks(tree: Tree, rel: str, items: List[Item]) -> List[Task]:
             # where a checkpoint file or a state file would be.
             if "loop" in (item.error or "") or _looks_relevant(name):
                 loc = join(rel, name)
-                out.append((name, Done([error_record("path", tree.location(loc), loc,
-                                                     item.error or "")])))
+                out.append(
+                    (name, Done([error_record("path", tree.location(loc), loc, item.error or "")]))
+                )
             continue
         if name.endswith(INDEX_SUFFIX) and len(name) > len(INDEX_SUFFIX):  # INDEX_NAME_RE
-            files_of(name[:-len(INDEX_SUFFIX)]).index = item
+            files_of(name[: -len(INDEX_SUFFIX)]).index = item
             continue
         m = DATA_NAME_RE.match(name)
         if m:
             prefix = m.group("prefix")
-            files_of(prefix).shards[name[len(prefix):]] = item
+            files_of(prefix).shards[name[len(prefix) :]] = item
             continue
         m = TEMP_NAME_RE.match(name)
         if m:
@@ -104,10 +120,23 @@ def dir_tasks(tree: Tree, rel: str, items: List[Item]) -> List[Task]:
             others.append(name)
         if STATE_TEMP_NAME_RE.match(name):
             loc = join(rel, name)
-            out.append((name, Done([error_record(
-                "state", tree.location(loc), loc,
-                "half-written state file: a temporary file of an interrupted update of "
-                f"'{STATE_FILE}'")])))
+            out.append(
+                (
+                    name,
+                    Done(
+                        [
+                            error_record(
+                                "state",
+                                tree.location(loc),
+                                loc,
+                                "half-written state file: a temporary file of an interrupted "
+                                "update of "
+                                f"'{STATE_FILE}'",
+                            )
+                        ]
+                    ),
+                )
+            )
 
     for p, g in groups.items():
         out.extend(_group_tasks(tree, rel, base, p, g))
@@ -116,8 +145,7 @@ def dir_tasks(tree: Tree, rel: str, items: List[Item]) -> List[Task]:
     # suggest a saver wrote them, their footers are read.
     candidates = others if states else [n for n in others if looks_like_v1_name(n)]
     for name, spec in tree.v1_checkpoints(rel, candidates).items():
-        out.append((name, Checkpoint(tree.location(join(rel, name)), join(rel, name), None,
-                                     spec)))
+        out.append((name, Checkpoint(tree.location(join(rel, name)), join(rel, name), None, spec)))
         present.add(name)
     for item in states:
         out.append((item.name, Done([state_record(tree, rel, item, present)])))
@@ -131,25 +159,61 @@ def _group_tasks(tree: Tree, rel: str, base: str, p: str, g: _Files) -> List[Tup
     out: List[Tuple[str, Task]] = []
     rel_prefix = join(rel, p)
     if g.index is not None:
-        kind = "savedmodel" if rel_prefix.endswith(_SAVEDMODEL_PREFIX) or (
-            p == "variables" and base == "variables") else None
-        out.append((p + INDEX_SUFFIX, Checkpoint(
-            tree.location(rel_prefix), rel_prefix, kind,
-            tree.checkpoint_spec(rel_prefix, g.index, g.shards))))
+        kind = (
+            "savedmodel"
+            if rel_prefix.endswith(_SAVEDMODEL_PREFIX) or (p == "variables" and base == "variables")
+            else None
+        )
+        out.append(
+            (
+                p + INDEX_SUFFIX,
+                Checkpoint(
+                    tree.location(rel_prefix),
+                    rel_prefix,
+                    kind,
+                    tree.checkpoint_spec(rel_prefix, g.index, g.shards),
+                ),
+            )
+        )
     elif g.shards:
         names = ", ".join(sorted(i.name for i in g.shards.values()))
-        out.append((p + INDEX_SUFFIX, Done([error_record(
-            "checkpoint", tree.location(rel_prefix), rel_prefix,
-            f"half-written checkpoint: data shard(s) {names} without the index "
-            f"{p}{INDEX_SUFFIX} (a save writes the index last: interrupted, or the index was "
-            "deleted)")])))
+        out.append(
+            (
+                p + INDEX_SUFFIX,
+                Done(
+                    [
+                        error_record(
+                            "checkpoint",
+                            tree.location(rel_prefix),
+                            rel_prefix,
+                            f"half-written checkpoint: data shard(s) {names} without the index "
+                            f"{p}{INDEX_SUFFIX} (a save writes the index last: interrupted, or "
+                            "the index was "
+                            "deleted)",
+                        )
+                    ]
+                ),
+            )
+        )
     if g.temps:
         temps = sorted(g.temps)
         loc = join(rel, temps[0])
-        out.append((temps[0], Done([error_record(
-            "checkpoint", tree.location(loc), loc,
-            f"half-written checkpoint: temporary file(s) {', '.join(temps)} of an "
-            f"interrupted save of {p}")])))
+        out.append(
+            (
+                temps[0],
+                Done(
+                    [
+                        error_record(
+                            "checkpoint",
+                            tree.location(loc),
+                            loc,
+                            f"half-written checkpoint: temporary file(s) {', '.join(temps)} of an "
+                            f"interrupted save of {p}",
+                        )
+                    ]
+                ),
+            )
+        )
     return out
 
 
@@ -165,20 +229,29 @@ def state_record(tree: Tree, rel: str, item: Item, present: Set[str]) -> Record:
     try:
         data = tree.read_bytes(loc_rel, item)
         if len(data) > MAX_STATE_BYTES:
-            return error_record("state", location, loc_rel,
-                                f"not a checkpoint state file: more than {MAX_STATE_BYTES} bytes")
+            return error_record(
+                "state",
+                location,
+                loc_rel,
+                f"not a checkpoint state file: more than {MAX_STATE_BYTES} bytes",
+            )
         state = parse_checkpoint_state(data, location)
     except Exception as e:  # noqa: BLE001 - a parse error is the state file's status
         # The parser's own complaint (the record names the file already).
         cause = e.__context__ if isinstance(e, NotACheckpointError) and e.__context__ else e
-        return error_record("state", location, loc_rel,
-                            f"not a valid checkpoint state file: {describe_exception(cause)}")
+        return error_record(
+            "state",
+            location,
+            loc_rel,
+            f"not a valid checkpoint state file: {describe_exception(cause)}",
+        )
 
     def resolve(p: str) -> Optional[str]:
         if not posixpath.isabs(p) and not os.path.isabs(p):
             target = posixpath.normpath(join(rel, p))
-            if (posixpath.dirname(target) == rel and posixpath.basename(target) in present) \
-                    or (not target.startswith("..") and tree.has_index(target)):
+            if (posixpath.dirname(target) == rel and posixpath.basename(target) in present) or (
+                not target.startswith("..") and tree.has_index(target)
+            ):
                 return tree.location(target)
             return None
         base = posixpath.basename(p)
@@ -197,8 +270,11 @@ def state_record(tree: Tree, rel: str, item: Item, present: Set[str]) -> Record:
     missing = [p for p in names if resolve(p) is None]
     if missing:
         rec.status = "error"
-        rec.error = ("names checkpoint(s) that are not there: " + ", ".join(missing)
-                     + ("" if rec.latest else " (including the latest)"))
+        rec.error = (
+            "names checkpoint(s) that are not there: "
+            + ", ".join(missing)
+            + ("" if rec.latest else " (including the latest)")
+        )
     return rec
 
 

@@ -31,24 +31,28 @@ def open_location(location: str) -> Any:
     if kind == "tarz":
         raise UnsupportedCheckpointError(
             f"{archive} is a compressed tar, whose members cannot be read in place: unpack "
-            "it, or 'tfckpt scan' it", path=archive)
+            "it, or 'tfckpt scan' it",
+            path=archive,
+        )
     if kind not in ("tar", "zip"):
-        raise NotACheckpointError(f"{archive}: not a tar or zip archive: {sniff(archive)}",
-                                  path=archive)
+        raise NotACheckpointError(
+            f"{archive}: not a tar or zip archive: {sniff(archive)}", path=archive
+        )
     tree = tar_tree(archive) if kind == "tar" else zip_tree(archive)
     prefix = member.strip("/")
     if prefix.endswith(INDEX_SUFFIX):
-        prefix = prefix[:-len(INDEX_SUFFIX)]
+        prefix = prefix[: -len(INDEX_SUFFIX)]
     directory, base = posixpath.split(prefix)
     items = tree.dirs.get(directory, {})
     index = items.get(base + INDEX_SUFFIX)
     if index is None or index.type != "file":
-        raise NotACheckpointError(f"No checkpoint index at {archive}{sep}{prefix}"
-                                  f"{INDEX_SUFFIX}", path=location)
+        raise NotACheckpointError(
+            f"No checkpoint index at {archive}{sep}{prefix}{INDEX_SUFFIX}", path=location
+        )
     shards = {}
     for name, item in items.items():
         m = DATA_NAME_RE.match(name)
         if m and m.group("prefix") == base and item.type == "file":
-            shards[name[len(base):]] = item
+            shards[name[len(base) :]] = item
     spec = tree.checkpoint_spec(prefix, index, shards)
     return Reader(storage=make_storage(spec, Options()))

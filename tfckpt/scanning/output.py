@@ -65,13 +65,24 @@ class _ParquetWriter(RecordWriter):
             import pyarrow as pa
             import pyarrow.parquet as pq
         except ImportError:
-            raise ImportError("--format parquet needs pyarrow, which is not installed: "
-                              "pip install pyarrow (or tfckpt[parquet])") from None
+            raise ImportError(
+                "--format parquet needs pyarrow, which is not installed: "
+                "pip install pyarrow (or tfckpt[parquet])"
+            ) from None
         self.pa = pa
-        types = {"keys": pa.int64(), "parameters": pa.int64(), "bytes": pa.int64(),
-                 "shards": pa.int64(), "step": pa.int64(), "checkpoints": pa.int64(),
-                 "shard": pa.int64(), "offset": pa.int64(), "partitioned": pa.bool_(),
-                 "dtypes": pa.map_(pa.string(), pa.int64()), "shape": pa.list_(pa.int64())}
+        types = {
+            "keys": pa.int64(),
+            "parameters": pa.int64(),
+            "bytes": pa.int64(),
+            "shards": pa.int64(),
+            "step": pa.int64(),
+            "checkpoints": pa.int64(),
+            "shard": pa.int64(),
+            "offset": pa.int64(),
+            "partitioned": pa.bool_(),
+            "dtypes": pa.map_(pa.string(), pa.int64()),
+            "shape": pa.list_(pa.int64()),
+        }
         self.columns = columns
         self.schema = pa.schema([(c, types.get(c, pa.string())) for c in columns])
         self.writer = pq.ParquetWriter(path, self.schema)
@@ -109,40 +120,51 @@ def _human_bytes(n: Optional[int]) -> str:
 class _TableWriter(RecordWriter):
     """A readable table, streamed: fixed-width columns, the variable-width ones last."""
 
-    def __init__(self, out: IO[str], columns: Sequence[str],
-                 escape: Optional[Callable[[str], str]] = None) -> None:
+    def __init__(
+        self, out: IO[str], columns: Sequence[str], escape: Optional[Callable[[str], str]] = None
+    ) -> None:
         self.out = out
         self.escape = escape or (lambda text: text)
         self.keys_view = "key" in columns
         if self.keys_view:
-            out.write(f"{'STATUS':<6}  {'DTYPE':<10} {'SHAPE':<18} {'PARAMETERS':>12} "
-                      f"{'BYTES':>10}  LOCATION  KEY\n")
+            out.write(
+                f"{'STATUS':<6}  {'DTYPE':<10} {'SHAPE':<18} {'PARAMETERS':>12} "
+                f"{'BYTES':>10}  LOCATION  KEY\n"
+            )
         else:
-            out.write(f"{'STATUS':<6}  {'KIND':<12} {'KEYS':>6} {'PARAMETERS':>13} "
-                      f"{'BYTES':>10} {'SHARDS':>6} {'STEP':>10}  LOCATION\n")
+            out.write(
+                f"{'STATUS':<6}  {'KIND':<12} {'KEYS':>6} {'PARAMETERS':>13} "
+                f"{'BYTES':>10} {'SHARDS':>6} {'STEP':>10}  LOCATION\n"
+            )
 
     def write(self, rec: Any) -> None:  # a Record or a KeyRecord
         status = "ok" if rec.ok else "ERROR"
         esc = self.escape
         if rec.record == "key":
             shape = "[" + ",".join(str(d) for d in rec.shape or []) + "]"
-            line = (f"{status:<6}  {rec.dtype or '-':<10} {shape:<18} "
-                    f"{rec.parameters if rec.parameters is not None else '-':>12} "
-                    f"{_human_bytes(rec.bytes):>10}  {esc(rec.location)}  {esc(rec.key)}")
+            line = (
+                f"{status:<6}  {rec.dtype or '-':<10} {shape:<18} "
+                f"{rec.parameters if rec.parameters is not None else '-':>12} "
+                f"{_human_bytes(rec.bytes):>10}  {esc(rec.location)}  {esc(rec.key)}"
+            )
         elif rec.record == "checkpoint":
             step = "-" if rec.step is None else str(rec.step)
-            line = (f"{status:<6}  {rec.kind or '-':<12} "
-                    f"{rec.keys if rec.keys is not None else '-':>6} "
-                    f"{rec.parameters if rec.parameters is not None else '-':>13} "
-                    f"{_human_bytes(rec.bytes):>10} "
-                    f"{rec.shards if rec.shards is not None else '-':>6} {step:>10}  "
-                    f"{esc(rec.location)}")
+            line = (
+                f"{status:<6}  {rec.kind or '-':<12} "
+                f"{rec.keys if rec.keys is not None else '-':>6} "
+                f"{rec.parameters if rec.parameters is not None else '-':>13} "
+                f"{_human_bytes(rec.bytes):>10} "
+                f"{rec.shards if rec.shards is not None else '-':>6} {step:>10}  "
+                f"{esc(rec.location)}"
+            )
             if rec.dtypes:
                 line += "  (" + ", ".join(f"{k} x{v}" for k, v in rec.dtypes.items()) + ")"
         else:
             what = "state file" if rec.record == "state" else "path"
-            line = f"{status:<6}  {what:<12} {'':>6} {'':>13} {'':>10} {'':>6} {'':>10}  " \
-                   f"{esc(rec.location)}"
+            line = (
+                f"{status:<6}  {what:<12} {'':>6} {'':>13} {'':>10} {'':>6} {'':>10}  "
+                f"{esc(rec.location)}"
+            )
             if rec.latest:
                 line += f"  latest: {esc(rec.latest)}"
         if rec.error:
@@ -153,9 +175,13 @@ class _TableWriter(RecordWriter):
 _STREAM_WRITERS = {"jsonl": _JsonlWriter, "csv": _CsvWriter, "table": _TableWriter}
 
 
-def record_writer(fmt: str, out: Union[IO[str], str, "os.PathLike[str]"], *,
-                  keys: bool = False,
-                  escape: Optional[Callable[[str], str]] = None) -> RecordWriter:
+def record_writer(
+    fmt: str,
+    out: Union[IO[str], str, "os.PathLike[str]"],
+    *,
+    keys: bool = False,
+    escape: Optional[Callable[[str], str]] = None,
+) -> RecordWriter:
     """A writer for records in `fmt` (one of :data:`FORMATS`): ``write(record)`` as they
     come, then ``close()``. `out` is a text stream, or a file path for ``parquet``.
     `escape` makes names safe in the ``table`` for people (the command passes its

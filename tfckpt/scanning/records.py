@@ -7,16 +7,47 @@ from typing import Any, Dict, NamedTuple, Optional, Sequence, Tuple
 
 from ..errors import CheckpointError
 
-__all__ = ["Record", "KeyRecord", "CHECKPOINT_FIELDS", "KEY_FIELDS", "error_record",
-           "describe_exception"]
+__all__ = [
+    "Record",
+    "KeyRecord",
+    "CHECKPOINT_FIELDS",
+    "KEY_FIELDS",
+    "error_record",
+    "describe_exception",
+]
 
 #: Columns of a record in the per-checkpoint view (also those of state and path records).
-CHECKPOINT_FIELDS = ("record", "location", "name", "kind", "status", "error", "keys",
-                     "parameters", "bytes", "dtypes", "shards", "step", "step_source",
-                     "latest", "checkpoints")
+CHECKPOINT_FIELDS = (
+    "record",
+    "location",
+    "name",
+    "kind",
+    "status",
+    "error",
+    "keys",
+    "parameters",
+    "bytes",
+    "dtypes",
+    "shards",
+    "step",
+    "step_source",
+    "latest",
+    "checkpoints",
+)
 #: Columns of a record in the per-key view (``keys=True``).
-KEY_FIELDS = ("record", "location", "name", "key", "dtype", "shape", "parameters", "bytes",
-              "partitioned", "status", "error")
+KEY_FIELDS = (
+    "record",
+    "location",
+    "name",
+    "key",
+    "dtype",
+    "shape",
+    "parameters",
+    "bytes",
+    "partitioned",
+    "status",
+    "error",
+)
 
 
 @dataclass
@@ -24,10 +55,10 @@ class Record:
     """One finding of a scan. Fields that do not apply are None; :meth:`to_dict` gives the
     columns of a view (:data:`CHECKPOINT_FIELDS` or :data:`KEY_FIELDS`)."""
 
-    record: str                 # "checkpoint", "state", "path" or "key"
+    record: str  # "checkpoint", "state", "path" or "key"
     location: str
     name: str
-    status: str = "ok"          # "ok" or "error"
+    status: str = "ok"  # "ok" or "error"
     error: Optional[str] = None
     kind: Optional[str] = None  # "object-based", "name-based" or "savedmodel"
     keys: Optional[int] = None
@@ -37,7 +68,7 @@ class Record:
     shards: Optional[int] = None
     step: Optional[int] = None
     step_source: Optional[str] = None  # "save_counter", "global_step" or "suffix"
-    latest: Optional[str] = None       # state files: the location of the latest checkpoint
+    latest: Optional[str] = None  # state files: the location of the latest checkpoint
     checkpoints: Optional[int] = None  # state files: how many checkpoints it names
     key: Optional[str] = None
     dtype: Optional[str] = None

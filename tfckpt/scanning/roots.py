@@ -22,7 +22,7 @@ _FILE_URL = "file://"
 
 
 def _local(path: str) -> str:
-    return path[len(_FILE_URL):] if path.startswith(_FILE_URL) else path
+    return path[len(_FILE_URL) :] if path.startswith(_FILE_URL) else path
 
 
 def check_root(path: str) -> None:
@@ -33,7 +33,8 @@ def check_root(path: str) -> None:
     path = _local(path)
     if not (os.path.exists(path) or is_local_checkpoint(path)):
         raise NotACheckpointError(
-            f"{path}: no such file or directory (nor a checkpoint prefix {path}{INDEX_SUFFIX})")
+            f"{path}: no such file or directory (nor a checkpoint prefix {path}{INDEX_SUFFIX})"
+        )
 
 
 def root_tasks(path: str, opts: Options, for_dask: bool = False) -> Iterator[Task]:
@@ -82,8 +83,16 @@ def _file_tasks(path: str, opts: Options, for_dask: bool) -> Iterator[Task]:
     elif is_local_checkpoint(path):
         yield _single_checkpoint(path)
     else:
-        yield Done([error_record("path", path, name, f"not a checkpoint, a directory or an "
-                                                     f"archive: {sniff(path)}")])
+        yield Done(
+            [
+                error_record(
+                    "path",
+                    path,
+                    name,
+                    f"not a checkpoint, a directory or an archive: {sniff(path)}",
+                )
+            ]
+        )
 
 
 def _single_checkpoint(prefix: str) -> Checkpoint:
@@ -97,8 +106,9 @@ def _fsspec_tasks(url: str, opts: Options) -> Iterator[Task]:
     fs, path = fsspec.core.url_to_fs(url, **opts.storage_options)
     if path.endswith(INDEX_SUFFIX):
         prefix, prefix_url = path[: -len(INDEX_SUFFIX)], url[: -len(INDEX_SUFFIX)]
-        yield Checkpoint(prefix_url, posixpath.basename(prefix), None,
-                         ("fsspec", fs, prefix, prefix_url, {}))
+        yield Checkpoint(
+            prefix_url, posixpath.basename(prefix), None, ("fsspec", fs, prefix, prefix_url, {})
+        )
         return
     if not path.endswith("/") and fs.exists(path + INDEX_SUFFIX):
         yield Checkpoint(url, posixpath.basename(path), None, ("fsspec", fs, path, url, {}))

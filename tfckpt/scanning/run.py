@@ -55,8 +55,9 @@ def _pool(jobs: int, remote: bool) -> Any:
     return ThreadPoolExecutor(jobs, thread_name_prefix="tfckpt-scan")
 
 
-def _ordered_map(fn: Callable, items: Iterable, jobs: int, *, remote: bool = False,
-                 chunk: int = 16) -> Iterator:
+def _ordered_map(
+    fn: Callable, items: Iterable, jobs: int, *, remote: bool = False, chunk: int = 16
+) -> Iterator:
     """fn over chunks of `chunk` items on `jobs` workers; results in input order, at most
     4 chunks per worker in flight, so memory stays bounded. The first items are done
     here, one by one, until _INLINE_SECONDS have passed: workers start only for the rest."""
@@ -86,10 +87,14 @@ def _ordered_map(fn: Callable, items: Iterable, jobs: int, *, remote: bool = Fal
                 f.cancel()
 
 
-def _start(paths: Union[PathArg, Sequence[PathArg]], keys: bool,
-           match: Union[str, Pattern, None], verify: bool,
-           storage_options: Optional[Dict[str, Any]], max_member_bytes: int
-           ) -> Tuple[List[str], Options]:
+def _start(
+    paths: Union[PathArg, Sequence[PathArg]],
+    keys: bool,
+    match: Union[str, Pattern, None],
+    verify: bool,
+    storage_options: Optional[Dict[str, Any]],
+    max_member_bytes: int,
+) -> Tuple[List[str], Options]:
     """The roots (each checked to exist) and the options of a scan."""
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
@@ -98,15 +103,25 @@ def _start(paths: Union[PathArg, Sequence[PathArg]], keys: bool,
         check_root(p)
     if isinstance(match, str):
         match = re.compile(match)
-    return roots, Options(keys=keys, match=match, verify=verify,
-                          storage_options=dict(storage_options or {}),
-                          max_member_bytes=max_member_bytes)
+    return roots, Options(
+        keys=keys,
+        match=match,
+        verify=verify,
+        storage_options=dict(storage_options or {}),
+        max_member_bytes=max_member_bytes,
+    )
 
 
-def scan(paths: Union[PathArg, Sequence[PathArg]], *, keys: bool = False,
-         match: Union[str, Pattern, None] = None, verify: bool = False, jobs: int = 1,
-         storage_options: Optional[Dict[str, Any]] = None,
-         max_member_bytes: int = DEFAULT_MAX_MEMBER_BYTES) -> Iterator[Record]:
+def scan(
+    paths: Union[PathArg, Sequence[PathArg]],
+    *,
+    keys: bool = False,
+    match: Union[str, Pattern, None] = None,
+    verify: bool = False,
+    jobs: int = 1,
+    storage_options: Optional[Dict[str, Any]] = None,
+    max_member_bytes: int = DEFAULT_MAX_MEMBER_BYTES,
+) -> Iterator[Record]:
     """Finds every checkpoint under `paths` and yields one :class:`Record` per finding.
 
     `paths` are directories, checkpoint prefixes or ``.index`` files, ``checkpoint`` state
@@ -136,15 +151,23 @@ def _scan(roots: List[str], opts: Options, jobs: int) -> Iterator[Record]:
 
 # -- on a Dask cluster --------------------------------------------------------------------
 
-def _run_partition(tasks: List[Task], opts: Options,
-                   columns: Sequence[str]) -> List[Dict[str, Any]]:
+
+def _run_partition(
+    tasks: List[Task], opts: Options, columns: Sequence[str]
+) -> List[Dict[str, Any]]:
     return [r.to_dict(columns) for t in tasks for r in run_task(t, opts)]
 
 
-def scan_to_dask(paths: Union[PathArg, Sequence[PathArg]], *, keys: bool = False,
-                 match: Union[str, Pattern, None] = None, verify: bool = False,
-                 storage_options: Optional[Dict[str, Any]] = None, partition_size: int = 16,
-                 max_member_bytes: int = DEFAULT_MAX_MEMBER_BYTES) -> Any:
+def scan_to_dask(
+    paths: Union[PathArg, Sequence[PathArg]],
+    *,
+    keys: bool = False,
+    match: Union[str, Pattern, None] = None,
+    verify: bool = False,
+    storage_options: Optional[Dict[str, Any]] = None,
+    partition_size: int = 16,
+    max_member_bytes: int = DEFAULT_MAX_MEMBER_BYTES,
+) -> Any:
     """The same scan as :func:`scan`, as a ``dask.bag.Bag`` of record dicts (columns
     :data:`CHECKPOINT_FIELDS`, or :data:`KEY_FIELDS` with `keys`), in the same order.
 
@@ -164,8 +187,11 @@ def scan_to_dask(paths: Union[PathArg, Sequence[PathArg]], *, keys: bool = False
     roots, opts = _start(paths, keys, match, verify, storage_options, max_member_bytes)
     tasks = list(discover(roots, opts, for_dask=True))
     columns = KEY_FIELDS if keys else CHECKPOINT_FIELDS
-    bag = db.from_sequence(tasks, partition_size=max(1, partition_size)) if tasks else \
-        db.from_sequence([], npartitions=1)
+    bag = (
+        db.from_sequence(tasks, partition_size=max(1, partition_size))
+        if tasks
+        else db.from_sequence([], npartitions=1)
+    )
     bag = bag.map_partitions(_run_partition, opts, columns)
     return _scan_bag_class()(bag.dask, bag.name, bag.npartitions, columns)
 
@@ -177,9 +203,14 @@ def dataframe_meta(keys: bool = False) -> Any:
 
     ints = {"keys", "parameters", "bytes", "shards", "step", "checkpoints", "shard", "offset"}
     columns = KEY_FIELDS if keys else CHECKPOINT_FIELDS
-    return pd.DataFrame({c: pd.Series([], dtype="Int64" if c in ints else
-                                      "boolean" if c == "partitioned" else object)
-                         for c in columns})
+    return pd.DataFrame(
+        {
+            c: pd.Series(
+                [], dtype="Int64" if c in ints else "boolean" if c == "partitioned" else object
+            )
+            for c in columns
+        }
+    )
 
 
 _SCAN_BAG: Any = None
@@ -202,8 +233,9 @@ def _scan_bag_class() -> Any:
             def to_dataframe(self, meta=None, columns=None, optimize_graph=True):
                 if meta is None and columns is None:
                     meta = dataframe_meta(keys=self._columns == KEY_FIELDS)
-                return super().to_dataframe(meta=meta, columns=columns,
-                                            optimize_graph=optimize_graph)
+                return super().to_dataframe(
+                    meta=meta, columns=columns, optimize_graph=optimize_graph
+                )
 
         _SCAN_BAG = ScanBag
     return _SCAN_BAG

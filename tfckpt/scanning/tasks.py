@@ -27,8 +27,7 @@ class Options:
     max_member_bytes: int = DEFAULT_MAX_MEMBER_BYTES
 
     def matches(self, *texts: Optional[str]) -> bool:
-        return self.match is None or any(t is not None and self.match.search(t)
-                                         for t in texts)
+        return self.match is None or any(t is not None and self.match.search(t) for t in texts)
 
 
 @dataclass

@@ -14,8 +14,16 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 from ..files import INDEX_SUFFIX, MAX_STATE_BYTES, is_table_file, v1_group_name
 from .records import describe_exception
 
-__all__ = ["Item", "Tree", "Walk", "LocalTree", "ArchiveTree", "FsspecTree", "join",
-           "is_local_checkpoint"]
+__all__ = [
+    "Item",
+    "Tree",
+    "Walk",
+    "LocalTree",
+    "ArchiveTree",
+    "FsspecTree",
+    "join",
+    "is_local_checkpoint",
+]
 
 #: (relative directory, its items in name order or None, why it cannot be listed or None)
 Walk = Iterator[Tuple[str, Optional[List["Item"]], Optional[str]]]
@@ -26,10 +34,10 @@ class Item:
     """One entry of a directory as a tree reports it."""
 
     name: str
-    type: str                # "file", "dir" or "error"
+    type: str  # "file", "dir" or "error"
     size: Optional[int] = None
     error: Optional[str] = None
-    ref: Any = None          # the tree's handle: an archive member, a real path, ...
+    ref: Any = None  # the tree's handle: an archive member, a real path, ...
 
 
 class Tree:
@@ -139,20 +147,28 @@ class LocalTree(Tree):
                     target = os.readlink(entry.path)
                 except OSError:
                     target = "?"
-                return Item(entry.name, "error",
-                            error=f"broken symbolic link (to {target}): {e.strerror}")
+                return Item(
+                    entry.name, "error", error=f"broken symbolic link (to {target}): {e.strerror}"
+                )
             return Item(entry.name, "error", error=f"cannot stat: {e.strerror}")
         if stat.S_ISDIR(st.st_mode):
             target = os.path.realpath(entry.path)
             if real == target or real.startswith(target.rstrip("/") + "/"):
-                return Item(entry.name, "error",
-                            error=f"symbolic link loop: leads back to {target}")
+                return Item(
+                    entry.name, "error", error=f"symbolic link loop: leads back to {target}"
+                )
             return Item(entry.name, "dir", ref=target)
         if stat.S_ISREG(st.st_mode):
             return Item(entry.name, "file", size=st.st_size)
-        what = ("a FIFO" if stat.S_ISFIFO(st.st_mode) else "a socket" if stat.S_ISSOCK(st.st_mode)
-                else "a device" if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode)
-                else "not a regular file")
+        what = (
+            "a FIFO"
+            if stat.S_ISFIFO(st.st_mode)
+            else "a socket"
+            if stat.S_ISSOCK(st.st_mode)
+            else "a device"
+            if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode)
+            else "not a regular file"
+        )
         return Item(entry.name, "error", error=f"not a regular file: {what}")
 
     def read_bytes(self, rel: str, item: Item) -> bytes:
@@ -187,9 +203,16 @@ class ArchiveTree(Tree):
     for a file. `problem` says what is wrong with the archive as a whole, if anything.
     """
 
-    def __init__(self, archive: str, kind: str, files: Dict[str, Any],
-                 errors: Dict[str, str], sizes: Callable[[Any], int],
-                 reader: Callable[[str, Any], bytes], problem: Optional[str] = None) -> None:
+    def __init__(
+        self,
+        archive: str,
+        kind: str,
+        files: Dict[str, Any],
+        errors: Dict[str, str],
+        sizes: Callable[[Any], int],
+        reader: Callable[[str, Any], bytes],
+        problem: Optional[str] = None,
+    ) -> None:
         self.problem = problem
         self.archive = archive
         self.kind = kind  # "tar", "tarz" or "zip"
@@ -197,8 +220,7 @@ class ArchiveTree(Tree):
         self._reader = reader
         self.dirs: Dict[str, Dict[str, Item]] = {"": {}}
         for path, member in files.items():
-            self._add(path, Item(posixpath.basename(path), "file", size=sizes(member),
-                                 ref=member))
+            self._add(path, Item(posixpath.basename(path), "file", size=sizes(member), ref=member))
         for path, message in errors.items():
             self._add(path, Item(posixpath.basename(path), "error", error=message))
 
@@ -223,8 +245,9 @@ class ArchiveTree(Tree):
     def walk(self) -> Walk:
         if self.problem:
             yield "", None, self.problem
-        yield from _walk_listing(lambda rel: ([self.dirs[rel][n] for n in sorted(self.dirs[rel])],
-                                              None))
+        yield from _walk_listing(
+            lambda rel: ([self.dirs[rel][n] for n in sorted(self.dirs[rel])], None)
+        )
 
     def read_bytes(self, rel: str, item: Item) -> bytes:
         return self._reader(rel, item.ref)

@@ -27,11 +27,21 @@ from .optimizer import optimizer_keys
 from .safetensors import from_safetensors, read_safetensors_header, to_safetensors
 
 __all__ = [
-    "diff", "DiffResult", "ValueChange",
-    "explain_restore", "RestoreReport", "Mismatch",
+    "diff",
+    "DiffResult",
+    "ValueChange",
+    "explain_restore",
+    "RestoreReport",
+    "Mismatch",
     "average",
-    "migrate", "MigrationReport",
+    "migrate",
+    "MigrationReport",
     "optimizer_keys",
-    "to_npz", "from_npz", "to_safetensors", "from_safetensors", "ConversionReport",
-    "to_v2", "read_safetensors_header",
+    "to_npz",
+    "from_npz",
+    "to_safetensors",
+    "from_safetensors",
+    "ConversionReport",
+    "to_v2",
+    "read_safetensors_header",
 ]

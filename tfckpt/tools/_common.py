@@ -16,8 +16,7 @@ CHUNK_ELEMENTS = 1 << 22
 
 
 @contextlib.contextmanager
-def opened(*sources: Any,
-           open_with: Callable[[Any], Any] = open_checkpoint) -> Iterator[List[Any]]:
+def opened(*sources: Any, open_with: Callable[[Any], Any] = open_checkpoint) -> Iterator[List[Any]]:
     """Readers for `sources`: paths are opened with `open_with` (and closed afterwards),
     by default :func:`tfckpt.open`, so format V1 checkpoints are read as V2 ones are;
     readers (anything with a ``listing``) are used as they are and left open."""

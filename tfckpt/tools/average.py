@@ -54,8 +54,13 @@ def average(paths: Sequence[Any], out: "str | os.PathLike[str]", **write_kwargs:
                 if not e.slices:
                     w.add(key, _mean(sources, full_bounds(e.shape), e), dtype=e.dtype_code)
                 for s in e.slices:
-                    w.add_slice(key, e.shape, s.spec, _mean(sources, s.bounds(e.shape), e),
-                                dtype=e.dtype_code)
+                    w.add_slice(
+                        key,
+                        e.shape,
+                        s.spec,
+                        _mean(sources, s.bounds(e.shape), e),
+                        dtype=e.dtype_code,
+                    )
     return os.fspath(out)
 
 
@@ -85,11 +90,12 @@ def _check_same_layout(readers: Sequence[Reader], keys: Sequence[str]) -> None:
         if have != want:
             missing = sorted(want - have)
             extra = sorted(have - want)
-            what = (f"lacks key {missing[0]}" if missing else f"has key {extra[0]}")
+            what = f"lacks key {missing[0]}" if missing else f"has key {extra[0]}"
             raise InvalidArgumentError(
                 f"cannot average: {r.prefix} {what}, which {last.prefix} (the last "
                 f"checkpoint) {'has' if missing else 'lacks'}; all checkpoints must hold the "
-                f"same keys ({len(missing)} missing, {len(extra)} extra)")
+                f"same keys ({len(missing)} missing, {len(extra)} extra)"
+            )
     for key in sorted(keys):
         el = last.entry(key)
         for r in readers[:-1]:
@@ -97,5 +103,5 @@ def _check_same_layout(readers: Sequence[Reader], keys: Sequence[str]) -> None:
             if e.dtype_code != el.dtype_code or tuple(e.shape) != tuple(el.shape):
                 raise InvalidArgumentError(
                     f"cannot average: key {key} is {e.dtype_name}{shape_text(e.shape)} in "
-                    f"{r.prefix} but {el.dtype_name}{shape_text(el.shape)} in {last.prefix}")
-
+                    f"{r.prefix} but {el.dtype_name}{shape_text(el.shape)} in {last.prefix}"
+                )

@@ -38,8 +38,9 @@ class ConversionReport:
 
     def describe(self) -> str:
         lines = [f"skipped {k}: {why}" for k, why in self.skipped.items()]
-        lines.append(f"# {len(self.written)} tensors written to {self.dst}, "
-                     f"{len(self.skipped)} skipped")
+        lines.append(
+            f"# {len(self.written)} tensors written to {self.dst}, {len(self.skipped)} skipped"
+        )
         return "\n".join(lines)
 
     def to_json(self) -> dict:
@@ -64,8 +65,9 @@ def atomic_file(path: "str | os.PathLike[str]", overwrite: bool) -> Iterator[str
             os.unlink(tmp)
 
 
-def refuse_or_skip(report: ConversionReport, problems: Dict[str, str], what: str,
-                   skip_unsupported: bool) -> None:
+def refuse_or_skip(
+    report: ConversionReport, problems: Dict[str, str], what: str, skip_unsupported: bool
+) -> None:
     """Raises one error listing every tensor `what` cannot hold, or with `skip_unsupported`
     records them as skipped: a conversion fails before writing anything, or not at all."""
     if not problems:
@@ -74,7 +76,8 @@ def refuse_or_skip(report: ConversionReport, problems: Dict[str, str], what: str
         listing = "\n".join(f"  {k}: {why}" for k, why in problems.items())
         raise InvalidArgumentError(
             f"{len(problems)} tensors cannot be stored in {what}:\n{listing}\n"
-            "pass skip_unsupported=True (--skip-unsupported) to convert the rest")
+            "pass skip_unsupported=True (--skip-unsupported) to convert the rest"
+        )
     report.skipped.update(problems)
 
 
@@ -98,15 +101,21 @@ def to_v2(ckpt: Any, out: "str | os.PathLike[str]", **write_kwargs: Any) -> Conv
                     w.add(key, reader.read(key), dtype=e.dtype_code)
                 else:
                     for s in e.slices:
-                        w.add_slice(key, e.shape, s.spec, reader.read_slice(key, s.spec),
-                                    dtype=e.dtype_code)
+                        w.add_slice(
+                            key, e.shape, s.spec, reader.read_slice(key, s.spec), dtype=e.dtype_code
+                        )
                 report.written.append(key)
     return report
 
 
-def write_tensors(values: Iterable[Tuple[str, Any, Any]], names: Sequence[str], out: Any,
-                  object_graph: bool, report: ConversionReport,
-                  write_kwargs: Dict[str, Any]) -> None:
+def write_tensors(
+    values: Iterable[Tuple[str, Any, Any]],
+    names: Sequence[str],
+    out: Any,
+    object_graph: bool,
+    report: ConversionReport,
+    write_kwargs: Dict[str, Any],
+) -> None:
     """Writes (name, array, dtype) triples with a Writer (dtype as ``Writer.add`` takes it,
     None for the array's own), building an object graph for path-like names first when
     asked."""
@@ -116,7 +125,8 @@ def write_tensors(values: Iterable[Tuple[str, Any, Any]], names: Sequence[str], 
         if OBJECT_GRAPH_KEY in names:
             raise InvalidArgumentError(
                 f"the input already holds {OBJECT_GRAPH_KEY}: write it as given "
-                "(object_graph=False) to keep that graph")
+                "(object_graph=False) to keep that graph"
+            )
         graph_bytes, key_of = _graph_for_names(list(names))
     with Writer(out, **write_kwargs) as w:
         for name, arr, dtype in values:
@@ -135,14 +145,20 @@ def _graph_for_names(names: Sequence[str]) -> Tuple[bytes, Dict[str, str]]:
         slot = parse_slot_key(name)
         if slot is not None and slot[3] == VARIABLE_VALUE:
             var, opt, slot_name, _ = slot
-            spec = (tuple(split_object_path(var)), tuple(split_object_path(opt)),
-                    unescape_local_name(slot_name))
+            spec = (
+                tuple(split_object_path(var)),
+                tuple(split_object_path(opt)),
+                unescape_local_name(slot_name),
+            )
             slots.append(spec)
             origin[spec] = name
             continue
         value = parse_object_key(name)
-        parts = tuple(split_object_path(value[0])) if value and value[1] == VARIABLE_VALUE \
+        parts = (
+            tuple(split_object_path(value[0]))
+            if value and value[1] == VARIABLE_VALUE
             else tuple(name.split("/"))
+        )
         if any(not p for p in parts):
             raise InvalidArgumentError(f"{name!r} is not an object path (an empty local name)")
         variables.append(parts)

@@ -60,8 +60,14 @@ class DiffResult:
 
     @property
     def equal(self) -> bool:
-        return not (self.only_a or self.only_b or self.dtype_changes or self.shape_changes
-                    or self.value_changes or self.object_graph_changed)
+        return not (
+            self.only_a
+            or self.only_b
+            or self.dtype_changes
+            or self.shape_changes
+            or self.value_changes
+            or self.object_graph_changed
+        )
 
     def lines(self) -> List[str]:
         """One line per difference, in the order: keys only in A, only in B, dtype, shape,
@@ -69,8 +75,10 @@ class DiffResult:
         out = [f"only in A: {k}" for k in self.only_a]
         out += [f"only in B: {k}" for k in self.only_b]
         out += [f"dtype: {k}: {a} -> {b}" for k, (a, b) in self.dtype_changes.items()]
-        out += [f"shape: {k}: {shape_text(a)} -> {shape_text(b)}"
-                for k, (a, b) in self.shape_changes.items()]
+        out += [
+            f"shape: {k}: {shape_text(a)} -> {shape_text(b)}"
+            for k, (a, b) in self.shape_changes.items()
+        ]
         out += [f"value: {k}: {c.describe()}" for k, c in self.value_changes.items()]
         if self.object_graph_changed and OBJECT_GRAPH_KEY not in self.only_a + self.only_b:
             out.append(f"object graph: {OBJECT_GRAPH_KEY} differs")
@@ -78,14 +86,18 @@ class DiffResult:
 
     def verdict(self) -> str:
         if self.equal:
-            tol = f" within rtol={self.rtol:g} atol={self.atol:g}" if (self.rtol or self.atol) \
-                else ""
+            tol = (
+                f" within rtol={self.rtol:g} atol={self.atol:g}" if (self.rtol or self.atol) else ""
+            )
             return f"equal: {self.compared} tensors compared{tol}"
         parts = []
-        for n, what in ((len(self.only_a), "only in A"), (len(self.only_b), "only in B"),
-                        (len(self.dtype_changes), "dtype changed"),
-                        (len(self.shape_changes), "shape changed"),
-                        (len(self.value_changes), "values differ")):
+        for n, what in (
+            (len(self.only_a), "only in A"),
+            (len(self.only_b), "only in B"),
+            (len(self.dtype_changes), "dtype changed"),
+            (len(self.shape_changes), "shape changed"),
+            (len(self.value_changes), "values differ"),
+        ):
             if n:
                 parts.append(f"{n} {what}")
         if self.object_graph_changed and OBJECT_GRAPH_KEY not in self.only_a + self.only_b:
@@ -102,16 +114,28 @@ class DiffResult:
             return str(x)
 
         return {
-            "a": self.a, "b": self.b, "equal": self.equal,
-            "only_a": self.only_a, "only_b": self.only_b,
+            "a": self.a,
+            "b": self.b,
+            "equal": self.equal,
+            "only_a": self.only_a,
+            "only_b": self.only_b,
             "dtype_changes": {k: {"a": a, "b": b} for k, (a, b) in self.dtype_changes.items()},
-            "shape_changes": {k: {"a": list(a), "b": list(b)}
-                              for k, (a, b) in self.shape_changes.items()},
-            "value_changes": {k: {"count": c.count, "total": c.total,
-                                  "max_abs": num(c.max_abs), "max_rel": num(c.max_rel)}
-                              for k, c in self.value_changes.items()},
+            "shape_changes": {
+                k: {"a": list(a), "b": list(b)} for k, (a, b) in self.shape_changes.items()
+            },
+            "value_changes": {
+                k: {
+                    "count": c.count,
+                    "total": c.total,
+                    "max_abs": num(c.max_abs),
+                    "max_rel": num(c.max_rel),
+                }
+                for k, c in self.value_changes.items()
+            },
             "object_graph_changed": self.object_graph_changed,
-            "compared": self.compared, "rtol": self.rtol, "atol": self.atol,
+            "compared": self.compared,
+            "rtol": self.rtol,
+            "atol": self.atol,
         }
 
 
@@ -176,8 +200,9 @@ def _graphs_differ(ra: Reader, rb: Reader) -> bool:
     return ma != mb
 
 
-def _compare_values(ra: Reader, rb: Reader, key: str, e: Entry, rtol: float,
-                    atol: float) -> Optional[ValueChange]:
+def _compare_values(
+    ra: Reader, rb: Reader, key: str, e: Entry, rtol: float, atol: float
+) -> Optional[ValueChange]:
     import numpy as np
 
     kind = by_code(e.dtype_code).kind
@@ -217,8 +242,9 @@ def _nanmax2(p: float, q: float) -> float:
     return max(p, q)
 
 
-def _compare_floats(x: Any, y: Any, is_complex: bool, rtol: float,
-                    atol: float) -> Tuple[int, float, float]:
+def _compare_floats(
+    x: Any, y: Any, is_complex: bool, rtol: float, atol: float
+) -> Tuple[int, float, float]:
     """(differing elements, max abs difference, max rel difference) of two float chunks."""
     import numpy as np
 
@@ -228,8 +254,9 @@ def _compare_floats(x: Any, y: Any, is_complex: bool, rtol: float,
         nan_x = np.isnan(x.real) | np.isnan(x.imag)
         nan_y = np.isnan(y.real) | np.isnan(y.imag)
         # NaN parts equal NaN parts, component by component.
-        same = (((x.real == y.real) | (np.isnan(x.real) & np.isnan(y.real)))
-                & ((x.imag == y.imag) | (np.isnan(x.imag) & np.isnan(y.imag))))
+        same = ((x.real == y.real) | (np.isnan(x.real) & np.isnan(y.real))) & (
+            (x.imag == y.imag) | (np.isnan(x.imag) & np.isnan(y.imag))
+        )
     else:
         x = x.astype(np.float64)
         y = y.astype(np.float64)

@@ -80,8 +80,12 @@ def read_expected(expected: Any) -> Expected:
 
 def specs_of(reader: Any) -> Dict[str, Spec]:
     """The dtype and shape of every value of an open checkpoint (not its object graph)."""
-    return {k: Spec(e.dtype_name, tuple(e.shape))
-            for k in reader.keys() if k != OBJECT_GRAPH_KEY for e in [reader.entry(k)]}
+    return {
+        k: Spec(e.dtype_name, tuple(e.shape))
+        for k in reader.keys()
+        if k != OBJECT_GRAPH_KEY
+        for e in [reader.entry(k)]
+    }
 
 
 def _from_checkpoint(path: str, form: str) -> Expected:
@@ -110,8 +114,7 @@ def _parse(cls: Any, data: bytes, path: str) -> Any:
     try:
         msg.ParseFromString(data)
     except Exception as e:  # noqa: BLE001 - any protobuf decode error
-        raise InvalidArgumentError(f"{path}: not a {cls.DESCRIPTOR.name}: {e}",
-                                   path=path) from None
+        raise InvalidArgumentError(f"{path}: not a {cls.DESCRIPTOR.name}: {e}", path=path) from None
     return msg
 
 
@@ -124,8 +127,9 @@ def variables_of_meta_graph(meta: Any) -> Dict[str, Spec]:
     ops = {n.name: n for n in meta.graph_def.node if n.op in VARIABLE_OPS}
     # (op name, key it is saved under, full shape of a partitioned variable's whole)
     variables: List[Tuple[str, str, Optional[Tuple[int, ...]]]] = []
-    collection = (meta.collection_def[GLOBAL_VARIABLES]
-                  if GLOBAL_VARIABLES in meta.collection_def else None)
+    collection = (
+        meta.collection_def[GLOBAL_VARIABLES] if GLOBAL_VARIABLES in meta.collection_def else None
+    )
     if collection is not None and collection.HasField("bytes_list"):
         for raw in collection.bytes_list.value:
             var = VariableDef.FromString(raw)
@@ -142,8 +146,11 @@ def variables_of_meta_graph(meta: Any) -> Dict[str, Spec]:
         op = ops.get(op_name)
         if op is None:
             continue
-        shape = full_shape if full_shape is not None else \
-            tuple(d.size for d in op.attr["shape"].shape.dim)
+        shape = (
+            full_shape
+            if full_shape is not None
+            else tuple(d.size for d in op.attr["shape"].shape.dim)
+        )
         specs.setdefault(key, Spec(by_code(op.attr["dtype"].type).name, shape))
     return specs
 
@@ -151,17 +158,22 @@ def variables_of_meta_graph(meta: Any) -> Dict[str, Spec]:
 def _from_specs(source: str, doc: Any) -> Expected:
     """The JSON form: object-based keys get the graph they imply, plain names none."""
     if not isinstance(doc, Mapping):
-        raise InvalidArgumentError(f"{source}: expected a JSON object "
-                                   '{key: {"dtype": name, "shape": [...]}}', path=source)
+        raise InvalidArgumentError(
+            f'{source}: expected a JSON object {{key: {{"dtype": name, "shape": [...]}}}}',
+            path=source,
+        )
     specs: Dict[str, Spec] = {}
     for key, value in doc.items():
         try:
-            specs[str(key)] = Spec(by_name(str(value["dtype"])).name,
-                                   tuple(int(d) for d in value["shape"]))
+            specs[str(key)] = Spec(
+                by_name(str(value["dtype"])).name, tuple(int(d) for d in value["shape"])
+            )
         except (KeyError, TypeError, ValueError) as e:
             raise InvalidArgumentError(
-                f"{source}: {key}: expected {{\"dtype\": name, \"shape\": [...]}}, got "
-                f"{value!r} ({e})", path=source, key=str(key)) from None
+                f'{source}: {key}: expected {{"dtype": name, "shape": [...]}}, got {value!r} ({e})',
+                path=source,
+                key=str(key),
+            ) from None
     specs.pop(OBJECT_GRAPH_KEY, None)
     object_based = any(parse_object_key(k) for k in specs)
     graph = ObjectGraph.from_keys(specs) if object_based else None

@@ -43,8 +43,12 @@ class Mismatch:
     expected: Spec
 
     def to_dict(self) -> Dict[str, Any]:
-        return {"key": self.key, "checkpoint_key": self.checkpoint_key,
-                "checkpoint": self.checkpoint.to_dict(), "expected": self.expected.to_dict()}
+        return {
+            "key": self.key,
+            "checkpoint_key": self.checkpoint_key,
+            "checkpoint": self.checkpoint.to_dict(),
+            "expected": self.expected.to_dict(),
+        }
 
 
 @dataclass
@@ -82,10 +86,14 @@ class RestoreReport:
         return not (self.missing or self.mismatched)
 
     def to_dict(self) -> Dict[str, Any]:
-        return {"restored": dict(self.restored), "missing": list(self.missing),
-                "unused": list(self.unused),
-                "mismatched": [m.to_dict() for m in self.mismatched],
-                "renames": dict(self.renames), "ok": self.ok}
+        return {
+            "restored": dict(self.restored),
+            "missing": list(self.missing),
+            "unused": list(self.unused),
+            "mismatched": [m.to_dict() for m in self.mismatched],
+            "renames": dict(self.renames),
+            "ok": self.ok,
+        }
 
     def to_json(self) -> Dict[str, Any]:
         return self.to_dict()
@@ -100,14 +108,20 @@ class RestoreReport:
         return edit(self.checkpoint, out, rename=rename, **edit_kwargs)
 
     def describe(self) -> str:
-        lines = [f"restoring {self.checkpoint}", f"     into {self.expected} "
-                 f"(matched by {self.matching})"]
+        lines = [
+            f"restoring {self.checkpoint}",
+            f"     into {self.expected} (matched by {self.matching})",
+        ]
         moved = {e: c for e, c in self.restored.items() if e != c}
-        lines.append(f"restored: {_count(len(self.restored), 'value')}"
-                     + (f", {len(moved)} from another key:" if moved else ""))
+        lines.append(
+            f"restored: {_count(len(self.restored), 'value')}"
+            + (f", {len(moved)} from another key:" if moved else "")
+        )
         lines += [f"  {e} <- {c}" for e, c in moved.items()]
-        for title, keys in (("keeps its initial value (missing)", self.missing),
-                            ("unused checkpoint values", self.unused)):
+        for title, keys in (
+            ("keeps its initial value (missing)", self.missing),
+            ("unused checkpoint values", self.unused),
+        ):
             if keys:
                 lines.append(f"{title}: {len(keys)}")
             for k in keys:
@@ -117,8 +131,10 @@ class RestoreReport:
         if self.mismatched:
             lines.append(f"mismatched (restore fails): {len(self.mismatched)}")
         for m in self.mismatched:
-            lines.append(f"  {m.key} <- {m.checkpoint_key}: the checkpoint holds "
-                         f"{m.checkpoint}, the new model's variable is {m.expected}")
+            lines.append(
+                f"  {m.key} <- {m.checkpoint_key}: the checkpoint holds "
+                f"{m.checkpoint}, the new model's variable is {m.expected}"
+            )
         if self.renames:
             lines.append("suggested renames (--fix OUT applies them):")
             lines += [f"  {c} -> {e}" for c, e in self.renames.items()]
@@ -131,8 +147,11 @@ class RestoreReport:
         parts = []
         if self.missing:
             n = len(self.missing)
-            parts.append("1 variable keeps its initial value" if n == 1 else
-                         f"{n} variables keep their initial values")
+            parts.append(
+                "1 variable keeps its initial value"
+                if n == 1
+                else f"{n} variables keep their initial values"
+            )
         if self.mismatched:
             parts.append(f"{_count(len(self.mismatched), 'value')} do not fit (dtype or shape)")
         return "NOT OK: " + ", ".join(parts)
@@ -142,8 +161,7 @@ def _count(n: int, noun: str) -> str:
     return f"{n} {noun}" + ("" if n == 1 else "s")
 
 
-def explain_restore(checkpoint: Any, expected: Any, *, save_counter: bool = True
-                    ) -> RestoreReport:
+def explain_restore(checkpoint: Any, expected: Any, *, save_counter: bool = True) -> RestoreReport:
     """Says what restoring `checkpoint` into a new model does, without running either::
 
         r = tfckpt.explain_restore("run/ckpt-9", "fresh/ckpt-1")
@@ -163,9 +181,11 @@ def explain_restore(checkpoint: Any, expected: Any, *, save_counter: bool = True
     with open_checkpoint(checkpoint) as reader:
         ckpt_specs = specs_of(reader)
         saved = reader.object_graph
-        report = RestoreReport(checkpoint=reader.prefix, expected=exp.source,
-                               matching="object graph" if saved is not None
-                               and exp.graph is not None else "names")
+        report = RestoreReport(
+            checkpoint=reader.prefix,
+            expected=exp.source,
+            matching="object graph" if saved is not None and exp.graph is not None else "names",
+        )
     report.specs.update(exp.specs)
     report.specs.update(ckpt_specs)
     walk = None
@@ -203,15 +223,21 @@ def _path_text(path: Optional[str]) -> str:
     return "the root" if not path else path
 
 
-def _why_objects(report: RestoreReport, saved: ObjectGraph, live: ObjectGraph,
-                 walk: ObjectWalk) -> None:
+def _why_objects(
+    report: RestoreReport, saved: ObjectGraph, live: ObjectGraph, walk: ObjectWalk
+) -> None:
     """Where the two graphs part, for each missing and unused key."""
     first_of = walk.source
     live_node_of = {a.checkpoint_key: n for n in live.nodes for a in n.attributes}
     saved_node_of = {a.checkpoint_key: n for n in saved.nodes for a in n.attributes}
 
-    def part(walk_from: ObjectGraph, other: ObjectGraph, path: str,
-             step: Callable[[int], Optional[int]], side: str) -> Optional[str]:
+    def part(
+        walk_from: ObjectGraph,
+        other: ObjectGraph,
+        path: str,
+        step: Callable[[int], Optional[int]],
+        side: str,
+    ) -> Optional[str]:
         """Follows `path` in `walk_from` while the walk matched it; says where it stops."""
         cur, prefix = 0, ""
         for name in split_object_path(path):
@@ -226,9 +252,11 @@ def _why_objects(report: RestoreReport, saved: ObjectGraph, live: ObjectGraph,
             if other.child(mate, name) is None:
                 names = [n for n, _ in other.nodes[mate].children]
                 other_side = "checkpoint" if side == "new model" else "new model"
-                return (f"the graphs part at {_path_text(prefix)}: the {side} has "
-                        f"{name!r} there, the {other_side}'s object has not "
-                        f"({_children_text(names)})")
+                return (
+                    f"the graphs part at {_path_text(prefix)}: the {side} has "
+                    f"{name!r} there, the {other_side}'s object has not "
+                    f"({_children_text(names)})"
+                )
             cur, prefix = nxt, f"{prefix}/{escape_local_name(name)}".lstrip("/")
         return None
 
@@ -239,17 +267,22 @@ def _why_objects(report: RestoreReport, saved: ObjectGraph, live: ObjectGraph,
         elif node.id in first_of:
             s = saved.nodes[first_of[node.id]]
             attr = (parse_object_key(key) or ("", key))[1]
-            report.why[key] = (f"the checkpoint's object at {_path_text(s.path)} is matched to "
-                               f"it but holds no {attr}")
+            report.why[key] = (
+                f"the checkpoint's object at {_path_text(s.path)} is matched to "
+                f"it but holds no {attr}"
+            )
         elif node.slot_of is not None:
             var, opt, name = node.slot_of
-            report.why[key] = (f"the checkpoint has no slot {name!r} of "
-                               f"{_path_text(live.nodes[var].path)} for the optimizer at "
-                               f"{_path_text(live.nodes[opt].path)}")
+            report.why[key] = (
+                f"the checkpoint has no slot {name!r} of "
+                f"{_path_text(live.nodes[var].path)} for the optimizer at "
+                f"{_path_text(live.nodes[opt].path)}"
+            )
         else:
-            report.why[key] = part(live, saved, node.path or "",
-                                   lambda n: first_of.get(n), "new model") or \
-                "the checkpoint's object there is matched to another variable first"
+            report.why[key] = (
+                part(live, saved, node.path or "", lambda n: first_of.get(n), "new model")
+                or "the checkpoint's object there is matched to another variable first"
+            )
     for key in report.unused:
         node = saved_node_of.get(key)
         if node is None:
@@ -258,21 +291,27 @@ def _why_objects(report: RestoreReport, saved: ObjectGraph, live: ObjectGraph,
             live_id = walk.bound[node.id]
             first = saved.nodes[first_of[live_id]]
             if first.id != node.id:
-                report.why[key] = (f"the new model's variable it is matched to takes the "
-                                   f"value of {', '.join(first.keys) or first.path} first "
-                                   "(two checkpoint objects reach one variable)")
+                report.why[key] = (
+                    f"the new model's variable it is matched to takes the "
+                    f"value of {', '.join(first.keys) or first.path} first "
+                    "(two checkpoint objects reach one variable)"
+                )
             else:
                 report.why[key] = "the new model's object it is matched to has no such value"
         elif node.slot_of is not None:
             var, opt, name = node.slot_of
-            unmatched = [p for p, i in (("variable", var), ("optimizer", opt))
-                         if i not in walk.bound]
-            report.why[key] = (f"a slot whose {' and '.join(unmatched) or 'optimizer'} "
-                               "the new model does not match")
+            unmatched = [
+                p for p, i in (("variable", var), ("optimizer", opt)) if i not in walk.bound
+            ]
+            report.why[key] = (
+                f"a slot whose {' and '.join(unmatched) or 'optimizer'} "
+                "the new model does not match"
+            )
         else:
-            report.why[key] = part(saved, live, node.path or "",
-                                   lambda n: walk.bound.get(n), "checkpoint") or \
-                "another path of the checkpoint reaches the new model's object first"
+            report.why[key] = (
+                part(saved, live, node.path or "", lambda n: walk.bound.get(n), "checkpoint")
+                or "another path of the checkpoint reaches the new model's object first"
+            )
 
 
 def _why_names(report: RestoreReport) -> None:
@@ -284,6 +323,7 @@ def _why_names(report: RestoreReport) -> None:
 
 
 # -- renames ----------------------------------------------------------------------------
+
 
 def _kind(key: str) -> Tuple[str, str]:
     """What a rename must keep (the slot name and attribute, the attribute, or nothing for

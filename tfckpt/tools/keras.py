@@ -83,13 +83,18 @@ class KerasConversion:
 
     def mapping(self) -> List[str]:
         """One line per variable: checkpoint key -> dataset, dtype and shape, both names."""
-        return [f"{p.key} -> {p.dataset}  {p.dtype}{shape_text(p.shape)}  "
-                f"({p.full_name} -> {p.layer})" for p in self.pairs]
+        return [
+            f"{p.key} -> {p.dataset}  {p.dtype}{shape_text(p.shape)}  ({p.full_name} -> {p.layer})"
+            for p in self.pairs
+        ]
 
     def describe(self) -> str:
         lines = self.mapping() if self.dry_run else []
-        where = f"under {self.model!r} of the tf.train.Checkpoint" if self.model else \
-            "at the checkpoint's root"
+        where = (
+            f"under {self.model!r} of the tf.train.Checkpoint"
+            if self.model
+            else "at the checkpoint's root"
+        )
         lines.append(f"model found {where}; layers paired by {self.matched_by}")
         to_keras = self.direction == "to_keras"
         ckpt, h5 = (self.src, self.like) if to_keras else (self.like, self.src)
@@ -98,9 +103,11 @@ class KerasConversion:
             lines.append(f"{what} {n} keys under {top} (not model weights)")
         if self.h5_outside:
             what = f"kept as in {h5}:" if to_keras else "not carried over:"
-            lines.append(f"{what} {len(self.h5_outside)} values outside the model's layers "
-                         f"({', '.join(self.h5_outside[:4])}"
-                         f"{', ...' if len(self.h5_outside) > 4 else ''})")
+            lines.append(
+                f"{what} {len(self.h5_outside)} values outside the model's layers "
+                f"({', '.join(self.h5_outside[:4])}"
+                f"{', ...' if len(self.h5_outside) > 4 else ''})"
+            )
         verb = "would be written" if self.dry_run else "written"
         lines.append(f"# {len(self.pairs)} weights {verb} to {self.dst}")
         return "\n".join(lines)
@@ -113,14 +120,20 @@ class KerasConversion:
 class _OldLayer:
     """A Keras 2 object holding variables of its own (a layer, an RNN cell)."""
 
-    path: str                 # its object path from the model, escaped
-    name: str                 # its Keras 2 name (from its variables' names)
+    path: str  # its object path from the model, escaped
+    name: str  # its Keras 2 name (from its variables' names)
     keys: List[Tuple[str, str]] = field(default_factory=list)  # (checkpoint key, full name)
 
 
-def to_keras(checkpoint: Any, out_path: "str | os.PathLike[str]",
-             like: "str | os.PathLike[str]", *, model: Optional[str] = None,
-             dry_run: bool = False, overwrite: bool = False) -> KerasConversion:
+def to_keras(
+    checkpoint: Any,
+    out_path: "str | os.PathLike[str]",
+    like: "str | os.PathLike[str]",
+    *,
+    model: Optional[str] = None,
+    dry_run: bool = False,
+    overwrite: bool = False,
+) -> KerasConversion:
     """Writes the model weights of a Keras 2 TensorFlow-format checkpoint as a Keras 3
     ``.weights.h5`` at `out_path`, laid out like `like`.
 
@@ -133,17 +146,31 @@ def to_keras(checkpoint: Any, out_path: "str | os.PathLike[str]",
     line up; with `dry_run` nothing is written and the report lists the mapping.
     """
     with opened(checkpoint, open_with=open_checkpoint) as (reader,), WeightsFile(like) as h5:
-        report = _plan(reader, h5, model, src=reader.prefix, dst=os.fspath(out_path),
-                       like=h5.path, direction="to_keras", dry_run=dry_run)
+        report = _plan(
+            reader,
+            h5,
+            model,
+            src=reader.prefix,
+            dst=os.fspath(out_path),
+            like=h5.path,
+            direction="to_keras",
+            dry_run=dry_run,
+        )
         if not dry_run:
             with atomic_file(out_path, overwrite) as tmp:
                 h5.copy_with(tmp, ((p.dataset, reader.read(p.key)) for p in report.pairs))
     return report
 
 
-def from_keras(weights: "str | os.PathLike[str]", out: "str | os.PathLike[str]", like: Any, *,
-               model: Optional[str] = None, dry_run: bool = False,
-               overwrite: bool = False) -> KerasConversion:
+def from_keras(
+    weights: "str | os.PathLike[str]",
+    out: "str | os.PathLike[str]",
+    like: Any,
+    *,
+    model: Optional[str] = None,
+    dry_run: bool = False,
+    overwrite: bool = False,
+) -> KerasConversion:
     """The reverse of :func:`to_keras`: the weights of a Keras 3 ``.weights.h5`` (or
     ``.keras``) written as a TensorFlow checkpoint at prefix `out` that
     ``tf.train.Checkpoint(model=m).read`` restores in Keras 2.
@@ -153,8 +180,16 @@ def from_keras(weights: "str | os.PathLike[str]", out: "str | os.PathLike[str]",
     replaced by the weights file's.
     """
     with opened(like, open_with=open_checkpoint) as (reader,), WeightsFile(weights) as h5:
-        report = _plan(reader, h5, model, src=h5.path, dst=os.fspath(out), like=reader.prefix,
-                       direction="from_keras", dry_run=dry_run)
+        report = _plan(
+            reader,
+            h5,
+            model,
+            src=h5.path,
+            dst=os.fspath(out),
+            like=reader.prefix,
+            direction="from_keras",
+            dry_run=dry_run,
+        )
         if not dry_run:
             by_key = {p.key: p.dataset for p in report.pairs}
             with Writer(out, overwrite=overwrite) as w:
@@ -168,12 +203,14 @@ def from_keras(weights: "str | os.PathLike[str]", out: "str | os.PathLike[str]",
 
 # -- the plan -------------------------------------------------------------------------------
 
-def _plan(reader: Reader, h5: WeightsFile, model: Optional[str], **report: Any
-          ) -> KerasConversion:
+
+def _plan(reader: Reader, h5: WeightsFile, model: Optional[str], **report: Any) -> KerasConversion:
     graph = reader.object_graph
     if graph is None:
-        raise InvalidArgumentError(f"{reader.prefix}: a name-based (TF1) checkpoint; Keras 2 "
-                                   "weights are object-based checkpoints")
+        raise InvalidArgumentError(
+            f"{reader.prefix}: a name-based (TF1) checkpoint; Keras 2 "
+            "weights are object-based checkpoints"
+        )
     start, keyword = _find_model(graph, model, reader.prefix)
     old = _old_layers(graph, start)
     if h5.has_layer_list():
@@ -189,7 +226,8 @@ def _plan(reader: Reader, h5: WeightsFile, model: Optional[str], **report: Any
             raise LayoutMismatchError(
                 f"{reader.prefix}: {o.path} ({o.name}) holds {len(o.keys)} variables, "
                 f"{h5.path}: {n.path} ({n.name}) holds {len(n.datasets)}:\n"
-                + _side_by_side([k for k, _ in o.keys], [d.path for d in n.datasets]))
+                + _side_by_side([k for k, _ in o.keys], [d.path for d in n.datasets])
+            )
         for (key, full_name), ds in zip(o.keys, n.datasets):
             entry = reader.entry(key)
             dtype = entry.dtype_name
@@ -198,7 +236,8 @@ def _plan(reader: Reader, h5: WeightsFile, model: Optional[str], **report: Any
                 raise LayoutMismatchError(
                     f"{what} differ: {reader.prefix}: {key} ({full_name}) is "
                     f"{dtype}{shape_text(entry.shape)}, {h5.path}: {ds.path} ({n.name}) is "
-                    f"{ds.dtype}{shape_text(ds.shape)}")
+                    f"{ds.dtype}{shape_text(ds.shape)}"
+                )
             pairs.append(WeightPair(key, full_name, ds.path, n.name, dtype, ds.shape))
     paired = {p.key for p in pairs}
     outside: Dict[str, int] = {}
@@ -208,8 +247,14 @@ def _plan(reader: Reader, h5: WeightsFile, model: Optional[str], **report: Any
             outside[top] = outside.get(top, 0) + 1
     used = {n.path for _, n in units}
     h5_outside = [d.path for g in h5.groups.values() if g.path not in used for d in g.datasets]
-    return KerasConversion(model=keyword, matched_by=matched_by, pairs=pairs, outside=outside,
-                           h5_outside=sorted(h5_outside), **report)
+    return KerasConversion(
+        model=keyword,
+        matched_by=matched_by,
+        pairs=pairs,
+        outside=outside,
+        h5_outside=sorted(h5_outside),
+        **report,
+    )
 
 
 def _find_model(graph: ObjectGraph, model: Optional[str], where: str) -> Tuple[Node, str]:
@@ -223,11 +268,15 @@ def _find_model(graph: ObjectGraph, model: Optional[str], where: str) -> Tuple[N
                 return graph.nodes[cid], model
         raise InvalidArgumentError(
             f"{where}: the checkpoint has no object {model!r} at its root (it has "
-            f"{', '.join(n for n, _ in root.children) or 'none'})")
+            f"{', '.join(n for n, _ in root.children) or 'none'})"
+        )
     if any(cid == root.id or _LAYER_EDGE.match(name) for name, cid in root.children):
         return root, ""
-    candidates = [(name, cid) for name, cid in root.children
-                  if name not in _CHECKPOINT_EXTRAS and _holds_variables(graph, cid)]
+    candidates = [
+        (name, cid)
+        for name, cid in root.children
+        if name not in _CHECKPOINT_EXTRAS and _holds_variables(graph, cid)
+    ]
     if len(candidates) == 1:
         name, cid = candidates[0]
         return graph.nodes[cid], name
@@ -235,7 +284,8 @@ def _find_model(graph: ObjectGraph, model: Optional[str], where: str) -> Tuple[N
         return root, ""
     raise InvalidArgumentError(
         f"{where}: {len(candidates)} objects hold variables "
-        f"({', '.join(n for n, _ in candidates)}); say which is the model (model=, --model)")
+        f"({', '.join(n for n, _ in candidates)}); say which is the model (model=, --model)"
+    )
 
 
 def _holds_variables(graph: ObjectGraph, nid: int) -> bool:
@@ -263,16 +313,21 @@ def _old_layers(graph: ObjectGraph, start: Node) -> List[_OldLayer]:
         return any(a.name == VARIABLE_VALUE for a in node.attributes)
 
     def visit(node: Node, path: str) -> None:
-        children = [(name, cid) for name, cid in node.children
-                    if 0 <= cid < len(graph.nodes)
-                    and not (node is start and name in _NOT_LAYERS)]
+        children = [
+            (name, cid)
+            for name, cid in node.children
+            if 0 <= cid < len(graph.nodes) and not (node is start and name in _NOT_LAYERS)
+        ]
         own = _OldLayer(path, "")
         for _, cid in children:
             child = graph.nodes[cid]
             if cid not in seen and is_variable(child):
                 seen.add(cid)
-                own.keys.extend((a.checkpoint_key, a.full_name) for a in child.attributes
-                                if a.name == VARIABLE_VALUE)
+                own.keys.extend(
+                    (a.checkpoint_key, a.full_name)
+                    for a in child.attributes
+                    if a.name == VARIABLE_VALUE
+                )
         if own.keys:
             parts = own.keys[0][1].split("/")
             own.name = parts[-2] if len(parts) > 1 else ""
@@ -286,30 +341,37 @@ def _old_layers(graph: ObjectGraph, start: Node) -> List[_OldLayer]:
     return out
 
 
-def _pair_in_order(old: List[_OldLayer], new: List[VarsGroup], src: str, like: str
-                   ) -> List[Tuple[_OldLayer, VarsGroup]]:
+def _pair_in_order(
+    old: List[_OldLayer], new: List[VarsGroup], src: str, like: str
+) -> List[Tuple[_OldLayer, VarsGroup]]:
     counts = [len(o.keys) for o in old], [len(n.datasets) for n in new]
     if counts[0] != counts[1]:
-        mark = next((i for i, (a, b) in enumerate(zip(*counts)) if a != b),
-                    min(len(old), len(new)))
+        mark = next((i for i, (a, b) in enumerate(zip(*counts)) if a != b), min(len(old), len(new)))
         raise LayoutMismatchError(
             f"the layers with weights do not line up: {src} has {len(old)}, {like} has "
             f"{len(new)} (checkpoint path (Keras 2 name, variables) | target path (Keras 3 "
             "name, variables)):\n"
-            + _side_by_side([f"{o.path or '(model)'} ({o.name}, {len(o.keys)})" for o in old],
-                            [f"{n.path or '(model)'} ({n.name}, {len(n.datasets)})"
-                             for n in new], mark))
+            + _side_by_side(
+                [f"{o.path or '(model)'} ({o.name}, {len(o.keys)})" for o in old],
+                [f"{n.path or '(model)'} ({n.name}, {len(n.datasets)})" for n in new],
+                mark,
+            )
+        )
     return list(zip(old, new))
 
 
-def _pair_by_paths(old: List[_OldLayer], h5: WeightsFile, src: str
-                   ) -> List[Tuple[_OldLayer, VarsGroup]]:
+def _pair_by_paths(
+    old: List[_OldLayer], h5: WeightsFile, src: str
+) -> List[Tuple[_OldLayer, VarsGroup]]:
     """Pairs layers without a layer list: the same attribute path first (a subclassed
     model's ``self.head`` is ``head`` in both), then what is left of one container of one
     class in that container's order, then equal layer names; every pairing must keep each
     container's order, and nothing may be left over."""
-    new = {g.path: g for g in h5.groups.values()
-           if g.datasets and g.path.split("/", 1)[0] not in _H5_OUTSIDE}
+    new = {
+        g.path: g
+        for g in h5.groups.values()
+        if g.datasets and g.path.split("/", 1)[0] not in _H5_OUTSIDE
+    }
     pairs: Dict[int, VarsGroup] = {}
     for i, o in enumerate(old):
         path = "/".join(split_object_path(o.path)) if o.path else ""
@@ -336,14 +398,16 @@ def _pair_by_paths(old: List[_OldLayer], h5: WeightsFile, src: str
             f"the layers with weights do not line up by path, container order or name "
             f"(a .keras target of a Sequential or Functional model pairs them by order): "
             f"unpaired in {src} (path, Keras 2 name) | in {h5.path} (path, Keras 3 name):\n"
-            + _side_by_side([f"{o.path} ({o.name})" for o in left],
-                            [f"{g.path} ({g.name})" for g in new.values()]))
+            + _side_by_side(
+                [f"{o.path} ({o.name})" for o in left],
+                [f"{g.path} ({g.name})" for g in new.values()],
+            )
+        )
     _check_container_order(old, pairs, h5.path)
     return [(old[i], pairs[i]) for i in sorted(pairs)]
 
 
-def _check_container_order(old: List[_OldLayer], pairs: Dict[int, VarsGroup],
-                           like: str) -> None:
+def _check_container_order(old: List[_OldLayer], pairs: Dict[int, VarsGroup], like: str) -> None:
     """Keras 3 numbers a container's layers of one class in model order (``dense``,
     ``dense_1``): a pairing that reverses two of them has matched names, not layers."""
     runs: Dict[Tuple[str, str], List[Tuple[int, int]]] = {}
@@ -357,7 +421,8 @@ def _check_container_order(old: List[_OldLayer], pairs: Dict[int, VarsGroup],
                 "pairing by layer name would reorder layers: "
                 + "; ".join(f"{old[i].path} ({old[i].name}) -> {pairs[i].path}" for i in order)
                 + f" (give a .keras target, whose config.json orders the layers, instead of "
-                  f"{like})")
+                f"{like})"
+            )
 
 
 def parent(path: str) -> str:

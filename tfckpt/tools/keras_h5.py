@@ -44,8 +44,9 @@ def h5py_module() -> Any:
     try:
         import h5py
     except ImportError:
-        raise CheckpointError("Keras .weights.h5 files need h5py: pip install "
-                              "'tfckpt[keras]' (or pip install h5py)") from None
+        raise CheckpointError(
+            "Keras .weights.h5 files need h5py: pip install 'tfckpt[keras]' (or pip install h5py)"
+        ) from None
     return h5py
 
 
@@ -83,17 +84,17 @@ def join(*parts: str) -> str:
 class Dataset:
     """One variable in the file."""
 
-    path: str                # "layers/dense/vars/0"
+    path: str  # "layers/dense/vars/0"
     shape: Tuple[int, ...]
-    dtype: str               # the numpy name ("float32"), or "bfloat16"
+    dtype: str  # the numpy name ("float32"), or "bfloat16"
 
 
 @dataclass(frozen=True)
 class VarsGroup:
     """One layer's own variables."""
 
-    path: str                # the layer's path ("layers/dense"; "" for the model)
-    name: str                # the layer's name (the vars group's ``name`` attribute)
+    path: str  # the layer's path ("layers/dense"; "" for the model)
+    name: str  # the layer's name (the vars group's ``name`` attribute)
     datasets: Tuple[Dataset, ...]
 
 
@@ -115,9 +116,11 @@ class WeightsFile:
             with zipfile.ZipFile(self.path) as z:
                 names = z.namelist()
                 if WEIGHTS_MEMBER not in names:
-                    raise NotACheckpointError(f"{self.path}: a zip archive without "
-                                              f"{WEIGHTS_MEMBER}, so not a .keras model",
-                                              path=self.path)
+                    raise NotACheckpointError(
+                        f"{self.path}: a zip archive without "
+                        f"{WEIGHTS_MEMBER}, so not a .keras model",
+                        path=self.path,
+                    )
                 if CONFIG_MEMBER in names:
                     self.config = json.loads(z.read(CONFIG_MEMBER))
                 self._data = z.read(WEIGHTS_MEMBER)
@@ -125,8 +128,10 @@ class WeightsFile:
         elif head.startswith(HDF5_MAGIC):
             self.file = h5py.File(self.path, "r")
         else:
-            raise NotACheckpointError(f"{self.path}: neither a .keras archive nor an HDF5 "
-                                      ".weights.h5 file", path=self.path)
+            raise NotACheckpointError(
+                f"{self.path}: neither a .keras archive nor an HDF5 .weights.h5 file",
+                path=self.path,
+            )
         self.groups = self._vars_groups()
 
     def close(self) -> None:
@@ -147,13 +152,17 @@ class WeightsFile:
             if not (isinstance(obj, h5py.Group) and name.split("/")[-1] == VARS):
                 return
             layer = name[: -len(VARS)].rstrip("/")
-            items = sorted((k for k in obj if isinstance(obj[k], h5py.Dataset)),
-                           key=lambda k: (not k.isdigit(), int(k) if k.isdigit() else 0, k))
-            datasets = tuple(Dataset(f"{name}/{k}", tuple(obj[k].shape), dataset_dtype(obj[k]))
-                             for k in items)
+            items = sorted(
+                (k for k in obj if isinstance(obj[k], h5py.Dataset)),
+                key=lambda k: (not k.isdigit(), int(k) if k.isdigit() else 0, k),
+            )
+            datasets = tuple(
+                Dataset(f"{name}/{k}", tuple(obj[k].shape), dataset_dtype(obj[k])) for k in items
+            )
             label = obj.attrs.get("name", "")
-            found[layer] = VarsGroup(layer, label.decode() if isinstance(label, bytes)
-                                     else str(label), datasets)
+            found[layer] = VarsGroup(
+                layer, label.decode() if isinstance(label, bytes) else str(label), datasets
+            )
 
         self.file.visititems(visit)
         return found
@@ -162,7 +171,8 @@ class WeightsFile:
         """Whether the model config lists the layers (Sequential, Functional), so the
         layer order is known; a subclassed model's config does not."""
         return self.config is not None and isinstance(
-            (self.config.get("config") or {}).get("layers"), list)
+            (self.config.get("config") or {}).get("layers"), list
+        )
 
     def ordered_groups(self) -> List[VarsGroup]:
         """The layers holding variables in the order Keras 3 lists ``model.weights``: the
@@ -178,10 +188,13 @@ class WeightsFile:
         if path and not isinstance(self.file.get(path), h5py.Group):
             if cfg.get("class_name") == "InputLayer":
                 return
-            raise CheckpointError(f"{self.path}: config.json has the layer "
-                                  f"{cfg.get('config', {}).get('name')!r} "
-                                  f"({cfg.get('class_name')}) at {path}, but the weights "
-                                  "have no group there", path=self.path)
+            raise CheckpointError(
+                f"{self.path}: config.json has the layer "
+                f"{cfg.get('config', {}).get('name')!r} "
+                f"({cfg.get('class_name')}) at {path}, but the weights "
+                "have no group there",
+                path=self.path,
+            )
         out.append(path)
         layers = (cfg.get("config") or {}).get("layers")
         if not isinstance(layers, list):

@@ -49,8 +49,7 @@ class ObjectWalk:
         for opt in self.saved.nodes:
             for ref in opt.slot_variables:
                 if self._valid(ref.original_node_id) and self._valid(ref.slot_node_id):
-                    pending[ref.original_node_id].append(
-                        (opt.id, ref.slot_node_id, ref.slot_name))
+                    pending[ref.original_node_id].append((opt.id, ref.slot_node_id, ref.slot_name))
         deferred: DefaultDict[int, List[Tuple[int, int, str]]] = defaultdict(list)
         self._bind(0, 0)
         while True:
@@ -91,8 +90,7 @@ class ObjectWalk:
     def _slot(self, opt: int, var: int, slot_node: int, name: str) -> None:
         """The optimizer bound to `opt` restores slot `name` of the live variable `var`,
         creating it from the saved value if the new model has not made it yet."""
-        if slot_node in self.bound or opt >= len(self.live.nodes) \
-                or var >= len(self.live.nodes):
+        if slot_node in self.bound or opt >= len(self.live.nodes) or var >= len(self.live.nodes):
             return
         live_id = self.live_slots.get((var, opt, name))
         if live_id is None:
@@ -100,8 +98,12 @@ class ObjectWalk:
             if var_path is None or opt_path is None:
                 return
             base = f"{var_path}/{OPTIMIZER_SLOT}/{opt_path}/{escape_local_name(name)}"
-            live_id = self._new_live({a.name: f"{base}/{ATTRIBUTES}/{a.name}"
-                                      for a in self.saved.nodes[slot_node].attributes})
+            live_id = self._new_live(
+                {
+                    a.name: f"{base}/{ATTRIBUTES}/{a.name}"
+                    for a in self.saved.nodes[slot_node].attributes
+                }
+            )
             self.live_slots[(var, opt, name)] = live_id
         self._bind(slot_node, live_id)
 
@@ -114,8 +116,15 @@ class ObjectWalk:
         node = self.saved.child(0, SAVE_COUNTER)
         if node is None or node in self.bound or self.live.child(0, SAVE_COUNTER) is not None:
             return False
-        self._bind(node, self._new_live({a.name: object_key([SAVE_COUNTER], a.name)
-                                         for a in self.saved.nodes[node].attributes}))
+        self._bind(
+            node,
+            self._new_live(
+                {
+                    a.name: object_key([SAVE_COUNTER], a.name)
+                    for a in self.saved.nodes[node].attributes
+                }
+            ),
+        )
         return True
 
     def attributes(self, live_id: int) -> Dict[str, str]:
@@ -136,15 +145,23 @@ class ObjectWalk:
         return out
 
 
-def match_names(ckpt_specs: Dict[str, Spec], saved: Optional[ObjectGraph], exp: Expected,
-                 targets: Dict[str, str]) -> List[Tuple[str, str]]:
+def match_names(
+    ckpt_specs: Dict[str, Spec],
+    saved: Optional[ObjectGraph],
+    exp: Expected,
+    targets: Dict[str, str],
+) -> List[Tuple[str, str]]:
     """A ``Saver`` looks each variable up by its name; an object-based model restoring a
     name-based checkpoint uses the names its graph records; a ``Saver`` restoring an
     object-based checkpoint whose keys lack a name maps names through the checkpoint graph's
     recorded names (the last recorded wins, as ``object_graph_key_mapping`` builds it)."""
     if exp.graph is not None:
-        wanted = {a.checkpoint_key: a.full_name for n in exp.graph.nodes for a in n.attributes
-                  if a.checkpoint_key in exp.specs and a.full_name}
+        wanted = {
+            a.checkpoint_key: a.full_name
+            for n in exp.graph.nodes
+            for a in n.attributes
+            if a.checkpoint_key in exp.specs and a.full_name
+        }
         targets.update((k, n) for k, n in wanted.items() if n != k)
     else:
         wanted = {k: k for k in exp.specs}

@@ -62,22 +62,29 @@ class MigrationReport:
     def describe(self) -> str:
         lines = []
         if not self.mapped:
-            lines.append("FAILED: no old value was mapped to a new key; nothing was written "
-                         "(use --map REGEX=REPLACEMENT)")
+            lines.append(
+                "FAILED: no old value was mapped to a new key; nothing was written "
+                "(use --map REGEX=REPLACEMENT)"
+            )
         if self.lost:
-            lines.append(f"FAILED: {len(self.lost)} old model values were not mapped and "
-                         "would be lost (use --map REGEX=REPLACEMENT):")
+            lines.append(
+                f"FAILED: {len(self.lost)} old model values were not mapped and "
+                "would be lost (use --map REGEX=REPLACEMENT):"
+            )
             lines += [f"lost    {k}" for k in self.lost]
         lines += [f"mapped  {old} -> {new}" for new, old in self.mapped.items()]
         lines += [f"mismatch {new}: {why}" for new, why in self.mismatched.items()]
         lines += [f"unmapped old {k}" for k in self.unmapped_old]
         verb = "filled from like" if self.filled_from_like else "left out"
         lines += [f"no value {k} ({verb})" for k in self.unfilled]
-        lines += [f"ambiguous name {name!r}: {', '.join(keys)}"
-                  for name, keys in self.ambiguous.items()]
-        lines.append(f"# {len(self.mapped)} mapped, {len(self.unmapped_old)} old keys unmapped, "
-                     f"{len(self.unfilled)} new keys without an old value ({verb}), "
-                     f"{len(self.mismatched)} mismatched")
+        lines += [
+            f"ambiguous name {name!r}: {', '.join(keys)}" for name, keys in self.ambiguous.items()
+        ]
+        lines.append(
+            f"# {len(self.mapped)} mapped, {len(self.unmapped_old)} old keys unmapped, "
+            f"{len(self.unfilled)} new keys without an old value ({verb}), "
+            f"{len(self.mismatched)} mismatched"
+        )
         return "\n".join(lines)
 
     def to_json(self) -> dict:
@@ -87,11 +94,18 @@ class MigrationReport:
         return d
 
 
-def migrate(old: Any, like: Any, out: "str | os.PathLike[str]", *,
-            name_map: Optional[Mapping[str, str]] = None,
-            name_rules: Sequence[Tuple[str, str]] = (), strict: bool = False,
-            fill_from_like: bool = True, dry_run: bool = False,
-            **write_kwargs: Any) -> MigrationReport:
+def migrate(
+    old: Any,
+    like: Any,
+    out: "str | os.PathLike[str]",
+    *,
+    name_map: Optional[Mapping[str, str]] = None,
+    name_rules: Sequence[Tuple[str, str]] = (),
+    strict: bool = False,
+    fill_from_like: bool = True,
+    dry_run: bool = False,
+    **write_kwargs: Any,
+) -> MigrationReport:
     """Migrates a TF1 name-based checkpoint to the object-based keys of a TF2 model.
 
     `like` is any object-based checkpoint of the NEW model (``tf.train.Checkpoint(
@@ -130,13 +144,14 @@ def migrate(old: Any, like: Any, out: "str | os.PathLike[str]", *,
             raise InvalidArgumentError(
                 f"{rl.prefix} has no object graph ({OBJECT_GRAPH_KEY}): 'like' must be an "
                 "object-based checkpoint of the new model, e.g. from "
-                "tf.train.Checkpoint(model=model).write(path)")
-        report = MigrationReport(old=ro.prefix, like=rl.prefix, out=os.fspath(out),
-                                 filled_from_like=fill_from_like)
+                "tf.train.Checkpoint(model=model).write(path)"
+            )
+        report = MigrationReport(
+            old=ro.prefix, like=rl.prefix, out=os.fspath(out), filled_from_like=fill_from_like
+        )
         _match(ro, rl, dict(name_map or {}), list(name_rules), report)
         if strict and not report.complete:
-            raise InvalidArgumentError(
-                "migration is incomplete (strict):\n" + report.describe())
+            raise InvalidArgumentError("migration is incomplete (strict):\n" + report.describe())
         if not dry_run and report.mapped:  # else the output would hold no old value
             _write(ro, rl, out, report, write_kwargs)
         return report
@@ -159,8 +174,13 @@ def _keys_by_name(graph: Any, keys: Set[str]) -> Dict[str, List[str]]:
     return names
 
 
-def _match(ro: Any, rl: Any, name_map: Dict[str, str], rules: List[Tuple[str, str]],
-           report: MigrationReport) -> None:
+def _match(
+    ro: Any,
+    rl: Any,
+    name_map: Dict[str, str],
+    rules: List[Tuple[str, str]],
+    report: MigrationReport,
+) -> None:
     """Fills `report`: which old key each new key gets (by `name_map`, then `rules`, then
     recorded variable names, then the same key, then unique name suffixes), and what found
     no partner or does not fit."""
@@ -221,18 +241,23 @@ def _match(ro: Any, rl: Any, name_map: Dict[str, str], rules: List[Tuple[str, st
         if eo.dtype_code != en.dtype_code or tuple(eo.shape) != tuple(en.shape):
             report.mismatched[key] = (
                 f"old {src} is {eo.dtype_name}{shape_text(eo.shape)}, the new model's "
-                f"variable is {en.dtype_name}{shape_text(en.shape)}")
+                f"variable is {en.dtype_name}{shape_text(en.shape)}"
+            )
             continue
         report.mapped[key] = src
     report.unmapped_old = sorted(k for k in old_keys if k not in used)
     report.unfilled = sorted(k for k in new_keys if k not in report.mapped)
     training = set(optimizer_keys(ro)) if report.unmapped_old else set()
-    report.lost = [k for k in report.unmapped_old
-                   if k not in training and k.rpartition("/")[2] not in _TRAINING_COUNTERS]
+    report.lost = [
+        k
+        for k in report.unmapped_old
+        if k not in training and k.rpartition("/")[2] not in _TRAINING_COUNTERS
+    ]
 
 
-def _match_suffixes(old_by_name: Dict[str, str], new_by_name: Dict[str, str],
-                    source: Dict[str, str]) -> None:
+def _match_suffixes(
+    old_by_name: Dict[str, str], new_by_name: Dict[str, str], source: Dict[str, str]
+) -> None:
     """Pairs the names still unmatched when one ends with ``/`` and the other (Keras adds
     its model's scope: ``sequential/dense/kernel`` for TF1's ``dense/kernel``), and only
     where each side has that one partner."""
@@ -254,8 +279,13 @@ def _match_suffixes(old_by_name: Dict[str, str], new_by_name: Dict[str, str],
             source[key] = free_old[names[0]]
 
 
-def _apply_rules(rules: List[Tuple[str, str]], old_keys: List[str], new_set: Set[str],
-                 new_by_name: Dict[str, str], where: str) -> Dict[str, str]:
+def _apply_rules(
+    rules: List[Tuple[str, str]],
+    old_keys: List[str],
+    new_set: Set[str],
+    new_by_name: Dict[str, str],
+    where: str,
+) -> Dict[str, str]:
     """Old key -> new key by the ``(pattern, replacement)`` `rules` (the first rule whose
     pattern matches an old key rewrites it); the result names a new variable, key or object
     path. A rule that matches no old key is an error: it is surely mistyped."""
@@ -264,25 +294,31 @@ def _apply_rules(rules: List[Tuple[str, str]], old_keys: List[str], new_set: Set
         try:
             rx = re.compile(pattern)
         except re.error as e:
-            raise InvalidArgumentError(f"--map {pattern}={repl}: not a regular expression "
-                                       f"({e})") from None
+            raise InvalidArgumentError(
+                f"--map {pattern}={repl}: not a regular expression ({e})"
+            ) from None
         hits = [k for k in old_keys if rx.search(k)]
         if not hits:
-            raise InvalidArgumentError(f"--map {pattern}={repl}: the pattern matches no key "
-                                       f"of {where}")
+            raise InvalidArgumentError(
+                f"--map {pattern}={repl}: the pattern matches no key of {where}"
+            )
         for k in hits:
             if k in found:
                 continue
             name = rx.sub(repl, k)
-            new = (new_by_name.get(name) or (name if name in new_set else None)
-                   or (object_key(name) if object_key(name) in new_set else None))
+            new = (
+                new_by_name.get(name)
+                or (name if name in new_set else None)
+                or (object_key(name) if object_key(name) in new_set else None)
+            )
             if new is not None:
                 found[k] = new
     return found
 
 
-def _write(ro: Any, rl: Any, out: Any, report: MigrationReport,
-           write_kwargs: Dict[str, Any]) -> None:
+def _write(
+    ro: Any, rl: Any, out: Any, report: MigrationReport, write_kwargs: Dict[str, Any]
+) -> None:
     """Writes what `report` planned: mapped old values, then `like`'s unfilled values (if
     asked) and its object graph, less the entries of keys left out."""
     written = set(report.mapped)
@@ -293,8 +329,7 @@ def _write(ro: Any, rl: Any, out: Any, report: MigrationReport,
         for key in sorted(report.mapped, key=lambda k: ro.location(report.mapped[k])):
             src = report.mapped[key]
             eo = ro.entry(src)
-            if eo.slices and eo.dtype_code in _TF_CANNOT_ASSEMBLE \
-                    and not rl.entry(key).slices:
+            if eo.slices and eo.dtype_code in _TF_CANNOT_ASSEMBLE and not rl.entry(key).slices:
                 w.add(key, ro.read(src), dtype=eo.dtype_code)
             else:
                 w.copy(ro, src, as_=key)

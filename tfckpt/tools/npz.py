@@ -46,9 +46,15 @@ def _npz_storage(code: int) -> Optional[Tuple[Any, bool]]:
     return numpy_dtype(code), False
 
 
-def to_npz(ckpt: Any, path: "str | os.PathLike[str]", *, compressed: bool = False,
-           object_graph: bool = False, skip_unsupported: bool = False,
-           overwrite: bool = False) -> ConversionReport:
+def to_npz(
+    ckpt: Any,
+    path: "str | os.PathLike[str]",
+    *,
+    compressed: bool = False,
+    object_graph: bool = False,
+    skip_unsupported: bool = False,
+    overwrite: bool = False,
+) -> ConversionReport:
     """Writes every tensor of checkpoint `ckpt` into a ``.npz`` file, one array per key
     (partitioned tensors assembled), readable with ``np.load(path)`` (no pickles).
 
@@ -83,8 +89,12 @@ def to_npz(ckpt: Any, path: "str | os.PathLike[str]", *, compressed: bool = Fals
             else:
                 storage[k] = how
         refuse_or_skip(report, problems, ".npz", skip_unsupported)
-        manifest: Dict[str, Any] = {"format": _NPZ_FORMAT, "version": 1, "dtypes": {},
-                                    "string_lengths": []}
+        manifest: Dict[str, Any] = {
+            "format": _NPZ_FORMAT,
+            "version": 1,
+            "dtypes": {},
+            "string_lengths": [],
+        }
         mode = zipfile.ZIP_DEFLATED if compressed else zipfile.ZIP_STORED
         with atomic_file(path, overwrite) as tmp:
             with zipfile.ZipFile(tmp, "w", compression=mode, allowZip64=True) as zf:
@@ -93,15 +103,21 @@ def to_npz(ckpt: Any, path: "str | os.PathLike[str]", *, compressed: bool = Fals
                     value = reader.read(k)
                     if by_code(e.dtype_code).kind == "string":
                         items = value.reshape(-1).tolist()
-                        arr = np.array(items, dtype="S").reshape(value.shape) if items else \
-                            np.zeros(value.shape, dtype="S1")
+                        arr = (
+                            np.array(items, dtype="S").reshape(value.shape)
+                            if items
+                            else np.zeros(value.shape, dtype="S1")
+                        )
                         if any(x.endswith(b"\x00") for x in items):
                             lengths = np.array([len(x) for x in items], dtype=np.int64)
                             _zip_array(zf, _NPZ_LENGTHS + k, lengths.reshape(value.shape))
                             manifest["string_lengths"].append(k)
                     elif stored != value.dtype:
-                        arr = value.view(stored) if stored.itemsize == value.dtype.itemsize \
+                        arr = (
+                            value.view(stored)
+                            if stored.itemsize == value.dtype.itemsize
                             else value.astype(stored)
+                        )
                     else:
                         arr = value
                     if noted:
@@ -120,9 +136,14 @@ def _zip_array(zf: zipfile.ZipFile, name: str, arr: Any) -> None:
         np.lib.format.write_array(f, arr, allow_pickle=False)
 
 
-def from_npz(path: "str | os.PathLike[str]", out: "str | os.PathLike[str]", *,
-             object_graph: bool = False, skip_unsupported: bool = False,
-             **write_kwargs: Any) -> ConversionReport:
+def from_npz(
+    path: "str | os.PathLike[str]",
+    out: "str | os.PathLike[str]",
+    *,
+    object_graph: bool = False,
+    skip_unsupported: bool = False,
+    **write_kwargs: Any,
+) -> ConversionReport:
     """Writes the arrays of a ``.npz`` file as a checkpoint at prefix `out`.
 
     Reads any ``.npz`` of plain numpy arrays (``np.savez``), and exactly undoes
@@ -170,8 +191,11 @@ def from_npz(path: "str | os.PathLike[str]", out: "str | os.PathLike[str]", *,
             if name in tf_dtypes:
                 d = by_name(tf_dtypes[name])
                 target = numpy_dtype(d.code)
-                if _stored_as_bits(d) and arr.dtype.itemsize == target.itemsize \
-                        and arr.dtype.kind == "u":
+                if (
+                    _stored_as_bits(d)
+                    and arr.dtype.itemsize == target.itemsize
+                    and arr.dtype.kind == "u"
+                ):
                     arr = arr.view(target)
                 return arr, d.code
             if arr.dtype.kind == "S":

@@ -15,7 +15,8 @@ __all__ = ["optimizer_keys"]
 _TF1_SLOT_RE = re.compile(
     r"^(Adam|Adam_1|AdamW|AdamW_1|Adagrad|AdagradDA|AdagradDA_1|Adadelta|Adadelta_1|"
     r"Momentum|RMSProp|RMSProp_1|Ftrl|Ftrl_1|ProximalAdagrad|LazyAdam|LazyAdam_1|"
-    r"ExponentialMovingAverage_optimizer)$")
+    r"ExponentialMovingAverage_optimizer)$"
+)
 #: Optimizer state of TF1 Adam that belongs to no one variable.
 _TF1_OPTIMIZER_KEYS = re.compile(r"^(.*/)?(beta1_power|beta2_power)$")
 #: Edge names that lead to an optimizer object.
@@ -68,8 +69,9 @@ def optimizer_keys(ckpt: Any) -> List[str]:
         for n in nodes:
             if n.id in reached and n.slot_of is None:
                 model_keys.update(a.checkpoint_key for a in n.attributes)
-        return sorted(k for k in keys if k not in model_keys
-                      and (is_slot_key(k) or graph.nodes_for_key(k)))
+        return sorted(
+            k for k in keys if k not in model_keys and (is_slot_key(k) or graph.nodes_for_key(k))
+        )
 
 
 def _tf1_optimizer_keys(reader: Reader, keys: Sequence[str]) -> List[str]:
@@ -81,8 +83,11 @@ def _tf1_optimizer_keys(reader: Reader, keys: Sequence[str]) -> List[str]:
             out.append(k)
             continue
         var, sep, slot = k.rpartition("/")
-        if sep and var in keyset and _TF1_SLOT_RE.match(slot) and \
-                tuple(reader.entry(var).shape) == tuple(reader.entry(k).shape):
+        if (
+            sep
+            and var in keyset
+            and _TF1_SLOT_RE.match(slot)
+            and tuple(reader.entry(var).shape) == tuple(reader.entry(k).shape)
+        ):
             out.append(k)
     return sorted(out)
-

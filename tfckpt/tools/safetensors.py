@@ -29,10 +29,30 @@ __all__ = ["to_safetensors", "from_safetensors", "read_safetensors_header"]
 _ST_MAX_HEADER = 100_000_000
 #: Bits per element of each safetensors dtype, in the reference library's order of its dtypes
 #: (sorting tensors by that order, descending, aligns every one of them).
-_ST_BITS = {"BOOL": 8, "F4": 4, "F6_E2M3": 6, "F6_E3M2": 6, "U8": 8, "I8": 8, "F8_E5M2": 8,
-            "F8_E4M3": 8, "F8_E8M0": 8, "F8_E4M3FNUZ": 8, "F8_E5M2FNUZ": 8, "I16": 16,
-            "U16": 16, "F16": 16, "BF16": 16, "I32": 32, "U32": 32, "F32": 32, "C64": 64,
-            "F64": 64, "I64": 64, "U64": 64}
+_ST_BITS = {
+    "BOOL": 8,
+    "F4": 4,
+    "F6_E2M3": 6,
+    "F6_E3M2": 6,
+    "U8": 8,
+    "I8": 8,
+    "F8_E5M2": 8,
+    "F8_E4M3": 8,
+    "F8_E8M0": 8,
+    "F8_E4M3FNUZ": 8,
+    "F8_E5M2FNUZ": 8,
+    "I16": 16,
+    "U16": 16,
+    "F16": 16,
+    "BF16": 16,
+    "I32": 32,
+    "U32": 32,
+    "F32": 32,
+    "C64": 64,
+    "F64": 64,
+    "I64": 64,
+    "U64": 64,
+}
 _ST_RANK = {name: i for i, name in enumerate(_ST_BITS)}
 #: __metadata__ entry naming the TensorFlow dtype of tensors stored as another type
 _ST_DTYPES_META = "tfckpt.dtypes"
@@ -64,10 +84,14 @@ def _st_numpy(st: str) -> Any:
     return numpy_dtype(_restored_dtypes()[st].code)
 
 
-def to_safetensors(ckpt: Any, path: "str | os.PathLike[str]", *,
-                   skip_unsupported: bool = False,
-                   metadata: Optional[Mapping[str, str]] = None,
-                   overwrite: bool = False) -> ConversionReport:
+def to_safetensors(
+    ckpt: Any,
+    path: "str | os.PathLike[str]",
+    *,
+    skip_unsupported: bool = False,
+    metadata: Optional[Mapping[str, str]] = None,
+    overwrite: bool = False,
+) -> ConversionReport:
     """Writes the tensors of checkpoint `ckpt` as a ``.safetensors`` file (partitioned
     tensors assembled), for PyTorch, JAX or anyone with the safetensors library.
 
@@ -148,19 +172,21 @@ def _header_bytes(plan: List[Tuple[str, Any, str]], meta: Dict[str, str]) -> byt
     offset = 0
     for k, e, st in plan:
         nbytes = e.num_elements * _ST_BITS[st] // 8
-        header[k] = {"dtype": st, "shape": list(e.shape),
-                     "data_offsets": [offset, offset + nbytes]}
+        header[k] = {"dtype": st, "shape": list(e.shape), "data_offsets": [offset, offset + nbytes]}
         offset += nbytes
     raw = json.dumps(header, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
     raw += b" " * ((8 - len(raw) % 8) % 8)
     if len(raw) > _ST_MAX_HEADER:
-        raise InvalidArgumentError(f"the safetensors header would be {len(raw)} bytes, "
-                                   f"over the format's limit of {_ST_MAX_HEADER}")
+        raise InvalidArgumentError(
+            f"the safetensors header would be {len(raw)} bytes, "
+            f"over the format's limit of {_ST_MAX_HEADER}"
+        )
     return raw
 
 
 def read_safetensors_header(
-        path: "str | os.PathLike[str]") -> Tuple[int, Dict[str, Any], Dict[str, str]]:
+    path: "str | os.PathLike[str]",
+) -> Tuple[int, Dict[str, Any], Dict[str, str]]:
     """(data start offset, {name: {dtype, shape, data_offsets}}, metadata) of a
     ``.safetensors`` file, checked as the reference reader checks it."""
     path = os.fspath(path)
@@ -171,11 +197,14 @@ def read_safetensors_header(
             raise CorruptCheckpointError(f"{path}: not a safetensors file (shorter than 8 bytes)")
         (n,) = struct.unpack("<Q", head)
         if n > _ST_MAX_HEADER:
-            raise CorruptCheckpointError(f"{path}: safetensors header length {n} is over the "
-                                         f"limit of {_ST_MAX_HEADER}")
+            raise CorruptCheckpointError(
+                f"{path}: safetensors header length {n} is over the limit of {_ST_MAX_HEADER}"
+            )
         if 8 + n > size:
-            raise CorruptCheckpointError(f"{path}: safetensors header length {n} runs past the "
-                                         f"end of the file ({size} bytes)")
+            raise CorruptCheckpointError(
+                f"{path}: safetensors header length {n} runs past the "
+                f"end of the file ({size} bytes)"
+            )
         raw = f.read(n)
     try:
         header = json.loads(raw.decode("utf-8"), object_pairs_hook=_no_duplicates)
@@ -217,9 +246,14 @@ def _checked_tensors(path: str, header: Dict[str, Any], data: int) -> Dict[str, 
     for name, info in header.items():
         try:
             dtype, shape, (begin, end) = info["dtype"], info["shape"], info["data_offsets"]
-            ok = (isinstance(dtype, str) and isinstance(shape, list)
-                  and all(_is_count(d, _MAX_DIM) for d in shape)
-                  and _is_count(begin, _MAX_DIM) and _is_count(end, _MAX_DIM) and begin <= end)
+            ok = (
+                isinstance(dtype, str)
+                and isinstance(shape, list)
+                and all(_is_count(d, _MAX_DIM) for d in shape)
+                and _is_count(begin, _MAX_DIM)
+                and _is_count(end, _MAX_DIM)
+                and begin <= end
+            )
         except (TypeError, KeyError, ValueError):
             ok = False
         if not ok:
@@ -230,24 +264,33 @@ def _checked_tensors(path: str, header: Dict[str, Any], data: int) -> Dict[str, 
         if (end - begin) * 8 != count * _ST_BITS[dtype]:
             raise CorruptCheckpointError(
                 f"{path}: {name}: {dtype}{shape} needs {count * _ST_BITS[dtype] / 8:g} "
-                f"bytes, data_offsets give {end - begin}")
+                f"bytes, data_offsets give {end - begin}"
+            )
         tensors[name] = {"dtype": dtype, "shape": shape, "data_offsets": [begin, end]}
         spans.append((begin, end, name))
     pos = 0
     for begin, end, name in sorted(spans):
         if begin != pos:
-            raise CorruptCheckpointError(f"{path}: {name}: data_offsets [{begin}, {end}] leave "
-                                         f"a gap or overlap at byte {pos} of the buffer")
+            raise CorruptCheckpointError(
+                f"{path}: {name}: data_offsets [{begin}, {end}] leave "
+                f"a gap or overlap at byte {pos} of the buffer"
+            )
         pos = end
     if pos != data:
-        raise CorruptCheckpointError(f"{path}: the tensors cover {pos} bytes of data, the file "
-                                     f"holds {data}")
+        raise CorruptCheckpointError(
+            f"{path}: the tensors cover {pos} bytes of data, the file holds {data}"
+        )
     return tensors
 
 
-def from_safetensors(path: "str | os.PathLike[str]", out: "str | os.PathLike[str]", *,
-                     object_graph: bool = False, skip_unsupported: bool = False,
-                     **write_kwargs: Any) -> ConversionReport:
+def from_safetensors(
+    path: "str | os.PathLike[str]",
+    out: "str | os.PathLike[str]",
+    *,
+    object_graph: bool = False,
+    skip_unsupported: bool = False,
+    **write_kwargs: Any,
+) -> ConversionReport:
     """Writes the tensors of a ``.safetensors`` file as a checkpoint at prefix `out`.
 
     The file is checked as the reference reader checks it (header size, JSON, offsets that
@@ -262,12 +305,18 @@ def from_safetensors(path: "str | os.PathLike[str]", out: "str | os.PathLike[str
     report = ConversionReport(src=os.fspath(path), dst=os.fspath(out))
     start, tensors, metadata = read_safetensors_header(path)
     tf_dtypes = _metadata_dtypes(os.fspath(path), metadata, tensors)
-    problems = {name: f"safetensors dtype {info['dtype']} has no TensorFlow equivalent"
-                for name, info in tensors.items() if info["dtype"] not in _restored_dtypes()}
+    problems = {
+        name: f"safetensors dtype {info['dtype']} has no TensorFlow equivalent"
+        for name, info in tensors.items()
+        if info["dtype"] not in _restored_dtypes()
+    }
     refuse_or_skip(report, problems, "a checkpoint", skip_unsupported)
     names = sorted(tensors, key=lambda n: tensors[n]["data_offsets"][0])
-    buf = np.memmap(os.fspath(path), dtype=np.uint8, mode="r") if os.path.getsize(path) \
+    buf = (
+        np.memmap(os.fspath(path), dtype=np.uint8, mode="r")
+        if os.path.getsize(path)
         else np.zeros(0, np.uint8)
+    )
 
     def values(buf: Any) -> Iterator[Tuple[str, Any, str]]:
         for name in names:
@@ -275,23 +324,33 @@ def from_safetensors(path: "str | os.PathLike[str]", out: "str | os.PathLike[str
                 continue
             info = tensors[name]
             begin, end = info["data_offsets"]
-            arr = buf[start + begin:start + end].view(_st_numpy(info["dtype"]))
-            yield name, arr.reshape(info["shape"]), \
-                tf_dtypes.get(name, _restored_dtypes()[info["dtype"]].name)
+            arr = buf[start + begin : start + end].view(_st_numpy(info["dtype"]))
+            yield (
+                name,
+                arr.reshape(info["shape"]),
+                tf_dtypes.get(name, _restored_dtypes()[info["dtype"]].name),
+            )
 
     try:
         for name in names:  # before anything is written
             if tensors[name]["dtype"] == "BOOL" and name not in report.skipped:
                 _check_bools(os.fspath(path), name, buf, start, tensors[name]["data_offsets"])
-        write_tensors(values(buf), [n for n in names if n not in report.skipped], out,
-                      object_graph, report, write_kwargs)
+        write_tensors(
+            values(buf),
+            [n for n in names if n not in report.skipped],
+            out,
+            object_graph,
+            report,
+            write_kwargs,
+        )
     finally:
         del buf
     return report
 
 
-def _metadata_dtypes(path: str, metadata: Dict[str, str],
-                     tensors: Dict[str, Any]) -> Dict[str, str]:
+def _metadata_dtypes(
+    path: str, metadata: Dict[str, str], tensors: Dict[str, Any]
+) -> Dict[str, str]:
     """The ``tfckpt.dtypes`` metadata (tensor name -> TensorFlow dtype), checked: a JSON
     object naming tensors of the file, each with a dtype that is stored as that tensor's
     safetensors dtype (so no value is reinterpreted or cast on the way)."""
@@ -302,21 +361,27 @@ def _metadata_dtypes(path: str, metadata: Dict[str, str],
     except ValueError as e:
         raise CorruptCheckpointError(f"{path}: bad {_ST_DTYPES_META} metadata: {e}") from None
     if not isinstance(doc, dict) or not all(isinstance(v, str) for v in doc.values()):
-        raise CorruptCheckpointError(f"{path}: bad {_ST_DTYPES_META} metadata: not a JSON "
-                                     "object of tensor names to dtype names")
+        raise CorruptCheckpointError(
+            f"{path}: bad {_ST_DTYPES_META} metadata: not a JSON "
+            "object of tensor names to dtype names"
+        )
     for name, dtype in doc.items():
         if name not in tensors:
-            raise CorruptCheckpointError(f"{path}: bad {_ST_DTYPES_META} metadata: it names "
-                                         f"{name!r}, which the file does not hold")
+            raise CorruptCheckpointError(
+                f"{path}: bad {_ST_DTYPES_META} metadata: it names "
+                f"{name!r}, which the file does not hold"
+            )
         try:
             d = by_name(dtype)
         except ValueError:
-            raise CorruptCheckpointError(f"{path}: bad {_ST_DTYPES_META} metadata: {name}: "
-                                         f"unknown dtype {dtype!r}") from None
+            raise CorruptCheckpointError(
+                f"{path}: bad {_ST_DTYPES_META} metadata: {name}: unknown dtype {dtype!r}"
+            ) from None
         if d.safetensors != tensors[name]["dtype"]:
             raise CorruptCheckpointError(
                 f"{path}: bad {_ST_DTYPES_META} metadata: {name} is stored as "
-                f"{tensors[name]['dtype']}, which does not hold {dtype} values")
+                f"{tensors[name]['dtype']}, which does not hold {dtype} values"
+            )
     return doc
 
 
@@ -325,8 +390,9 @@ def _check_bools(path: str, name: str, buf: Any, start: int, offsets: List[int])
     bytes wrongly (as the reference reader, which refuses them too)."""
     import numpy as np
 
-    raw = buf[start + offsets[0]:start + offsets[1]]
+    raw = buf[start + offsets[0] : start + offsets[1]]
     bad = np.flatnonzero(raw > 1)
     if bad.size:
-        raise CorruptCheckpointError(f"{path}: {name}: BOOL element {int(bad[0])} is byte "
-                                     f"{int(raw[bad[0]])}, not 0 or 1")
+        raise CorruptCheckpointError(
+            f"{path}: {name}: BOOL element {int(bad[0])} is byte {int(raw[bad[0]])}, not 0 or 1"
+        )
