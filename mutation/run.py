@@ -10,7 +10,7 @@ SURVIVED (all passed), restores the file (and the unmutated extension), and goes
 snippet that is not found exactly once is an ERROR: code moves, and a mutant that silently
 stops applying would inflate the score. So is a C++ mutant that does not compile.
 
-    python mutation/run.py                  # every mutant; about 20-30 minutes on 2 cores
+    python mutation/run.py                  # every mutant; about 15-25 minutes on 2 cores
     python mutation/run.py --list           # the mutants (and whether each still applies)
     python mutation/run.py --only R1 K2     # some of them
     python mutation/run.py --json out.json  # also write the results as JSON
