@@ -75,3 +75,8 @@ def _key_text(key) -> str:
 def _path_text(path) -> str:
     """A file name (str, bytes or os.PathLike) as text, names that are not UTF-8 included."""
     return os.fsdecode(os.fspath(path))
+
+
+def _path_display(path) -> str:
+    """A file name as the native core's messages show it: bytes that are not UTF-8 as \\xNN."""
+    return os.fsencode(os.fspath(path)).decode("utf-8", "backslashreplace")

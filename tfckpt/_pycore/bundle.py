@@ -18,6 +18,7 @@ from .bindings import (
     _check_count,
     _key_bytes,
     _key_text,
+    _path_display,
     _path_text,
 )
 from .coding import (
@@ -528,23 +529,25 @@ class Index:
 
     def __init__(self, buffer, name) -> None:
         name = _path_text(name)
+        shown = _path_display(name)  # as the native core spells it in messages
         self._buffer = buffer  # held, as the native index holds its buffer
         data = _buffer_bytes(buffer)
-        table = _Table(data, name)
+        table = _Table(data, shown)
         entries = table.entries
         if not entries:
             raise CorruptCheckpointError(
-                f"{name}: the index holds no entries, not even the bundle header"
+                f"{shown}: the index holds no entries, not even the bundle header"
             )
         if entries[0][0] != b"":
             raise CorruptCheckpointError(
-                f'{name}: the index has no bundle header (key ""); its first key is '
+                f'{shown}: the index has no bundle header (key ""); its first key is '
                 f'"{_printable(entries[0][0])}"'
             )
         self._name = name
+        self._shown = shown
         self._file_size = len(data)
         self._table = table
-        self._header = _decode_header(entries[0][1], name)
+        self._header = _decode_header(entries[0][1], shown)
         self._keys = [k for k, _ in entries[1:]]
         self._values = [v for _, v in entries[1:]]
         self._entries = [_decode_entry(v) for v in self._values]
@@ -599,7 +602,7 @@ class Index:
         k = _key_bytes(key)
         i = self._position.get(k) if k else None
         if i is None:
-            raise KeyNotFoundError(f"Key {_printable(k)} not found in checkpoint {self._name}")
+            raise KeyNotFoundError(f"Key {_printable(k)} not found in checkpoint {self._shown}")
         return i
 
     def __contains__(self, key) -> bool:
@@ -692,7 +695,7 @@ class Index:
         e = self._entries[i]
         if e.error is not None:
             raise CorruptCheckpointError(
-                f"{self._name}: entry for key {_printable(self._keys[i])}: {e.error}"
+                f"{self._shown}: entry for key {_printable(self._keys[i])}: {e.error}"
             )
         return _new_row(
             EntryRow,

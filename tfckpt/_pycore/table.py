@@ -8,7 +8,7 @@ import struct
 from typing import List, Optional, Tuple
 
 from ..errors import ChecksumMismatchError, CorruptCheckpointError
-from .bindings import _buffer_bytes, _path_text
+from .bindings import _buffer_bytes, _path_display
 from .coding import _fixed32, _Malformed, _printable, _put_varint, _varint
 from .crc32c import crc32c, mask_crc, unmask_crc
 from .snappy import _snappy
@@ -204,7 +204,7 @@ class _Table:
 
 def read_table(buffer, name) -> List[Tuple[bytes, bytes]]:
     """Every (key, value) of a table file, in order, every block CRC checked."""
-    return list(_Table(_buffer_bytes(buffer), _path_text(name)).entries)
+    return list(_Table(_buffer_bytes(buffer), _path_display(name)).entries)
 
 
 # ---------------------------------------------------------------------------------------------
