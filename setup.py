@@ -22,6 +22,7 @@ SOURCES = [
     "csrc/bundle.cc",
     "csrc/writer.cc",
     "csrc/tar.cc",
+    "csrc/stats.cc",
     "csrc/mapped_file.cc",
     "csrc/bindings.cc",
 ]

@@ -16,6 +16,7 @@
 #include "errors.h"
 #include "mapped_file.h"
 #include "snappy.h"
+#include "stats.h"
 #include "table.h"
 #include "tar.h"
 #include "writer.h"
@@ -621,6 +622,19 @@ PYBIND11_MODULE(_native, m) {
   py::list sizes;
   for (int dt = 0; dt < 34; ++dt) sizes.append(DtypeSize(dt));
   m.attr("dtype_sizes") = sizes;
+
+  m.def("tensor_stats", [](const py::object& data, int32_t dtype, bool swap) {
+    BufferRef buf(data);
+    Stats s;
+    {
+      py::gil_scoped_release release;
+      AccumulateStats(dtype, buf.data(), buf.size(), swap, &s);
+    }
+    return py::make_tuple(s.count, s.nan, s.posinf, s.neginf, s.zeros, s.min, s.max, s.mean,
+                          s.m2);
+  }, py::arg("data"), py::arg("dtype"), py::arg("swap") = false,
+        "(count, nan, posinf, neginf, zeros, min, max, mean, m2) of a payload of DataType "
+        "`dtype`; min..m2 over the finite values (m2: summed squared deviations). GIL released.");
 
   m.def("slice_key", [](const py::handle& name, const py::handle& slice) {
     return py::bytes(EncodeTensorNameSlice(KeyBytes(name), SliceFromPython(slice)));

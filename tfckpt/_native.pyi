@@ -31,6 +31,13 @@ def decode_strings(data: Buffer, n: int, swap: bool, verify: bool, key: Key) -> 
 def decode_variants(data: Buffer, n: int, verify: bool, key: Key) -> Tuple[List[bytes], int]:
     """The n serialized VariantTensorDataProto of a DT_VARIANT payload, and its CRC32C."""
 
+def tensor_stats(
+    data: Buffer, dtype: int, swap: bool = False
+) -> Tuple[int, int, int, int, int, float, float, float, float]:
+    """(count, nan, posinf, neginf, zeros, min, max, mean, m2) of a payload of DataType
+    `dtype`, byte-swapped per element with `swap`; min, max, mean and m2 (summed squared
+    deviations) over the finite values, 0.0 when there are none. GIL released."""
+
 def read_table(buffer: Buffer, name: Path) -> List[Tuple[bytes, bytes]]:
     """Every (key, value) of a table file, in order, every block CRC checked."""
 

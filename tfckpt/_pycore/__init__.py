@@ -1,6 +1,6 @@
 """The pure-Python twin of the native core: ``tfckpt._native`` in Python, one module beside
-each file of csrc/ (coding, crc32c, snappy, table, bundle, writer, mapped_file, tar, and
-bindings for what csrc/bindings.cc does: arguments and named rows).
+each file of csrc/ (coding, crc32c, snappy, table, bundle, writer, mapped_file, tar, stats,
+and bindings for what csrc/bindings.cc does: arguments and named rows).
 
 Written from FORMAT.md (sections 2-6), not translated from csrc/: the same names, the same
 results and the same error classes on the same inputs, so the two can be checked against each
@@ -28,6 +28,7 @@ from .bundle import (
 from .crc32c import crc32c, crc32c_implementation, crc32c_portable, mask_crc, unmask_crc
 from .mapped_file import MappedFile
 from .snappy import snappy_decompress
+from .stats import tensor_stats
 from .table import build_table, read_table
 from .tar import tar_members
 from .writer import BundleWriter, serialize_entry
@@ -55,4 +56,5 @@ __all__ = [
     "TotalsRow",
     "tar_members",
     "BundleWriter",
+    "tensor_stats",
 ]
