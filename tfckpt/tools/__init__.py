@@ -25,6 +25,7 @@ from .migrate import MigrationReport, migrate
 from .npz import from_npz, to_npz
 from .optimizer import optimizer_keys
 from .safetensors import from_safetensors, read_safetensors_header, to_safetensors
+from .stats import NonFinite, TensorStats, first_nonfinite, stats
 
 __all__ = [
     "diff",
@@ -44,4 +45,8 @@ __all__ = [
     "ConversionReport",
     "to_v2",
     "read_safetensors_header",
+    "stats",
+    "TensorStats",
+    "first_nonfinite",
+    "NonFinite",
 ]
