@@ -47,6 +47,12 @@ def register(sub: Any) -> None:
     )
     s.add_argument("--verify", action="store_true", help="check every tensor checksum")
     s.add_argument(
+        "--stats",
+        action="store_true",
+        help="read every value: add each checkpoint's NaN/Inf count and the L2 norm of its "
+        "finite values (columns nonfinite, l2)",
+    )
+    s.add_argument(
         "-j",
         "--jobs",
         type=int,
@@ -84,6 +90,11 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
         match = re.compile(args.match) if args.match else None
     except re.error as e:
         raise UsageError(f"--match: bad regular expression {args.match!r}: {e}") from None
+    if args.stats and (args.keys or args.dask):
+        raise UsageError(
+            "--stats adds columns to the per-checkpoint view of a scan run here: "
+            "not with --keys or --dask"
+        )
     if args.jobs < 1:
         raise UsageError("--jobs must be at least 1")
     if args.format == "parquet":
@@ -101,6 +112,7 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
         match=match,
         verify=args.verify,
         storage_options=storage_options(args.storage_option),
+        **({"stats": True} if args.stats else {}),
     )
     if args.dask:
         records = _dask_records(args.dask, kwargs)
@@ -111,7 +123,7 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
     if args.output and args.format != "parquet":
         stream = open(args.output, "w", newline="", encoding="utf-8")
     target = args.output if args.format == "parquet" else (stream or out)
-    writer = record_writer(args.format, target, keys=args.keys, escape=printable)
+    writer = record_writer(args.format, target, keys=args.keys, escape=printable, stats=args.stats)
     progress = Progress("scanning", error_stream(args))
     counts = {"checkpoint": 0, "state": 0, "path": 0, "key": 0}
     errors = 0

@@ -4,6 +4,7 @@ by key. Nothing found here is fatal: damage becomes the records' status."""
 
 from __future__ import annotations
 
+import math
 import os
 import posixpath
 import re
@@ -14,6 +15,7 @@ from ..dtypes import all_dtypes, by_code
 from ..errors import CheckpointError
 from ..files import INDEX_SUFFIX
 from ..keys import SAVE_COUNTER_KEY
+from ..moments import checkpoint_moments, has_moments
 from ..reader import Reader
 from ..reader import open as open_checkpoint
 from ..storage import BytesStorage, FsspecStorage, LocalStorage, TarMemberStorage, ZipMemberStorage
@@ -271,6 +273,10 @@ def _describe(reader: Reader, storage: _IndexSized, task: Checkpoint, opts: Opti
             if text not in problems:
                 problems.append(text)
 
+    nonfinite, l2 = (
+        _value_stats(reader, problems) if opts.stats and not bad_shards else (None, None)
+    )
+
     rec = Record(
         "checkpoint",
         task.location,
@@ -283,10 +289,26 @@ def _describe(reader: Reader, storage: _IndexSized, task: Checkpoint, opts: Opti
         shards=reader.header.num_shards,
         step=step,
         step_source=source,
+        nonfinite=nonfinite,
+        l2=l2,
     )
     if problems:
         rec.status, rec.error = "error", _summary(problems)
     return [rec]
+
+
+def _value_stats(reader: Reader, problems: List[str]) -> Tuple[Optional[int], Optional[float]]:
+    """(values that are NaN or Inf, L2 norm of the finite values) over every numeric tensor;
+    (None, None) with the problem noted when the values cannot be read."""
+    keys = [k for k in reader.keys() if has_moments(reader.entry(k).dtype_code)]
+    try:
+        moments = checkpoint_moments(reader, keys).values()
+    except CheckpointError as err:
+        text = describe_exception(err)
+        if text not in problems:
+            problems.append(text)
+        return None, None
+    return sum(m.nonfinite for m in moments), math.sqrt(sum(m.l2**2 for m in moments))
 
 
 # -- the per-key view ---------------------------------------------------------------------

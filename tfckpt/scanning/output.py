@@ -7,7 +7,7 @@ import json
 import os
 from typing import IO, Any, Callable, Dict, List, Optional, Sequence, Union, cast
 
-from .records import CHECKPOINT_FIELDS, KEY_FIELDS, KeyRecord, Record
+from .records import CHECKPOINT_FIELDS, KEY_FIELDS, STATS_FIELDS, KeyRecord, Record
 
 __all__ = ["FORMATS", "record_writer", "RecordWriter"]
 
@@ -77,6 +77,8 @@ class _ParquetWriter(RecordWriter):
             "shards": pa.int64(),
             "step": pa.int64(),
             "checkpoints": pa.int64(),
+            "nonfinite": pa.int64(),
+            "l2": pa.float64(),
             "shard": pa.int64(),
             "offset": pa.int64(),
             "partitioned": pa.bool_(),
@@ -126,15 +128,17 @@ class _TableWriter(RecordWriter):
         self.out = out
         self.escape = escape or (lambda text: text)
         self.keys_view = "key" in columns
+        self.stats = "l2" in columns
         if self.keys_view:
             out.write(
                 f"{'STATUS':<6}  {'DTYPE':<10} {'SHAPE':<18} {'PARAMETERS':>12} "
                 f"{'BYTES':>10}  LOCATION  KEY\n"
             )
         else:
+            extra = f" {'NONFINITE':>9} {'L2':>10}" if self.stats else ""
             out.write(
                 f"{'STATUS':<6}  {'KIND':<12} {'KEYS':>6} {'PARAMETERS':>13} "
-                f"{'BYTES':>10} {'SHARDS':>6} {'STEP':>10}  LOCATION\n"
+                f"{'BYTES':>10} {'SHARDS':>6} {'STEP':>10}{extra}  LOCATION\n"
             )
 
     def write(self, rec: Any) -> None:  # a Record or a KeyRecord
@@ -154,15 +158,16 @@ class _TableWriter(RecordWriter):
                 f"{rec.keys if rec.keys is not None else '-':>6} "
                 f"{rec.parameters if rec.parameters is not None else '-':>13} "
                 f"{_human_bytes(rec.bytes):>10} "
-                f"{rec.shards if rec.shards is not None else '-':>6} {step:>10}  "
-                f"{esc(rec.location)}"
+                f"{rec.shards if rec.shards is not None else '-':>6} {step:>10}"
+                f"{self._stats_cells(rec)}  {esc(rec.location)}"
             )
             if rec.dtypes:
                 line += "  (" + ", ".join(f"{k} x{v}" for k, v in rec.dtypes.items()) + ")"
         else:
             what = "state file" if rec.record == "state" else "path"
+            blank = f" {'':>9} {'':>10}" if self.stats else ""
             line = (
-                f"{status:<6}  {what:<12} {'':>6} {'':>13} {'':>10} {'':>6} {'':>10}  "
+                f"{status:<6}  {what:<12} {'':>6} {'':>13} {'':>10} {'':>6} {'':>10}{blank}  "
                 f"{esc(rec.location)}"
             )
             if rec.latest:
@@ -170,6 +175,13 @@ class _TableWriter(RecordWriter):
         if rec.error:
             line += f"\n        error: {esc(rec.error)}"
         self.out.write(line + "\n")
+
+    def _stats_cells(self, rec: Any) -> str:
+        if not self.stats:
+            return ""
+        bad = "-" if rec.nonfinite is None else str(rec.nonfinite)
+        l2 = "-" if rec.l2 is None else f"{rec.l2:.4g}"
+        return f" {bad:>9} {l2:>10}"
 
 
 _STREAM_WRITERS = {"jsonl": _JsonlWriter, "csv": _CsvWriter, "table": _TableWriter}
@@ -181,12 +193,14 @@ def record_writer(
     *,
     keys: bool = False,
     escape: Optional[Callable[[str], str]] = None,
+    stats: bool = False,
 ) -> RecordWriter:
     """A writer for records in `fmt` (one of :data:`FORMATS`): ``write(record)`` as they
     come, then ``close()``. `out` is a text stream, or a file path for ``parquet``.
     `escape` makes names safe in the ``table`` for people (the command passes its
-    terminal escaping); the machine formats stay exact."""
-    columns = KEY_FIELDS if keys else CHECKPOINT_FIELDS
+    terminal escaping); the machine formats stay exact. `stats` adds the
+    :data:`STATS_FIELDS` columns to the per-checkpoint view."""
+    columns = KEY_FIELDS if keys else CHECKPOINT_FIELDS + (STATS_FIELDS if stats else ())
     if fmt == "table":
         return _TableWriter(cast(IO[str], out), columns, escape)
     if fmt in _STREAM_WRITERS:

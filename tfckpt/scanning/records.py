@@ -12,6 +12,7 @@ __all__ = [
     "KeyRecord",
     "CHECKPOINT_FIELDS",
     "KEY_FIELDS",
+    "STATS_FIELDS",
     "error_record",
     "describe_exception",
 ]
@@ -34,6 +35,9 @@ CHECKPOINT_FIELDS = (
     "latest",
     "checkpoints",
 )
+#: Columns added to the per-checkpoint view by ``stats=True``: values that are NaN or Inf,
+#: and the L2 norm of all finite values of the checkpoint together.
+STATS_FIELDS = ("nonfinite", "l2")
 #: Columns of a record in the per-key view (``keys=True``).
 KEY_FIELDS = (
     "record",
@@ -74,6 +78,8 @@ class Record:
     dtype: Optional[str] = None
     shape: Optional[Tuple[int, ...]] = None
     partitioned: Optional[bool] = None
+    nonfinite: Optional[int] = None  # with stats=True: values that are NaN or +-Inf
+    l2: Optional[float] = None  # with stats=True: the L2 norm of all finite values
 
     @property
     def ok(self) -> bool:
@@ -83,6 +89,8 @@ class Record:
         """The record as a plain dict of `columns` (by default those of its own view)."""
         if columns is None:
             columns = KEY_FIELDS if self.record == "key" else CHECKPOINT_FIELDS
+            if self.nonfinite is not None or self.l2 is not None:
+                columns = tuple(columns) + STATS_FIELDS
         d = _plain(self, columns)
         if d.get("dtypes") is not None:
             d["dtypes"] = dict(d["dtypes"])

@@ -94,6 +94,7 @@ def _start(
     verify: bool,
     storage_options: Optional[Dict[str, Any]],
     max_member_bytes: int,
+    stats: bool = False,
 ) -> Tuple[List[str], Options]:
     """The roots (each checked to exist) and the options of a scan."""
     if isinstance(paths, (str, os.PathLike)):
@@ -109,6 +110,7 @@ def _start(
         verify=verify,
         storage_options=dict(storage_options or {}),
         max_member_bytes=max_member_bytes,
+        stats=stats,
     )
 
 
@@ -121,6 +123,7 @@ def scan(
     jobs: int = 1,
     storage_options: Optional[Dict[str, Any]] = None,
     max_member_bytes: int = DEFAULT_MAX_MEMBER_BYTES,
+    stats: bool = False,
 ) -> Iterator[Record]:
     """Finds every checkpoint under `paths` and yields one :class:`Record` per finding.
 
@@ -130,15 +133,17 @@ def scan(
     `storage_options` go to fsspec). With `keys`, one record per key instead of per
     checkpoint; `match` (a regular expression) keeps checkpoints whose location or any key
     matches (with `keys`: keys that match, or all keys of a checkpoint whose location
-    does); `verify` checks every checksum. `jobs` > 1 scans with that many workers
-    (processes for files, threads for URLs); records come in the same order either way::
+    does); `verify` checks every checksum; `stats` reads every value and fills each
+    checkpoint record's ``nonfinite`` (NaN and Inf count) and ``l2`` (global L2 norm of the
+    finite values). `jobs` > 1 scans with that many workers (processes for files, threads
+    for URLs); records come in the same order either way::
 
         bad = [r for r in tfckpt.scan("runs/", verify=True, jobs=4) if not r.ok]
 
     A path that does not exist raises :class:`NotACheckpointError` at once; everything
     wrong with what is found is reported in the records, never raised.
     """
-    roots, opts = _start(paths, keys, match, verify, storage_options, max_member_bytes)
+    roots, opts = _start(paths, keys, match, verify, storage_options, max_member_bytes, stats)
     return _scan(roots, opts, max(1, int(jobs)))
 
 

@@ -25,6 +25,7 @@ class Options:
     verify: bool = False
     storage_options: Dict[str, Any] = field(default_factory=dict)
     max_member_bytes: int = DEFAULT_MAX_MEMBER_BYTES
+    stats: bool = False
 
     def matches(self, *texts: Optional[str]) -> bool:
         return self.match is None or any(t is not None and self.match.search(t) for t in texts)
