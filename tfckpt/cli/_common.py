@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
+import io
 import json
 import sys
-import time
 from typing import Any, Dict, Iterator, List, Optional, Sequence, TextIO, Tuple
 
 EXIT_OK, EXIT_DAMAGE, EXIT_TROUBLE = 0, 1, 2
@@ -165,12 +166,13 @@ def _absl_bool(v: str) -> bool:
 
 
 class Progress:
-    """One status line on stderr, redrawn in place: at the first update, then at most ten
-    times a second, and when the total is reached; only when stderr is a terminal (a pipe
-    or a log gets no control characters).
+    """One status line on stderr, drawn by tqdm: at the start, then at most ten times a
+    second, and when the total is reached; only when stderr is a terminal (a pipe or a log
+    gets no control characters), and cleared at the end.
 
     With a `total` (bytes), the line shows the share done and the rate in bytes; without
-    one, the records counted, how many had errors, and the rate in records.
+    one, the records counted, how many had errors, and the rate in records. Each drawing
+    is cleared to the end of the line, so a shorter line leaves nothing of a longer one.
     """
 
     def __init__(
@@ -181,32 +183,88 @@ class Progress:
         self.total = None if total is None else max(total, 1)
         self.enabled = bool(getattr(self.stream, "isatty", lambda: False)())
         self.done = self.errors = 0
-        self.start = time.monotonic()
-        self.last = float("-inf")  # never drawn: the first update draws
+        self._bar: Any = _tqdm_line(label, self.stream, self.total) if self.enabled else None
 
     def update(self, n: int = 1, ok: bool = True) -> None:
         """Counts `n` more bytes (with a total) or records, `ok` False for one in error."""
         self.done += n
         self.errors += not ok
-        now = time.monotonic()
-        finished = self.total is not None and self.done >= self.total
-        if self.enabled and (now - self.last > 0.1 or finished):
-            self.last = now
-            # Cleared to the end: a shorter line leaves nothing of a longer one behind.
-            self.stream.write(f"\r{self._line(self.done / max(now - self.start, 1e-9))}\033[K")
-            self.stream.flush()
-
-    def _line(self, rate: float) -> str:
-        if self.total is None:
-            return f"{self.label}: {self.done} records, {self.errors} with errors, {rate:.1f}/s"
-        return (
-            f"{self.label}: {100 * self.done / self.total:5.1f}%  "
-            f"{format_bytes(self.done)} / {format_bytes(self.total)}  "
-            f"{format_bytes(int(rate))}/s"
-        )
+        if self._bar is None:
+            return
+        self._bar.errors = self.errors
+        self._bar.update(n)
+        if self.total is not None and self.done >= self.total:
+            self._bar.refresh()  # the last state is always shown
 
     def close(self) -> None:
         """Clears the line, so what follows starts on a clean one."""
-        if self.enabled:
-            self.stream.write("\r\033[K")
+        if self._bar is not None:
+            self._bar.close()  # leave=False: tqdm clears the line and returns to its start
+            self._bar = None
+            self.stream.write("\033[K")
             self.stream.flush()
+
+    def __enter__(self) -> "Progress":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+@functools.lru_cache(maxsize=None)
+def _line_class() -> Any:
+    """tqdm's bar, drawn as :class:`Progress` draws it (imported when a line is drawn)."""
+    from tqdm import tqdm
+
+    class _Line(tqdm):
+        @staticmethod
+        def status_printer(file: Any) -> Any:
+            # tqdm pads a shorter line with spaces; clearing to the end of the line works
+            # whatever the terminal did to the last one.
+            def print_status(s: str) -> None:
+                file.write(f"\r{s}\033[K")
+                file.flush()
+
+            return print_status
+
+        @property
+        def format_dict(self) -> Dict[str, Any]:
+            # Byte counts as the rest of the command writes them (format_bytes).
+            d = super().format_dict
+            rate = d["n"] / d["elapsed"] if d["elapsed"] > 0 else 0.0
+            d.update(
+                errors=getattr(self, "errors", 0),
+                record_rate=f"{rate:.1f}/s",
+                done_bytes=format_bytes(d["n"]),
+                total_bytes=format_bytes(d["total"] or 0),
+                byte_rate=format_bytes(int(rate)),
+            )
+            return d
+
+    return _Line
+
+
+def _tqdm_line(label: str, stream: TextIO, total: Optional[int]) -> Any:
+    """A tqdm bar of one line on `stream`, in the formats :class:`Progress` shows."""
+    # A terminal that does not tell its size (a fresh pseudo-terminal says 0 x 0) still
+    # gets the line: tqdm would otherwise cut it to nothing, or not draw it at all.
+    size = {} if _terminal_sized(stream) else {"ncols": 100, "nrows": 24}
+    common: Dict[str, Any] = dict(
+        file=stream, desc=label, mininterval=0.1, leave=False, dynamic_ncols=False, **size
+    )
+    if total is None:
+        fmt = "{desc}: {n} records, {errors} with errors, {record_rate}"
+        return _line_class()(bar_format=fmt, **common)
+    fmt = "{desc}: {percentage:5.1f}%  {done_bytes} / {total_bytes}  {byte_rate}/s"
+    return _line_class()(total=total, bar_format=fmt, **common)
+
+
+def _terminal_sized(stream: TextIO) -> bool:
+    """Whether the terminal behind `stream` tells its size."""
+    import os
+
+    try:
+        size = os.get_terminal_size(stream.fileno())
+    except (OSError, ValueError, AttributeError, io.UnsupportedOperation):
+        return False
+    return size.columns > 0 and size.lines > 0
