@@ -15,7 +15,21 @@ from typing import Optional, Sequence, TextIO
 
 import tfckpt
 
-from . import average, convert, diff, dump, edit, explain, inspect, migrate, refs, scan, verify
+from . import (
+    average,
+    convert,
+    diff,
+    dump,
+    edit,
+    explain,
+    inspect,
+    migrate,
+    plot,
+    refs,
+    scan,
+    stats,
+    verify,
+)
 from ._common import (
     EXIT_DAMAGE,
     EXIT_DIFFERENT,
@@ -43,7 +57,21 @@ __all__ = [
 ]
 
 #: The subcommands, in the order ``tfckpt --help`` lists them.
-_SUBCOMMANDS = (dump, verify, inspect, scan, refs, edit, average, migrate, diff, explain, convert)
+_SUBCOMMANDS = (
+    dump,
+    verify,
+    inspect,
+    stats,
+    plot,
+    scan,
+    refs,
+    edit,
+    average,
+    migrate,
+    diff,
+    explain,
+    convert,
+)
 
 
 def version_text() -> str:

@@ -13,7 +13,7 @@ import functools
 import io
 import json
 import sys
-from typing import Any, Dict, Iterator, List, Optional, Sequence, TextIO, Tuple
+from typing import Any, Dict, Iterator, List, NamedTuple, Optional, Sequence, TextIO, Tuple
 
 EXIT_OK, EXIT_DAMAGE, EXIT_TROUBLE = 0, 1, 2
 #: ``diff``'s status for "the checkpoints differ", as diff(1).
@@ -268,3 +268,27 @@ def _terminal_sized(stream: TextIO) -> bool:
     except (OSError, ValueError, AttributeError, io.UnsupportedOperation):
         return False
     return size.columns > 0 and size.lines > 0
+
+
+class RunCheckpoint(NamedTuple):
+    """One checkpoint of a run, as ``tfckpt.scan`` found it."""
+
+    step: Optional[int]
+    location: str
+    bytes: int  # its files' bytes (for a progress line)
+    error: Optional[str]  # why it cannot be read, None when it can
+
+
+def run_checkpoints(run_dir: str) -> List[RunCheckpoint]:
+    """Every checkpoint ``tfckpt.scan`` finds under `run_dir`, in the order of a training
+    run (by step, unknown steps last, then by location). A usage error when there is none."""
+    import tfckpt
+
+    found = [
+        RunCheckpoint(r.step, r.location, r.bytes or 0, None if r.ok else (r.error or "error"))
+        for r in tfckpt.scan(run_dir)
+        if r.record == "checkpoint"
+    ]
+    if not found:
+        raise UsageError(f"{run_dir}: no checkpoint found")
+    return sorted(found, key=lambda c: (c.step is None, c.step or 0, c.location))

@@ -37,7 +37,9 @@ def register(sub: Any) -> None:
         "verify",
         help="check every block and tensor checksum",
         description="Checks every index block CRC and every tensor CRC; names "
-        "each damaged tensor. Exit 1 if anything is damaged.",
+        "each damaged tensor. Exit 1 if anything is damaged. It checks bytes, not values: "
+        "a checkpoint full of NaN is OK here; 'tfckpt stats' looks at the values "
+        "('tfckpt stats RUN_DIR --first-nonfinite' finds the first checkpoint with NaN or Inf).",
     )
     v.add_argument("path")
     v.add_argument("--json", action="store_true")
