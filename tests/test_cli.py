@@ -1407,3 +1407,55 @@ def test_verify_progress_on_a_terminal(case, corpus):
     # not a terminal: nothing but the result
     r = run_proc(["verify", p])
     assert (r.returncode, r.stderr, r.stdout) == (0, b"", stdout)
+
+
+@pytest.mark.parametrize(
+    "command, label",
+    [
+        ("stats", "stats"),
+        ("scan", "scanning"),
+        ("diff", "diffing"),
+        ("average", "averaging"),
+        ("convert", "converting"),
+        ("edit", "writing"),
+        ("plot", "plot"),
+    ],
+)
+def test_long_commands_draw_progress_on_a_terminal_only(command, label, corpus, tmp_path):
+    """Each long command draws its progress line (tqdm) on a terminal and clears it; its
+    output is the same as in a pipe, where stderr stays empty."""
+    good = corpus["tf2_optimizer_slots"].prefix
+    run_dir = pathlib.Path(good).parent
+    argv = {
+        "stats": ["stats", good, "--json"],
+        "scan": ["scan", str(run_dir), "--format", "jsonl"],
+        "diff": ["diff", good, good, "--json"],
+        "average": ["average", good, good, "-o", "{out}/avg"],
+        "convert": ["convert", good, "{out}/c.npz"],
+        "edit": ["edit", good, "-o", "{out}/e", "--json"],
+        "plot": ["plot", str(run_dir), "-o", "{out}/p.png"],
+    }[command]
+    outputs = []
+    for where in ("tty", "pipe"):
+        out = tmp_path / where
+        out.mkdir()
+        args = [a.replace("{out}", str(out)) for a in argv]
+        if where == "tty":
+            code, stdout, tty = _run_with_stderr_on_pty(TFCKPT + args)
+            text = tty.decode()
+            assert re.search(rf"\r{label}: ", text), text
+            if command == "scan":
+                assert re.search(r"scanning: \d+ records, 0 with errors, [\d.]+/s", text)
+            else:
+                assert re.search(rf"{label}: +\d+\.\d%  \d", text), text
+            assert text.endswith("\r\x1b[K")  # cleared at the end
+        else:
+            r = run_proc(args)
+            code, stdout = r.returncode, r.stdout
+            assert r.stderr == b""  # a pipe gets no progress line
+        assert code == 0, stdout
+        outputs.append(stdout.decode().replace(str(out), "OUT"))
+    if command == "scan":  # one record per checkpoint, whatever the timing column says
+        outputs = [[json.loads(x)["location"] for x in o.splitlines()] for o in outputs]
+    assert outputs[0] == outputs[1]
+    assert outputs[0]

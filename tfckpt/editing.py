@@ -11,7 +11,18 @@ import os
 import re
 import warnings
 from dataclasses import dataclass, field
-from typing import Any, Container, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+from typing import (
+    Any,
+    Callable,
+    Container,
+    Dict,
+    Iterable,
+    List,
+    Mapping,
+    Optional,
+    Sequence,
+    Tuple,
+)
 
 from .dtypes import STRING, by_code
 from .errors import InvalidArgumentError, KeyNotFoundError
@@ -79,6 +90,7 @@ def edit(
     overwrite: bool = False,
     dry_run: bool = False,
     update_state: bool = False,
+    progress: Optional[Callable[[int], None]] = None,
 ) -> EditPlan:
     """Writes a copy of checkpoint `src` to `dst` with values set, renamed, dropped or added.
 
@@ -94,6 +106,7 @@ def edit(
     `drop_regex` remove keys. `add` maps new keys to values. Editing `src` in place needs
     ``in_place=True`` (and is atomic: the old checkpoint stays whole until the new index
     replaces it). With `dry_run` nothing is written; the returned plan says what would be.
+    `progress(nbytes)` is called with the stored bytes of each source key as it is written.
     """
     set_values = dict(set or {})
     add_values = dict(add or {})
@@ -196,6 +209,8 @@ def edit(
         big_endian=reader.header.endianness == "big",
     ) as w:
         for k in sorted(final, key=reader.location):
+            if progress is not None:
+                progress(reader.stored_size(k))
             new = final[k]
             if k in set_arrays:
                 arr, code = set_arrays[k]

@@ -270,6 +270,21 @@ def _terminal_sized(stream: TextIO) -> bool:
     return size.columns > 0 and size.lines > 0
 
 
+def byte_progress(args: argparse.Namespace, label: str, path: Any) -> Progress:
+    """A progress line over the data bytes of the checkpoint at `path` (a line without a
+    total when it cannot be opened here: the command itself then says why)."""
+    total: Optional[int] = None
+    if getattr(error_stream(args), "isatty", lambda: False)():
+        import tfckpt
+
+        try:
+            with open_checkpoint(path) as reader:
+                total = reader.summary()[5]
+        except (tfckpt.CheckpointError, OSError, ValueError):
+            total = None
+    return Progress(label, error_stream(args), total=total)
+
+
 class RunCheckpoint(NamedTuple):
     """One checkpoint of a run, as ``tfckpt.scan`` found it."""
 

@@ -8,7 +8,7 @@ from typing import Any, TextIO
 
 import tfckpt
 
-from ._common import EXIT_OK, UsageError
+from ._common import EXIT_OK, UsageError, byte_progress
 
 
 def register(sub: Any) -> None:
@@ -28,7 +28,10 @@ def register(sub: Any) -> None:
 def run(args: argparse.Namespace, out: TextIO) -> int:
     if len(args.inputs) < 2:
         raise UsageError("average: give at least two checkpoints")
-    prefix = tfckpt.average(args.inputs, args.output, overwrite=args.overwrite)
+    with byte_progress(args, "averaging", args.inputs[-1]) as progress:
+        prefix = tfckpt.average(
+            args.inputs, args.output, overwrite=args.overwrite, progress=progress.update
+        )
     out.write(
         f"{prefix}: mean of {len(args.inputs)} checkpoints (non-float tensors from "
         f"{args.inputs[-1]})\n"

@@ -11,7 +11,15 @@ from typing import Any, TextIO
 import tfckpt
 from tfckpt.files import locate
 
-from ._common import EXIT_DIFFERENT, EXIT_OK, UsageError, error_stream, printable, write_report
+from ._common import (
+    EXIT_DIFFERENT,
+    EXIT_OK,
+    UsageError,
+    byte_progress,
+    error_stream,
+    printable,
+    write_report,
+)
 
 #: The files a checkpoint converts to and from; anything else is a checkpoint prefix.
 _EXTENSIONS = (".npz", ".safetensors")
@@ -89,7 +97,8 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
             )
         from tfckpt.tools import to_v2
 
-        report = to_v2(src, dst, overwrite=args.overwrite)
+        with byte_progress(args, "converting", src) as progress:
+            report = to_v2(src, dst, overwrite=args.overwrite, progress=progress.update)
     elif src_ext in _EXTENSIONS and dst_ext in _EXTENSIONS:
         raise UsageError(
             "convert: one side must be a checkpoint (a prefix), the other a "
@@ -107,20 +116,27 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
             overwrite=args.overwrite,
         )
     elif dst_ext == ".npz":
-        report = tfckpt.to_npz(
-            src,
-            dst,
-            object_graph=args.object_graph,
-            skip_unsupported=args.skip_unsupported,
-            compressed=args.compress,
-            overwrite=args.overwrite,
-        )
+        with byte_progress(args, "converting", src) as progress:
+            report = tfckpt.to_npz(
+                src,
+                dst,
+                object_graph=args.object_graph,
+                skip_unsupported=args.skip_unsupported,
+                compressed=args.compress,
+                overwrite=args.overwrite,
+                progress=progress.update,
+            )
     elif dst_ext == ".safetensors":
         if args.object_graph:
             raise UsageError("convert: a .safetensors file cannot hold the object graph")
-        report = tfckpt.to_safetensors(
-            src, dst, skip_unsupported=args.skip_unsupported, overwrite=args.overwrite
-        )
+        with byte_progress(args, "converting", src) as progress:
+            report = tfckpt.to_safetensors(
+                src,
+                dst,
+                skip_unsupported=args.skip_unsupported,
+                overwrite=args.overwrite,
+                progress=progress.update,
+            )
     else:
         raise UsageError(
             "convert: the direction is chosen by extension: SRC or DST must "

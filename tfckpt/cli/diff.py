@@ -8,7 +8,15 @@ from typing import Any, TextIO
 
 import tfckpt
 
-from ._common import EXIT_DIFFERENT, EXIT_OK, EXIT_TROUBLE, error_stream, printable, write_report
+from ._common import (
+    EXIT_DIFFERENT,
+    EXIT_OK,
+    EXIT_TROUBLE,
+    byte_progress,
+    error_stream,
+    printable,
+    write_report,
+)
 
 
 def register(sub: Any) -> None:
@@ -35,7 +43,10 @@ def register(sub: Any) -> None:
 
 def run(args: argparse.Namespace, out: TextIO) -> int:
     try:
-        result = tfckpt.diff(args.a, args.b, rtol=args.rtol, atol=args.atol)
+        with byte_progress(args, "diffing", args.a) as progress:
+            result = tfckpt.diff(
+                args.a, args.b, rtol=args.rtol, atol=args.atol, progress=progress.update
+            )
     except (tfckpt.CheckpointError, OSError) as e:
         if isinstance(e, BrokenPipeError):
             raise

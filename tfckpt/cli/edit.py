@@ -9,7 +9,7 @@ from typing import Any, TextIO
 
 import tfckpt
 
-from ._common import EXIT_OK, UsageError, pairs, printable, write_json
+from ._common import EXIT_OK, UsageError, byte_progress, pairs, printable, write_json
 
 
 def register(sub: Any) -> None:
@@ -77,22 +77,24 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
     drop = list(args.drop or [])
     if args.drop_optimizer:
         drop += [k for k in tfckpt.optimizer_keys(args.src) if k not in drop]
-    plan = tfckpt.edit(
-        args.src,
-        args.output,
-        set=set_values,
-        rename=rename,
-        drop=drop,
-        add=add_values,
-        rename_regex=rename_regex,
-        drop_regex=list(args.drop_regex or []),
-        allow_dtype_change=args.allow_dtype_change,
-        allow_shape_change=args.allow_shape_change,
-        allow_cast=args.cast,
-        in_place=args.in_place,
-        overwrite=args.overwrite,
-        dry_run=args.dry_run,
-    )
+    with byte_progress(args, "writing", args.src) as progress:
+        plan = tfckpt.edit(
+            args.src,
+            args.output,
+            set=set_values,
+            rename=rename,
+            drop=drop,
+            add=add_values,
+            rename_regex=rename_regex,
+            drop_regex=list(args.drop_regex or []),
+            allow_dtype_change=args.allow_dtype_change,
+            allow_shape_change=args.allow_shape_change,
+            allow_cast=args.cast,
+            in_place=args.in_place,
+            overwrite=args.overwrite,
+            dry_run=args.dry_run,
+            progress=progress.update,
+        )
     if args.json:
         doc = dataclasses.asdict(plan)
         doc["dry_run"] = bool(args.dry_run)

@@ -9,6 +9,7 @@ import re
 from typing import Any, Dict, List, Optional, Pattern, TextIO
 
 import tfckpt
+from tfckpt.dtypes import by_code
 
 from ._common import (
     EXIT_DAMAGE,
@@ -51,7 +52,11 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
     if args.first_nonfinite:
         return _first_nonfinite(args, match, out)
     with open_checkpoint(args.path) as reader:
-        keys = [k for k in reader.keys() if match is None or match.search(k)]
+        keys = [
+            k
+            for k in reader.keys()
+            if (match is None or match.search(k)) and by_code(reader.entry(k).dtype_code).is_numeric
+        ]
         total = sum(reader.stored_size(k) for k in keys)
         with Progress("stats", error_stream(args), total=total) as progress:
             result = tfckpt.stats(reader, match, progress=progress.update)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import Any, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 from ..dtypes import by_code
 from ..entries import Entry
@@ -18,7 +18,12 @@ from ._common import Source, opened, shape_text
 __all__ = ["average"]
 
 
-def average(paths: Sequence[Any], out: "str | os.PathLike[str]", **write_kwargs: Any) -> str:
+def average(
+    paths: Sequence[Any],
+    out: "str | os.PathLike[str]",
+    progress: Optional[Callable[[int], None]] = None,
+    **write_kwargs: Any,
+) -> str:
     """Writes the element-wise mean of several checkpoints of one model to `out`.
 
     ::
@@ -32,7 +37,8 @@ def average(paths: Sequence[Any], out: "str | os.PathLike[str]", **write_kwargs:
     graph) is copied byte for byte from the LAST checkpoint. Every input must have the same
     keys, dtypes and shapes. A partitioned tensor is averaged as assembled values and written
     with the slices of the last input. `write_kwargs` go to :class:`tfckpt.Writer`
-    (``overwrite``, ``max_shard_bytes``, ``update_state``). Returns the prefix written.
+    (``overwrite``, ``max_shard_bytes``, ``update_state``). `progress(nbytes)` is called with
+    the stored bytes of each key of the last input as it is done. Returns the prefix written.
     """
     paths = list(paths)
     if not paths:
@@ -43,6 +49,8 @@ def average(paths: Sequence[Any], out: "str | os.PathLike[str]", **write_kwargs:
         _check_same_layout(readers, keys)
         with Writer(out, **write_kwargs) as w:
             for key in sorted(keys, key=last.location):
+                if progress is not None:
+                    progress(last.stored_size(key))
                 e = last.entry(key)
                 if key == OBJECT_GRAPH_KEY or not by_code(e.dtype_code).is_floating:
                     w.copy(last, key)

@@ -8,7 +8,7 @@ import contextlib
 import os
 import uuid
 from dataclasses import asdict, dataclass, field
-from typing import Any, Dict, Iterable, Iterator, List, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 from ..errors import CheckpointError, InvalidArgumentError
 from ..keys import (
@@ -81,7 +81,12 @@ def refuse_or_skip(
     report.skipped.update(problems)
 
 
-def to_v2(ckpt: Any, out: "str | os.PathLike[str]", **write_kwargs: Any) -> ConversionReport:
+def to_v2(
+    ckpt: Any,
+    out: "str | os.PathLike[str]",
+    progress: Optional[Callable[[int], None]] = None,
+    **write_kwargs: Any,
+) -> ConversionReport:
     """Writes checkpoint `ckpt` as a format V2 bundle at prefix `out`; meant for format V1
     checkpoints (a V1 file, a sharded pattern such as ``model.ckpt-?????-of-00003``, a
     directory naming one), and takes any checkpoint :func:`tfckpt.open` reads.
@@ -90,12 +95,15 @@ def to_v2(ckpt: Any, out: "str | os.PathLike[str]", **write_kwargs: Any) -> Conv
     (same extents, so the same slice keys TensorFlow's V2 saver writes): a
     ``tf.compat.v1.train.Saver`` restores the result into the graph that wrote the V1 file.
     Slices are read one at a time. `write_kwargs` go to :class:`tfckpt.Writer` (e.g.
-    ``overwrite=True``, ``max_shard_bytes``).
+    ``overwrite=True``, ``max_shard_bytes``). `progress(nbytes)` is called with the stored
+    bytes of each key as it is written.
     """
     with opened(ckpt, open_with=open_checkpoint) as (reader,):
         report = ConversionReport(src=reader.prefix, dst=os.fspath(out))
         with Writer(out, **write_kwargs) as w:
             for key in reader.keys():
+                if progress is not None:
+                    progress(reader.stored_size(key))
                 e = reader.entry(key)
                 if not e.slices:
                     w.add(key, reader.read(key), dtype=e.dtype_code)

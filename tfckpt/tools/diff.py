@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from ..dtypes import BOOL, by_code
 from ..entries import Entry
@@ -139,7 +139,14 @@ class DiffResult:
         }
 
 
-def diff(a: Any, b: Any, *, rtol: float = 0.0, atol: float = 0.0) -> DiffResult:
+def diff(
+    a: Any,
+    b: Any,
+    *,
+    rtol: float = 0.0,
+    atol: float = 0.0,
+    progress: Optional[Callable[[int], None]] = None,
+) -> DiffResult:
     """Compares checkpoints `a` and `b` key by key: keys only in one, dtype and shape
     changes, and per common key how many elements differ and by how much.
 
@@ -156,7 +163,8 @@ def diff(a: Any, b: Any, *, rtol: float = 0.0, atol: float = 0.0) -> DiffResult:
     Partitioned tensors are compared as assembled values, whatever their slicing. The object
     graph (``_CHECKPOINTABLE_OBJECT_GRAPH``) is compared as a parsed message, not by value.
     Memory stays bounded: tensors are compared one at a time, in chunks along their first
-    axis, so a 1 GiB tensor does not need 2 GiB.
+    axis, so a 1 GiB tensor does not need 2 GiB. `progress(nbytes)` is called with the
+    stored bytes of each key of `a` as it is done (for a progress line).
     """
     if rtol < 0 or atol < 0:
         raise InvalidArgumentError("rtol and atol must not be negative")
@@ -168,6 +176,8 @@ def diff(a: Any, b: Any, *, rtol: float = 0.0, atol: float = 0.0) -> DiffResult:
         if (OBJECT_GRAPH_KEY in ka) != (OBJECT_GRAPH_KEY in kb):
             res.object_graph_changed = True
         for key in sorted(ka & kb):
+            if progress is not None:
+                progress(ra.stored_size(key))
             if key == OBJECT_GRAPH_KEY:
                 res.object_graph_changed = _graphs_differ(ra, rb)
                 continue

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import zipfile
-from typing import Any, Dict, Iterator, Optional, Tuple
+from typing import Any, Callable, Dict, Iterator, Optional, Tuple
 
 from ..dtypes import STRING, DType, by_code, by_name, numpy_dtype
 from ..errors import InvalidArgumentError
@@ -54,6 +54,7 @@ def to_npz(
     object_graph: bool = False,
     skip_unsupported: bool = False,
     overwrite: bool = False,
+    progress: Optional[Callable[[int], None]] = None,
 ) -> ConversionReport:
     """Writes every tensor of checkpoint `ckpt` into a ``.npz`` file, one array per key
     (partitioned tensors assembled), readable with ``np.load(path)`` (no pickles).
@@ -71,7 +72,8 @@ def to_npz(
     * variants cannot be stored: an error lists them, or with `skip_unsupported` they are
       skipped and the report says so.
 
-    The object graph is left out unless `object_graph`. Arrays are written one at a time.
+    The object graph is left out unless `object_graph`. Arrays are written one at a time;
+    `progress(nbytes)` is called with the stored bytes of each key as it is written.
     """
     import numpy as np
 
@@ -99,6 +101,8 @@ def to_npz(
         with atomic_file(path, overwrite) as tmp:
             with zipfile.ZipFile(tmp, "w", compression=mode, allowZip64=True) as zf:
                 for k, (stored, noted) in storage.items():
+                    if progress is not None:
+                        progress(reader.stored_size(k))
                     e = reader.entry(k)
                     value = reader.read(k)
                     if by_code(e.dtype_code).kind == "string":

@@ -8,7 +8,7 @@ import math
 import os
 import struct
 from functools import lru_cache
-from typing import Any, Dict, Iterator, List, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Tuple
 
 from ..dtypes import DType, all_dtypes, by_code, by_name, numpy_dtype
 from ..errors import CorruptCheckpointError, InvalidArgumentError
@@ -91,6 +91,7 @@ def to_safetensors(
     skip_unsupported: bool = False,
     metadata: Optional[Mapping[str, str]] = None,
     overwrite: bool = False,
+    progress: Optional[Callable[[int], None]] = None,
 ) -> ConversionReport:
     """Writes the tensors of checkpoint `ckpt` as a ``.safetensors`` file (partitioned
     tensors assembled), for PyTorch, JAX or anyone with the safetensors library.
@@ -103,7 +104,8 @@ def to_safetensors(
     float8_e4m3b11fnuz and float4_e2m1fn have no safetensors type: an error lists them, or
     with `skip_unsupported` they are skipped and the report says so. The object graph is
     never written. `metadata` adds string entries to ``__metadata__``. The header is
-    written first from the index alone, then the tensors one at a time.
+    written first from the index alone, then the tensors one at a time; `progress(nbytes)`
+    is called with the stored bytes of each key as it is written.
     """
     import numpy as np
 
@@ -124,6 +126,8 @@ def to_safetensors(
                 f.write(struct.pack("<Q", len(raw)))
                 f.write(raw)
                 for k, _entry, st in plan:
+                    if progress is not None:
+                        progress(reader.stored_size(k))
                     value = reader.read(k)
                     want = _st_numpy(st)
                     if value.dtype != want:  # int4-like: the integers they hold
