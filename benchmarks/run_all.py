@@ -23,7 +23,13 @@ sys.path.insert(0, HERE)
 
 import make_data  # noqa: E402
 
-BENCHMARKS = ["bench_list_process.py", "bench_read_all.py", "bench_list_many.py", "bench_write.py"]
+BENCHMARKS = [
+    "bench_list_process.py",
+    "bench_read_all.py",
+    "bench_stats.py",
+    "bench_list_many.py",
+    "bench_write.py",
+]
 
 
 def _cpu_model() -> str:
