@@ -1211,7 +1211,16 @@ def test_readme_exit_status_table_is_true(corpus, tmp_path):
             [good, "--against", nowhere],
         ),
         "convert": ([good, out("c0.npz")], [damaged, out("c1.npz")], [good, out("c2.xyz")]),
+        "stats": ([good], [damaged], [nowhere]),
+        "plot": (
+            [str(tmp_path / "good"), "-o", out("p0.png")],
+            [str(tmp_path / "mixed"), "-o", out("p1.png")],
+            [str(tmp_path / "good"), "-o", out("p2.xyz")],
+        ),
     }
+    _copy(good, tmp_path / "mixed" / "a")  # a run with one damaged checkpoint
+    _copy(damaged, tmp_path / "mixed" / "b")
+    (tmp_path / "out").mkdir(exist_ok=True)
     assert sorted(runs) == sorted(table)
     for command, by_status in runs.items():
         for status, argv in enumerate(by_status):
