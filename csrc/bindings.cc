@@ -8,6 +8,7 @@
 #include <string>
 
 #include <pybind11/pybind11.h>
+#include <structmember.h>
 #include <pybind11/stl.h>
 
 #include "bundle.h"
@@ -227,6 +228,35 @@ void Put(const py::object& t, Py_ssize_t i, PyObject* item) {
   PyTuple_SET_ITEM(t.ptr(), i, Checked(item));
 }
 
+// A Python class whose instances hold an entry in slots named key, dtype_code, shape,
+// shard_id, offset, size, crc32c, slices, num_elements (tfckpt.entries.Entry): the slots'
+// offsets, checked, so that the core can fill a new instance as CPython's own __init__
+// would, without calling into Python per field.
+struct EntryClass {
+  static constexpr int kFields = 9;
+  PyTypeObject* type;
+  Py_ssize_t offsets[kFields];
+
+  explicit EntryClass(const py::handle& cls) {
+    static const char* const kNames[kFields] = {"key",    "dtype_code", "shape",
+                                                "shard_id", "offset",   "size",
+                                                "crc32c", "slices",     "num_elements"};
+    if (!PyType_Check(cls.ptr())) throw py::type_error("an entry class must be a class");
+    type = reinterpret_cast<PyTypeObject*>(cls.ptr());
+    for (int f = 0; f < kFields; ++f) {
+      py::object d = cls.attr(kNames[f]);
+      if (Py_TYPE(d.ptr()) != &PyMemberDescr_Type) {
+        throw py::type_error(std::string("an entry class must have a slot named ") + kNames[f]);
+      }
+      const PyMemberDef* m = reinterpret_cast<PyMemberDescrObject*>(d.ptr())->d_member;
+      if (m->type != T_OBJECT_EX || (m->flags & READONLY) != 0) {
+        throw py::type_error(std::string("slot ") + kNames[f] + " is not a plain object slot");
+      }
+      offsets[f] = m->offset;
+    }
+  }
+};
+
 // An opened index, holding the buffer it was parsed from.
 class PyIndex {
  public:
@@ -267,6 +297,61 @@ class PyIndex {
     Put(row, 6, SlicesList(e.slices).release().ptr());
     Put(row, 7, PyLong_FromLongLong(e.num_elements));
     return row;
+  }
+
+  // Entry `i` as a new instance of `entry_class` (see EntryClass), its slices from
+  // `slices_of(list of [(start, length), ...])`.
+  py::object EntryObject(const EntryClass& cls, size_t i, const py::handle& slices_of) const {
+    const tfckpt::Entry& e = bundle_->entry(i);
+    py::object obj = py::reinterpret_steal<py::object>(Checked(cls.type->tp_alloc(cls.type, 0)));
+    py::object slices = e.slices.empty() ? py::reinterpret_steal<py::object>(Checked(PyTuple_New(0)))
+                                         : slices_of(SlicesList(e.slices));
+    PyObject* values[EntryClass::kFields] = {
+        KeyStr(bundle_->key(i)).release().ptr(),   PyLong_FromLong(e.dtype),
+        ShapeObject(e.shape),                      PyLong_FromLong(e.shard_id),
+        PyLong_FromLongLong(e.offset),             PyLong_FromLongLong(e.size),
+        PyLong_FromUnsignedLong(e.crc32c),         slices.release().ptr(),
+        PyLong_FromLongLong(e.num_elements)};
+    bool failed = false;
+    for (int f = 0; f < EntryClass::kFields; ++f) {
+      // Each slot of the fresh object is null; it takes the new reference. (A null value
+      // leaves its slot empty: the object is then dropped below.)
+      *reinterpret_cast<PyObject**>(reinterpret_cast<char*>(obj.ptr()) + cls.offsets[f]) =
+          values[f];
+      failed |= values[f] == nullptr;
+    }
+    if (failed) throw py::error_already_set();
+    return obj;
+  }
+
+  // Every decodable entry (slice entries included) as an `cls` (a class with the slots
+  // EntryClass names, such as tfckpt's frozen Entry dataclass), filled in directly:
+  // {key: entry}. Entries that do not decode are left out: their key's own lookup raises
+  // the error. It makes the loop every script writes, entry(k) for each key, a lookup.
+  py::dict EntryObjects(const py::handle& cls, const py::handle& slices_of) const {
+    const EntryClass entry_class(cls);
+    py::dict out;
+    for (size_t i = 0; i < bundle_->size(); ++i) {
+      if (!bundle_->entry(i).error.empty()) continue;
+      py::object obj = EntryObject(entry_class, i, slices_of);
+      PyObject* key = *reinterpret_cast<PyObject**>(reinterpret_cast<char*>(obj.ptr()) +
+                                                     entry_class.offsets[0]);
+      if (PyDict_SetItem(out.ptr(), key, obj.ptr()) != 0) throw py::error_already_set();
+    }
+    return out;
+  }
+
+  // The entry of `key` as a `cls`, as EntryObjects makes them.
+  py::object EntryOf(const py::handle& key, const py::handle& cls,
+                     const py::handle& slices_of) const {
+    const EntryClass entry_class(cls);
+    size_t i = Lookup(key);
+    const tfckpt::Entry& e = bundle_->entry(i);
+    if (!e.error.empty()) {
+      throw Corrupt(bundle_->table().name() + ": entry for key " + Printable(bundle_->key(i)) +
+                    ": " + e.error);
+    }
+    return EntryObject(entry_class, i, slices_of);
   }
 
   py::list Keys(bool hidden) const {
@@ -778,6 +863,8 @@ PYBIND11_MODULE(_native, m) {
       .def("key_records", &PyIndex::KeyRecords, py::arg("cls"), py::arg("lead"),
            py::arg("names"), py::arg("name_of"))
       .def("entry", &PyIndex::Entry, py::arg("key"))
+      .def("entry_objects", &PyIndex::EntryObjects, py::arg("cls"), py::arg("slices_of"))
+      .def("entry_object", &PyIndex::EntryOf, py::arg("key"), py::arg("cls"), py::arg("slices_of"))
       .def("raw_value", &PyIndex::RawValue, py::arg("key"))
       .def("is_hidden", &PyIndex::Hidden, py::arg("key"));
 }

@@ -1,7 +1,7 @@
 """Types of the native core (csrc/, built by setup.py). Private: use the tfckpt API."""
 
 import os
-from typing import Callable, Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 Buffer = Union[bytes, bytearray, memoryview, "MappedFile"]
 Key = Union[str, bytes]
@@ -152,5 +152,7 @@ class Index:
         """One `cls` (a tuple subclass) per listed key: `lead`'s items, then key, dtype
         name, shape, num_elements, size, partitioned, status ("ok"/"error") and error."""
     def entry(self, key: Key) -> EntryRow: ...
+    def entry_objects(self, cls: type, slices_of: Callable[[list], tuple]) -> Dict[str, Any]: ...
+    def entry_object(self, key: Key, cls: type, slices_of: Callable[[list], tuple]) -> Any: ...
     def raw_value(self, key: Key) -> bytes: ...
     def is_hidden(self, key: Key) -> bool: ...

@@ -242,6 +242,7 @@ def by_name(name: str) -> DType:
 
 
 @lru_cache(maxsize=None)
+@lru_cache(maxsize=None)
 def numpy_dtype(code: int) -> Any:
     """The numpy dtype of values of DataType `code`, as TensorFlow's reader returns them.
 

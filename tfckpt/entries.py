@@ -4,7 +4,7 @@ tensors, and decoded variant elements. Shared by the V2 and V1 readers."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from ._core import core
 from .dtypes import by_code, numpy_dtype
@@ -32,6 +32,10 @@ class Header:
     format: str = "V2"  # "V2" (TensorBundle) or "V1" (SavedTensorSlices tables)
 
 
+_NUMPY_BY_CODE: Dict[int, Any] = {}  # Entry.dtype, looked up once per dtype
+_set_attribute = object.__setattr__
+
+
 @dataclass(frozen=True)
 class Entry:
     """What the index says about one key (a BundleEntryProto)."""
@@ -46,6 +50,30 @@ class Entry:
     slices: Tuple[TensorSlice, ...]
     num_elements: int
 
+    # Slots, not an instance dict: an Entry is small (the reader keeps one per key it was
+    # asked about), and the core fills a new one's slots directly (Index.entry_objects),
+    # which makes the loop every script writes, entry(k) for each key, cost a lookup.
+    __slots__ = (
+        "key",
+        "dtype_code",
+        "shape",
+        "shard_id",
+        "offset",
+        "size",
+        "crc32c",
+        "slices",
+        "num_elements",
+    )
+
+    # A frozen class with slots is pickled (and copied) through these: the default would
+    # restore the fields with setattr, which a frozen dataclass refuses.
+    def __getstate__(self) -> Tuple[Any, ...]:
+        return tuple(getattr(self, name) for name in Entry.__slots__)
+
+    def __setstate__(self, state: Tuple[Any, ...]) -> None:
+        for name, value in zip(Entry.__slots__, state):
+            _set_attribute(self, name, value)
+
     @property
     def dtype_name(self) -> str:
         """The dtype as ``tf.DType.name`` spells it (``float32``, ``bfloat16``, ``string``)."""
@@ -54,7 +82,10 @@ class Entry:
     @property
     def dtype(self) -> Any:
         """The numpy dtype of the values (object for strings and variants)."""
-        return numpy_dtype(self.dtype_code)
+        d = _NUMPY_BY_CODE.get(self.dtype_code)
+        if d is None:
+            d = _NUMPY_BY_CODE[self.dtype_code] = numpy_dtype(self.dtype_code)
+        return d
 
     @property
     def checksum(self) -> int:

@@ -427,7 +427,8 @@ def check_git_lfs_pointer(path: str, buffer: Any, shard: Optional[int] = None) -
     mapping) is a git-lfs pointer rather than the file itself: the commonest way to get a
     broken checkpoint from a repository, whatever the file is named."""
     n = len(GIT_LFS_MAGIC)
-    if len(buffer) >= n and bytes(memoryview(buffer)[:n]) == GIT_LFS_MAGIC:
+    head = buffer[:n] if isinstance(buffer, bytes) else bytes(memoryview(buffer)[:n])
+    if head == GIT_LFS_MAGIC:
         raise GitLfsPointerError(f"{path}: {GIT_LFS_ADVICE}", path=path, shard=shard)
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import sys
 from contextlib import contextmanager
-from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Union, cast
 
 from ._core import core
 from .dtypes import STRING, VARIANT, by_code, numpy_dtype
@@ -99,6 +99,16 @@ def open(
     return Reader(storage=LocalStorage(found.prefix, mmap=mmap))
 
 
+# Indexes of up to this many entries are decoded whole at the first entry() (a few hundred
+# microseconds at most); larger ones entry by entry, so that one lookup in an index of a
+# million keys costs what it needs.
+_DECODE_ALL_UP_TO = 4096
+
+
+def _slices_of(extents: Sequence[Sequence[Tuple[int, int]]]) -> Tuple[TensorSlice, ...]:
+    return tuple(TensorSlice.from_core(sl) for sl in extents)
+
+
 @contextmanager
 def _shard_errors(e: Entry) -> Iterator[None]:
     """Adds the key (and shard) of `e` to a storage's error about its data shard."""
@@ -163,6 +173,7 @@ class Reader(Mapping[str, Any]):
             pin(num_shards)
         self._swap = (self.header.endianness == "big") != _HOST_BIG_ENDIAN
         self._keys: Optional[List[str]] = None
+        self._entries: Dict[Any, Entry] = {}
         self._object_graph: Any = None
 
     # -- the header ---------------------------------------------------------------------
@@ -231,18 +242,20 @@ class Reader(Mapping[str, Any]):
     # -- entries --------------------------------------------------------------------------
     def entry(self, key: Union[str, bytes]) -> Entry:
         """The metadata of `key`: dtype, shape, shard, offset, size, CRC, slices."""
-        dtype, shape, shard_id, offset, size, crc, slices, n = self._index.entry(key)
-        return Entry(
-            key=key if isinstance(key, str) else key.decode("utf-8", "surrogateescape"),
-            dtype_code=dtype,
-            shape=shape,
-            shard_id=shard_id,
-            offset=offset,
-            size=size,
-            crc32c=crc,
-            slices=tuple(TensorSlice.from_core(sl) for sl in slices),
-            num_elements=n,
-        )
+        # An Entry is immutable: each is decoded once per Reader (the loop every script
+        # writes, entry() for each key, then costs a dictionary lookup per call).
+        e = self._entries.get(key)
+        if e is None:
+            if not self._entries and len(self._index) <= _DECODE_ALL_UP_TO:
+                # A small index is decoded whole, in one native call, at the first entry().
+                self._entries = cast(Dict[Any, Entry], self._index.entry_objects(Entry, _slices_of))
+                e = self._entries.get(key)
+            if e is None:
+                e = self._entries[key] = self._decode_entry(key)
+        return e
+
+    def _decode_entry(self, key: Union[str, bytes]) -> Entry:
+        return self._index.entry_object(key, Entry, _slices_of)
 
     def raw_entry(self, key: Union[str, bytes]) -> bytes:
         """The serialized BundleEntryProto of `key`, exactly as stored."""

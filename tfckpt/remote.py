@@ -34,7 +34,12 @@ _T = TypeVar("_T")
 def is_url(path: "str | os.PathLike[str]") -> bool:
     """Whether `path` is read through fsspec (a URL other than ``file://``)."""
     text = os.fspath(path)
-    return isinstance(text, str) and bool(_URL_RE.match(text)) and not text.startswith(_FILE_URL)
+    return (
+        isinstance(text, str)
+        and "://" in text  # most paths are not URLs: no regular expression for them
+        and bool(_URL_RE.match(text))
+        and not text.startswith(_FILE_URL)
+    )
 
 
 def _transient(e: BaseException) -> bool:

@@ -71,8 +71,9 @@ _CHUNK = 128 << 10
 #: Data shards whose identity a reader records when it opens (more are pinned when first
 #: opened: a crafted header may claim billions of shards).
 _PIN_AT_OPEN = 1024
-#: Index files up to this size the core's MappedFile reads into memory (it maps larger ones).
-_CORE_READS_BELOW = 64 << 10
+#: Index files up to this size are read with one read of the size fstat gave (larger ones,
+#: or one that changed meanwhile, in pieces by read_regular).
+_READ_AT_ONCE_BELOW = 64 << 10
 #: The index is read whole into memory; refuse one larger than this.
 MAX_INDEX_BYTES = 1 << 40
 
@@ -246,13 +247,17 @@ class LocalStorage:
 
     def index_buffer(self):
         # Read, not mapped: the table's pages are touched throughout the reader's life, and
-        # a mapped index truncated meanwhile would kill the process with SIGBUS. (The core
-        # reads a small file into memory itself, where it costs least.)
+        # a mapped index truncated meanwhile would kill the process with SIGBUS.
         try:
             fd, st = open_regular(self.index_path, "checkpoint index")
-            os.close(fd)
-            if st.st_size <= _CORE_READS_BELOW:
-                return core.MappedFile(self.index_path)
+            try:
+                if st.st_size <= _READ_AT_ONCE_BELOW:
+                    # One read of what fstat said, +1 to see a file that grew meanwhile.
+                    data = os.read(fd, st.st_size + 1)
+                    if len(data) == st.st_size:
+                        return data
+            finally:
+                os.close(fd)
             data, _ = read_regular(self.index_path, MAX_INDEX_BYTES, "checkpoint index")
         except FileNotFoundError:
             raise NotACheckpointError(

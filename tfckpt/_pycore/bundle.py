@@ -6,7 +6,7 @@ data shards, and ``Index``, an opened .index.
 from __future__ import annotations
 
 import bisect
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from ..errors import ChecksumMismatchError, CorruptCheckpointError, KeyNotFoundError
 from .bindings import (
@@ -524,6 +524,20 @@ def decode_variants(data, n: int, verify: bool, key):
 # The opened index
 
 
+# The slots of the entry class that entry_objects fills (tfckpt.entries.Entry).
+_ENTRY_SLOTS = (
+    "key",
+    "dtype_code",
+    "shape",
+    "shard_id",
+    "offset",
+    "size",
+    "crc32c",
+    "slices",
+    "num_elements",
+)
+
+
 class Index:
     """A parsed .index: every block CRC checked, header and entries decoded."""
 
@@ -710,6 +724,43 @@ class Index:
                 e.num_elements,
             ),
         )
+
+    def _entry_object(self, i: int, cls, slices_of) -> Any:
+        e = self._entries[i]
+        obj = object.__new__(cls)
+        for name, value in zip(
+            _ENTRY_SLOTS,
+            (
+                self._keys[i].decode("utf-8", "surrogateescape"),
+                e.dtype,
+                tuple(e.shape),
+                e.shard_id,
+                e.offset,
+                e.size,
+                e.crc32c,
+                slices_of([list(s) for s in e.slices]) if e.slices else (),
+                e.num_elements,
+            ),
+        ):
+            object.__setattr__(obj, name, value)
+        return obj
+
+    def entry_objects(self, cls, slices_of) -> Dict[str, Any]:
+        """{key: a new `cls` holding the entry in its slots} for every decodable entry,
+        slice entries included; slices from `slices_of([[start, length], ...] per slice)`."""
+        out: Dict[str, Any] = {}
+        for i, e in enumerate(self._entries):
+            if e.error is None:
+                obj = self._entry_object(i, cls, slices_of)
+                out[obj.key] = obj
+        return out
+
+    def entry_object(self, key, cls, slices_of) -> Any:
+        """The entry of `key` as entry_objects makes them."""
+        i = self._lookup(key)
+        if self._entries[i].error is not None:
+            self.entry(key)  # raises the entry's error
+        return self._entry_object(i, cls, slices_of)
 
     def raw_value(self, key) -> bytes:
         return self._values[self._lookup(key)]
