@@ -62,6 +62,7 @@ def open(
     *,
     mmap: bool = True,  # noqa: A001
     storage_options: Optional[Dict[str, Any]] = None,
+    limits: Any = None,
 ) -> "Reader":
     """Opens a checkpoint for reading.
 
@@ -86,11 +87,14 @@ def open(
     `path` may also be an fsspec URL (``s3://bucket/run/ckpt-3``, ``gs://...``,
     ``https://...``, or a directory URL with a ``checkpoint`` file), with `storage_options`
     for its filesystem: the index is fetched once, then only the byte ranges values need.
+    Every request is bounded in time and size by `limits` (a
+    :class:`tfckpt.remote.RemoteLimits`; its defaults when None): a misbehaving server is
+    an UnreadableError naming the URL and the bound, never a hang.
     """
     from .remote import is_url
 
     if is_url(path):
-        return Reader(path, storage_options=storage_options)
+        return Reader(path, storage_options=storage_options, limits=limits)
     found = locate(path)
     if found.format == "V1":
         from .v1 import V1Reader
@@ -135,6 +139,7 @@ class Reader(Mapping[str, Any]):
         storage: Any = None,
         mmap: bool = True,
         storage_options: Optional[Dict[str, Any]] = None,
+        limits: Any = None,
     ) -> None:
         if storage is None:
             if path is None:
@@ -144,7 +149,7 @@ class Reader(Mapping[str, Any]):
             if is_url(path):  # s3://, gs://, http(s):// ... (tfckpt.remote)
                 from .remote import open_storage
 
-                storage = open_storage(os.fspath(path), storage_options)
+                storage = open_storage(os.fspath(path), storage_options, limits)
             else:
                 storage = LocalStorage(resolve_prefix(path), mmap=mmap)
         self._storage = storage

@@ -16,8 +16,10 @@ from ._common import (
     EXIT_OK,
     Progress,
     UsageError,
+    add_remote_options,
     error_stream,
     printable,
+    remote_limits,
     storage_options,
 )
 
@@ -74,6 +76,8 @@ def register(sub: Any) -> None:
         help="fsspec storage option for URLs (repeatable; V parsed as JSON "
         "where it can be, e.g. anon=true)",
     )
+    # -- URLs: the bounds of remote reads and walks (tfckpt.remote.RemoteLimits)
+    add_remote_options(s, walk=True, storage_option=False)
     s.set_defaults(func=run)
 
 
@@ -101,6 +105,7 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
         match=match,
         verify=args.verify,
         storage_options=storage_options(args.storage_option),
+        limits=remote_limits(args),
     )
     if args.dask:
         records = _dask_records(args.dask, kwargs)

@@ -94,6 +94,7 @@ def _start(
     verify: bool,
     storage_options: Optional[Dict[str, Any]],
     max_member_bytes: int,
+    limits: Any = None,
 ) -> Tuple[List[str], Options]:
     """The roots (each checked to exist) and the options of a scan."""
     if isinstance(paths, (str, os.PathLike)):
@@ -109,6 +110,7 @@ def _start(
         verify=verify,
         storage_options=dict(storage_options or {}),
         max_member_bytes=max_member_bytes,
+        limits=limits,
     )
 
 
@@ -121,6 +123,7 @@ def scan(
     jobs: int = 1,
     storage_options: Optional[Dict[str, Any]] = None,
     max_member_bytes: int = DEFAULT_MAX_MEMBER_BYTES,
+    limits: Any = None,
 ) -> Iterator[Record]:
     """Finds every checkpoint under `paths` and yields one :class:`Record` per finding.
 
@@ -130,7 +133,10 @@ def scan(
     `storage_options` go to fsspec). With `keys`, one record per key instead of per
     checkpoint; `match` (a regular expression) keeps checkpoints whose location or any key
     matches (with `keys`: keys that match, or all keys of a checkpoint whose location
-    does); `verify` checks every checksum. `jobs` > 1 scans with that many workers
+    does); `verify` checks every checksum. `limits` (a :class:`tfckpt.remote.RemoteLimits`)
+    bounds what a URL may cost: each request's time, each checkpoint's, the size of an index,
+    the depth and the entries of a walk; a server that exceeds them gives a record, and the
+    scan goes on. `jobs` > 1 scans with that many workers
     (processes for files, threads for URLs); records come in the same order either way::
 
         bad = [r for r in tfckpt.scan("runs/", verify=True, jobs=4) if not r.ok]
@@ -138,7 +144,7 @@ def scan(
     A path that does not exist raises :class:`NotACheckpointError` at once; everything
     wrong with what is found is reported in the records, never raised.
     """
-    roots, opts = _start(paths, keys, match, verify, storage_options, max_member_bytes)
+    roots, opts = _start(paths, keys, match, verify, storage_options, max_member_bytes, limits)
     return _scan(roots, opts, max(1, int(jobs)))
 
 
@@ -167,6 +173,7 @@ def scan_to_dask(
     storage_options: Optional[Dict[str, Any]] = None,
     partition_size: int = 16,
     max_member_bytes: int = DEFAULT_MAX_MEMBER_BYTES,
+    limits: Any = None,
 ) -> Any:
     """The same scan as :func:`scan`, as a ``dask.bag.Bag`` of record dicts (columns
     :data:`CHECKPOINT_FIELDS`, or :data:`KEY_FIELDS` with `keys`), in the same order.
@@ -184,7 +191,7 @@ def scan_to_dask(
     """
     import dask.bag as db
 
-    roots, opts = _start(paths, keys, match, verify, storage_options, max_member_bytes)
+    roots, opts = _start(paths, keys, match, verify, storage_options, max_member_bytes, limits)
     tasks = list(discover(roots, opts, for_dask=True))
     columns = KEY_FIELDS if keys else CHECKPOINT_FIELDS
     bag = (
