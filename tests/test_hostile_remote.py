@@ -148,6 +148,7 @@ class Hostile(http.server.BaseHTTPRequestHandler):
     faults: dict = {}
     gone: set = set()
     requests: list = []
+    raw: list = []  # the request targets as sent
     lock = threading.Lock()
 
     def log_message(self, *args) -> None:
@@ -183,6 +184,7 @@ class Hostile(http.server.BaseHTTPRequestHandler):
         path = posixpath.normpath(urllib.parse.unquote(raw))
         with self.lock:
             type(self).requests.append((self.command, path))
+            type(self).raw.append(self.path)
             left = self.faults.get(path, 0)
             if left:
                 self.faults[path] = left - 1 if left > 0 else left
@@ -273,7 +275,7 @@ def hostile_server(root):
     handler = type(
         "Handler",
         (Hostile,),
-        {"root": str(root), "faults": {}, "gone": set(), "requests": []},
+        {"root": str(root), "faults": {}, "gone": set(), "requests": [], "raw": []},
     )
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     server.daemon_threads = True
@@ -557,3 +559,44 @@ def test_scan_finds_format_v1_checkpoints_over_http(tmp_path):
             f"{base}/v1_sharded/model.ckpt-?????-of-00003: 1 of the 3 files of the set are "
             "missing (the first: model.ckpt-00001-of-00003)",
         ]
+
+
+def test_format_v1_checkpoints_open_at_urls(tmp_path):
+    www = tmp_path / "www"
+    for name in ("v1_single", "v1_sharded"):
+        shutil.copytree(os.path.join(FIXTURES, name), www / name)
+    single = str(www / "v1_single" / "model.ckpt")
+    sharded = str(www / "v1_sharded" / "model.ckpt-?????-of-00003")
+    expected = {}
+    for p in (single, sharded):
+        with tfckpt.open(p) as r:
+            expected[p] = {k: repr(r.read(k).tolist()) for k in r.keys()}
+    with hostile_server(www) as (handler, base):
+        urls = [base + "/v1_single/model.ckpt", base + "/v1_sharded/model.ckpt-?????-of-00003"]
+        out = run_child(
+            f"""
+            got = []
+            for url in {urls!r}:
+                with tfckpt.open(url) as r:
+                    got.append([r.header.format, r.header.num_shards,
+                                {{k: repr(r.read(k).tolist()) for k in r.keys()}}])
+            small = attempt(lambda: tfckpt.open({urls[1]!r},
+                                                limits=RemoteLimits(max_index_bytes=500)))
+            report([got, small])
+            """
+        )
+        got, small = out
+        assert got == [["V1", 1, expected[single]], ["V1", 3, expected[sharded]]]
+        # No request ever carried the pattern's '?' (it would start a query).
+        assert handler.raw and not any("?" in target for target in handler.raw)
+        sizes = sum(os.path.getsize(www / "v1_sharded" / n) for n in os.listdir(www / "v1_sharded")
+                    if n != "checkpoint")  # fmt: skip
+        assert small == {
+            "cls": "UnreadableError",
+            "msg": f"{base}/v1_sharded/model.ckpt-00000-of-00003: the 3 files of the format V1 "
+            f"checkpoint hold {sizes} bytes, more than the 500 bytes tfckpt fetches into memory "
+            "(--max-index-size); refused without fetching them",
+        }
+        code, out_text, err = run_cli("dump", urls[0])
+        assert code == 0 and err == ""
+        assert out_text.endswith("# 18 tensors, 98 parameters, 851 B in 1 format V1 file\n")

@@ -20,6 +20,7 @@ from .errors import (
     ChecksumMismatchError,
     CorruptCheckpointError,
     MissingShardError,
+    NotACheckpointError,
     UnreadableShardError,
     UnsupportedCheckpointError,
 )
@@ -94,7 +95,22 @@ def open(
     from .remote import is_url
 
     if is_url(path):
-        return Reader(path, storage_options=storage_options, limits=limits)
+        from .remote import V1_SET_URL, v1_files
+
+        url = os.fspath(path)
+        if not V1_SET_URL.match(url):  # (its '?' must never reach a server: a query)
+            try:
+                return Reader(url, storage_options=storage_options, limits=limits)
+            except NotACheckpointError:
+                # A format V1 file at a URL? Its files are fetched whole.
+                files = v1_files(url, storage_options, limits)
+                if files is None:
+                    raise
+        else:
+            files = v1_files(url, storage_options, limits)
+        from .v1 import V1Reader
+
+        return V1Reader.from_buffers(url, files or [])  # type: ignore[return-value]
     found = locate(path)
     if found.format == "V1":
         from .v1 import V1Reader

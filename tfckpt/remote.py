@@ -47,6 +47,7 @@ from .files import (
     INDEX_SUFFIX,
     MAX_STATE_BYTES,
     STATE_FILE,
+    TABLE_MAGIC,
     check_git_lfs_pointer,
     data_filename,
     parse_checkpoint_state,
@@ -65,6 +66,8 @@ __all__ = [
     "fetch_files",
     "fetch_footer",
     "read_small",
+    "v1_files",
+    "V1_SET_URL",
     "file_size",
     "list_directory",
     "ATTEMPTS",
@@ -601,21 +604,16 @@ def fetch_files(
     fs: Any,
     files: List[Tuple[str, str, Optional[int]]],
     limits: RemoteLimits = DEFAULT_LIMITS,
-    shared_deadline: bool = False,
 ) -> List[Tuple[str, bytearray]]:
-    """Whole files (path in `fs`, URL, size or None), each under ``max_index_bytes``: the
-    table files of a format V1 checkpoint, which hold their values. A missing one is a
-    MissingShardError naming it."""
-    budget = _Budget(limits) if shared_deadline else None
-    out = []
+    """Whole files (path in `fs`, URL, size or None), together at most ``max_index_bytes``
+    and within one deadline: the table files of a format V1 checkpoint, which hold their
+    values. A missing one is a MissingShardError naming it."""
+    budget = _Budget(limits)
+    sized = []
     for i, (path, url, size) in enumerate(files):
         try:
             if size is None:
                 size = file_size(fs, path, url, limits, budget)
-            data = fetch(
-                fs, path, url, size, limits.max_index_bytes, "the checkpoint file", limits,
-                budget,
-            )  # fmt: skip
         except FileNotFoundError as e:
             if not _missing(e):
                 raise
@@ -624,9 +622,59 @@ def fetch_files(
                 path=url,
                 shard=i,
             ) from None
+        sized.append((path, url, size))
+    known = sum(size or 0 for _, _, size in sized)
+    if len(files) > 1 and known > limits.max_index_bytes:
+        raise UnreadableError(
+            f"{files[0][1]}: the {len(files)} files of the format V1 checkpoint hold {known} "
+            f"bytes, more than the {limits.max_index_bytes} bytes tfckpt fetches into memory "
+            "(--max-index-size); refused without fetching them",
+            path=files[0][1],
+            reason="too large",
+        )
+    out: List[Tuple[str, bytearray]] = []
+    left = limits.max_index_bytes
+    for i, (path, url, size) in enumerate(sized):
+        what = "the checkpoint file" + (" (with those before it)" if i else "")
+        data = fetch(fs, path, url, size, left, what, limits, budget)
+        left -= len(data)
         check_git_lfs_pointer(url, data, shard=i)
         out.append((url, data))
     return out
+
+
+#: A URL naming a format V1 set by the saver's pattern (``.../model.ckpt-?????-of-00003``).
+V1_SET_URL = re.compile(r"^(?P<base>.*)-\?{5}-of-(?P<num>\d{5,})$")
+
+
+def v1_files(
+    url: str, storage_options: Optional[dict] = None, limits: Optional[RemoteLimits] = None
+) -> Optional[List[Tuple[str, bytearray]]]:
+    """The files of the format V1 checkpoint at `url`, fetched (see :func:`fetch_files`):
+    a table file, or the set a saver's pattern names (``.../model.ckpt-?????-of-00003``,
+    each name made from the pattern: '?' is never sent, nor anything globbed). None when
+    `url` is neither."""
+    limits = limits or DEFAULT_LIMITS
+    m = V1_SET_URL.match(url)
+    if m:
+        num = m.group("num")
+        urls = [f"{m.group('base')}-{i:05d}-of-{num}" for i in range(int(num))]
+        fs, _ = _filesystem(urls[0], storage_options)
+        files: List[Tuple[str, str, Optional[int]]] = [
+            (fs._strip_protocol(u), u, None)  # noqa: SLF001 - fsspec's API
+            for u in urls
+        ]
+        return fetch_files(fs, files, limits)
+    fs, path = _filesystem(url, storage_options)
+    try:
+        size = file_size(fs, path, url, limits)
+    except FileNotFoundError as e:
+        if not _missing(e):
+            raise
+        return None
+    if fetch_footer(fs, path, url, size, len(TABLE_MAGIC), limits) != TABLE_MAGIC:
+        return None
+    return fetch_files(fs, [(path, url, size)], limits)
 
 
 def upload(

@@ -129,7 +129,7 @@ def _remote_v1(task: Checkpoint, opts: Options) -> Tuple[Any, Any]:
     _, fs, files, gap = task.spec
     if gap:
         raise MissingShardError(f"{task.location}: {gap}", path=task.location)
-    buffers = fetch_files(fs, files, _limits(opts), shared_deadline=True)
+    buffers = fetch_files(fs, files, _limits(opts))
     reader = V1Reader.from_buffers(task.location, buffers)
     return reader, _V1Files(reader, [len(b) for _, b in buffers])
 
