@@ -39,6 +39,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FIXTURES = os.path.join(ROOT, "tests", "fixtures")
 AS_LIMIT = 1 << 30  # 1 GiB of address space per child
 HUGE = 8 << 30  # the size the huge index claims: 8 GiB, generated on the fly
+HALF = 512 << 20  # an index half the child's address space: fetched once, or not at all
 
 PREAMBLE = """
 import json, os, sys
@@ -138,7 +139,7 @@ class Hostile(http.server.BaseHTTPRequestHandler):
     * ``/deep/...``: directories without end, each with another name (``d1/d2/d3/``...);
     * ``/wide/``: a page of 200 directory links;
     * ``*.huge.index`` (under ``/huge/``): an index of 8 GiB, made up as it is sent; under
-      ``/unsized/`` the same without a Content-Length;
+      ``/unsized/`` the same without a Content-Length; under ``/half/``, of 512 MiB;
     * ``/trickle/...``: file bodies at one byte a second;
     * a path in ``faults``: answered 500 that many more times (-1: always);
     * ``gone``: paths answered 404 though the file is there.
@@ -206,7 +207,8 @@ class Hostile(http.server.BaseHTTPRequestHandler):
         if path.startswith("/wide/"):
             return self._page([], head)
         if path.endswith(".huge.index"):
-            return self._huge(head, sized=path.startswith("/huge/"))
+            total = HALF if path.startswith("/half/") else HUGE
+            return self._huge(head, sized=not path.startswith("/unsized/"), total=total)
         if path.rstrip("/") in ("/huge", "/unsized"):
             return self._page(["ckpt.huge.index"], head)
         local = os.path.join(self.root, path.lstrip("/").removeprefix("trickle/"))
@@ -248,14 +250,14 @@ class Hostile(http.server.BaseHTTPRequestHandler):
                 return
             time.sleep(1)
 
-    def _huge(self, head: bool, sized: bool) -> None:
-        start, end, ranged = self._range(HUGE)
+    def _huge(self, head: bool, sized: bool, total: int) -> None:
+        start, end, ranged = self._range(total)
         self.send_response(206 if ranged else 200)
         self.send_header("Content-Type", "application/octet-stream")
         if sized:
             self.send_header("Content-Length", str(end - start + 1))
             if ranged:
-                self.send_header("Content-Range", f"bytes {start}-{end}/{HUGE}")
+                self.send_header("Content-Range", f"bytes {start}-{end}/{total}")
         self.end_headers()
         if head:
             return
@@ -404,6 +406,21 @@ def test_a_huge_index_is_refused_before_a_byte_of_it_moves(served):
     code, _, err = run_cli("dump", base + "/huge/ckpt.huge", "--max-index-size", "1M")
     assert code == 2
     assert f"the index is {HUGE} bytes, more than the 1048576 bytes" in err
+
+
+def test_an_index_within_the_limit_is_held_once(served):
+    """512 MiB of index in a child with 1 GiB of address space: fetched whole and then
+    copied (or joined from a list of chunks) it would not fit; fetched piece by piece into
+    one buffer it does, and its zeros are reported as the damage they are."""
+    _, base, _ = served
+    out = run_child(
+        f"""
+        report(attempt(lambda: tfckpt.open({base + "/half/ckpt.huge"!r})))
+        """,
+        timeout=120,
+    )
+    assert out["cls"] == "CorruptCheckpointError", out
+    assert out["msg"].startswith(f"{base}/half/ckpt.huge.index: ")
 
 
 # -- a trickling server -------------------------------------------------------------------

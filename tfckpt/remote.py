@@ -129,7 +129,12 @@ def is_url(path: "str | os.PathLike[str]") -> bool:
 
 
 def _status(e: BaseException) -> Optional[int]:
+    """The HTTP status of a failed request: aiohttp's (``status``), urllib's (``code``),
+    botocore's (``response["ResponseMetadata"]["HTTPStatusCode"]``)."""
     status = getattr(e, "status", None) or getattr(e, "code", None)
+    response = getattr(e, "response", None)
+    if not isinstance(status, int) and isinstance(response, dict):
+        status = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
     return status if isinstance(status, int) else None
 
 
@@ -180,7 +185,14 @@ def _call(fs: Any, method: str, timeout: float, *args: Any, **kwargs: Any) -> An
         return getattr(fs, method)(*args, **kwargs)
     from fsspec.asyn import sync
 
-    return sync(loop, coroutine, *args, timeout=timeout, **kwargs)
+    try:
+        return sync(loop, coroutine, *args, timeout=timeout, **kwargs)
+    except Exception as e:
+        # The coroutines skip the translation the synchronous methods make of a store's
+        # "no such key" (s3fs): make it the FileNotFoundError it is.
+        if not isinstance(e, FileNotFoundError) and _status(e) in (404, 410):
+            raise FileNotFoundError(args[0] if args else "") from e
+        raise
 
 
 class _Budget:
