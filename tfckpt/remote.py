@@ -162,11 +162,13 @@ def _missing(e: BaseException) -> bool:
     return _status(e) in (404, 410)
 
 
-def _fault_text(e: BaseException, timeout: float) -> str:
+def _fault_text(e: BaseException, timeout: float, limits: RemoteLimits) -> str:
     """What went wrong with one attempt, in words."""
     if isinstance(e, FileNotFoundError) and e.__cause__ is not None:
         e = e.__cause__
     if isinstance(e, TimeoutError):
+        if timeout < limits.timeout:
+            return f"no complete answer within the {timeout:.3g} s left before the deadline"
         return f"no complete answer within the {timeout:g} s one request may take (--timeout)"
     status = _status(e)
     if status is not None:
@@ -229,7 +231,7 @@ def with_retries(
         except Exception as e:  # noqa: BLE001 - classified below
             if not _transient(e):
                 raise
-            last = _fault_text(e, timeout)
+            last = _fault_text(e, timeout, limits)
         if attempt == limits.attempts - 1:
             raise error(
                 f"{url}: the server failed to {what} {limits.attempts} times; last: {last}",
