@@ -220,7 +220,8 @@ def s3(monkeypatch):
         monkeypatch.setenv(k, v)
     options = {"endpoint_url": endpoint, "key": "testing", "secret": "testing"}
     fs = fsspec.filesystem("s3", skip_instance_cache=True, **options)
-    fs.mkdir("tfckpt-bucket")
+    with contextlib.suppress(FileExistsError):  # moto's state lives as long as the process
+        fs.mkdir("tfckpt-bucket")
     try:
         yield options
     finally:
@@ -267,3 +268,36 @@ def test_s3_write_read_and_edit(s3, tmp_path):
     assert proc.returncode == 0, proc.stderr
     with tfckpt.open("s3://tfckpt-bucket/slim/ckpt-1", storage_options=s3) as r:
         assert sorted(r.keys()) == ["names", "small/bias", "step"]
+
+
+def test_s3_scan_finds_format_v1_checkpoints(s3, tmp_path):
+    """Format V1 files have no suffix to tell them by: in a bucket, as in a directory, their
+    table footers are read (one range request each), and they are described as locally."""
+    fixtures = ROOT / "tests" / "fixtures"
+    fs = fsspec.filesystem("s3", skip_instance_cache=True, **s3)
+    local_root = tmp_path / "v1"
+    for name in ("v1_single", "v1_sharded", "v1_snappy"):
+        for f in sorted((fixtures / name).iterdir()):
+            fs.put_file(str(f), f"tfckpt-bucket/v1/{name}/{f.name}")
+            (local_root / name).mkdir(parents=True, exist_ok=True)
+            (local_root / name / f.name).write_bytes(f.read_bytes())
+
+    def rows(records):
+        return [
+            (r.record, r.name, r.status, r.error, r.keys, r.parameters, r.bytes, r.shards, r.step)
+            for r in records
+        ]
+
+    remote = list(tfckpt.scan("s3://tfckpt-bucket/v1/", verify=True, storage_options=s3))
+    local = list(tfckpt.scan(str(local_root), verify=True))
+    assert rows(remote) == rows(local)
+    names = [r.name for r in remote if r.record == "checkpoint"]
+    assert names == [
+        "v1_sharded/model.ckpt-?????-of-00003",
+        "v1_single/model.ckpt",
+        "v1_snappy/model.ckpt",
+    ]
+    assert all(r.ok for r in remote)
+    with tfckpt.open("s3://tfckpt-bucket/v1/v1_single/model.ckpt", storage_options=s3) as r:
+        with tfckpt.open(str(local_root / "v1_single" / "model.ckpt")) as lr:
+            assert r.keys() == lr.keys() and r.header.format == "V1"

@@ -20,6 +20,7 @@ from .errors import (
     ChecksumMismatchError,
     CorruptCheckpointError,
     MissingShardError,
+    NotACheckpointError,
     UnreadableShardError,
     UnsupportedCheckpointError,
 )
@@ -62,6 +63,7 @@ def open(
     *,
     mmap: bool = True,  # noqa: A001
     storage_options: Optional[Dict[str, Any]] = None,
+    limits: Any = None,
 ) -> "Reader":
     """Opens a checkpoint for reading.
 
@@ -86,11 +88,29 @@ def open(
     `path` may also be an fsspec URL (``s3://bucket/run/ckpt-3``, ``gs://...``,
     ``https://...``, or a directory URL with a ``checkpoint`` file), with `storage_options`
     for its filesystem: the index is fetched once, then only the byte ranges values need.
+    Every request is bounded in time and size by `limits` (a
+    :class:`tfckpt.remote.RemoteLimits`; its defaults when None): a misbehaving server is
+    an UnreadableError naming the URL and the bound, never a hang.
     """
     from .remote import is_url
 
     if is_url(path):
-        return Reader(path, storage_options=storage_options)
+        from .remote import V1_SET_URL, v1_files
+
+        url = os.fspath(path)
+        if not V1_SET_URL.match(url):  # (its '?' must never reach a server: a query)
+            try:
+                return Reader(url, storage_options=storage_options, limits=limits)
+            except NotACheckpointError:
+                # A format V1 file at a URL? Its files are fetched whole.
+                files = v1_files(url, storage_options, limits)
+                if files is None:
+                    raise
+        else:
+            files = v1_files(url, storage_options, limits)
+        from .v1 import V1Reader
+
+        return V1Reader.from_buffers(url, files or [])  # type: ignore[return-value]
     found = locate(path)
     if found.format == "V1":
         from .v1 import V1Reader
@@ -145,6 +165,7 @@ class Reader(Mapping[str, Any]):
         storage: Any = None,
         mmap: bool = True,
         storage_options: Optional[Dict[str, Any]] = None,
+        limits: Any = None,
     ) -> None:
         if storage is None:
             if path is None:
@@ -154,7 +175,7 @@ class Reader(Mapping[str, Any]):
             if is_url(path):  # s3://, gs://, http(s):// ... (tfckpt.remote)
                 from .remote import open_storage
 
-                storage = open_storage(os.fspath(path), storage_options)
+                storage = open_storage(os.fspath(path), storage_options, limits)
             else:
                 storage = LocalStorage(resolve_prefix(path), mmap=mmap)
         self._storage = storage

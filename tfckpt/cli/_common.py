@@ -12,6 +12,7 @@ import contextlib
 import functools
 import io
 import json
+import re
 import sys
 from typing import Any, Dict, Iterator, List, NamedTuple, Optional, Sequence, TextIO, Tuple
 
@@ -59,15 +60,22 @@ def printable(text: str, keep_newlines: bool = False) -> str:
     )
 
 
-def open_checkpoint(path: str) -> Any:
+def open_checkpoint(path: str, args: Optional[argparse.Namespace] = None) -> Any:
     """A reader of `path`: what ``tfckpt.open`` takes, or an ``ARCHIVE!/MEMBER`` location
-    as ``tfckpt scan`` prints it."""
+    as ``tfckpt scan`` prints it; a URL within the bounds of `args`'s remote options
+    (:func:`add_remote_options`)."""
     import tfckpt
 
-    if "!/" in path:
+    if "!/" in path and "://" not in path:
         from tfckpt.scanning import open_location
 
         return open_location(path)
+    if args is not None and hasattr(args, "timeout"):
+        return tfckpt.open(
+            path,
+            storage_options=storage_options(args.storage_option),
+            limits=remote_limits(args),
+        )
     return tfckpt.open(path)
 
 
@@ -112,6 +120,114 @@ def storage_options(values: Sequence[str]) -> Dict[str, object]:
         except ValueError:
             options[k] = v
     return options
+
+
+# -- URLs: fsspec options and the bounds of remote reads (tfckpt.remote.RemoteLimits) ----
+
+
+def byte_size(text: str) -> int:
+    """``1073741824``, ``256M``, ``1G``, ``64KiB``: a byte count (K, M, G, T are powers of
+    1024), for an argparse ``type``."""
+    m = re.fullmatch(r"\s*(\d+)\s*([KMGT]?)(?:i?B)?\s*", text, re.I)
+    if not m:
+        raise argparse.ArgumentTypeError(f"not a byte count: {text!r} (e.g. 256M, 1G)")
+    return int(m.group(1)) << (10 * " KMGT".index(m.group(2).upper() or " "))
+
+
+def _positive(kind: type) -> Any:
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            value = None
+        if value is None or not value > 0:
+            raise argparse.ArgumentTypeError(f"must be a positive number: {text!r}")
+        return value
+
+    return parse
+
+
+def add_remote_options(parser: Any, walk: bool = False, storage_option: bool = True) -> None:
+    """The options of reading URLs: fsspec's (unless the parser has its own), and the
+    bounds of every request (with `walk`, those of walking a tree too)."""
+    from tfckpt.remote import RemoteLimits
+
+    d = RemoteLimits()
+    g = parser.add_argument_group("URLs (s3://, gs://, http(s)://)")
+    if storage_option:
+        g.add_argument(
+            "--storage-option",
+            action="append",
+            default=[],
+            metavar="K=V",
+            help="fsspec storage option for URLs (repeatable; V parsed as JSON "
+            "where it can be, e.g. anon=true)",
+        )
+    g.add_argument(
+        "--timeout",
+        type=_positive(float),
+        default=d.timeout,
+        metavar="SECONDS",
+        help="seconds one request may take, whole answer included (default: %(default)g)",
+    )
+    g.add_argument(
+        "--deadline",
+        type=_positive(float),
+        default=d.deadline,
+        metavar="SECONDS",
+        help="seconds one fetch may take with its retries"
+        + ("; in a scan, one checkpoint" if walk else "")
+        + " (default: %(default)g)",
+    )
+    g.add_argument(
+        "--retries",
+        type=_positive(int),
+        default=d.attempts,
+        metavar="N",
+        help="attempts of a request the server fails (5xx, timeouts; default: %(default)s)",
+    )
+    g.add_argument(
+        "--max-index-size",
+        type=byte_size,
+        default=d.max_index_bytes,
+        metavar="BYTES",
+        help="largest index (or V1 file) fetched into memory, e.g. 256M (default: 1G)",
+    )
+    if walk:
+        g.add_argument(
+            "--max-depth",
+            type=int,
+            default=d.max_depth,
+            metavar="N",
+            help="directory levels walked below a URL (default: %(default)s)",
+        )
+        g.add_argument(
+            "--max-entries",
+            type=_positive(int),
+            default=d.max_entries,
+            metavar="N",
+            help="directory entries listed under a URL (default: %(default)s)",
+        )
+
+
+def remote_limits(args: argparse.Namespace) -> Any:
+    """The RemoteLimits of the options :func:`add_remote_options` added."""
+    from tfckpt.remote import RemoteLimits
+
+    extra = {}
+    if hasattr(args, "max_depth"):
+        if args.max_depth < 0:
+            raise UsageError("--max-depth must be 0 or more")
+        extra = {"max_depth": args.max_depth, "max_entries": args.max_entries}
+    if args.max_index_size < 1:
+        raise UsageError("--max-index-size must be at least 1 byte")
+    return RemoteLimits(
+        timeout=args.timeout,
+        deadline=args.deadline,
+        attempts=args.retries,
+        max_index_bytes=args.max_index_size,
+        **extra,
+    )
 
 
 # -- numpy print options ----------------------------------------------------------------

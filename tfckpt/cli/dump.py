@@ -19,6 +19,7 @@ from ._common import (
     EXIT_DAMAGE,
     EXIT_OK,
     UsageError,
+    add_remote_options,
     format_bytes,
     format_shape,
     open_checkpoint,
@@ -60,11 +61,12 @@ def register(sub: Any) -> None:
         metavar="K=V",
         help="numpy print options, e.g. threshold=100000",
     )
+    add_remote_options(d)
     d.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace, out: TextIO) -> int:
-    with printoptions(args.printoptions), open_checkpoint(args.path) as reader:
+    with printoptions(args.printoptions), open_checkpoint(args.path, args) as reader:
         if args.tree:
             return _tree(reader, args, out)
         if args.tensor:

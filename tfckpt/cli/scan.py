@@ -16,8 +16,10 @@ from ._common import (
     EXIT_OK,
     Progress,
     UsageError,
+    add_remote_options,
     error_stream,
     printable,
+    remote_limits,
     storage_options,
 )
 
@@ -80,6 +82,8 @@ def register(sub: Any) -> None:
         help="fsspec storage option for URLs (repeatable; V parsed as JSON "
         "where it can be, e.g. anon=true)",
     )
+    # -- URLs: the bounds of remote reads and walks (tfckpt.remote.RemoteLimits)
+    add_remote_options(s, walk=True, storage_option=False)
     s.set_defaults(func=run)
 
 
@@ -113,6 +117,7 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
         verify=args.verify,
         storage_options=storage_options(args.storage_option),
         **({"stats": True} if args.stats else {}),
+        limits=remote_limits(args),
     )
     if args.dask:
         records = _dask_records(args.dask, kwargs)

@@ -16,6 +16,7 @@ from ._common import (
     EXIT_OK,
     EXIT_TROUBLE,
     Progress,
+    add_remote_options,
     error_stream,
     format_bytes,
     open_checkpoint,
@@ -44,6 +45,7 @@ def register(sub: Any) -> None:
     v.add_argument("path")
     v.add_argument("--json", action="store_true")
     v.add_argument("-q", "--quiet", action="store_true", help="print only damage")
+    add_remote_options(v)
     v.set_defaults(func=run)
 
 
@@ -51,7 +53,7 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
     """Exit 0 all checked and sound, 1 damage (a checksum, bytes past a file's end, a
     missing shard), 2 when a shard is there but cannot be read (nothing to say about its
     bytes). A shard's trouble is named once; the bytes counted are those actually read."""
-    with open_checkpoint(args.path) as reader:
+    with open_checkpoint(args.path, args) as reader:
         v1 = reader.header.format == "V1"
         checked = "table blocks verified" if v1 else "index blocks verified"
         rows = reader.listing(hidden=True)

@@ -12,13 +12,14 @@ import stat
 from typing import Any, Dict, List, Optional, Tuple
 
 from ..dtypes import all_dtypes, by_code
-from ..errors import CheckpointError
-from ..files import INDEX_SUFFIX
+from ..errors import CheckpointError, MissingShardError
 from ..keys import SAVE_COUNTER_KEY
 from ..moments import checkpoint_moments, has_moments
 from ..reader import Reader
 from ..reader import open as open_checkpoint
-from ..storage import BytesStorage, FsspecStorage, LocalStorage, TarMemberStorage, ZipMemberStorage
+from ..remote import DEFAULT_LIMITS, RemoteLimits, RemoteStorage, fetch_files
+from ..storage import BytesStorage, LocalStorage, TarMemberStorage, ZipMemberStorage
+from ..v1 import V1Reader
 from .archives import compressed_tar_tasks
 from .records import KeyRecord, Record, describe_exception, error_record
 from .tasks import Checkpoint, Done, Options, Task, WholeArchive
@@ -88,10 +89,13 @@ class _V1Files:
 
     index_bytes = 0
 
-    def __init__(self, reader: Any) -> None:
+    def __init__(self, reader: Any, sizes: Optional[List[int]] = None) -> None:
         self.files = reader.files
+        self._sizes = sizes
 
     def shard_size(self, shard_id: int, num_shards: int) -> int:
+        if self._sizes is not None:  # fetched from a URL
+            return self._sizes[shard_id]
         return os.path.getsize(self.files[shard_id])
 
     def shard_path(self, shard_id: int, num_shards: int) -> str:
@@ -110,10 +114,26 @@ def make_storage(spec: tuple, opts: Options) -> Any:
     if kind == "bytes":
         return BytesStorage(spec[1], spec[2])
     if kind == "fsspec":
-        s = FsspecStorage(spec[2], spec[1], sizes=spec[4])
-        s.prefix, s.index_path = spec[3], spec[3] + INDEX_SUFFIX
-        return s
+        # One deadline for every request about this checkpoint (opts.limits.deadline).
+        return RemoteStorage(
+            spec[2], spec[1], url=spec[3], limits=_limits(opts), sizes=spec[4], shared_deadline=True
+        )
     raise ValueError(f"unknown storage spec {kind!r}")  # pragma: no cover
+
+
+def _limits(opts: Options) -> RemoteLimits:
+    return opts.limits or DEFAULT_LIMITS
+
+
+def _remote_v1(task: Checkpoint, opts: Options) -> Tuple[Any, Any]:
+    """A format V1 checkpoint at a URL, its files fetched whole (they hold its values),
+    each under ``max_index_bytes``, all within one deadline."""
+    _, fs, files, gap = task.spec
+    if gap:
+        raise MissingShardError(f"{task.location}: {gap}", path=task.location)
+    buffers = fetch_files(fs, files, _limits(opts))
+    reader = V1Reader.from_buffers(task.location, buffers)
+    return reader, _V1Files(reader, [len(b) for _, b in buffers])
 
 
 def _failed(task: Checkpoint, e: BaseException, opts: Options) -> List[Any]:
@@ -136,6 +156,8 @@ def run_task(task: Task, opts: Options) -> List[Any]:
         if task.spec[0] == "v1":
             reader: Any = open_checkpoint(task.spec[1])
             storage: Any = _V1Files(reader)
+        elif task.spec[0] == "v1url":
+            reader, storage = _remote_v1(task, opts)
         else:
             storage = _IndexSized(make_storage(task.spec, opts))
             reader = Reader(storage=storage)

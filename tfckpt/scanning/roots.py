@@ -7,12 +7,12 @@ import os
 import posixpath
 from typing import Iterator, Sequence
 
-from ..errors import NotACheckpointError
+from ..errors import CheckpointError, NotACheckpointError
 from ..files import INDEX_SUFFIX, STATE_FILE, sniff
-from ..remote import is_url
+from ..remote import DEFAULT_LIMITS, is_url, list_directory, path_exists
 from .archives import archive_kind, compressed_tar_tasks, tar_tree, zip_tree
 from .discover import dir_tasks, is_savedmodel_prefix, walk_tasks
-from .records import error_record
+from .records import describe_exception, error_record
 from .tasks import Checkpoint, Done, Options, Task, WholeArchive
 from .trees import FsspecTree, LocalTree, is_local_checkpoint
 
@@ -101,8 +101,20 @@ def _single_checkpoint(prefix: str) -> Checkpoint:
 
 
 def _fsspec_tasks(url: str, opts: Options) -> Iterator[Task]:
+    """The tasks under a URL: a checkpoint (its prefix or its ``.index``) or a directory
+    tree. Whatever goes wrong with the URL itself (not found, a server that fails or never
+    answers) is a record, and the scan goes on to the next path."""
+    name = posixpath.basename(url.rstrip("/")) or url
+    try:
+        yield from _url_tasks(url, opts)
+    except (OSError, ValueError, CheckpointError) as e:
+        yield Done([error_record("path", url, name, describe_exception(e))])
+
+
+def _url_tasks(url: str, opts: Options) -> Iterator[Task]:
     import fsspec
 
+    limits = opts.limits or DEFAULT_LIMITS
     fs, path = fsspec.core.url_to_fs(url, **opts.storage_options)
     if path.endswith(INDEX_SUFFIX):
         prefix, prefix_url = path[: -len(INDEX_SUFFIX)], url[: -len(INDEX_SUFFIX)]
@@ -110,14 +122,14 @@ def _fsspec_tasks(url: str, opts: Options) -> Iterator[Task]:
             prefix_url, posixpath.basename(prefix), None, ("fsspec", fs, prefix, prefix_url, {})
         )
         return
-    if not path.endswith("/") and fs.exists(path + INDEX_SUFFIX):
+    if not path.endswith("/") and path_exists(fs, path + INDEX_SUFFIX, url + INDEX_SUFFIX, limits):
         yield Checkpoint(url, posixpath.basename(path), None, ("fsspec", fs, path, url, {}))
         return
     try:
-        fs.ls(path)
+        list_directory(fs, path, url, limits)
     except FileNotFoundError:
         raise NotACheckpointError(f"{url}: not found") from None
-    yield from walk_tasks(FsspecTree(fs, path, url))
+    yield from walk_tasks(FsspecTree(fs, path, url, limits))
 
 
 def discover(paths: Sequence[str], opts: Options, for_dask: bool = False) -> Iterator[Task]:

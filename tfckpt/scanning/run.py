@@ -95,6 +95,7 @@ def _start(
     storage_options: Optional[Dict[str, Any]],
     max_member_bytes: int,
     stats: bool = False,
+    limits: Any = None,
 ) -> Tuple[List[str], Options]:
     """The roots (each checked to exist) and the options of a scan."""
     if isinstance(paths, (str, os.PathLike)):
@@ -111,6 +112,7 @@ def _start(
         storage_options=dict(storage_options or {}),
         max_member_bytes=max_member_bytes,
         stats=stats,
+        limits=limits,
     )
 
 
@@ -124,6 +126,7 @@ def scan(
     storage_options: Optional[Dict[str, Any]] = None,
     max_member_bytes: int = DEFAULT_MAX_MEMBER_BYTES,
     stats: bool = False,
+    limits: Any = None,
 ) -> Iterator[Record]:
     """Finds every checkpoint under `paths` and yields one :class:`Record` per finding.
 
@@ -135,15 +138,20 @@ def scan(
     matches (with `keys`: keys that match, or all keys of a checkpoint whose location
     does); `verify` checks every checksum; `stats` reads every value and fills each
     checkpoint record's ``nonfinite`` (NaN and Inf count) and ``l2`` (global L2 norm of the
-    finite values). `jobs` > 1 scans with that many workers (processes for files, threads
-    for URLs); records come in the same order either way::
+    finite values). `limits` (a :class:`tfckpt.remote.RemoteLimits`) bounds what a URL may
+    cost: each request's time, each checkpoint's, the size of an index, the depth and the
+    entries of a walk; a server that exceeds them gives a record, and the scan goes on.
+    `jobs` > 1 scans with that many workers (processes for files, threads for URLs); records
+    come in the same order either way::
 
         bad = [r for r in tfckpt.scan("runs/", verify=True, jobs=4) if not r.ok]
 
     A path that does not exist raises :class:`NotACheckpointError` at once; everything
     wrong with what is found is reported in the records, never raised.
     """
-    roots, opts = _start(paths, keys, match, verify, storage_options, max_member_bytes, stats)
+    roots, opts = _start(
+        paths, keys, match, verify, storage_options, max_member_bytes, stats, limits=limits
+    )
     return _scan(roots, opts, max(1, int(jobs)))
 
 
@@ -172,6 +180,7 @@ def scan_to_dask(
     storage_options: Optional[Dict[str, Any]] = None,
     partition_size: int = 16,
     max_member_bytes: int = DEFAULT_MAX_MEMBER_BYTES,
+    limits: Any = None,
 ) -> Any:
     """The same scan as :func:`scan`, as a ``dask.bag.Bag`` of record dicts (columns
     :data:`CHECKPOINT_FIELDS`, or :data:`KEY_FIELDS` with `keys`), in the same order.
@@ -189,7 +198,9 @@ def scan_to_dask(
     """
     import dask.bag as db
 
-    roots, opts = _start(paths, keys, match, verify, storage_options, max_member_bytes)
+    roots, opts = _start(
+        paths, keys, match, verify, storage_options, max_member_bytes, limits=limits
+    )
     tasks = list(discover(roots, opts, for_dask=True))
     columns = KEY_FIELDS if keys else CHECKPOINT_FIELDS
     bag = (

@@ -26,6 +26,8 @@ class Options:
     storage_options: Dict[str, Any] = field(default_factory=dict)
     max_member_bytes: int = DEFAULT_MAX_MEMBER_BYTES
     stats: bool = False
+    # -- remote (URLs): the bounds of every request and of the walk of a tree
+    limits: Any = None  # a tfckpt.remote.RemoteLimits; None for its defaults
 
     def matches(self, *texts: Optional[str]) -> bool:
         return self.match is None or any(t is not None and self.match.search(t) for t in texts)

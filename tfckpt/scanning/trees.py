@@ -6,12 +6,21 @@ from __future__ import annotations
 import errno
 import os
 import posixpath
+import re
 import stat
 from dataclasses import dataclass
 from operator import attrgetter
-from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Set, Tuple
+from urllib.parse import urlsplit, urlunsplit
 
-from ..files import INDEX_SUFFIX, MAX_STATE_BYTES, is_table_file, v1_group_name
+from ..errors import CheckpointError
+from ..files import (
+    INDEX_SUFFIX,
+    MAX_STATE_BYTES,
+    TABLE_MAGIC,
+    is_table_file,
+    v1_group_name,
+)
 from .records import describe_exception
 
 __all__ = [
@@ -23,6 +32,7 @@ __all__ = [
     "FsspecTree",
     "join",
     "is_local_checkpoint",
+    "canonical_url",
 ]
 
 #: (relative directory, its items in name order or None, why it cannot be listed or None)
@@ -67,7 +77,7 @@ class Tree:
 
     def v1_checkpoints(self, rel: str, names: List[str]) -> Dict[str, tuple]:
         """The format V1 checkpoints among files `names` of directory `rel`: none, but in a
-        local directory (archives and URLs are read for format V2 only)."""
+        local directory or at a URL (archives are read for format V2 only)."""
         return {}
 
     def checkpoint_spec(self, rel_prefix: str, index: Item, shards: Dict[str, Item]) -> tuple:
@@ -263,12 +273,21 @@ class ArchiveTree(Tree):
 
 class FsspecTree(Tree):
     """A directory on an fsspec filesystem (a prefix of an object store, an HTTP server's
-    index pages, ...)."""
+    index pages, ...), walked within `limits` (:class:`tfckpt.remote.RemoteLimits`): every
+    request bounded in time, at most ``max_depth`` levels and ``max_entries`` entries, and
+    no directory walked twice. A server's tree may loop (a link back to an ancestor, under
+    another spelling or behind a server-side link); the walk reports, as a record, a
+    directory URL that spells one already walked (``%2e%2e``, ``./``, ``//``...) and a
+    directory that lists exactly what one of its ancestors lists, and goes no deeper."""
 
-    def __init__(self, fs: Any, root: str, url: str) -> None:
+    def __init__(self, fs: Any, root: str, url: str, limits: Any = None) -> None:
+        from ..remote import DEFAULT_LIMITS
+
         self.fs = fs
         self.root = root.rstrip("/")
         self.url = url.rstrip("/")
+        self.limits = limits or DEFAULT_LIMITS
+        self._listed: Tuple[str, Dict[str, Item]] = ("", {})  # the directory being tasked
 
     def _path(self, rel: str) -> str:
         return f"{self.root}/{rel}" if rel else self.root
@@ -277,12 +296,71 @@ class FsspecTree(Tree):
         return f"{self.url}/{rel}" if rel else self.url
 
     def walk(self) -> Walk:
-        return _walk_listing(self._list)
+        limits = self.limits
+        seen: Set[str] = set()
+        entries = 0
+        # (relative directory, depth, its ancestors' listings as a chain of
+        # (rel, fingerprint, parent chain)): constant memory per pending directory.
+        stack: List[Tuple[str, int, Optional[tuple]]] = [("", 0, None)]
+        while stack:
+            rel, depth, ancestors = stack.pop()
+            canonical = canonical_url(self.location(rel))
+            if canonical in seen:
+                yield rel, None, f"link loop: {canonical} was walked already (not walked again)"
+                continue
+            seen.add(canonical)
+            items, error = self._list(rel)
+            if items is None:
+                yield rel, None, error
+                continue
+            entries += len(items)
+            if entries > limits.max_entries:
+                yield (
+                    rel,
+                    None,
+                    (
+                        f"walk stopped: more than {limits.max_entries} entries under {self.url} "
+                        "(--max-entries)"
+                    ),
+                )
+                return
+            fingerprint = hash(tuple((i.name, i.type, i.size) for i in items))
+            twin = ancestors
+            while twin is not None and twin[1] != fingerprint:
+                twin = twin[2]
+            if twin is not None and items:
+                yield (
+                    rel,
+                    None,
+                    (
+                        f"link loop: lists exactly what its ancestor {self.location(twin[0])} "
+                        "lists (a link back to it); not walked"
+                    ),
+                )
+                continue
+            self._listed = (rel, {i.name: i for i in items})
+            yield rel, items, None
+            children = _subdirectories(rel, items)
+            if children and depth >= limits.max_depth:
+                for child, _ in reversed(children):
+                    yield (
+                        child,
+                        None,
+                        (
+                            f"not walked: deeper than {limits.max_depth} levels below {self.url} "
+                            "(--max-depth)"
+                        ),
+                    )
+                continue
+            chain = (rel, fingerprint, ancestors)
+            stack.extend((child, depth + 1, chain) for child, _ in children)
 
     def _list(self, rel: str) -> Tuple[Optional[List[Item]], Optional[str]]:
+        from ..remote import list_directory
+
         try:
-            listing = self.fs.ls(self._path(rel), detail=True)
-        except (OSError, ValueError) as e:
+            listing = list_directory(self.fs, self._path(rel), self.location(rel), self.limits)
+        except (OSError, ValueError, CheckpointError) as e:
             return None, f"cannot list: {describe_exception(e)}"
         items: Dict[str, Item] = {}
         for info in listing:
@@ -296,14 +374,101 @@ class FsspecTree(Tree):
         return [items[n] for n in sorted(items)], None
 
     def read_bytes(self, rel: str, item: Item) -> bytes:
-        return self.fs.cat_file(self._path(rel), start=0, end=MAX_STATE_BYTES + 1)
+        from ..remote import read_small
+
+        data = read_small(
+            self.fs, self._path(rel), self.location(rel), MAX_STATE_BYTES, self.limits
+        )
+        if data is None:
+            raise FileNotFoundError(f"{self.location(rel)}: not found")
+        return data
 
     def has_index(self, rel: str) -> bool:
+        from ..remote import path_exists
+
         try:
-            return bool(self.fs.exists(self._path(rel) + INDEX_SUFFIX))
-        except (OSError, ValueError):
+            return path_exists(
+                self.fs, self._path(rel) + INDEX_SUFFIX, self.location(rel), self.limits
+            )
+        except (OSError, ValueError, CheckpointError):
             return False
 
     def checkpoint_spec(self, rel_prefix: str, index: Item, shards: Dict[str, Item]) -> tuple:
         sizes = {s: item.size for s, item in shards.items() if item.size is not None}
         return ("fsspec", self.fs, self._path(rel_prefix), self.location(rel_prefix), sizes)
+
+    def v1_checkpoints(self, rel: str, names: List[str]) -> Dict[str, tuple]:
+        """The format V1 checkpoints among files `names` of directory `rel`, each file told
+        by its table footer (one small range request; a HEAD first where the listing gave
+        no size), by the name the saver gives them, with their specs."""
+        from ..remote import fetch_footer
+
+        listed = self._listed[1] if self._listed[0] == rel else {}
+        found: Dict[str, tuple] = {}
+        for name in names:
+            group = v1_group_name(name)
+            if group in found:
+                continue
+            loc = join(rel, name)
+            item = listed.get(name)
+            try:
+                footer = fetch_footer(
+                    self.fs, self._path(loc), self.location(loc), item.size if item else None,
+                    len(TABLE_MAGIC), self.limits,
+                )  # fmt: skip
+            except (OSError, ValueError, CheckpointError):
+                continue  # not told a table file: not taken for a checkpoint
+            if footer != TABLE_MAGIC:
+                continue
+            members = sorted(n for n in listed if n == group or v1_group_name(n) == group)
+            files = [
+                (
+                    self._path(join(rel, member)),
+                    self.location(join(rel, member)),
+                    listed[member].size,
+                )
+                for member in members
+            ]
+            found[group] = ("v1url", self.fs, files, _v1_set_gap(group, members))
+        return found
+
+
+def _v1_set_gap(group: str, members: List[str]) -> Optional[str]:
+    """What is missing from a sharded V1 set found by listing (its count comes from a file
+    name, so the names are not made up one by one), or None."""
+    if group in members:
+        return None
+    num_text = group.rsplit("-of-", 1)[1]
+    num, base = int(num_text), group[: -len(f"-?????-of-{num_text}")]
+    if len(members) == num:
+        return None
+    first = next(
+        i for i in range(len(members) + 1) if f"{base}-{i:05d}-of-{num_text}" not in members
+    )
+    return (
+        f"{num - len(members)} of the {num} files of the set are missing "
+        f"(the first: {base}-{first:05d}-of-{num_text})"
+    )
+
+
+def canonical_url(url: str) -> str:
+    """One spelling of a directory URL, so that a walk knows a directory it has seen:
+    scheme and host in lower case, a default port dropped, percent-escapes of unreserved
+    characters decoded (``%2e`` is ``.``), dot segments resolved, repeated and trailing
+    slashes dropped (RFC 3986, 6.2.2)."""
+    parts = urlsplit(url)
+    scheme, host = parts.scheme.lower(), parts.netloc.lower()
+    for default in ((":80", "http"), (":443", "https")):
+        if host.endswith(default[0]) and scheme == default[1]:
+            host = host[: -len(default[0])]
+    path = _UNRESERVED_ESCAPE.sub(lambda m: chr(int(m.group(1), 16)), parts.path)
+    path = re.sub("/{2,}", "/", path)
+    path = posixpath.normpath("/" + path) if path else "/"
+    path = "/" + path.lstrip("/")  # normpath keeps a leading '//'
+    return urlunsplit((scheme, host, path.rstrip("/") or "/", parts.query, ""))
+
+
+#: A percent-escape of a character that needs none (RFC 3986, 2.3): decoded before comparing.
+_UNRESERVED_ESCAPE = re.compile(
+    r"%(2[dDeE]|3[0-9]|4[1-9a-fA-F]|5[0-9aA]|5[fF]|6[1-9a-fA-F]|7[0-9aA]|7[eE])"
+)
