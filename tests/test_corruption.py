@@ -1331,10 +1331,13 @@ def test_missing_data_shard(corpus, tmp_path):
         assert "v1/.ATTRIBUTES/VARIABLE_VALUE" in msg
     code, out, err = _cli("verify", prefix)
     assert code == 1
-    damaged = sorted(
-        ln.split(": ")[0][len("DAMAGED ") :] for ln in out.splitlines() if ln.startswith("DAMAGED ")
-    )
-    assert damaged == ["s1/.ATTRIBUTES/VARIABLE_VALUE", "v1/.ATTRIBUTES/VARIABLE_VALUE"]
+    lines = out.splitlines()
+    assert lines[0].startswith(f"MISSING data shard 1: {missing}: does not exist")
+    assert not any(ln.startswith("DAMAGED ") for ln in lines)  # the shard is named once
+    code, out, err = _cli("verify", prefix, "--json")
+    assert code == 1
+    (shard,) = json.loads(out)["shards_missing"]
+    assert shard["keys"] == ["s1/.ATTRIBUTES/VARIABLE_VALUE", "v1/.ATTRIBUTES/VARIABLE_VALUE"]
 
 
 def test_missing_index(corpus, tmp_path):

@@ -1132,3 +1132,51 @@ def test_replacing_a_checkpoint_removes_only_its_own_stale_data_files(tmp_path):
     assert tfckpt.open(p)["a"].tolist() == [2, 2, 2]
     for i, name in enumerate(["ckpt-10", "ckpt-1.5", "ckpt"]):
         assert tfckpt.open(neighbours[name])["n"] == i
+
+
+def test_add_with_a_dtype_rounds_but_never_overflows(tf, tmp_path):
+    """`dtype=` asks for the cast: values are rounded to it as TensorFlow rounds them, and
+    a value that does not fit at all is an error naming key, value and dtype, never stored
+    as inf or a wrapped integer (it used to be cast silently)."""
+    prefix = str(tmp_path / "c")
+    with tfckpt.Writer(prefix) as w:
+        w.add("lr", 0.1, dtype="float32")
+        w.add("h", [0.1, 65504.0, -1.5], dtype="float16")
+        w.add("b", np.array([1.1, 2.5, -3.25]), dtype="bfloat16")
+        w.add("i", np.array([3.0, -7.0]), dtype="int32")
+        w.add("u", np.array([255, 0], dtype=np.int64), dtype="uint8")
+        refused = {}
+        for key, value, dtype in [
+            ("f", np.array([1.0, 1e300]), "float32"),
+            ("half", [70000.0], "float16"),
+            ("byte", np.array([300], dtype=np.int64), "uint8"),
+            ("neg", [-1], "uint16"),
+            ("nan", [float("nan")], "int32"),
+            ("inf", [float("inf")], "int64"),
+            ("cplx", np.array([1 + 2j]), "float32"),
+            ("text", ["1.5"], "float32"),
+        ]:
+            with pytest.raises(tfckpt.InvalidArgumentError) as info:
+                w.add(key, value, dtype=dtype)
+            refused[key] = str(info.value)
+    assert refused["f"] == "f: the value 1e+300 does not fit float32; nothing was cast"
+    assert refused["half"] == "half: the value 70000.0 does not fit float16; nothing was cast"
+    assert refused["byte"] == "byte: the value 300 does not fit uint8; nothing was cast"
+    assert refused["neg"] == "neg: the value -1 does not fit uint16; nothing was cast"
+    assert refused["nan"] == "nan: the value nan does not fit int32; nothing was cast"
+    assert refused["inf"] == "inf: the value inf does not fit int64; nothing was cast"
+    assert refused["cplx"] == "cplx: the value (1+2j) does not fit float32; nothing was cast"
+    assert refused["text"] == "text: a <U3 value cannot be stored as float32"
+    reader = tf.train.load_checkpoint(prefix)
+    assert sorted(reader.get_variable_to_shape_map()) == ["b", "h", "i", "lr", "u"]
+    expected = {
+        "lr": tf.constant(0.1, tf.float32),
+        "h": tf.constant([0.1, 65504.0, -1.5], tf.float16),
+        "b": tf.constant([1.1, 2.5, -3.25], tf.bfloat16),
+        "i": tf.constant([3, -7], tf.int32),
+        "u": tf.constant([255, 0], tf.uint8),
+    }
+    for key, want in expected.items():
+        got = reader.get_tensor(key)
+        assert got.dtype == want.dtype.as_numpy_dtype, key
+        assert got.tobytes() == want.numpy().tobytes(), key

@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
 
 from ._core import core
+from .casting import cast_value
 from .dtypes import STRING, VARIANT, DType, by_code, by_name, code_of
 from .errors import CheckpointError, InvalidArgumentError
 from .files import (
@@ -91,7 +92,14 @@ def as_array(key: str, value: Any, dtype: "str | int | DType | None") -> Tuple[A
         if d.code == STRING:
             value = value.astype(object)
         elif value.dtype != d.to_numpy():
-            value = value.astype(d.to_numpy())
+            # Asking for a dtype asks for the cast: values are rounded to it (0.1 into
+            # float32), but one that does not fit at all (1e300 into float32, 300 into
+            # uint8, NaN into an integer) is an error, never stored as something else.
+            if value.dtype == object or value.dtype.kind in "SU":
+                raise InvalidArgumentError(
+                    f"{key}: a {value.dtype} value cannot be stored as {d.name}"
+                )
+            value = cast_value(key, value, d.to_numpy(), allow_cast=True)
         return value, d.code
     try:
         return value, dtype_code_of(value)
@@ -254,7 +262,10 @@ class Writer:
         bytes/str, or a nested list; `dtype` (a tf.DType name such as ``"qint8"``, a
         DataType code, or a :class:`tfckpt.dtypes.DType`) converts first, e.g. to write
         ``qint8`` or ``bfloat16`` from plain numbers; an array already of that dtype's numpy
-        type is written as it is."""
+        type is written as it is. Values are rounded to `dtype` (``0.1`` into float32), but
+        one that does not fit it at all (``1e300`` into float32, ``300`` into uint8, NaN
+        into an integer) is an InvalidArgumentError naming it: never stored as inf or a
+        wrapped integer."""
         self._check_key(key)
         arr, code = as_array(key, value, dtype)
         self._add_checked(key, arr, code)

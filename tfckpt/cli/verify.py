@@ -89,14 +89,14 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
                         damaged.append(_damage(tensor, spec, str(e)))
                         bad_tensors.add(tensor)
                         continue
+                    # Named once, with the shard (its keys only in --json), not once
+                    # per tensor it holds.
                     trouble = shards.setdefault(e.shard, _shard_trouble(reader, e))
                     trouble["tensors"] += 1
+                    trouble["keys"].append(tensor)
                     if trouble["unreadable"]:
                         unread.add(tensor)
                     else:
-                        damaged.append(
-                            _damage(tensor, spec, f"its data shard {e.shard} is missing")
-                        )
                         bad_tensors.add(tensor)
                 except _DAMAGE as e:
                     damaged.append(_damage(tensor, spec, str(e)))
@@ -111,10 +111,11 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
         unreadable = [t for t in shards.values() if t["unreadable"]]
         for t in shards.values():
             del t["unreadable"]
+            t["keys"] = sorted(set(t["keys"]))  # the tensors it holds, each once
         if args.json:
             doc = {
                 "prefix": reader.prefix,
-                "ok": not damaged and not unread,
+                "ok": not bad_tensors and not unread,
                 "tensors_checked": listed - len(unread),
                 "tensors_damaged": len(bad_tensors),
                 "bytes_checked": read_bytes,
@@ -141,9 +142,9 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
                     f"{name}: NOT VERIFIED: {len(unread)} of {listed} tensors could not "
                     f"be read, {len(bad_tensors)} damaged ({done})\n"
                 )
-            elif not damaged and not args.quiet:
+            elif not bad_tensors and not args.quiet:
                 out.write(f"{name}: OK ({listed} tensors, {done})\n")
-            elif damaged:
+            elif bad_tensors:
                 out.write(f"{name}: {len(bad_tensors)} of {listed} tensors damaged ({done})\n")
         err = error_stream(args)
         for t in unreadable:
@@ -153,7 +154,7 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
             )
         if unread:
             return EXIT_TROUBLE
-        return EXIT_OK if not damaged else EXIT_DAMAGE
+        return EXIT_OK if not bad_tensors else EXIT_DAMAGE
 
 
 def _shard_trouble(reader: Any, e: tfckpt.MissingShardError) -> Dict[str, Any]:
@@ -171,6 +172,7 @@ def _shard_trouble(reader: Any, e: tfckpt.MissingShardError) -> Dict[str, Any]:
         "unreadable": isinstance(e, tfckpt.UnreadableShardError),
         "tensors": 0,
         "error": error,
+        "keys": [],
     }
 
 
