@@ -3,8 +3,8 @@ change under a reader, rival writers, a full disk, state-file bombs.
 
 Every case runs in a child process under an address-space cap and a timeout, so that a hang,
 a SIGBUS or a runaway allocation fails the case instead of the test run, and asserts the
-error class and its message. (Archive bombs and misbehaving HTTP servers, classes 5 and 6 of
-the issue, are not covered yet.)
+error class and its message. Archive bombs (class 5) are in tests/test_hostile_archives.py,
+misbehaving HTTP servers (class 6) in tests/test_hostile_remote.py.
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ from collections import Counter
 from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 from ..files import COMPRESSION_MAGICS, INDEX_SUFFIX, MAX_STATE_BYTES, STATE_FILE, ZIP_MAGICS
+from ..keys import SAVE_COUNTER_KEY
 from ..storage import ZipMemberStorage, list_tar_members, mapped_archive
 from .discover import walk_tasks
 from .records import describe_exception, error_record
@@ -27,6 +28,8 @@ __all__ = [
 #: The compressions tarfile reads (``r:*``).
 _TARFILE_COMPRESSIONS = tuple(COMPRESSION_MAGICS[c] for c in ("gzip", "bzip2", "xz"))
 _TAR_BLOCK = 512
+#: The values a listing of a checkpoint reads: its step (see describe).
+_STEP_KEYS = (SAVE_COUNTER_KEY, "global_step")
 
 
 def _too_large_for_a_state_file() -> bytes:
@@ -37,15 +40,14 @@ def _too_large_for_a_state_file() -> bytes:
 def archive_kind(path: str) -> Optional[str]:
     """ "tar" (uncompressed), "tarz" (compressed tar), "zip" or None, by content."""
     import tarfile
-    import zipfile
 
     try:
         with open(path, "rb") as f:
             head = f.read(8)
     except OSError:
         return None
-    if head.startswith(ZIP_MAGICS) and zipfile.is_zipfile(path):
-        return "zip"
+    if head.startswith(ZIP_MAGICS):
+        return "zip"  # a damaged one too: its listing then says what is wrong
     compressed = head.startswith(_TARFILE_COMPRESSIONS)
     try:
         with tarfile.open(path, "r:*" if compressed else "r:") as t:
@@ -169,6 +171,11 @@ def zip_tree(path: str) -> ArchiveTree:
 
     with zipfile.ZipFile(path) as z:
         infos = z.infolist()
+    overlap = _overlapping_entries(infos)
+    if overlap is not None:
+        # The construction of the densest zip bombs: one compressed stream read by many
+        # entries. Nothing of such an archive is read.
+        return ArchiveTree(path, "zip", {}, {}, lambda i: i.file_size, _no_reader, overlap)
     files: Dict[str, Any] = {}
     errors: Dict[str, str] = {}
     for info in infos:
@@ -187,6 +194,34 @@ def zip_tree(path: str) -> ArchiveTree:
         return bytes(ZipMemberStorage(path, rel, {INDEX_SUFFIX: info}).index_buffer())
 
     return ArchiveTree(path, "zip", files, errors, lambda i: i.file_size, read)
+
+
+def _overlapping_entries(infos: List[Any]) -> Optional[str]:
+    """Why the entries of a zip are refused, or None: two entries whose stored bytes
+    overlap (each entry's span is at least its local header's fixed part, its name and its
+    compressed bytes)."""
+    spans = sorted(
+        (
+            i.header_offset,
+            i.header_offset
+            + 30
+            + len(i.orig_filename.encode("utf-8", "replace"))
+            + i.compress_size,
+            i.orig_filename,
+        )
+        for i in infos
+    )
+    for (_, end, name), (start, _, other) in zip(spans, spans[1:]):
+        if start < end:
+            return (
+                f"overlapping zip entries ({other!r} starts inside {name!r}, as in a zip "
+                "bomb); the archive is refused, nothing in it is read"
+            )
+    return None
+
+
+def _no_reader(rel: str, member: Any) -> bytes:
+    raise AssertionError("an archive refused whole has no members to read")
 
 
 def compressed_tar_tasks(path: str, opts: Options) -> Iterator[Task]:
@@ -212,12 +247,21 @@ def compressed_tar_tasks(path: str, opts: Options) -> Iterator[Task]:
         )
         return
     with tar:
-        tasks = list(walk_tasks(_compressed_tar_tree(path, tar)))
-        yield from _in_stream_order(tar, tasks, opts)
+        # A listing needs each index whole, but of the data shards only their sizes (in
+        # the member headers) and the few bytes of the step it shows: the indexes are
+        # read in the first pass, so the second can keep just those bytes.
+        listing = not (opts.verify or opts.stats)
+        indexes: Optional[Dict[int, bytes]] = {} if listing else None
+        tree = _compressed_tar_tree(path, tar, indexes, opts.max_member_bytes)
+        tasks = list(walk_tasks(tree))
+        yield from _in_stream_order(tar, tasks, opts, indexes)
 
 
-def _compressed_tar_tree(path: str, tar: Any) -> ArchiveTree:
-    """The first pass: the members of a compressed tar as a tree, its state files read."""
+def _compressed_tar_tree(
+    path: str, tar: Any, indexes: Optional[Dict[int, bytes]] = None, max_bytes: int = 0
+) -> ArchiveTree:
+    """The first pass: the members of a compressed tar as a tree, its state files read, and
+    with `indexes` its checkpoint indexes too (by data offset; up to `max_bytes` each)."""
     files: Dict[str, Any] = {}
     errors: Dict[str, str] = {}
     small: Dict[str, bytes] = {}
@@ -227,6 +271,8 @@ def _compressed_tar_tree(path: str, tar: Any) -> ArchiveTree:
         # State files are read as they pass: the second pass reads checkpoints only.
         if posixpath.basename(name) == STATE_FILE and m.size <= MAX_STATE_BYTES:
             small[name] = tar.extractfile(m).read()
+        elif indexes is not None and name.endswith(INDEX_SUFFIX) and m.size <= max_bytes:
+            indexes[m.offset_data] = tar.extractfile(m).read()
 
     try:
         collect_tar_members(tar, files, errors, keep_state_file)
@@ -258,10 +304,68 @@ def _ready_at(t: Task) -> int:
     return -1
 
 
-def _in_stream_order(tar: Any, tasks: List[Task], opts: Options) -> Iterator[Task]:
+def _needed_ranges(location: str, index: bytes) -> Dict[str, List[Tuple[int, int]]]:
+    """{data shard suffix: [(offset, size)]} of the values a listing reads (the step), by
+    the index of the checkpoint at `location`; {} when the index does not open (the
+    record then says why)."""
+    from ..errors import CheckpointError
+    from ..files import data_filename
+    from ..reader import Reader
+    from ..storage import BytesStorage
+
+    out: Dict[str, List[Tuple[int, int]]] = {}
+    try:
+        with Reader(storage=BytesStorage(location, {INDEX_SUFFIX: index})) as r:
+            n = r.header.num_shards
+            for key in _STEP_KEYS:
+                if key in r:
+                    e = r.entry(key)
+                    suffix = data_filename("", e.shard_id, n)
+                    out.setdefault(suffix, []).append((e.offset, e.size))
+    except CheckpointError:
+        return {}
+    return out
+
+
+def _read_ranges(tar: Any, m: Any, ranges: List[Tuple[int, int]]) -> Any:
+    """Member `m` as a PartialBytes holding only `ranges`, read from the stream in bounded
+    pieces and never past the last range's end."""
+    from ..storage import PartialBytes
+
+    held: Dict[int, bytes] = {}
+    wanted = sorted((off, size) for off, size in ranges if 0 <= off and off + size <= m.size)
+    if wanted:
+        f = tar.extractfile(m)
+        pos = 0
+        for off, size in wanted:
+            while pos < off:  # skipped in pieces: a shard may be gigabytes
+                step = f.read(min(off - pos, 1 << 20))
+                if not step:
+                    break
+                pos += len(step)
+            data = f.read(size) if pos == off else b""
+            pos += len(data)
+            if len(data) == size:
+                held[off] = data
+    return PartialBytes(m.size, held)
+
+
+def _in_stream_order(
+    tar: Any, tasks: List[Task], opts: Options, indexes: Optional[Dict[int, bytes]] = None
+) -> Iterator[Task]:
     """The second pass: each task as soon as the stream has passed its last member, a
-    checkpoint with its members' bytes (held only until no waiting checkpoint needs them)."""
+    checkpoint with its members' bytes (held only until no waiting checkpoint needs them).
+    With `indexes` (a listing), the indexes come from them and of a data shard only the
+    bytes of the values a listing reads are held."""
     damaged = _archive_errors()
+    needed: Dict[int, List[Tuple[int, int]]] = {}  # data offset of a shard -> its ranges
+    if indexes is not None:
+        for t in tasks:
+            if isinstance(t, Checkpoint) and t.spec[3][INDEX_SUFFIX].offset_data in indexes:
+                ranges = _needed_ranges(t.location, indexes[t.spec[3][INDEX_SUFFIX].offset_data])
+                for suffix, m in t.spec[3].items():
+                    if suffix != INDEX_SUFFIX:  # every data shard: at least its size
+                        needed.setdefault(m.offset_data, []).extend(ranges.get(suffix, []))
     order = sorted(range(len(tasks)), key=lambda i: (_ready_at(tasks[i]), i))
     users: Counter = Counter()
     for t in tasks:
@@ -285,7 +389,17 @@ def _in_stream_order(tar: Any, tasks: List[Task], opts: Options) -> Iterator[Tas
         while pos < len(members) and members[pos].offset_data <= end:
             m = members[pos]
             pos += 1
-            if m.size > opts.max_member_bytes:
+            if indexes is not None and m.offset_data in indexes:
+                loaded[m.offset_data] = indexes[m.offset_data]  # read in the first pass
+            elif indexes is not None and m.offset_data in needed and broken is None:
+                try:
+                    loaded[m.offset_data] = _read_ranges(tar, m, needed[m.offset_data])
+                except damaged as e:
+                    broken = (
+                        f"damaged compressed tar archive: {describe_exception(e)}, "
+                        f"reading member {m.name}"
+                    )
+            elif m.size > opts.max_member_bytes:
                 loaded[m.offset_data] = None  # too large to hold: said in the record
             elif broken is None:
                 try:
@@ -301,7 +415,7 @@ def _in_stream_order(tar: Any, tasks: List[Task], opts: Options) -> Iterator[Tas
         for suffix, m in t.spec[3].items():
             data = loaded.get(m.offset_data)
             if data is None:
-                if m.size > opts.max_member_bytes:
+                if m.size > opts.max_member_bytes and m.offset_data not in needed:
                     too_large.append(f"{suffix} ({m.size} bytes)")
                 else:
                     unread = True

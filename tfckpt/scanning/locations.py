@@ -7,12 +7,13 @@ import os
 import posixpath
 from typing import Any
 
-from ..errors import NotACheckpointError, UnsupportedCheckpointError
+from ..errors import CorruptCheckpointError, NotACheckpointError, UnsupportedCheckpointError
 from ..files import DATA_NAME_RE, INDEX_SUFFIX, sniff
 from ..reader import Reader
 from ..reader import open as open_checkpoint
 from .archives import archive_kind, tar_tree, zip_tree
 from .describe import make_storage
+from .records import describe_exception
 from .tasks import Options
 
 __all__ = ["open_location", "ARCHIVE_SEPARATOR"]
@@ -38,7 +39,16 @@ def open_location(location: str) -> Any:
         raise NotACheckpointError(
             f"{archive}: not a tar or zip archive: {sniff(archive)}", path=archive
         )
-    tree = tar_tree(archive) if kind == "tar" else zip_tree(archive)
+    try:
+        tree = tar_tree(archive) if kind == "tar" else zip_tree(archive)
+    except Exception as e:  # anything a damaged archive makes its reader raise
+        raise CorruptCheckpointError(
+            f"{archive}: damaged {kind} archive, its members cannot be listed: "
+            f"{describe_exception(e)}",
+            path=archive,
+        ) from None
+    if tree.problem and not tree.files:
+        raise CorruptCheckpointError(f"{archive}: {tree.problem}", path=archive)
     prefix = member.strip("/")
     if prefix.endswith(INDEX_SUFFIX):
         prefix = prefix[: -len(INDEX_SUFFIX)]

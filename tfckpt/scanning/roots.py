@@ -71,10 +71,8 @@ def _file_tasks(path: str, opts: Options, for_dask: bool) -> Iterator[Task]:
                     yield t
             return
     kind = archive_kind(path)
-    if kind == "tar":
-        yield from walk_tasks(tar_tree(path))
-    elif kind == "zip":
-        yield from walk_tasks(zip_tree(path))
+    if kind in ("tar", "zip"):
+        yield from _archive_tasks(path, kind)
     elif kind == "tarz":
         if for_dask:
             yield WholeArchive(path)
@@ -93,6 +91,29 @@ def _file_tasks(path: str, opts: Options, for_dask: bool) -> Iterator[Task]:
                 )
             ]
         )
+
+
+def _archive_tasks(path: str, kind: str) -> Iterator[Task]:
+    """The tasks of an uncompressed tar or a zip; damage that stops the listing of its
+    members (a broken central directory, a header that does not parse) is a record of the
+    archive, and the scan goes on with the paths after it."""
+    try:
+        tasks = list(walk_tasks(tar_tree(path) if kind == "tar" else zip_tree(path)))
+    except Exception as e:  # anything a damaged archive makes its reader raise
+        name = "tar" if kind == "tar" else "zip"
+        yield Done(
+            [
+                error_record(
+                    "path",
+                    path,
+                    os.path.basename(path),
+                    f"damaged {name} archive, its members cannot be listed: "
+                    f"{describe_exception(e)}",
+                )
+            ]
+        )
+        return
+    yield from tasks
 
 
 def _single_checkpoint(prefix: str) -> Checkpoint:

@@ -205,6 +205,12 @@ class LocalTree(Tree):
         return found
 
 
+def _tree_name(member: str) -> Optional[str]:
+    """A member's name without empty and "." components, or None when it has a ".."."""
+    parts = [p for p in member.split("/") if p not in ("", ".")]
+    return None if ".." in parts else "/".join(parts)
+
+
 class ArchiveTree(Tree):
     """The members of an archive as a tree of directories.
 
@@ -226,13 +232,28 @@ class ArchiveTree(Tree):
         self.problem = problem
         self.archive = archive
         self.kind = kind  # "tar", "tarz" or "zip"
-        self.files = files
         self._reader = reader
         self.dirs: Dict[str, Dict[str, Item]] = {"": {}}
+        # Member names as a tree holds them: "a//b/./c" is "a/b/c"; a name that climbs out
+        # with ".." is an error item of its own, at the top, never a path to follow.
+        self.files: Dict[str, Any] = {}
+        refused: Dict[str, str] = {}
         for path, member in files.items():
+            name = _tree_name(path)
+            if name is None:
+                refused[path] = "a member name with a '..' component; not read"
+            elif name:
+                self.files[name] = member
+        for path, member in self.files.items():
             self._add(path, Item(posixpath.basename(path), "file", size=sizes(member), ref=member))
         for path, message in errors.items():
-            self._add(path, Item(posixpath.basename(path), "error", error=message))
+            name = _tree_name(path)
+            if name is None:
+                refused[path] = message
+            elif name:
+                self._add(name, Item(posixpath.basename(name), "error", error=message))
+        for path, message in refused.items():
+            self.dirs[""].setdefault(path, Item(path, "error", error=message))
 
     def _add(self, path: str, item: Item) -> None:
         parent = posixpath.dirname(path)
