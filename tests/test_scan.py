@@ -710,3 +710,78 @@ def test_scan_finds_sharded_v1_fixture_and_its_state_file():
         ("checkpoint", "model.ckpt-?????-of-00003", "ok"),
     ]
     assert recs[1]["shards"] == 3 and recs[1]["keys"] == 7
+
+
+@pytest.mark.parametrize("kind", ["tar", "zip"])
+def test_scan_finds_format_v1_checkpoints_inside_archives(tmp_path, kind):
+    """A V1 checkpoint (TensorFlow-written fixtures) inside a tar or a deflated zip is found
+    by its table footer and described, listed and verified, exactly as from its directory;
+    a damaged member is a record, a missing file of a set is named."""
+    fixtures = os.path.join(os.path.dirname(__file__), "fixtures")
+    names = {"sharded": "v1_sharded", "single": "v1_single"}
+
+    def pack(path, damage=None, drop=None):
+        entries = {}
+        for short, d in names.items():
+            for f in sorted(os.listdir(os.path.join(fixtures, d))):
+                with open(os.path.join(fixtures, d, f), "rb") as fh:
+                    entries[f"run/{short}/{f}"] = fh.read()
+        if damage:
+            data = bytearray(entries[damage])
+            data[len(data) // 3] ^= 0xFF
+            entries[damage] = bytes(data)
+        if drop:
+            del entries[drop]
+        if kind == "tar":
+            with tarfile.open(path, "w") as t:
+                for name, data in entries.items():
+                    info = tarfile.TarInfo(name)
+                    info.size = len(data)
+                    t.addfile(info, io.BytesIO(data))
+        else:
+            with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
+                for name, data in entries.items():
+                    z.writestr(name, data)
+        return path
+
+    fields = ("record", "name", "status", "keys", "parameters", "bytes", "shards", "step", "error")
+
+    def rows(paths, **kw):  # names as in their directory (in an archive: its path in it)
+        return [
+            tuple(os.path.basename(r.name) if f == "name" else r.to_dict()[f] for f in fields)
+            for r in tfckpt.scan(paths, **kw)
+        ]
+
+    unpacked = [os.path.join(fixtures, d) for d in names.values()]
+    archive = pack(str(tmp_path / f"v1.{kind}"))
+    for verify in (False, True):
+        found = rows(archive, verify=verify)
+        assert found == rows(unpacked, verify=verify)
+        assert [r[:3] for r in found] == [
+            ("state", "checkpoint", "ok"),
+            ("checkpoint", "model.ckpt-?????-of-00003", "ok"),
+            ("state", "checkpoint", "ok"),
+            ("checkpoint", "model.ckpt", "ok"),
+        ]
+    keys = [(r.location, r.key) for r in tfckpt.scan(archive, keys=True)]
+    with tfckpt.open(os.path.join(fixtures, "v1_single", "model.ckpt")) as r:
+        assert [k for loc, k in keys if loc.endswith("!/run/single/model.ckpt")] == r.keys()
+
+    # The location a scan prints opens in dump and verify too.
+    code, out, err = run_cli("dump", f"{archive}!/run/single/model.ckpt")
+    assert (code, err) == (0, "") and "18 tensors, 98 parameters" in out
+    code, out, err = run_cli("verify", f"{archive}!/run/sharded/model.ckpt-?????-of-00003")
+    assert (code, err) == (0, "") and out.endswith(
+        "OK (7 tensors, 337 B checked; table blocks verified)\n"
+    )
+    damaged = pack(str(tmp_path / f"damaged.{kind}"), damage="run/single/model.ckpt")
+    (bad,) = [r for r in tfckpt.scan(damaged, verify=True) if r.name.endswith("/model.ckpt")]
+    assert bad.status == "error"
+    assert bad.error.startswith(f"{damaged}!/run/single/model.ckpt: ")
+    gap = pack(str(tmp_path / f"gap.{kind}"), drop="run/sharded/model.ckpt-00001-of-00003")
+    (partial,) = [r for r in tfckpt.scan(gap) if r.record == "checkpoint" and r.shards != 1]
+    assert (partial.status, partial.error) == (
+        "error",
+        f"{gap}!/run/sharded/model.ckpt-?????-of-00003: 1 of the 3 files of the set are "
+        "missing (the first: model.ckpt-00001-of-00003)",
+    )

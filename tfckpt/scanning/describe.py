@@ -136,6 +136,25 @@ def _remote_v1(task: Checkpoint, opts: Options) -> Tuple[Any, Any]:
     return reader, _V1Files(reader, [len(b) for _, b in buffers])
 
 
+def archived_v1(location: str, spec: tuple) -> Any:
+    """The reader of a format V1 checkpoint inside a tar or zip (a ``v1archive`` spec): its
+    members' bytes, which hold its values."""
+    from .trees import member_bytes
+
+    _, kind, archive, files, gap = spec
+    if gap:
+        raise MissingShardError(f"{location}: {gap}", path=location)
+    return V1Reader.from_buffers(
+        location, [(loc, member_bytes(kind, archive, member)) for loc, member in files]
+    )
+
+
+def _archived_v1(task: Checkpoint) -> Tuple[Any, Any]:
+    reader = archived_v1(task.location, task.spec)
+    sizes = [m[1] if task.spec[1] == "tar" else m.file_size for _, m in task.spec[3]]
+    return reader, _V1Files(reader, sizes)
+
+
 def _failed(task: Checkpoint, e: BaseException, opts: Options) -> List[Any]:
     """The record of a checkpoint that could not be described at all."""
     if not opts.matches(task.location):
@@ -158,6 +177,8 @@ def run_task(task: Task, opts: Options) -> List[Any]:
             storage: Any = _V1Files(reader)
         elif task.spec[0] == "v1url":
             reader, storage = _remote_v1(task, opts)
+        elif task.spec[0] == "v1archive":
+            reader, storage = _archived_v1(task)
         else:
             storage = _IndexSized(make_storage(task.spec, opts))
             reader = Reader(storage=storage)

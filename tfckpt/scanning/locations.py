@@ -8,11 +8,11 @@ import posixpath
 from typing import Any
 
 from ..errors import CorruptCheckpointError, NotACheckpointError, UnsupportedCheckpointError
-from ..files import DATA_NAME_RE, INDEX_SUFFIX, sniff
+from ..files import DATA_NAME_RE, INDEX_SUFFIX, sniff, v1_group_name
 from ..reader import Reader
 from ..reader import open as open_checkpoint
 from .archives import archive_kind, tar_tree, zip_tree
-from .describe import make_storage
+from .describe import archived_v1, make_storage
 from .records import describe_exception
 from .tasks import Options
 
@@ -56,6 +56,11 @@ def open_location(location: str) -> Any:
     items = tree.dirs.get(directory, {})
     index = items.get(base + INDEX_SUFFIX)
     if index is None or index.type != "file":
+        # A format V1 checkpoint: a table file, or a sharded set by its saver's pattern.
+        names = [n for n, i in items.items() if i.type == "file" and v1_group_name(n) == base]
+        spec = tree.v1_checkpoints(directory, names).get(base)
+        if spec is not None:
+            return archived_v1(f"{archive}{sep}{prefix}", spec)
         raise NotACheckpointError(
             f"No checkpoint index at {archive}{sep}{prefix}{INDEX_SUFFIX}", path=location
         )

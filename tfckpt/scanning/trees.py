@@ -77,7 +77,7 @@ class Tree:
 
     def v1_checkpoints(self, rel: str, names: List[str]) -> Dict[str, tuple]:
         """The format V1 checkpoints among files `names` of directory `rel`: none, but in a
-        local directory or at a URL (archives are read for format V2 only)."""
+        local directory, at a URL, or in an uncompressed tar or a zip."""
         return {}
 
     def checkpoint_spec(self, rel_prefix: str, index: Item, shards: Dict[str, Item]) -> tuple:
@@ -205,6 +205,19 @@ class LocalTree(Tree):
         return found
 
 
+def member_bytes(kind: str, archive: str, member: Any, tail: int = 0) -> Any:
+    """The bytes of a member of an uncompressed tar (a view of the mapped archive) or a zip
+    (decompressed, within the zip bomb checks), or with `tail` only its last bytes."""
+    from ..storage import ZipMemberStorage, mapped_archive
+
+    if kind == "tar":
+        off, size = member
+        start = off + max(size - tail, 0) if tail else off
+        return memoryview(mapped_archive(archive))[start : off + size]
+    data = ZipMemberStorage(archive, archive, {INDEX_SUFFIX: member}).index_buffer()
+    return memoryview(data)[-tail:] if tail else data
+
+
 def _tree_name(member: str) -> Optional[str]:
     """A member's name without empty and "." components, or None when it has a ".."."""
     parts = [p for p in member.split("/") if p not in ("", ".")]
@@ -285,6 +298,35 @@ class ArchiveTree(Tree):
 
     def has_index(self, rel: str) -> bool:
         return rel + INDEX_SUFFIX in self.files
+
+    def v1_checkpoints(self, rel: str, names: List[str]) -> Dict[str, tuple]:
+        """The format V1 checkpoints among members `names` of directory `rel`, each told by
+        its table footer, by the name the saver gives them (not in a compressed tar, which
+        is read as one stream)."""
+        if self.kind == "tarz":
+            return {}
+        here = self.dirs.get(rel, {})
+        found: Dict[str, tuple] = {}
+        for name in names:
+            group = v1_group_name(name)
+            member = self.files.get(join(rel, name))
+            if group in found or member is None:
+                continue
+            try:
+                footer = bytes(member_bytes(self.kind, self.archive, member, tail=len(TABLE_MAGIC)))
+            except (OSError, ValueError, CheckpointError):
+                continue  # not told a table file: not taken for a checkpoint
+            if footer != TABLE_MAGIC:
+                continue
+            members = sorted(
+                n
+                for n, item in here.items()
+                if item.type == "file" and (n == group or v1_group_name(n) == group)
+            )
+            files = [(self.location(join(rel, m)), self.files[join(rel, m)]) for m in members]
+            gap = _v1_set_gap(group, members)
+            found[group] = ("v1archive", self.kind, self.archive, files, gap)
+        return found
 
     def checkpoint_spec(self, rel_prefix: str, index: Item, shards: Dict[str, Item]) -> tuple:
         members = {INDEX_SUFFIX: index.ref}
