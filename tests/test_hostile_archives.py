@@ -17,7 +17,7 @@ import tarfile
 import zipfile
 
 import numpy as np
-from test_cli import run_cli
+from test_cli import run_cli, run_proc
 from test_hostile import run_child
 
 import tfckpt
@@ -231,3 +231,42 @@ def test_member_names_that_are_not_plain_paths(tmp_path):
         code, out, err = run_cli(["dump", f"{path}!/a/b/ckpt-7", "--tensor", "w"])
         assert (code, err) == (0, ""), kind
         assert "[0. 1. 2. 3.]" in out, kind
+
+
+def test_an_archive_of_too_many_members_is_a_record(tmp_path):
+    """More members than max_archive_members (--max-archive-members): a record for the
+    archive, for a tar, a compressed tar and a zip alike, and the scan goes on; the
+    command's help states the library's defaults."""
+    from tfckpt.scanning import DEFAULT_MAX_ARCHIVE_MEMBERS, DEFAULT_MAX_MEMBER_BYTES
+
+    good = _good(tmp_path)
+    why = (
+        "more than 1000 members (the limit: max_archive_members, --max-archive-members); "
+        "the archive is not scanned"
+    )
+    for kind, mode in (("tar", "w"), ("tar.gz", "w:gz"), ("zip", None)):
+        path = str(tmp_path / f"many.{kind}")
+        if mode:
+            with tarfile.open(path, mode) as tar:
+                for i in range(1500):
+                    info = tarfile.TarInfo(f"m/{i}")
+                    info.size = 1
+                    tar.addfile(info, io.BytesIO(b"x"))
+        else:
+            with zipfile.ZipFile(path, "w") as z:
+                for i in range(1500):
+                    z.writestr(f"m/{i}", b"x")
+        records = [
+            (r.record, r.location, r.status, r.error)
+            for r in tfckpt.scan([path, good], max_archive_members=1000)
+        ]
+        assert records == [
+            ("path", path, "error", why),
+            ("checkpoint", os.path.join(good, "ckpt-2"), "ok", None),
+        ], kind
+        code, out, err = run_cli(["scan", path, good, "--max-archive-members", "1000"])
+        assert (code, err) == (1, "") and why in out, kind
+        assert len(list(tfckpt.scan([path]))) == 0, kind  # the default takes it: nothing found
+    help_text = run_proc(["scan", "--help"]).stdout.decode()
+    assert f"(default: {DEFAULT_MAX_ARCHIVE_MEMBERS})" in " ".join(help_text.split())
+    assert f"(default: {DEFAULT_MAX_MEMBER_BYTES}, 2 GiB)" in " ".join(help_text.split())

@@ -82,9 +82,33 @@ def register(sub: Any) -> None:
         help="fsspec storage option for URLs (repeatable; V parsed as JSON "
         "where it can be, e.g. anon=true)",
     )
+    # -- archives: what one may cost
+    s.add_argument(
+        "--max-archive-members",
+        type=_positive,
+        metavar="N",
+        help="an archive with more members is a record, not scanned (default: 200000)",
+    )
+    s.add_argument(
+        "--max-member-bytes",
+        type=_positive,
+        metavar="N",
+        help="a member of a compressed archive that must be held whole (--verify, --stats) "
+        "and is larger is a record (default: 2147483648, 2 GiB)",
+    )
     # -- URLs: the bounds of remote reads and walks (tfckpt.remote.RemoteLimits)
     add_remote_options(s, walk=True, storage_option=False)
     s.set_defaults(func=run)
+
+
+def _positive(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n <= 0:
+        raise argparse.ArgumentTypeError(f"a positive whole number, not {text!r}")
+    return n
 
 
 def run(args: argparse.Namespace, out: TextIO) -> int:
@@ -118,6 +142,14 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
         storage_options=storage_options(args.storage_option),
         **({"stats": True} if args.stats else {}),
         limits=remote_limits(args),
+        **{
+            name: value
+            for name, value in (
+                ("max_archive_members", args.max_archive_members),
+                ("max_member_bytes", args.max_member_bytes),
+            )
+            if value is not None
+        },
     )
     if args.dask:
         records = _dask_records(args.dask, kwargs)

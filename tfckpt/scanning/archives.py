@@ -13,10 +13,11 @@ from ..keys import SAVE_COUNTER_KEY
 from ..storage import ZipMemberStorage, list_tar_members, mapped_archive
 from .discover import walk_tasks
 from .records import describe_exception, error_record
-from .tasks import Checkpoint, Done, Options, Task
+from .tasks import DEFAULT_MAX_ARCHIVE_MEMBERS, Checkpoint, Done, Options, Task
 from .trees import ArchiveTree
 
 __all__ = [
+    "TooManyMembers",
     "archive_kind",
     "member_name",
     "collect_tar_members",
@@ -66,16 +67,32 @@ def member_name(name: str) -> str:
     return name.rstrip("/")
 
 
+class TooManyMembers(Exception):
+    """An archive has more members than a scan takes (Options.max_archive_members)."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(
+            f"more than {limit} members (the limit: max_archive_members, "
+            "--max-archive-members); the archive is not scanned"
+        )
+
+
 def collect_tar_members(
     tar: Any,
     files: Dict[str, Any],
     errors: Dict[str, str],
     on_file: Optional[Callable[[str, Any], None]] = None,
+    limit: int = DEFAULT_MAX_ARCHIVE_MEMBERS,
 ) -> None:
     """Fills `files` with the regular files as tarfile lists them (hard links resolved to
     their target) and `errors` with the unusable entries; what was listed stays there if
-    the listing fails. `on_file(name, member)` is called as each regular file passes."""
+    the listing fails. `on_file(name, member)` is called as each regular file passes.
+    Raises TooManyMembers past `limit` entries (tarfile keeps each one it lists)."""
+    count = 0
     for m in tar:
+        count += 1
+        if count > limit:
+            raise TooManyMembers(limit)
         name = member_name(m.name)
         if not name or name == ".":
             continue
@@ -121,13 +138,18 @@ def _archive_errors() -> tuple:
     return tuple(errors)
 
 
-def tar_tree(path: str) -> ArchiveTree:
+def tar_tree(path: str, max_members: int = DEFAULT_MAX_ARCHIVE_MEMBERS) -> ArchiveTree:
     """An uncompressed tar: members are read in place from the memory-mapped archive."""
     mapped = mapped_archive(path)
     # The headers are listed natively: a tar may hold thousands of small checkpoints.
     # What that listing leaves to a full tar reader, tarfile reads.
     parsed = list_tar_members(mapped)
-    files, errors, problem = _tarfile_members(path, len(mapped)) if parsed is None else parsed
+    if parsed is None:
+        files, errors, problem = _tarfile_members(path, len(mapped), max_members)
+    else:
+        files, errors, problem = parsed
+        if len(files) + len(errors) > max_members:
+            raise TooManyMembers(max_members)
 
     def read(rel: str, member: Tuple[int, int]) -> bytes:
         off, size = member
@@ -137,7 +159,7 @@ def tar_tree(path: str) -> ArchiveTree:
 
 
 def _tarfile_members(
-    path: str, archive_size: int
+    path: str, archive_size: int, max_members: int
 ) -> Tuple[Dict[str, Tuple[int, int]], Dict[str, str], Optional[str]]:
     """The members of an uncompressed tar as tarfile lists them, and what is wrong with the
     archive if it is damaged: tarfile stops listing at a bad header without a word, or
@@ -149,7 +171,7 @@ def _tarfile_members(
     problem = None
     try:
         with tarfile.open(path, "r:") as tar:
-            collect_tar_members(tar, infos, errors)
+            collect_tar_members(tar, infos, errors, limit=max_members)
             if _stopped_early(tar):
                 problem = (
                     f"damaged tar archive: a bad member header at byte {tar.offset} "
@@ -165,12 +187,18 @@ def _tarfile_members(
     return files, errors, problem
 
 
-def zip_tree(path: str) -> ArchiveTree:
+def zip_tree(path: str, max_members: int = DEFAULT_MAX_ARCHIVE_MEMBERS) -> ArchiveTree:
     """A zip: stored members are read in place, compressed ones decompressed when read."""
     import zipfile
 
+    with open(path, "rb") as f:  # the count the directory declares, before it is read
+        declared = _zip_declared_count(f)
+    if declared is not None and declared > max_members:
+        raise TooManyMembers(max_members)
     with zipfile.ZipFile(path) as z:
         infos = z.infolist()
+    if len(infos) > max_members:
+        raise TooManyMembers(max_members)
     overlap = _overlapping_entries(infos)
     if overlap is not None:
         # The construction of the densest zip bombs: one compressed stream read by many
@@ -194,6 +222,20 @@ def zip_tree(path: str) -> ArchiveTree:
         return bytes(ZipMemberStorage(path, rel, {INDEX_SUFFIX: info}).index_buffer())
 
     return ArchiveTree(path, "zip", files, errors, lambda i: i.file_size, read)
+
+
+def _zip_declared_count(f: Any) -> Optional[int]:
+    """The entry count a zip's end-of-central-directory record declares (None if it has
+    none in its last 64 KiB, or declares it in a zip64 record: zipfile then says more)."""
+    f.seek(0, 2)
+    size = f.tell()
+    f.seek(max(size - (1 << 16) - 22, 0))
+    tail = f.read()
+    at = tail.rfind(b"PK\x05\x06")
+    if at < 0 or at + 22 > len(tail):
+        return None
+    count = int.from_bytes(tail[at + 10 : at + 12], "little")
+    return None if count == 0xFFFF else count
 
 
 def _overlapping_entries(infos: List[Any]) -> Optional[str]:
@@ -252,13 +294,23 @@ def compressed_tar_tasks(path: str, opts: Options) -> Iterator[Task]:
         # read in the first pass, so the second can keep just those bytes.
         listing = not (opts.verify or opts.stats)
         indexes: Optional[Dict[int, bytes]] = {} if listing else None
-        tree = _compressed_tar_tree(path, tar, indexes, opts.max_member_bytes)
+        try:
+            tree = _compressed_tar_tree(
+                path, tar, indexes, opts.max_member_bytes, opts.max_archive_members
+            )
+        except TooManyMembers as e:
+            yield Done([error_record("path", path, "", str(e))])
+            return
         tasks = list(walk_tasks(tree))
         yield from _in_stream_order(tar, tasks, opts, indexes)
 
 
 def _compressed_tar_tree(
-    path: str, tar: Any, indexes: Optional[Dict[int, bytes]] = None, max_bytes: int = 0
+    path: str,
+    tar: Any,
+    indexes: Optional[Dict[int, bytes]] = None,
+    max_bytes: int = 0,
+    max_members: int = DEFAULT_MAX_ARCHIVE_MEMBERS,
 ) -> ArchiveTree:
     """The first pass: the members of a compressed tar as a tree, its state files read, and
     with `indexes` its checkpoint indexes too (by data offset; up to `max_bytes` each)."""
@@ -275,7 +327,7 @@ def _compressed_tar_tree(
             indexes[m.offset_data] = tar.extractfile(m).read()
 
     try:
-        collect_tar_members(tar, files, errors, keep_state_file)
+        collect_tar_members(tar, files, errors, keep_state_file, limit=max_members)
         if _stopped_early(tar):
             problem = (
                 f"damaged compressed tar archive: a bad member header at byte "

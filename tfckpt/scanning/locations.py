@@ -11,7 +11,7 @@ from ..errors import CorruptCheckpointError, NotACheckpointError, UnsupportedChe
 from ..files import DATA_NAME_RE, INDEX_SUFFIX, sniff, v1_group_name
 from ..reader import Reader
 from ..reader import open as open_checkpoint
-from .archives import archive_kind, tar_tree, zip_tree
+from .archives import TooManyMembers, archive_kind, tar_tree, zip_tree
 from .describe import archived_v1, make_storage
 from .records import describe_exception
 from .tasks import Options
@@ -41,6 +41,8 @@ def open_location(location: str) -> Any:
         )
     try:
         tree = tar_tree(archive) if kind == "tar" else zip_tree(archive)
+    except TooManyMembers as e:
+        raise UnsupportedCheckpointError(f"{archive}: {e}", path=archive) from None
     except Exception as e:  # anything a damaged archive makes its reader raise
         raise CorruptCheckpointError(
             f"{archive}: damaged {kind} archive, its members cannot be listed: "

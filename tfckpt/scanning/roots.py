@@ -10,7 +10,7 @@ from typing import Iterator, Sequence
 from ..errors import CheckpointError, NotACheckpointError
 from ..files import INDEX_SUFFIX, STATE_FILE, sniff
 from ..remote import DEFAULT_LIMITS, is_url, list_directory, path_exists
-from .archives import archive_kind, compressed_tar_tasks, tar_tree, zip_tree
+from .archives import TooManyMembers, archive_kind, compressed_tar_tasks, tar_tree, zip_tree
 from .discover import dir_tasks, is_savedmodel_prefix, walk_tasks
 from .records import describe_exception, error_record
 from .tasks import Checkpoint, Done, Options, Task, WholeArchive
@@ -72,7 +72,7 @@ def _file_tasks(path: str, opts: Options, for_dask: bool) -> Iterator[Task]:
             return
     kind = archive_kind(path)
     if kind in ("tar", "zip"):
-        yield from _archive_tasks(path, kind)
+        yield from _archive_tasks(path, kind, opts.max_archive_members)
     elif kind == "tarz":
         if for_dask:
             yield WholeArchive(path)
@@ -93,12 +93,16 @@ def _file_tasks(path: str, opts: Options, for_dask: bool) -> Iterator[Task]:
         )
 
 
-def _archive_tasks(path: str, kind: str) -> Iterator[Task]:
+def _archive_tasks(path: str, kind: str, max_members: int) -> Iterator[Task]:
     """The tasks of an uncompressed tar or a zip; damage that stops the listing of its
-    members (a broken central directory, a header that does not parse) is a record of the
-    archive, and the scan goes on with the paths after it."""
+    members (a broken central directory, a header that does not parse), or more members
+    than `max_members`, is a record of the archive, and the scan goes on after it."""
     try:
-        tasks = list(walk_tasks(tar_tree(path) if kind == "tar" else zip_tree(path)))
+        tree = tar_tree(path, max_members) if kind == "tar" else zip_tree(path, max_members)
+        tasks = list(walk_tasks(tree))
+    except TooManyMembers as e:
+        yield Done([error_record("path", path, os.path.basename(path), str(e))])
+        return
     except Exception as e:  # anything a damaged archive makes its reader raise
         name = "tar" if kind == "tar" else "zip"
         yield Done(

@@ -26,7 +26,7 @@ from typing import (
 from .describe import run_task
 from .records import CHECKPOINT_FIELDS, KEY_FIELDS, Record
 from .roots import check_root, discover, is_url
-from .tasks import DEFAULT_MAX_MEMBER_BYTES, Options, Task
+from .tasks import DEFAULT_MAX_ARCHIVE_MEMBERS, DEFAULT_MAX_MEMBER_BYTES, Options, Task
 
 __all__ = ["scan", "scan_to_dask", "dataframe_meta"]
 
@@ -96,6 +96,7 @@ def _start(
     max_member_bytes: int,
     stats: bool = False,
     limits: Any = None,
+    max_archive_members: int = DEFAULT_MAX_ARCHIVE_MEMBERS,
 ) -> Tuple[List[str], Options]:
     """The roots (each checked to exist) and the options of a scan."""
     if isinstance(paths, (str, os.PathLike)):
@@ -113,6 +114,7 @@ def _start(
         max_member_bytes=max_member_bytes,
         stats=stats,
         limits=limits,
+        max_archive_members=max_archive_members,
     )
 
 
@@ -127,6 +129,7 @@ def scan(
     max_member_bytes: int = DEFAULT_MAX_MEMBER_BYTES,
     stats: bool = False,
     limits: Any = None,
+    max_archive_members: int = DEFAULT_MAX_ARCHIVE_MEMBERS,
 ) -> Iterator[Record]:
     """Finds every checkpoint under `paths` and yields one :class:`Record` per finding.
 
@@ -141,8 +144,10 @@ def scan(
     finite values). `limits` (a :class:`tfckpt.remote.RemoteLimits`) bounds what a URL may
     cost: each request's time, each checkpoint's, the size of an index, the depth and the
     entries of a walk; a server that exceeds them gives a record, and the scan goes on.
-    `jobs` > 1 scans with that many workers (processes for files, threads for URLs); records
-    come in the same order either way::
+    An archive member larger than `max_member_bytes` is not held in memory from a compressed
+    archive, and an archive of more than `max_archive_members` members is not scanned: each
+    is a record that says so. `jobs` > 1 scans with that many workers (processes for files,
+    threads for URLs); records come in the same order either way::
 
         bad = [r for r in tfckpt.scan("runs/", verify=True, jobs=4) if not r.ok]
 
@@ -150,7 +155,15 @@ def scan(
     wrong with what is found is reported in the records, never raised.
     """
     roots, opts = _start(
-        paths, keys, match, verify, storage_options, max_member_bytes, stats, limits=limits
+        paths,
+        keys,
+        match,
+        verify,
+        storage_options,
+        max_member_bytes,
+        stats,
+        limits=limits,
+        max_archive_members=max_archive_members,
     )
     return _scan(roots, opts, max(1, int(jobs)))
 
@@ -181,6 +194,7 @@ def scan_to_dask(
     partition_size: int = 16,
     max_member_bytes: int = DEFAULT_MAX_MEMBER_BYTES,
     limits: Any = None,
+    max_archive_members: int = DEFAULT_MAX_ARCHIVE_MEMBERS,
 ) -> Any:
     """The same scan as :func:`scan`, as a ``dask.bag.Bag`` of record dicts (columns
     :data:`CHECKPOINT_FIELDS`, or :data:`KEY_FIELDS` with `keys`), in the same order.
@@ -199,7 +213,14 @@ def scan_to_dask(
     import dask.bag as db
 
     roots, opts = _start(
-        paths, keys, match, verify, storage_options, max_member_bytes, limits=limits
+        paths,
+        keys,
+        match,
+        verify,
+        storage_options,
+        max_member_bytes,
+        limits=limits,
+        max_archive_members=max_archive_members,
     )
     tasks = list(discover(roots, opts, for_dask=True))
     columns = KEY_FIELDS if keys else CHECKPOINT_FIELDS

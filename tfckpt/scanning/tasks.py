@@ -10,10 +10,21 @@ from typing import Any, Dict, List, Optional, Pattern, Union
 
 from .records import Record
 
-__all__ = ["Options", "Done", "Checkpoint", "WholeArchive", "Task", "DEFAULT_MAX_MEMBER_BYTES"]
+__all__ = [
+    "Options",
+    "Done",
+    "Checkpoint",
+    "WholeArchive",
+    "Task",
+    "DEFAULT_MAX_MEMBER_BYTES",
+    "DEFAULT_MAX_ARCHIVE_MEMBERS",
+]
 
 #: Members of a compressed tar are held in memory until their checkpoint is complete.
 DEFAULT_MAX_MEMBER_BYTES = 2 << 30
+#: Members an archive may have; one with more is a record, not scanned (a tar of a million
+#: empty members would otherwise cost memory and time in proportion).
+DEFAULT_MAX_ARCHIVE_MEMBERS = 200_000
 
 
 @dataclass
@@ -25,6 +36,7 @@ class Options:
     verify: bool = False
     storage_options: Dict[str, Any] = field(default_factory=dict)
     max_member_bytes: int = DEFAULT_MAX_MEMBER_BYTES
+    max_archive_members: int = DEFAULT_MAX_ARCHIVE_MEMBERS
     stats: bool = False
     # -- remote (URLs): the bounds of every request and of the walk of a tree
     limits: Any = None  # a tfckpt.remote.RemoteLimits; None for its defaults
