@@ -96,14 +96,19 @@ def test_a_compressed_tar_bomb_is_listed_without_holding_its_shards(tmp_path):
             rows.append([r.location, r.status, r.step, r.error])
         for r in tfckpt.scan([{bomb!r}, {good!r}], verify=True, max_member_bytes=64 << 20):
             rows.append([r.location, r.status, r.step, r.error])
+        import time
+        t0 = time.monotonic()
+        for r in tfckpt.scan([{bomb!r}, {good!r}], max_archive_seconds=0.05):
+            rows.append([r.location, r.status, r.step, r.error])
+        rows.append(time.monotonic() - t0)
         import resource
         rows.append(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
         report(rows)
         """,
         timeout=120,
     )
-    *rows, peak_kib = out
-    listing, verified = rows[:2], rows[2:]
+    *rows, timed_seconds, peak_kib = out
+    listing, verified, timed = rows[:2], rows[2:4], rows[4:]
     # Listed: the index whole, of the 1.25 GiB shard only the step's 8 bytes.
     assert listing == [
         [bomb + "!/run/ckpt-7", "ok", 7, None],
@@ -118,6 +123,18 @@ def test_a_compressed_tar_bomb_is_listed_without_holding_its_shards(tmp_path):
         "tar, which is read in place"
     )
     assert verified[1] == [os.path.join(good, "ckpt-2"), "ok", 2, None]
+    # Out of time: the 1.25 GiB member is cut off mid-stream, then the scan goes on.
+    assert timed == [
+        [
+            bomb,
+            "error",
+            None,
+            "not read to its end within 0.05 s (the limit: max_archive_seconds, "
+            "--max-archive-seconds); what came after is not scanned",
+        ],
+        [os.path.join(good, "ckpt-2"), "ok", 2, None],
+    ]
+    assert timed_seconds < 1.0
 
 
 def _zip(tmp_path, name="run.zip", prefix="x/ckpt-7") -> str:

@@ -96,6 +96,13 @@ def register(sub: Any) -> None:
         help="a member of a compressed archive that must be held whole (--verify, --stats) "
         "and is larger is a record (default: 2147483648, 2 GiB)",
     )
+    s.add_argument(
+        "--max-archive-seconds",
+        type=_positive,
+        metavar="S",
+        help="a compressed archive not read to its end in S seconds is a record for what "
+        "was left (default: 3600)",
+    )
     # -- URLs: the bounds of remote reads and walks (tfckpt.remote.RemoteLimits)
     add_remote_options(s, walk=True, storage_option=False)
     s.set_defaults(func=run)
@@ -147,6 +154,7 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
             for name, value in (
                 ("max_archive_members", args.max_archive_members),
                 ("max_member_bytes", args.max_member_bytes),
+                ("max_archive_seconds", args.max_archive_seconds),
             )
             if value is not None
         },

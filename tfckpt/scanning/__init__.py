@@ -37,7 +37,11 @@ from .output import FORMATS, record_writer
 from .records import CHECKPOINT_FIELDS, KEY_FIELDS, KeyRecord, Record
 from .roots import check_root
 from .run import dataframe_meta, scan, scan_to_dask
-from .tasks import DEFAULT_MAX_ARCHIVE_MEMBERS, DEFAULT_MAX_MEMBER_BYTES
+from .tasks import (
+    DEFAULT_MAX_ARCHIVE_MEMBERS,
+    DEFAULT_MAX_ARCHIVE_SECONDS,
+    DEFAULT_MAX_MEMBER_BYTES,
+)
 
 __all__ = [
     "scan",
@@ -53,5 +57,6 @@ __all__ = [
     "archive_kind",
     "DEFAULT_MAX_MEMBER_BYTES",
     "DEFAULT_MAX_ARCHIVE_MEMBERS",
+    "DEFAULT_MAX_ARCHIVE_SECONDS",
     "open_location",
 ]

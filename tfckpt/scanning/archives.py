@@ -3,8 +3,10 @@ compressed tars streamed once, each checkpoint handed on as soon as it is comple
 
 from __future__ import annotations
 
+import io
 import posixpath
 import stat
+import time
 from collections import Counter
 from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
@@ -65,6 +67,47 @@ def member_name(name: str) -> str:
     while name.startswith(("./", "/")):
         name = name[2:] if name.startswith("./") else name[1:]
     return name.rstrip("/")
+
+
+class ArchiveTimeout(Exception):
+    """A compressed archive took longer than a scan gives one (Options.max_archive_seconds)."""
+
+
+class _TimedFile(io.RawIOBase):
+    """A file whose reads fail with ArchiveTimeout after `seconds` from its opening: the
+    decompressors read through it, so even one member gigabytes long is cut off in time."""
+
+    def __init__(self, path: str, seconds: float) -> None:
+        self._f = open(path, "rb")  # noqa: SIM115 - closed with the tar (close below)
+        self._seconds = seconds
+        self._deadline = time.monotonic() + seconds
+
+    def _check(self) -> None:
+        if time.monotonic() > self._deadline:
+            raise ArchiveTimeout(
+                f"not read to its end within {self._seconds:g} s (the limit: "
+                "max_archive_seconds, --max-archive-seconds); what came after is not scanned"
+            )
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        self._check()
+        return self._f.readinto(b)
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return self._f.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._f.tell()
+
+    def close(self) -> None:
+        self._f.close()
+        super().close()
 
 
 class TooManyMembers(Exception):
@@ -273,9 +316,11 @@ def compressed_tar_tasks(path: str, opts: Options) -> Iterator[Task]:
     last member has been read. Never seeks backwards."""
     import tarfile
 
+    raw = _TimedFile(path, opts.max_archive_seconds)
     try:
-        tar = tarfile.open(path, "r:*")
+        tar = tarfile.open(fileobj=raw, mode="r:*")
     except _archive_errors() as e:
+        raw.close()
         yield Done(
             [
                 error_record(
@@ -288,21 +333,29 @@ def compressed_tar_tasks(path: str, opts: Options) -> Iterator[Task]:
             ]
         )
         return
-    with tar:
-        # A listing needs each index whole, but of the data shards only their sizes (in
-        # the member headers) and the few bytes of the step it shows: the indexes are
-        # read in the first pass, so the second can keep just those bytes.
-        listing = not (opts.verify or opts.stats)
-        indexes: Optional[Dict[int, bytes]] = {} if listing else None
-        try:
-            tree = _compressed_tar_tree(
-                path, tar, indexes, opts.max_member_bytes, opts.max_archive_members
-            )
-        except TooManyMembers as e:
-            yield Done([error_record("path", path, "", str(e))])
-            return
-        tasks = list(walk_tasks(tree))
-        yield from _in_stream_order(tar, tasks, opts, indexes)
+    try:
+        with raw, tar:
+            yield from _compressed_tar_passes(path, tar, opts)
+    except ArchiveTimeout as e:
+        yield Done([error_record("path", path, "", str(e))])
+
+
+def _compressed_tar_passes(path: str, tar: Any, opts: Options) -> Iterator[Task]:
+    """The two passes over an opened compressed tar."""
+    # A listing needs each index whole, but of the data shards only their sizes (in the
+    # member headers) and the few bytes of the step it shows: the indexes are read in the
+    # first pass, so the second can keep just those bytes.
+    listing = not (opts.verify or opts.stats)
+    indexes: Optional[Dict[int, bytes]] = {} if listing else None
+    try:
+        tree = _compressed_tar_tree(
+            path, tar, indexes, opts.max_member_bytes, opts.max_archive_members
+        )
+    except TooManyMembers as e:
+        yield Done([error_record("path", path, "", str(e))])
+        return
+    tasks = list(walk_tasks(tree))
+    yield from _in_stream_order(tar, tasks, opts, indexes)
 
 
 def _compressed_tar_tree(

@@ -26,7 +26,13 @@ from typing import (
 from .describe import run_task
 from .records import CHECKPOINT_FIELDS, KEY_FIELDS, Record
 from .roots import check_root, discover, is_url
-from .tasks import DEFAULT_MAX_ARCHIVE_MEMBERS, DEFAULT_MAX_MEMBER_BYTES, Options, Task
+from .tasks import (
+    DEFAULT_MAX_ARCHIVE_MEMBERS,
+    DEFAULT_MAX_ARCHIVE_SECONDS,
+    DEFAULT_MAX_MEMBER_BYTES,
+    Options,
+    Task,
+)
 
 __all__ = ["scan", "scan_to_dask", "dataframe_meta"]
 
@@ -97,6 +103,7 @@ def _start(
     stats: bool = False,
     limits: Any = None,
     max_archive_members: int = DEFAULT_MAX_ARCHIVE_MEMBERS,
+    max_archive_seconds: float = DEFAULT_MAX_ARCHIVE_SECONDS,
 ) -> Tuple[List[str], Options]:
     """The roots (each checked to exist) and the options of a scan."""
     if isinstance(paths, (str, os.PathLike)):
@@ -115,6 +122,7 @@ def _start(
         stats=stats,
         limits=limits,
         max_archive_members=max_archive_members,
+        max_archive_seconds=max_archive_seconds,
     )
 
 
@@ -130,6 +138,7 @@ def scan(
     stats: bool = False,
     limits: Any = None,
     max_archive_members: int = DEFAULT_MAX_ARCHIVE_MEMBERS,
+    max_archive_seconds: float = DEFAULT_MAX_ARCHIVE_SECONDS,
 ) -> Iterator[Record]:
     """Finds every checkpoint under `paths` and yields one :class:`Record` per finding.
 
@@ -145,8 +154,9 @@ def scan(
     cost: each request's time, each checkpoint's, the size of an index, the depth and the
     entries of a walk; a server that exceeds them gives a record, and the scan goes on.
     An archive member larger than `max_member_bytes` is not held in memory from a compressed
-    archive, and an archive of more than `max_archive_members` members is not scanned: each
-    is a record that says so. `jobs` > 1 scans with that many workers (processes for files,
+    archive, an archive of more than `max_archive_members` members is not scanned, and a
+    compressed archive is read for at most `max_archive_seconds`: each is a record that
+    says so. `jobs` > 1 scans with that many workers (processes for files,
     threads for URLs); records come in the same order either way::
 
         bad = [r for r in tfckpt.scan("runs/", verify=True, jobs=4) if not r.ok]
@@ -164,6 +174,7 @@ def scan(
         stats,
         limits=limits,
         max_archive_members=max_archive_members,
+        max_archive_seconds=max_archive_seconds,
     )
     return _scan(roots, opts, max(1, int(jobs)))
 
@@ -195,6 +206,7 @@ def scan_to_dask(
     max_member_bytes: int = DEFAULT_MAX_MEMBER_BYTES,
     limits: Any = None,
     max_archive_members: int = DEFAULT_MAX_ARCHIVE_MEMBERS,
+    max_archive_seconds: float = DEFAULT_MAX_ARCHIVE_SECONDS,
 ) -> Any:
     """The same scan as :func:`scan`, as a ``dask.bag.Bag`` of record dicts (columns
     :data:`CHECKPOINT_FIELDS`, or :data:`KEY_FIELDS` with `keys`), in the same order.
@@ -221,6 +233,7 @@ def scan_to_dask(
         max_member_bytes,
         limits=limits,
         max_archive_members=max_archive_members,
+        max_archive_seconds=max_archive_seconds,
     )
     tasks = list(discover(roots, opts, for_dask=True))
     columns = KEY_FIELDS if keys else CHECKPOINT_FIELDS

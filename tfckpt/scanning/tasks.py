@@ -18,6 +18,7 @@ __all__ = [
     "Task",
     "DEFAULT_MAX_MEMBER_BYTES",
     "DEFAULT_MAX_ARCHIVE_MEMBERS",
+    "DEFAULT_MAX_ARCHIVE_SECONDS",
 ]
 
 #: Members of a compressed tar are held in memory until their checkpoint is complete.
@@ -25,6 +26,8 @@ DEFAULT_MAX_MEMBER_BYTES = 2 << 30
 #: Members an archive may have; one with more is a record, not scanned (a tar of a million
 #: empty members would otherwise cost memory and time in proportion).
 DEFAULT_MAX_ARCHIVE_MEMBERS = 200_000
+#: Seconds a compressed archive may take to read (a few MB can expand to terabytes).
+DEFAULT_MAX_ARCHIVE_SECONDS = 3600.0
 
 
 @dataclass
@@ -37,6 +40,7 @@ class Options:
     storage_options: Dict[str, Any] = field(default_factory=dict)
     max_member_bytes: int = DEFAULT_MAX_MEMBER_BYTES
     max_archive_members: int = DEFAULT_MAX_ARCHIVE_MEMBERS
+    max_archive_seconds: float = DEFAULT_MAX_ARCHIVE_SECONDS
     stats: bool = False
     # -- remote (URLs): the bounds of every request and of the walk of a tree
     limits: Any = None  # a tfckpt.remote.RemoteLimits; None for its defaults
