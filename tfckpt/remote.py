@@ -167,6 +167,16 @@ def _missing(e: BaseException) -> bool:
     return _status(e) in (404, 410)
 
 
+def _refused(e: BaseException) -> UnreadableError:
+    """A request the server refused for good (403, 401 ...): an UnreadableError naming the
+    file, never a bare FileNotFoundError."""
+    where = str(e.args[0]) if e.args else ""
+    cause = e.__cause__ or e
+    status = _status(cause)
+    what = f"HTTP {status}" if status is not None else f"{type(cause).__name__}: {cause}"
+    return UnreadableError(f"{where}: the server refused the request ({what})", path=where)
+
+
 def _fault_text(e: BaseException, timeout: float, limits: RemoteLimits) -> str:
     """What went wrong with one attempt, in words."""
     if isinstance(e, FileNotFoundError) and e.__cause__ is not None:
@@ -360,7 +370,7 @@ def path_exists(fs: Any, path: str, url: str, limits: RemoteLimits = DEFAULT_LIM
         file_size(fs, path, url, limits)
     except FileNotFoundError as e:
         if not _missing(e):
-            raise
+            raise _refused(e) from None
         return False
     return True
 
@@ -421,7 +431,7 @@ class RemoteStorage:
             )  # fmt: skip
         except FileNotFoundError as e:
             if not _missing(e):
-                raise
+                raise _refused(e) from None
             raise NotACheckpointError(f"No checkpoint index at {url}", path=url) from None
 
     def shard_path(self, shard_id: int, num_shards: int) -> str:
@@ -458,7 +468,7 @@ class RemoteStorage:
                 )
             except FileNotFoundError as e:
                 if not _missing(e):
-                    raise
+                    raise _refused(e) from None
                 raise self._missing_shard(shard_id, num_shards) from None
             if size is None:
                 raise UnreadableShardError(
@@ -491,7 +501,7 @@ class RemoteStorage:
                 )
             except FileNotFoundError as e:
                 if not _missing(e):
-                    raise
+                    raise _refused(e) from None
                 raise self._missing_shard(shard_id, num_shards) from None
             if len(data) != end - start:
                 raise CorruptCheckpointError(
@@ -595,7 +605,7 @@ def _index_size(fs: Any, path: str, url: str, limits: RemoteLimits) -> "int | No
         return file_size(fs, path + INDEX_SUFFIX, url + INDEX_SUFFIX, limits)
     except FileNotFoundError as e:
         if not _missing(e):
-            raise
+            raise _refused(e) from None
         return False
 
 
@@ -635,7 +645,7 @@ def fetch_files(
                 size = file_size(fs, path, url, limits, budget)
         except FileNotFoundError as e:
             if not _missing(e):
-                raise
+                raise _refused(e) from None
             raise MissingShardError(
                 f"{url}: the checkpoint file is missing (the server answered 'not found')",
                 path=url,
@@ -689,7 +699,7 @@ def v1_files(
         size = file_size(fs, path, url, limits)
     except FileNotFoundError as e:
         if not _missing(e):
-            raise
+            raise _refused(e) from None
         return None
     if fetch_footer(fs, path, url, size, len(TABLE_MAGIC), limits) != TABLE_MAGIC:
         return None
