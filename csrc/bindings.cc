@@ -689,6 +689,28 @@ PYBIND11_MODULE(_native, m) {
         "CRC-32C of data, extending `crc` (the CRC of preceding bytes). GIL released.");
   m.def("crc32c_portable", [](const py::object& d, uint32_t crc) { return Crc(d, crc, true); },
         py::arg("data"), py::arg("crc") = 0);
+  m.def("crc32c_combine", &crc32c::Combine, py::arg("crc_a"), py::arg("crc_b"), py::arg("len_b"),
+        "CRC-32C of A followed by B from the CRCs of both and B's length.");
+  m.def(
+      "crc32c_file",
+      [](int fd, uint64_t offset, uint64_t size, int threads) {
+        uint64_t got = 0;
+        int error = 0;
+        uint32_t crc;
+        {
+          py::gil_scoped_release release;
+          crc = crc32c::FileRange(fd, offset, size, threads, &got, &error);
+        }
+        if (error != 0) {
+          errno = error;
+          PyErr_SetFromErrno(PyExc_OSError);
+          throw py::error_already_set();
+        }
+        return py::make_tuple(crc, got);
+      },
+      py::arg("fd"), py::arg("offset"), py::arg("size"), py::arg("threads") = 1,
+      "(CRC-32C of bytes [offset, offset+size) of fd read with pread, bytes read: fewer when "
+      "the file ends first). GIL released; large ranges split between `threads` threads.");
   m.def("mask_crc", &crc32c::Mask);
   m.def("unmask_crc", &crc32c::Unmask);
 

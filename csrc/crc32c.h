@@ -20,6 +20,17 @@ inline uint32_t Value(const void* data, size_t n) { return Extend(0, data, n); }
 // hardware path on the same machine.
 uint32_t ExtendPortable(uint32_t crc, const void* data, size_t n);
 
+// crc32c(A || B) from crc32c(A), crc32c(B) and the length of B in bytes.
+uint32_t Combine(uint32_t crc_a, uint32_t crc_b, uint64_t len_b);
+
+// The CRC-32C of bytes [offset, offset + size) of file descriptor `fd`, read with pread in
+// pieces into buffers of its own (never a mapping: a file truncated meanwhile gives a short
+// count, not SIGBUS); large ranges are split between `threads` threads and their CRCs
+// combined. Sets *read_bytes to the bytes read (less than `size` when the file ends first)
+// and *error to an errno (0 if none).
+uint32_t FileRange(int fd, uint64_t offset, uint64_t size, int threads, uint64_t* read_bytes,
+                   int* error);
+
 // Name of the implementation Extend uses on this CPU: "sse4.2", "armv8-crc"
 // or "portable".
 const char* Implementation();

@@ -555,3 +555,46 @@ def test_snappy_stream_from_reference_compressor():
     assert _native.snappy_decompress(REFERENCE_STREAM, len(REFERENCE_INPUT)) == REFERENCE_INPUT
     with pytest.raises(tfckpt.CorruptCheckpointError):
         _native.snappy_decompress(REFERENCE_STREAM[:-3], len(REFERENCE_INPUT))
+
+
+def test_crc_of_a_file_range_on_threads_and_combined(oracle, tmp_path):
+    """core.crc32c_file (pread outside the GIL, a large range split between threads, the
+    parts' CRCs combined) gives crcmod's CRC of the range, the native core and the twin
+    alike; a file that ends early gives a short count, never a fault; a bad descriptor is an
+    OSError."""
+    import os
+
+    from tfckpt import _pycore
+
+    rng = random.Random(7)
+    data = rng.randbytes(40 << 20) + bytes(3 << 20) + rng.randbytes(12345)
+    path = tmp_path / "f"
+    path.write_bytes(data)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        cases = [(0, len(data), 2), (7, len(data) - 7, 3), (123, 17 << 20, 4), (5, 100, 2)]
+        cases += [(0, 0, 2), (len(data) - 10, 10, 2)]
+        for offset, size, threads in cases:
+            want = oracle(data[offset : offset + size])
+            assert _native.crc32c_file(fd, offset, size, threads) == (want, size)
+        # The twin on small ranges (it is slow): the same answers.
+        for offset, size in [(0, 1000), (999, 70000), (len(data) - 10, 10)]:
+            want = (oracle(data[offset : offset + size]), size)
+            assert _pycore.crc32c_file(fd, offset, size, 2) == want
+        # Past the end: the bytes that are there, and how many.
+        tail = len(data) - (1 << 20)
+        for core in (_native, _pycore):
+            assert core.crc32c_file(fd, tail, 2 << 20, 2) == (oracle(data[tail:]), 1 << 20)
+        assert _native.crc32c_file(fd, 1 << 20, len(data), 2) == (
+            oracle(data[1 << 20 :]),
+            len(data) - (1 << 20),
+        )
+    finally:
+        os.close(fd)
+    for core in (_native, _pycore):
+        with pytest.raises(OSError):
+            core.crc32c_file(fd, 0, 10, 1)
+    for _ in range(200):
+        a, b = rng.randbytes(rng.randint(0, 3000)), rng.randbytes(rng.randint(0, 3000))
+        for core in (_native, _pycore):
+            assert core.crc32c_combine(oracle(a), oracle(b), len(b)) == oracle(a + b)

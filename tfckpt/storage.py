@@ -69,6 +69,8 @@ __all__ = [
 
 #: Bytes read at a time by a checksum pass (one buffer: memory stays flat).
 _CHUNK = 128 << 10
+#: Threads that checksum one large range of a local file (see core.crc32c_file).
+_CRC_THREADS = max(1, min(os.cpu_count() or 1, 4))
 #: Data shards whose identity a reader records when it opens (more are pinned when first
 #: opened: a crafted header may claim billions of shards).
 _PIN_AT_OPEN = 1024
@@ -193,9 +195,25 @@ class _PinnedFile:
         return out
 
     def checksum(self, offset: int, size: int) -> int:
-        crc = 0
-        for part in self.chunks(offset, size, _CHUNK):
-            crc = core.crc32c(part, crc)
+        fd = self._open()
+        if fd is None:  # a mapping standing in for a file since removed: read it
+            crc = 0
+            for part in self.chunks(offset, size, _CHUNK):
+                crc = core.crc32c(part, crc)
+            return crc
+        try:
+            # Read with pread by the core, outside the GIL, large ranges on every core.
+            crc, got = core.crc32c_file(fd, offset, size, _CRC_THREADS)
+        finally:
+            os.close(fd)
+        if got < size:
+            raise CorruptCheckpointError(
+                f"{self.path}: the file changed since the checkpoint was opened (it ends at "
+                f"{offset + got} bytes, before the {offset + size} the read needs); open the "
+                "checkpoint again to read it as it is now",
+                path=self.path,
+                offset=offset,
+            )
         return crc
 
 

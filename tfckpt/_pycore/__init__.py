@@ -25,7 +25,15 @@ from .bundle import (
     dtype_sizes,
     slice_key,
 )
-from .crc32c import crc32c, crc32c_implementation, crc32c_portable, mask_crc, unmask_crc
+from .crc32c import (
+    crc32c,
+    crc32c_combine,
+    crc32c_file,
+    crc32c_implementation,
+    crc32c_portable,
+    mask_crc,
+    unmask_crc,
+)
 from .mapped_file import MappedFile
 from .snappy import snappy_decompress
 from .stats import tensor_stats
@@ -35,6 +43,8 @@ from .writer import BundleWriter, serialize_entry
 
 __all__ = [
     "crc32c",
+    "crc32c_combine",
+    "crc32c_file",
     "crc32c_portable",
     "crc32c_implementation",
     "mask_crc",
