@@ -864,3 +864,45 @@ def test_reference_dtypes_named_as_tensorflow_names_them(tmp_path):
                 match=f"key k{c} has dtype {e.dtype_name}, which has no values",
             ):
                 r.read(f"k{c}")
+
+
+def test_entries_of_a_large_index_one_by_one_then_whole(tmp_path):
+    """Above 4096 entries an index is decoded key by key, then whole once a script has
+    asked for 1024: every Entry is the same either way (and equal to one made by hand),
+    bytes keys included, and a missing key is still KeyNotFoundError."""
+    import pickle
+
+    import tfckpt.reader as reader_module
+    from tfckpt.entries import Entry
+
+    n = reader_module._DECODE_ALL_UP_TO + 500
+    prefix = str(tmp_path / "big")
+    values = {f"v{i:05d}": np.full(i % 7 + 1, i, np.int32) for i in range(n)}
+    tfckpt.write(prefix, values)
+    with tfckpt.open(prefix) as r:
+        rows = {row[0]: row for row in r.listing()}
+        first = r.entry(b"v00003")  # by bytes, before anything is decoded whole
+        assert first.key == "v00003" and not r._all_decoded
+        seen = []
+        for i, k in enumerate(r.keys()):
+            e = r.entry(k)
+            # (the bytes key asked for first counts among the entries decoded one by one)
+            assert r._all_decoded == (i >= reader_module._DECODE_ALL_AFTER - 1), i
+            _, dtype, shape, size, n_elements, _, _ = rows[k]
+            assert (e.key, e.dtype_code, e.shape, e.size, e.num_elements) == (
+                k,
+                dtype,
+                shape,
+                size,
+                n_elements,
+            )
+            seen.append(e)
+        assert r.entry(b"v00003") is first and r.entry("v00003") == first
+        e = seen[-1]
+        by_hand = Entry(
+            e.key, e.dtype_code, e.shape, e.shard_id, e.offset, e.size, e.crc32c, (), e.num_elements
+        )
+        assert e == by_hand and hash(e) == hash(by_hand) and repr(e) == repr(by_hand)
+        assert pickle.loads(pickle.dumps(e)) == e
+        with pytest.raises(tfckpt.KeyNotFoundError):
+            r.entry("v99999")

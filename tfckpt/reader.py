@@ -121,8 +121,10 @@ def open(
 
 # Indexes of up to this many entries are decoded whole at the first entry() (a few hundred
 # microseconds at most); larger ones entry by entry, so that one lookup in an index of a
-# million keys costs what it needs.
+# million keys costs what it needs, and whole once this many have been asked for (a loop
+# over the keys: one native call then costs half of the calls one by one).
 _DECODE_ALL_UP_TO = 4096
+_DECODE_ALL_AFTER = 1024
 
 
 def _slices_of(extents: Sequence[Sequence[Tuple[int, int]]]) -> Tuple[TensorSlice, ...]:
@@ -195,6 +197,7 @@ class Reader(Mapping[str, Any]):
         self._swap = (self.header.endianness == "big") != _HOST_BIG_ENDIAN
         self._keys: Optional[List[str]] = None
         self._entries: Dict[Any, Entry] = {}
+        self._all_decoded = False
         self._object_graph: Any = None
 
     # -- the header ---------------------------------------------------------------------
@@ -267,9 +270,14 @@ class Reader(Mapping[str, Any]):
         # writes, entry() for each key, then costs a dictionary lookup per call).
         e = self._entries.get(key)
         if e is None:
-            if not self._entries and len(self._index) <= _DECODE_ALL_UP_TO:
-                # A small index is decoded whole, in one native call, at the first entry().
-                self._entries = cast(Dict[Any, Entry], self._index.entry_objects(Entry, _slices_of))
+            if not self._all_decoded and (
+                len(self._index) <= _DECODE_ALL_UP_TO or len(self._entries) >= _DECODE_ALL_AFTER
+            ):
+                # A small index is decoded whole, in one native call, at the first entry();
+                # a larger one once a script has asked for many of its entries.
+                decoded = cast(Dict[Any, Entry], self._index.entry_objects(Entry, _slices_of))
+                decoded.update(self._entries)  # bytes keys asked for so far stay as they are
+                self._entries, self._all_decoded = decoded, True
                 e = self._entries.get(key)
             if e is None:
                 e = self._entries[key] = self._decode_entry(key)
