@@ -33,6 +33,8 @@ _TARFILE_COMPRESSIONS = tuple(COMPRESSION_MAGICS[c] for c in ("gzip", "bzip2", "
 _TAR_BLOCK = 512
 #: The values a listing of a checkpoint reads: its step (see describe).
 _STEP_KEYS = (SAVE_COUNTER_KEY, "global_step")
+#: A step value larger than this (an index that says so is lying) is not read from a stream.
+_STEP_BYTES_MAX = 1 << 16
 
 
 def _too_large_for_a_state_file() -> bytes:
@@ -438,7 +440,11 @@ def _read_ranges(tar: Any, m: Any, ranges: List[Tuple[int, int]]) -> Any:
     from ..storage import PartialBytes
 
     held: Dict[int, bytes] = {}
-    wanted = sorted((off, size) for off, size in ranges if 0 <= off and off + size <= m.size)
+    wanted = sorted(
+        (off, size)
+        for off, size in ranges
+        if 0 <= off and off + size <= m.size and size <= _STEP_BYTES_MAX
+    )
     if wanted:
         f = tar.extractfile(m)
         pos = 0
