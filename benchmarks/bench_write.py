@@ -44,6 +44,13 @@ included in the timing (call + sync: the data is on the device), identical for b
 source checkpoint is evicted from the page cache once (``POSIX_FADV_DONTNEED``) and read
 sequentially with read() before the edit rounds, so its pages are cached the way ``cat``
 or ``cp`` leave them (see bench_read_all.py for why that matters to a mapping reader).
+Just before each timed call, 3 GiB of memory is touched and freed (untimed, for both): on
+this virtual machine the host takes freed memory back, and a write into pages it took back
+waits for the host (``_common.back_memory``; ``--cold-memory`` leaves that out).
+
+**Floors** (printed first): the same bytes written to a new file with plain ``write()``
+calls of 16 MiB, and the CRC32C of them in memory on one core: what any writer of one
+data file through the page cache pays at least.
 
 One untimed warm-up of each contender, then N rounds alternating the order (tfckpt first
 on even rounds). Reported: medians, ratios of the medians (TensorFlow / tfckpt), GB/s of
@@ -70,6 +77,12 @@ DEFAULT_TENSOR = "encoder/layer_07/mlp/intermediate/kernel"
 
 def main(argv=None) -> int:
     ap = _common.parser(_common.first_line(__doc__), runs=9)
+    ap.add_argument(
+        "--cold-memory",
+        action="store_true",
+        help="do not touch memory before each timed call (see _common.back_memory): the "
+        "times then include the hypervisor supplying pages it took back",
+    )
     ap.add_argument(
         "--tensor",
         default=DEFAULT_TENSOR,
@@ -123,15 +136,30 @@ def same_content(tfckpt, a: str, b: str) -> bool:
     return True
 
 
+def write_floor(arrays, path: str) -> None:
+    """The payload bytes written to one new file with plain write() calls of 16 MiB."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        for a in arrays.values():
+            view = memoryview(a.reshape(-1).view("uint8"))
+            for start in range(0, len(view), 16 << 20):
+                piece = view[start : start + (16 << 20)]
+                while len(piece):
+                    piece = piece[os.write(fd, piece) :]
+    finally:
+        os.close(fd)
+
+
 def _cpu() -> float:
     ru = resource.getrusage(resource.RUSAGE_SELF)  # every thread of this process
     return ru.ru_utime + ru.ru_stime
 
 
-def measure(contenders, runs: int, out: str, before=None):
+def measure(contenders, runs: int, out: str, before=None, cold: bool = False):
     """N alternating rounds; per contender the times until the call returned, until a
     following os.sync() returned, and the process's CPU time (user + system, all threads)
-    during the call. `before(name)` runs untimed before each call."""
+    during the call. `before(name)` runs untimed before each call, then (unless `cold`)
+    _common.back_memory()."""
     times = {k: ([], [], []) for k in contenders}
     for i in range(runs):
         order = list(contenders) if i % 2 == 0 else list(reversed(contenders))
@@ -139,6 +167,8 @@ def measure(contenders, runs: int, out: str, before=None):
             clear(out)
             if before is not None:
                 before(name)
+            if not cold:
+                _common.back_memory()
             c0 = _cpu()
             t0 = time.perf_counter()
             contenders[name]()
@@ -208,7 +238,27 @@ def run(args, tf, np, tfckpt, src: str, out: str) -> int:
         f"with the object graph) to {out}; both write the same values, and TensorFlow "
         f"restores tfckpt's checkpoint (assert_consumed)"
     )
-    wt = measure(write, args.runs, out)
+    floor = measure(
+        {"floor: write()": lambda: write_floor(arrays, os.path.join(out, "tf", "floor"))},
+        args.runs,
+        out,
+        cold=args.cold_memory,
+    )
+    from tfckpt._core import core
+
+    crc_times = []
+    for _ in range(args.runs):
+        t0 = time.perf_counter()
+        for a in arrays.values():
+            core.crc32c(a.reshape(-1).view(np.uint8))
+        crc_times.append(time.perf_counter() - t0)
+    floor_write, floor_crc = _common.median(floor["floor: write()"][0]), _common.median(crc_times)
+    print(
+        f"  floors: write() of the same bytes to one new file {_common.fmt_s(floor_write)} "
+        f"({total / floor_write / 1e9:.2f} GB/s); their CRC32C in memory, one core "
+        f"{_common.fmt_s(floor_crc)} ({total / floor_crc / 1e9:.1f} GB/s)"
+    )
+    wt = measure(write, args.runs, out, cold=args.cold_memory)
     print("  write a new checkpoint:")
     report(wt, total)
     w_a, w_b = _common.median(wt["tfckpt"][0]), _common.median(wt["tensorflow"][0])
@@ -276,7 +326,7 @@ def run(args, tf, np, tfckpt, src: str, out: str) -> int:
         f"{new_value.nbytes / 2**20:.1f} MiB) in {src}, a new checkpoint as output; "
         f"both give the same values"
     )
-    et = measure(edit, args.runs, out)
+    et = measure(edit, args.runs, out, cold=args.cold_memory)
     print("  change one tensor:")
     report(et, total)
     print(
@@ -295,7 +345,7 @@ def run(args, tf, np, tfckpt, src: str, out: str) -> int:
     }
     copy_source("tfckpt in place")
     in_place["tfckpt in place"]()  # warm-up
-    it = measure(in_place, args.runs, out, before=copy_source)
+    it = measure(in_place, args.runs, out, before=copy_source, cold=args.cold_memory)
     report(it, total)
     ip, ips = _common.median(it["tfckpt in place"][0]), _common.median(it["tfckpt in place"][1])
 
@@ -321,7 +371,11 @@ def run(args, tf, np, tfckpt, src: str, out: str) -> int:
             synced_tfckpt=ws_a,
             synced_tensorflow=ws_b,
             synced_ratio=ws_b / ws_a,
+            floor_write=floor_write,
+            floor_crc=floor_crc,
             notes=[
+                f"floors: write() of the bytes {_common.fmt_s(floor_write)}, "
+                f"their CRC32C {_common.fmt_s(floor_crc)}",
                 f"with os.sync() timed: tfckpt {_common.fmt_s(ws_a)} "
                 f"({total / ws_a / 1e9:.2f} GB/s), TensorFlow "
                 f"{_common.fmt_s(ws_b)} ({total / ws_b / 1e9:.2f} GB/s), "

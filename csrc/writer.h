@@ -6,7 +6,6 @@
 #pragma once
 
 #include <cstdint>
-#include <cstdio>
 #include <map>
 #include <string>
 #include <string_view>
@@ -64,13 +63,19 @@ class BundleWriter {
   };
   struct Shard {
     std::string temp_path;
-    FILE* file = nullptr;
-    uint64_t size = 0;
+    int fd = -1;
+    std::string buffer;  // bytes not yet written: small payloads are gathered
+    uint64_t size = 0;   // bytes of the shard so far, the buffer included
   };
 
   PendingEntry& NewEntry(const std::string& key, int32_t dtype,
                          const std::vector<int64_t>& shape, uint64_t size);
   void Write(const void* data, size_t n, uint32_t* crc);
+  void Put(const void* data, size_t n);
+  void Flush(Shard& s);
+  void WriteFully(Shard& s, const void* data, size_t n);
+  Shard OpenShard(const std::string& temp_path);
+  [[noreturn]] void Mismatch(const std::string& key, uint32_t masked_crc, uint32_t computed);
   void CheckOpen() const;
   [[noreturn]] void Fail(const std::string& message);
 

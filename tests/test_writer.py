@@ -283,6 +283,27 @@ def _masked(data: bytes) -> bytes:
     return struct.pack("<I", (((c >> 15) | (c << 17)) + 0xA282EAD8) & 0xFFFFFFFF)
 
 
+def test_savev2_byte_identical_around_the_buffer_and_hashing_sizes(tf, tmp_path):
+    """Payloads below 1 MiB are gathered in the writer's buffer, larger ones are written
+    from the array; from 4 MiB on the CRC32C is computed by a second thread beside the
+    write. Sizes on each side of both limits, between small ones and in no order of size,
+    give the files SaveV2 writes (offsets, CRCs, bytes)."""
+    rng = np.random.default_rng(7)
+    mib = 1 << 20
+    sizes = [3, mib - 4, 5, mib, mib + 4, 7, 4 * mib - 4, 4 * mib, 11, 4 * mib + 4, 9 * mib, 1]
+    items = []
+    for i, n in enumerate(sizes):
+        a = rng.integers(0, 255, size=n, dtype=np.uint8)
+        if n % 4 == 0:
+            a = a.view(np.float32)
+        items.append((f"t{i:02d}", a, "float32" if a.dtype == np.float32 else "uint8", ""))
+    _savev2(tf, str(tmp_path / "tf"), items)
+    with tfckpt.Writer(tmp_path / "ours") as w:
+        for key, a, _, _ in items:
+            w.add(key, a)
+    assert_same_files(str(tmp_path / "tf"), str(tmp_path / "ours"))
+
+
 def test_empty_checkpoint(tf, tmp_path):
     """SaveV2 cannot write an empty bundle (its dtypes attribute needs one element), so the
     expectation is assembled by hand from FORMAT.md with an independent CRC32C: one data
@@ -525,6 +546,9 @@ def _full_disk_child(limit: int, prefix: str, what: str) -> dict:
         if what == "data":
             tfckpt.write(prefix, {"a": np.ones(10, np.float32),
                                   "big": np.ones(4 * limit, np.uint8)}, overwrite=True)
+        elif what == "data-hashed":   # 8 MiB: its CRC computed by a thread beside the write
+            tfckpt.write(prefix, {"a": np.ones(10, np.float32),
+                                  "big": np.ones(2 << 20, np.float32)}, overwrite=True)
         elif what == "index":
             keys = ["k%05d/" % i + "x" * 200 for i in range(3000)]
             tfckpt.write(prefix, {k: np.float32(1) for k in keys}, overwrite=True)
@@ -540,11 +564,12 @@ def _full_disk_child(limit: int, prefix: str, what: str) -> dict:
     return _run_child(code, limit, prefix, what)
 
 
-@pytest.mark.parametrize("what", ["data", "index", "edit"])
+@pytest.mark.parametrize("what", ["data", "data-hashed", "index", "edit"])
 def test_full_disk_rlimit(tmp_path, what):
     """A file size limit makes every write past it fail with EFBIG, as a full disk fails
-    with ENOSPC: the data shard (`data`), the index (`index`: 3000 long keys, little data)
-    or an in-place edit (`edit`). The error is a CheckpointError naming the checkpoint and
+    with ENOSPC: the data shard (`data`; `data-hashed`, a payload whose CRC a second thread
+    computes meanwhile), the index (`index`: 3000 long keys, little data) or an in-place
+    edit (`edit`). The error is a CheckpointError naming the checkpoint and
     the file; nothing is left behind; the previous checkpoint is untouched."""
     old = {"a": np.arange(10, dtype=np.float32), "big": np.arange(300_000, dtype=np.int64)}
     p = tfckpt.write(tmp_path / "ckpt", old)
