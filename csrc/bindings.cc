@@ -77,7 +77,7 @@ std::string_view KeyView(const py::handle& key, std::string* storage) {
   return *storage;
 }
 
-py::str KeyStr(const std::string& key) {
+py::str KeyStr(std::string_view key) {
   // Keys are nearly always ASCII; that check is far cheaper than a UTF-8 decode.
   bool ascii = true;
   for (unsigned char c : key) {
@@ -229,31 +229,60 @@ void Put(const py::object& t, Py_ssize_t i, PyObject* item) {
 }
 
 // A Python class whose instances hold an entry in slots named key, dtype_code, shape,
-// shard_id, offset, size, crc32c, slices, num_elements (tfckpt.entries.Entry): the slots'
-// offsets, checked, so that the core can fill a new instance as CPython's own __init__
-// would, without calling into Python per field.
+// shard_id, offset, size, crc32c, slices, num_elements, dtype (tfckpt.entries.Entry): the
+// slots' offsets, checked, so that the core can fill a new instance as CPython's own
+// __init__ would, without calling into Python per field. `dtype` comes from the class's
+// dict _DTYPES (numpy dtype by DataType code), filled by its _dtype_of(code) the first
+// time a code is seen; a code without one (None) makes an instance of _NO_NUMPY_DTYPE, a
+// subclass of the same layout.
 struct EntryClass {
-  static constexpr int kFields = 9;
+  static constexpr int kFields = 10;
   PyTypeObject* type;
+  PyTypeObject* no_numpy_type;
   Py_ssize_t offsets[kFields];
+  py::object cls;
+  py::object dtypes;  // the class's _DTYPES dict
 
-  explicit EntryClass(const py::handle& cls) {
-    static const char* const kNames[kFields] = {"key",    "dtype_code", "shape",
-                                                "shard_id", "offset",   "size",
-                                                "crc32c", "slices",     "num_elements"};
+  static Py_ssize_t SlotOffset(const py::handle& cls, const char* name) {
+    py::object d = cls.attr(name);
+    if (Py_TYPE(d.ptr()) != &PyMemberDescr_Type) {
+      throw py::type_error(std::string("an entry class must have a slot named ") + name);
+    }
+    const PyMemberDef* m = reinterpret_cast<PyMemberDescrObject*>(d.ptr())->d_member;
+    if (m->type != T_OBJECT_EX || (m->flags & READONLY) != 0) {
+      throw py::type_error(std::string("slot ") + name + " is not a plain object slot");
+    }
+    return m->offset;
+  }
+
+  explicit EntryClass(const py::handle& entry_class)
+      : cls(py::reinterpret_borrow<py::object>(entry_class)) {
+    static const char* const kNames[kFields] = {
+        "key",  "dtype_code", "shape",  "shard_id",     "offset",
+        "size", "crc32c",     "slices", "num_elements", "dtype"};
     if (!PyType_Check(cls.ptr())) throw py::type_error("an entry class must be a class");
     type = reinterpret_cast<PyTypeObject*>(cls.ptr());
-    for (int f = 0; f < kFields; ++f) {
-      py::object d = cls.attr(kNames[f]);
-      if (Py_TYPE(d.ptr()) != &PyMemberDescr_Type) {
-        throw py::type_error(std::string("an entry class must have a slot named ") + kNames[f]);
-      }
-      const PyMemberDef* m = reinterpret_cast<PyMemberDescrObject*>(d.ptr())->d_member;
-      if (m->type != T_OBJECT_EX || (m->flags & READONLY) != 0) {
-        throw py::type_error(std::string("slot ") + kNames[f] + " is not a plain object slot");
-      }
-      offsets[f] = m->offset;
+    for (int f = 0; f < kFields; ++f) offsets[f] = SlotOffset(cls, kNames[f]);
+    dtypes = cls.attr("_DTYPES");
+    if (!PyDict_Check(dtypes.ptr())) throw py::type_error("an entry class's _DTYPES must be a dict");
+    py::object sub = cls.attr("_NO_NUMPY_DTYPE");
+    if (!PyType_Check(sub.ptr()) || !PyType_IsSubtype(reinterpret_cast<PyTypeObject*>(sub.ptr()), type) ||
+        reinterpret_cast<PyTypeObject*>(sub.ptr())->tp_basicsize != type->tp_basicsize) {
+      throw py::type_error("an entry class's _NO_NUMPY_DTYPE must be a subclass of its layout");
     }
+    no_numpy_type = reinterpret_cast<PyTypeObject*>(sub.ptr());
+  }
+
+  // The numpy dtype of DataType `code` (a new reference), or null if it has none.
+  PyObject* Dtype(PyObject* code) const {
+    PyObject* d = PyDict_GetItemWithError(dtypes.ptr(), code);  // borrowed
+    if (d != nullptr) {
+      Py_INCREF(d);
+      return d;
+    }
+    if (PyErr_Occurred()) throw py::error_already_set();
+    py::object made = cls.attr("_dtype_of")(py::reinterpret_borrow<py::object>(code));
+    return made.is_none() ? nullptr : made.release().ptr();
   }
 };
 
@@ -262,8 +291,22 @@ class PyIndex {
  public:
   PyIndex(const py::object& buffer, const std::string& name)
       : buffer_(std::make_unique<BufferRef>(buffer)) {
+    if (buffer_->size() < (size_t{64} << 10)) {  // a small index: parsed in microseconds
+      bundle_ = std::make_unique<Bundle>(buffer_->data(), buffer_->size(), name);
+      return;
+    }
     py::gil_scoped_release release;
     bundle_ = std::make_unique<Bundle>(buffer_->data(), buffer_->size(), name);
+  }
+
+  // Key `i` as a str, made once per index: keys(), entry_objects() and listing() hand out
+  // the same objects, whose hashes are then computed once (a dict lookup by a key from
+  // keys() compares pointers).
+  PyObject* KeyObject(size_t i) const {
+    if (key_strs_.empty()) key_strs_.resize(bundle_->size());
+    py::object& s = key_strs_[i];
+    if (!s) s = KeyStr(bundle_->key(i));
+    return s.inc_ref().ptr();
   }
 
   size_t Lookup(const py::handle& key) const {
@@ -303,22 +346,29 @@ class PyIndex {
   // `slices_of(list of [(start, length), ...])`.
   py::object EntryObject(const EntryClass& cls, size_t i, const py::handle& slices_of) const {
     const tfckpt::Entry& e = bundle_->entry(i);
-    py::object obj = py::reinterpret_steal<py::object>(Checked(cls.type->tp_alloc(cls.type, 0)));
+    py::object code = py::reinterpret_steal<py::object>(Checked(PyLong_FromLong(e.dtype)));
+    PyObject* dtype = cls.Dtype(code.ptr());  // a new reference, or null: no numpy dtype
+    PyTypeObject* type = dtype != nullptr ? cls.type : cls.no_numpy_type;
+    py::object obj = py::reinterpret_steal<py::object>(type->tp_alloc(type, 0));
+    if (!obj) {
+      Py_XDECREF(dtype);
+      throw py::error_already_set();
+    }
     py::object slices = e.slices.empty() ? py::reinterpret_steal<py::object>(Checked(PyTuple_New(0)))
                                          : slices_of(SlicesList(e.slices));
     PyObject* values[EntryClass::kFields] = {
-        KeyStr(bundle_->key(i)).release().ptr(),   PyLong_FromLong(e.dtype),
-        ShapeObject(e.shape),                      PyLong_FromLong(e.shard_id),
-        PyLong_FromLongLong(e.offset),             PyLong_FromLongLong(e.size),
-        PyLong_FromUnsignedLong(e.crc32c),         slices.release().ptr(),
-        PyLong_FromLongLong(e.num_elements)};
+        KeyObject(i),                      code.release().ptr(),
+        ShapeObject(e.shape),              PyLong_FromLong(e.shard_id),
+        PyLong_FromLongLong(e.offset),     PyLong_FromLongLong(e.size),
+        PyLong_FromUnsignedLong(e.crc32c), slices.release().ptr(),
+        PyLong_FromLongLong(e.num_elements), dtype};
     bool failed = false;
     for (int f = 0; f < EntryClass::kFields; ++f) {
       // Each slot of the fresh object is null; it takes the new reference. (A null value
-      // leaves its slot empty: the object is then dropped below.)
+      // leaves its slot empty: the object is then dropped below; `dtype` may be null.)
       *reinterpret_cast<PyObject**>(reinterpret_cast<char*>(obj.ptr()) + cls.offsets[f]) =
           values[f];
-      failed |= values[f] == nullptr;
+      failed |= values[f] == nullptr && f != EntryClass::kFields - 1;
     }
     if (failed) throw py::error_already_set();
     return obj;
@@ -357,7 +407,7 @@ class PyIndex {
   py::list Keys(bool hidden) const {
     py::list out;
     for (size_t i = 0; i < bundle_->size(); ++i) {
-      if (hidden || !bundle_->hidden(i)) out.append(KeyStr(bundle_->key(i)));
+      if (hidden || !bundle_->hidden(i)) out.append(py::reinterpret_steal<py::object>(KeyObject(i)));
     }
     return out;
   }
@@ -377,7 +427,7 @@ class PyIndex {
       if (!hidden && bundle_->hidden(i)) continue;
       const tfckpt::Entry& e = bundle_->entry(i);
       py::object row = NewRow(g_listing_row);
-      Put(row, 0, KeyStr(bundle_->key(i)).release().ptr());
+      Put(row, 0, KeyObject(i));
       Put(row, 1, PyLong_FromLong(e.dtype));
       Put(row, 2, ShapeObject(e.shape));
       Put(row, 3, PyLong_FromLongLong(e.size));
@@ -474,7 +524,7 @@ class PyIndex {
         Py_INCREF(item);
         PyTuple_SET_ITEM(rec, j, item);
       }
-      PyTuple_SET_ITEM(rec, n_lead, KeyStr(bundle_->key(i)).release().ptr());
+      PyTuple_SET_ITEM(rec, n_lead, KeyObject(i));
       PyTuple_SET_ITEM(rec, n_lead + 1, name.release().ptr());
       PyTuple_SET_ITEM(rec, n_lead + 2, ShapeObject(e.shape));
       PyTuple_SET_ITEM(rec, n_lead + 3, Checked(PyLong_FromLongLong(e.num_elements)));
@@ -536,6 +586,7 @@ class PyIndex {
  private:
   std::unique_ptr<BufferRef> buffer_;
   std::unique_ptr<Bundle> bundle_;
+  mutable std::vector<py::object> key_strs_;  // KeyObject's, made on first use
 };
 
 uint32_t Crc(const py::object& data, uint32_t crc, bool portable) {
@@ -782,7 +833,7 @@ PYBIND11_MODULE(_native, m) {
     }
     py::list out;
     for (const TableEntry& e : table->entries()) {
-      out.append(py::make_tuple(py::bytes(e.key), py::bytes(e.value.data(), e.value.size())));
+      out.append(py::make_tuple(py::bytes(e.key.data(), e.key.size()), py::bytes(e.value.data(), e.value.size())));
     }
     return out;
   }, py::arg("buffer"), py::arg("name"),

@@ -254,11 +254,11 @@ Header DecodeHeader(std::string_view value, const std::string& where) {
   return h;
 }
 
-Entry DecodeEntry(std::string_view value, const std::string& key) {
+Entry DecodeEntry(std::string_view value, std::string_view key) {
   Entry e;
   Wire w(value);
   uint32_t field, wt;
-  const std::string unparseable = "entry is not parseable";
+  static const char* const unparseable = "entry is not parseable";
   bool has_shape = false;
   while (!w.done()) {
     if (!w.Tag(&field, &wt)) { e.error = unparseable; return e; }

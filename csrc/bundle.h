@@ -48,7 +48,7 @@ struct Entry {
 // Decoders; throw tfckpt::Error (kCorrupt) naming `where`.
 Header DecodeHeader(std::string_view value, const std::string& where);
 // Never throws: a bad entry comes back with `error` set.
-Entry DecodeEntry(std::string_view value, const std::string& key);
+Entry DecodeEntry(std::string_view value, std::string_view key);
 
 // OrderedCode (FORMAT.md section 6.3) and slice keys (section 6.2).
 void AppendNumIncreasing(std::string* out, uint64_t v);
@@ -67,7 +67,7 @@ class Bundle {
   const Table& table() const { return table_; }
   // All keys after the header, in table order (bytewise sorted).
   size_t size() const { return entries_.size(); }
-  const std::string& key(size_t i) const { return table_.entries()[i + 1].key; }
+  std::string_view key(size_t i) const { return table_.entries()[i + 1].key; }
   std::string_view raw_value(size_t i) const { return table_.entries()[i + 1].value; }
   const Entry& entry(size_t i) const { return entries_[i]; }
   // True for slice entries that TensorFlow hides from listings (section 10.3).

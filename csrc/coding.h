@@ -70,7 +70,7 @@ inline void PutVarint(std::string* out, uint64_t v) {
 // Renders bytes for an error message: control bytes and backslashes as \xNN,
 // everything else as is (so UTF-8 names stay readable; the binding layer
 // escapes bytes that are not valid UTF-8).
-inline std::string Printable(const std::string& s, size_t max_len = 200) {
+inline std::string Printable(std::string_view s, size_t max_len = 200) {
   static const char* hex = "0123456789abcdef";
   std::string out;
   for (size_t i = 0; i < s.size() && i < max_len; ++i) {

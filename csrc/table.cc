@@ -1,6 +1,7 @@
 #include "table.h"
 
 #include <algorithm>
+#include <cstring>
 
 #include "coding.h"
 #include "crc32c.h"
@@ -111,6 +112,29 @@ std::string_view Table::ReadBlock(const uint8_t* data, size_t size,
                 " at " + HandleText(handle));
 }
 
+std::string_view Table::StoreKey(std::string_view prev, size_t shared, std::string_view rest) {
+  const size_t n = shared + rest.size();
+  if (n > key_free_size_) {
+    constexpr size_t kChunk = size_t{64} << 10;
+    const size_t size = n > kChunk / 4 ? n : kChunk;  // a long key gets a chunk of its own
+    key_chunks_.push_back(std::unique_ptr<char[]>(new char[size > 0 ? size : 1]));
+    char* chunk = key_chunks_.back().get();
+    if (size == n) {  // keep the shared chunk's free space for the keys that follow
+      if (shared) std::memcpy(chunk, prev.data(), shared);
+      if (!rest.empty()) std::memcpy(chunk + shared, rest.data(), rest.size());
+      return std::string_view(chunk, n);
+    }
+    key_free_ = chunk;
+    key_free_size_ = size;
+  }
+  char* out = key_free_;
+  if (shared) std::memcpy(out, prev.data(), shared);
+  if (!rest.empty()) std::memcpy(out + shared, rest.data(), rest.size());
+  key_free_ += n;
+  key_free_size_ -= n;
+  return std::string_view(out, n);
+}
+
 void Table::ParseBlock(std::string_view block, const char* what,
                        std::vector<TableEntry>* out, bool check_order, size_t max_entries) {
   const uint8_t* base = reinterpret_cast<const uint8_t*>(block.data());
@@ -139,8 +163,7 @@ void Table::ParseBlock(std::string_view block, const char* what,
   }
 
   const uint8_t* p = base;
-  const std::string* prev_key = nullptr;
-  std::string scratch;
+  std::string_view prev_key;
   while (p < end) {
     const size_t entry_offset = static_cast<size_t>(p - base);
     bool at_restart = false;
@@ -161,7 +184,7 @@ void Table::ParseBlock(std::string_view block, const char* what,
       throw Corrupt(name_ + ": bad entry in " + what + " at offset " +
                     std::to_string(entry_offset) + " (truncated lengths)");
     }
-    const size_t prev_len = prev_key ? prev_key->size() : 0;
+    const size_t prev_len = prev_key.size();
     if (shared > prev_len || (at_restart && shared != 0)) {
       throw Corrupt(name_ + ": bad entry in " + what + " at offset " +
                     std::to_string(entry_offset) + " (shares " + std::to_string(shared) +
@@ -180,8 +203,7 @@ void Table::ParseBlock(std::string_view block, const char* what,
                     " bytes; the index is corrupt or hostile");
     }
     TableEntry entry;
-    if (shared) entry.key.assign(*prev_key, 0, shared);
-    entry.key.append(reinterpret_cast<const char*>(p), unshared);
+    entry.key = StoreKey(prev_key, shared, std::string_view(reinterpret_cast<const char*>(p), unshared));
     p += unshared;
     entry.value = std::string_view(reinterpret_cast<const char*>(p), value_length);
     p += value_length;
@@ -196,8 +218,8 @@ void Table::ParseBlock(std::string_view block, const char* what,
                     std::to_string(max_entries) + " entries in a " + std::to_string(n) +
                     "-byte block of a table this size)");
     }
-    out->push_back(std::move(entry));
-    prev_key = &out->back().key;
+    out->push_back(entry);
+    prev_key = entry.key;
   }
   if (next_restart != num_restarts) {
     restart_value = DecodeFixed32(restarts + 4 * next_restart);

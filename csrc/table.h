@@ -26,7 +26,7 @@ struct BlockHandle {
 };
 
 struct TableEntry {
-  std::string key;
+  std::string_view key;    // into the table's own key storage (keys are prefix-compressed)
   std::string_view value;  // into the file, or into a decompressed block
 };
 
@@ -59,8 +59,15 @@ class Table {
   void ParseBlock(std::string_view block, const char* what, std::vector<TableEntry>* out,
                   bool check_order, size_t max_entries);
 
+  // Stores a key, the first `shared` bytes of `prev` then `rest`, in memory the table owns
+  // (chunks that never move: one allocation per 64 KiB of keys, not one per key).
+  std::string_view StoreKey(std::string_view prev, size_t shared, std::string_view rest);
+
   std::string name_;
   std::vector<TableEntry> entries_;
+  std::vector<std::unique_ptr<char[]>> key_chunks_;
+  char* key_free_ = nullptr;  // the unused part of the last chunk
+  size_t key_free_size_ = 0;
   std::vector<std::unique_ptr<std::string>> owned_blocks_;
   TableStats stats_;
   size_t key_bytes_ = 0;

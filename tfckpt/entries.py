@@ -3,8 +3,8 @@ tensors, and decoded variant elements. Shared by the V2 and V1 readers."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Tuple
 
 from ._core import core
 from .dtypes import by_code, numpy_dtype
@@ -53,7 +53,7 @@ class Entry:
     # Slots, not an instance dict: an Entry is small (the reader keeps one per key it was
     # asked about), and the core fills a new one's slots directly (Index.entry_objects),
     # which makes the loop every script writes, entry(k) for each key, cost a lookup.
-    __slots__ = (
+    _FIELDS = (
         "key",
         "dtype_code",
         "shape",
@@ -64,28 +64,46 @@ class Entry:
         "slices",
         "num_elements",
     )
+    # `dtype` is a slot too, not a field: filled when the entry is made (by the core, from
+    # _DTYPES, numpy dtype by DataType code), so that reading it costs what reading a field
+    # does. An entry of a DataType with no numpy dtype (resource) is an _EntryOfNoNumpyDtype,
+    # whose `dtype` raises the TypeError that says so.
+    __slots__ = _FIELDS + ("dtype",)
+    _DTYPES = _NUMPY_BY_CODE
+
+    def __post_init__(self) -> None:  # an Entry made in Python
+        d = _dtype_of(self.dtype_code)
+        if d is None:
+            _set_attribute(self, "__class__", _EntryOfNoNumpyDtype)
+        else:
+            _set_attribute(self, "dtype", d)
+
+    @staticmethod
+    def _dtype_of(code: int) -> Any:
+        return _dtype_of(code)
 
     # A frozen class with slots is pickled (and copied) through these: the default would
     # restore the fields with setattr, which a frozen dataclass refuses.
     def __getstate__(self) -> Tuple[Any, ...]:
-        return tuple(getattr(self, name) for name in Entry.__slots__)
+        return tuple(getattr(self, name) for name in Entry._FIELDS)
 
     def __setstate__(self, state: Tuple[Any, ...]) -> None:
-        for name, value in zip(Entry.__slots__, state):
+        for name, value in zip(Entry._FIELDS, state):
             _set_attribute(self, name, value)
+        d = _dtype_of(self.dtype_code)
+        if d is None:
+            _set_attribute(self, "__class__", _EntryOfNoNumpyDtype)
+        else:
+            _set_attribute(self, "dtype", d)
+
+    if TYPE_CHECKING:  # for type checkers: an attribute, not an argument of __init__
+        #: The numpy dtype of the values (object for strings and variants).
+        dtype: Any = field(init=False, repr=False, compare=False)
 
     @property
     def dtype_name(self) -> str:
         """The dtype as ``tf.DType.name`` spells it (``float32``, ``bfloat16``, ``string``)."""
         return by_code(self.dtype_code).name
-
-    @property
-    def dtype(self) -> Any:
-        """The numpy dtype of the values (object for strings and variants)."""
-        d = _NUMPY_BY_CODE.get(self.dtype_code)
-        if d is None:
-            d = _NUMPY_BY_CODE[self.dtype_code] = numpy_dtype(self.dtype_code)
-        return d
 
     @property
     def checksum(self) -> int:
@@ -95,6 +113,37 @@ class Entry:
     @property
     def is_partitioned(self) -> bool:
         return bool(self.slices)
+
+
+def _dtype_of(code: int) -> Any:
+    """The numpy dtype of DataType `code` (cached in Entry._DTYPES), or None if it has none."""
+    d = _NUMPY_BY_CODE.get(code)
+    if d is None:
+        try:
+            d = _NUMPY_BY_CODE[code] = numpy_dtype(code)
+        except (TypeError, ValueError):
+            return None
+    return d
+
+
+class _EntryOfNoNumpyDtype(Entry):
+    """An Entry of a DataType with no numpy dtype (resource, or a code that is no DataType):
+    the same fields; its `dtype` is a TypeError that says so."""
+
+    __slots__ = ()
+
+    @property
+    def dtype(self) -> Any:
+        return numpy_dtype(self.dtype_code)  # raises the TypeError
+
+    def __reduce__(self) -> Tuple[Any, ...]:  # pickled as the Entry it is made by
+        return (Entry, tuple(getattr(self, name) for name in self._FIELDS))
+
+
+# Named as the class it stands in for: its repr reads Entry(...).
+_EntryOfNoNumpyDtype.__qualname__ = _EntryOfNoNumpyDtype.__name__ = "Entry"
+# The core makes entries of codes without a numpy dtype as this class (EntryClass).
+Entry._NO_NUMPY_DTYPE = _EntryOfNoNumpyDtype  # type: ignore[attr-defined]  # noqa: SLF001
 
 
 @dataclass(frozen=True)

@@ -38,7 +38,7 @@ from .slices import (
     slice_key,
     volume,
 )
-from .storage import LocalStorage, check_range, checksum, owned_bytes
+from .storage import IndexMissingError, LocalStorage, check_range, checksum, owned_bytes
 from .tensor_proto import decode_variant
 
 __all__ = [
@@ -111,6 +111,20 @@ def open(
         from .v1 import V1Reader
 
         return V1Reader.from_buffers(url, files or [])  # type: ignore[return-value]
+    if isinstance(path, str) and path and path[-1] not in "/\\":
+        # The common case first, in as few system calls as it takes: `path` is a prefix
+        # whose .index opens. Anything else (a directory, a state file, an .index or data
+        # file name, format V1) is found by files.locate.
+        try:
+            return Reader(storage=LocalStorage(path, mmap=mmap))
+        except IndexMissingError:
+            pass
+        except NotACheckpointError:
+            if not os.path.isdir(path + ".index"):  # (a directory: perhaps `path` names one)
+                raise
+        except ValueError as e:  # a NUL in the path: files.locate says what is wrong
+            if isinstance(e, CheckpointError):
+                raise
     found = locate(path)
     if found.format == "V1":
         from .v1 import V1Reader
@@ -124,6 +138,9 @@ def open(
 # million keys costs what it needs, and whole once this many have been asked for (a loop
 # over the keys: one native call then costs half of the calls one by one).
 _DECODE_ALL_UP_TO = 4096
+# Headers already read and checked, by their fields: a Header is immutable, and the
+# checkpoints a script opens nearly all have the same one.
+_HEADERS: Dict[Tuple[Any, ...], Header] = {}
 _DECODE_ALL_AFTER = 1024
 
 
@@ -187,10 +204,16 @@ class Reader(Mapping[str, Any]):
         check_git_lfs_pointer(self.index_path, self._index_buffer)
         self._index = core.Index(self._index_buffer, self.index_path)
         num_shards, endianness, producer, min_consumer, bad = self._index.header
-        self.header = Header(
-            num_shards, "big" if endianness == 1 else "little", producer, min_consumer, tuple(bad)
-        )
-        self._check_header()
+        fields = (num_shards, endianness, producer, min_consumer, tuple(bad))
+        header = _HEADERS.get(fields)
+        if header is None:  # a header not seen before: checked, then kept (they repeat)
+            header = Header(num_shards, "big" if endianness == 1 else "little", *fields[2:])
+            self.header = header
+            self._check_header()
+            if len(_HEADERS) >= 256:
+                _HEADERS.clear()
+            _HEADERS[fields] = header
+        self.header = header
         pin = getattr(storage, "pin", None)
         if pin is not None:  # the data shards as they are with this index
             pin(num_shards)

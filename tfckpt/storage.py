@@ -32,6 +32,7 @@ import errno
 import os
 import threading
 import zlib
+from stat import S_ISREG
 from typing import Any, Dict, Iterator, Optional, Tuple
 
 from ._core import core
@@ -250,6 +251,11 @@ def check_range(name: str, size_of_file: int, offset: int, size: int) -> None:
         )
 
 
+class IndexMissingError(NotACheckpointError):
+    """No file at all at a prefix's .index (LocalStorage.index_buffer): tfckpt.open then
+    looks for a checkpoint the path names another way (files.locate)."""
+
+
 class LocalStorage:
     """Files on the local filesystem. The index is read into memory when the reader opens;
     data shards are memory-mapped (values are zero-copy views) or, with ``mmap=False``,
@@ -279,7 +285,7 @@ class LocalStorage:
                 os.close(fd)
             data, _ = read_regular(self.index_path, MAX_INDEX_BYTES, "checkpoint index")
         except FileNotFoundError:
-            raise NotACheckpointError(
+            raise IndexMissingError(
                 f"No checkpoint index at {self.index_path}", path=self.index_path
             ) from None
         except OSError as e:
@@ -392,9 +398,7 @@ class LocalStorage:
 
 
 def _is_regular(st: os.stat_result) -> bool:
-    import stat
-
-    return stat.S_ISREG(st.st_mode)
+    return S_ISREG(st.st_mode)
 
 
 class PartialBytes:
@@ -785,7 +789,7 @@ class FsspecStorage:
         try:
             return self.fs.cat_file(self._path + ".index")
         except FileNotFoundError:
-            raise NotACheckpointError(
+            raise IndexMissingError(
                 f"No checkpoint index at {self.index_path}", path=self.index_path
             ) from None
 

@@ -524,20 +524,6 @@ def decode_variants(data, n: int, verify: bool, key):
 # The opened index
 
 
-# The slots of the entry class that entry_objects fills (tfckpt.entries.Entry).
-_ENTRY_SLOTS = (
-    "key",
-    "dtype_code",
-    "shape",
-    "shard_id",
-    "offset",
-    "size",
-    "crc32c",
-    "slices",
-    "num_elements",
-)
-
-
 class Index:
     """A parsed .index: every block CRC checked, header and entries decoded."""
 
@@ -726,22 +712,28 @@ class Index:
         )
 
     def _entry_object(self, i: int, cls, slices_of) -> Any:
+        """Entry `i` as a new `cls`, its slots filled as the native core fills them
+        (csrc/bindings.cc EntryClass): `dtype` from ``cls._DTYPES`` (``cls._dtype_of`` the
+        first time a code is seen), an instance of ``cls._NO_NUMPY_DTYPE`` when None."""
         e = self._entries[i]
-        obj = object.__new__(cls)
-        for name, value in zip(
-            _ENTRY_SLOTS,
-            (
-                self._keys[i].decode("utf-8", "surrogateescape"),
-                e.dtype,
-                tuple(e.shape),
-                e.shard_id,
-                e.offset,
-                e.size,
-                e.crc32c,
-                slices_of([list(s) for s in e.slices]) if e.slices else (),
-                e.num_elements,
-            ),
-        ):
+        dtype = cls._DTYPES.get(e.dtype)
+        if dtype is None:
+            dtype = cls._dtype_of(e.dtype)
+        obj = object.__new__(cls if dtype is not None else cls._NO_NUMPY_DTYPE)
+        slots = {
+            "key": self._keys[i].decode("utf-8", "surrogateescape"),
+            "dtype_code": e.dtype,
+            "shape": tuple(e.shape),
+            "shard_id": e.shard_id,
+            "offset": e.offset,
+            "size": e.size,
+            "crc32c": e.crc32c,
+            "slices": slices_of([list(s) for s in e.slices]) if e.slices else (),
+            "num_elements": e.num_elements,
+        }
+        if dtype is not None:
+            slots["dtype"] = dtype
+        for name, value in slots.items():
             object.__setattr__(obj, name, value)
         return obj
 
