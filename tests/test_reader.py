@@ -906,3 +906,62 @@ def test_entries_of_a_large_index_one_by_one_then_whole(tmp_path):
         assert pickle.loads(pickle.dumps(e)) == e
         with pytest.raises(tfckpt.KeyNotFoundError):
             r.entry("v99999")
+
+
+def test_entry_dtype_filled_by_the_core_as_python_makes_it(tmp_path):
+    """`Entry.dtype` is a slot the core fills when it makes an entry (no property call per
+    access). An entry of a DataType without a numpy dtype (resource; a code that is no
+    DataType) says so with the TypeError the property gave, in both cores and in entries
+    made in Python; each such entry reads, compares, copies and pickles as an Entry."""
+    import copy
+    import pickle
+
+    from tfckpt import _pycore as PY
+    from tfckpt.entries import Entry
+    from tfckpt.reader import _slices_of
+
+    prefix = str(tmp_path / "ckpt")
+    with tfckpt.Writer(prefix) as w:
+        w.add("a", np.arange(6, dtype=np.float32).reshape(2, 3))
+        w.add("s", np.array([b"x", b"yz"], dtype=object))
+        w.add_raw("resource", 20, (), b"", _native.mask_crc(0))
+        w.add_raw("unknown", 999, (2,), b"\0" * 8, _native.mask_crc(_native.crc32c(b"\0" * 8)))
+    buffer = (tmp_path / "ckpt.index").read_bytes()
+    made = {
+        "native": _native.Index(buffer, prefix).entry_objects(Entry, _slices_of),
+        "python": PY.Index(buffer, prefix).entry_objects(Entry, _slices_of),
+        "reader": {k: tfckpt.open(prefix).entry(k) for k in ("a", "s", "resource", "unknown")},
+    }
+    for how, entries in made.items():
+        assert entries["a"].dtype == np.float32 and entries["a"].shape == (2, 3), how
+        assert entries["s"].dtype == np.dtype(object), how
+        for key, name in (("resource", "resource"), ("unknown", "unknown_dtype_999")):
+            e = entries[key]
+            assert isinstance(e, Entry) and repr(e).startswith(f"Entry(key='{key}'"), how
+            with pytest.raises(TypeError, match=f"dtype {name} has no numpy equivalent"):
+                e.dtype  # noqa: B018
+            by_hand = Entry(key, e.dtype_code, e.shape, e.shard_id, e.offset, e.size,
+                            e.crc32c, e.slices, e.num_elements)  # fmt: skip
+            for other in (by_hand, pickle.loads(pickle.dumps(e)), copy.deepcopy(e)):
+                assert other == e and type(other) is type(e), how
+                with pytest.raises(TypeError):
+                    other.dtype  # noqa: B018
+        a = entries["a"]
+        for other in (pickle.loads(pickle.dumps(a)), copy.copy(a)):
+            assert other == a and other.dtype == np.float32
+
+
+def test_open_tries_the_index_first_but_finds_what_else_a_path_names(tmp_path):
+    """tfckpt.open reads `path`.index directly when there is one; a path that is not a
+    prefix is still found as before: a directory with a state file (even beside a
+    directory named like its index), an .index or data file name; a NUL in the path is a
+    NotACheckpointError, not a ValueError."""
+    run = tmp_path / "run"
+    prefix = str(run / "ckpt-1")
+    tfckpt.write(prefix, {"w": np.arange(3, dtype=np.float32)}, update_state=True)
+    (tmp_path / "run.index").mkdir()  # `run` + ".index" is a directory, not an index
+    for path in (prefix, str(run), prefix + ".index", prefix + ".data-00000-of-00001"):
+        with tfckpt.open(path) as r:
+            assert r.prefix == prefix and r["w"].tolist() == [0.0, 1.0, 2.0], path
+    with pytest.raises(tfckpt.NotACheckpointError):
+        tfckpt.open(str(run / "ckpt-1\0x"))
