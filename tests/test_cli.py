@@ -1481,3 +1481,33 @@ def test_long_commands_draw_progress_on_a_terminal_only(command, label, corpus, 
         outputs = [[json.loads(x)["location"] for x in o.splitlines()] for o in outputs]
     assert outputs[0] == outputs[1]
     assert outputs[0]
+
+
+def test_dump_starts_without_numpy_scanning_or_compat(tmp_path):
+    """Listing a checkpoint is the command run most, and its cost is the start: `tfckpt
+    dump` imports neither numpy, nor the scanning package (whose output formats the scan
+    parser spells itself; they agree), nor the TensorFlow-compatible API."""
+    import subprocess
+    import sys
+
+    from tfckpt.cli import scan as cli_scan
+    from tfckpt.scanning import FORMATS
+
+    assert cli_scan.FORMATS == FORMATS
+    prefix = tfckpt.write(tmp_path / "ckpt", {"w": np.arange(3, dtype=np.float32)})
+    code = (
+        "import sys\n"
+        "from tfckpt.cli import main\n"
+        "try:\n"
+        "    main(['dump', sys.argv[1]])\n"
+        "except SystemExit as e:\n"
+        "    assert not e.code, e.code\n"
+        "names = [m for m in ('numpy', 'tfckpt.scanning', 'tfckpt.compat') if m in sys.modules]\n"
+        "print('loaded:', names)\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code, prefix], capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[0].split()[:3] == ["w", "float32", "[3]"]
+    assert proc.stdout.strip().splitlines()[-1] == "loaded: []"

@@ -12,7 +12,6 @@ import re
 from typing import Any, Optional, Sequence, TextIO
 
 import tfckpt
-from tfckpt.compat.checkpoint_reader import debug_string
 from tfckpt.dtypes import VARIANT
 from tfckpt.files import INDEX_SUFFIX
 
@@ -125,6 +124,8 @@ def _print_tensors(args: argparse.Namespace, out: TextIO) -> None:
                         print(reader.read(key), file=out)
         elif not args.tensor_name:
             # As inspect_checkpoint prints it: bytes that are not UTF-8 dropped.
+            from tfckpt.compat.checkpoint_reader import debug_string
+
             out.write(debug_string(reader).decode("utf-8", "ignore") + "\n")
         else:
             if args.tensor_name not in rows:

@@ -23,11 +23,13 @@ from ._common import (
     storage_options,
 )
 
+#: tfckpt.scanning.FORMATS, spelled here: every command builds this parser, and importing
+#: the scanning package for it would cost every command's start (tests check they agree).
+FORMATS = ("table", "jsonl", "csv", "parquet")
+
 
 def register(sub: Any) -> None:
     """Adds ``scan`` to the subcommands (``parser.add_subparsers(...)``)."""
-    from tfckpt.scanning import FORMATS
-
     s = sub.add_parser(
         "scan",
         help="find and summarize every checkpoint under directories, archives, URLs",
