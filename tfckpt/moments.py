@@ -46,7 +46,6 @@ __all__ = [
     "checkpoint_moments",
     "CHUNK_BYTES",
     "RANGE_BYTES",
-    "crc32c_join",
 ]
 
 #: Payload bytes read and summarized at a time by one thread: small enough to stay in the
@@ -135,41 +134,6 @@ def merge(parts: Iterable[Moments]) -> Moments:
     if n == 0:
         lo = hi = 0.0
     return Moments(count, nan, posinf, neginf, zeros, lo, hi, mean, m2)
-
-
-# -- CRC32C of a payload from the CRCs of its ranges --------------------------------------
-# Ranges of one payload are checked on different threads; their CRCs are joined here:
-# crc(A + B) = crc(A) * x^(8 len(B)) + crc(B) over GF(2) modulo the (reflected) Castagnoli
-# polynomial, the conditioning of both CRCs cancelling out.
-_POLY = 0x82F63B78
-
-
-def _multiply(a: int, b: int) -> int:
-    """a * b modulo the polynomial (bit-reflected: bit 31 is x^0)."""
-    product, bit = 0, 1 << 31
-    while a:
-        if a & bit:
-            product ^= b
-            a ^= bit
-        bit >>= 1
-        b = (b >> 1) ^ _POLY if b & 1 else b >> 1
-    return product
-
-
-def _x_to_the(n: int) -> int:
-    """x^n modulo the polynomial, by squaring."""
-    result, square = 1 << 31, 1 << 30  # x^0, x^1
-    while n:
-        if n & 1:
-            result = _multiply(result, square)
-        square = _multiply(square, square)
-        n >>= 1
-    return result
-
-
-def crc32c_join(crc_a: int, crc_b: int, size_b: int) -> int:
-    """The CRC32C of A followed by B, from crc(A), crc(B) and B's length in bytes."""
-    return _multiply(_x_to_the(8 * size_b), crc_a) ^ crc_b
 
 
 # -- a checkpoint's payloads, range by range, on threads ----------------------------------
@@ -278,7 +242,11 @@ def checkpoint_moments(
             m, range_crc = fut.result()
             parts[r.key].append(m)
             where = (r.key, r.entry.shard_id, r.entry.offset)
-            joined = crc32c_join(crc.pop(where), range_crc, r.size) if r.start else range_crc
+            # Ranges of one payload are checked on different threads; their CRCs are
+            # joined by the core (crc(A + B) from crc(A), crc(B) and len(B)).
+            joined = (
+                core.crc32c_combine(crc.pop(where), range_crc, r.size) if r.start else range_crc
+            )
             if r.last:
                 _check_crc(reader, r.entry, joined)
             else:

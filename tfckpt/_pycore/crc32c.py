@@ -75,42 +75,42 @@ def unmask_crc(masked: int) -> int:
     return ((r >> 17) | (r << 15)) & _U32
 
 
-def _gf2_times(mat: List[int], vec: int) -> int:
-    out, i = 0, 0
-    while vec:
-        if vec & 1:
-            out ^= mat[i]
-        vec >>= 1
-        i += 1
-    return out
+_POLY = 0x82F63B78  # the Castagnoli polynomial, bit-reflected
+
+
+def _multiply(a: int, b: int) -> int:
+    """a * b modulo the polynomial (bit-reflected: bit 31 is x^0)."""
+    product, bit = 0, 1 << 31
+    while a:
+        if a & bit:
+            product ^= b
+            a ^= bit
+        bit >>= 1
+        b = (b >> 1) ^ _POLY if b & 1 else b >> 1
+    return product
+
+
+def _x_to_the(n: int) -> int:
+    """x^n modulo the polynomial, by squaring."""
+    result, square = 1 << 31, 1 << 30  # x^0, x^1
+    while n:
+        if n & 1:
+            result = _multiply(result, square)
+        square = _multiply(square, square)
+        n >>= 1
+    return result
 
 
 def crc32c_combine(crc_a: int, crc_b: int, len_b: int) -> int:
     """CRC-32C of A followed by B from crc(A), crc(B) and B's length: crc(A) times
-    x^(8 len_b) modulo the polynomial (operators squared in GF(2)), plus crc(B)."""
+    x^(8 len_b) modulo the polynomial, plus crc(B) (the conditioning of both cancels)."""
     _check_u32(crc_a, "crc_a")
     _check_u32(crc_b, "crc_b")
     if len_b < 0:
         raise TypeError("len_b must be an unsigned 64-bit integer")
     if len_b == 0:
         return crc_a
-    odd = [0x82F63B78] + [1 << (n - 1) for n in range(1, 32)]
-    even = [_gf2_times(odd, v) for v in odd]
-    odd = [_gf2_times(even, v) for v in even]
-    while True:
-        even = [_gf2_times(odd, v) for v in odd]
-        if len_b & 1:
-            crc_a = _gf2_times(even, crc_a)
-        len_b >>= 1
-        if not len_b:
-            break
-        odd = [_gf2_times(even, v) for v in even]
-        if len_b & 1:
-            crc_a = _gf2_times(odd, crc_a)
-        len_b >>= 1
-        if not len_b:
-            break
-    return crc_a ^ crc_b
+    return _multiply(_x_to_the(8 * len_b), crc_a) ^ crc_b
 
 
 def crc32c_file(fd: int, offset: int, size: int, threads: int = 1) -> Tuple[int, int]:
