@@ -965,3 +965,33 @@ def test_open_tries_the_index_first_but_finds_what_else_a_path_names(tmp_path):
             assert r.prefix == prefix and r["w"].tolist() == [0.0, 1.0, 2.0], path
     with pytest.raises(tfckpt.NotACheckpointError):
         tfckpt.open(str(run / "ckpt-1\0x"))
+
+
+def test_payload_chunks_are_the_payload_in_pieces(tmp_path):
+    """Reader.payload_chunks: the bytes of payload(e)[start:start+size] in pieces of at most
+    `chunk` bytes (a local file through one reused buffer, a tar member through owned
+    copies); a range outside the entry is a ValueError; a file truncated since it was
+    opened is a CorruptCheckpointError that says it changed, never short data."""
+    import tarfile
+
+    values = np.arange(10_000, dtype=np.float32)
+    prefix = tfckpt.write(tmp_path / "ckpt", {"v": values, "w": np.ones(7, np.int16)})
+    with tarfile.open(tmp_path / "a.tar", "w") as tar:
+        for suffix in (".index", ".data-00000-of-00001"):
+            tar.add(prefix + suffix, arcname="ckpt" + suffix)
+    whole = values.tobytes()
+    from tfckpt.scanning import open_location
+
+    for r in (tfckpt.open(prefix), open_location(f"{tmp_path}/a.tar!/ckpt")):
+        e = r.entry("v")
+        for start, size, chunk in ((0, e.size, 4096), (12, 1000, 333), (e.size, 0, 64), (5, 1, 1)):
+            pieces = [bytes(p) for p in r.payload_chunks(e, start, size, chunk)]
+            assert b"".join(pieces) == whole[start : start + size]
+            assert all(0 < len(p) <= chunk for p in pieces)
+        with pytest.raises(ValueError, match="outside the 40000-byte entry of v"):
+            list(r.payload_chunks(e, 39_990, 11, 4))
+    r = tfckpt.open(prefix)
+    e = r.entry("v")
+    os.truncate(prefix + ".data-00000-of-00001", 20_000)
+    with pytest.raises(tfckpt.CorruptCheckpointError, match="changed"):
+        list(r.payload_chunks(e, 0, e.size, 4096))

@@ -172,8 +172,7 @@ def _summarize(reader: Any, r: _Range, swap: bool, chunk_bytes: int) -> Tuple[Mo
     itemsize = by_code(r.entry.dtype_code).itemsize
     step = max(1, chunk_bytes // itemsize) * itemsize
     parts, crc = [], 0
-    for off in range(r.start, r.start + r.size, step):
-        buf = reader.payload(r.entry, owned=True, start=off, size=min(step, r.start + r.size - off))
+    for buf in reader.payload_chunks(r.entry, r.start, r.size, step):
         crc = core.crc32c(buf, crc)
         parts.append(payload_moments(buf, r.entry.dtype_code, swap))
     return merge(parts), crc

@@ -389,6 +389,25 @@ class Reader(Mapping[str, Any]):
             )
             return owned_bytes(self._storage, e.shard_id, n, e.offset + start, size)
 
+    def payload_chunks(self, e: Entry, start: int, size: int, chunk: int) -> Iterator[Any]:
+        """Bytes [start, start+size) of the payload of `e` in pieces of at most `chunk`
+        bytes, in memory the caller owns until it asks for the next piece (one buffer,
+        reused, where the storage reads files; see :meth:`payload` with `owned`)."""
+        if start < 0 or size < 0 or start + size > e.size:
+            raise ValueError(
+                f"bytes [{start}, {start + size}) are outside the {e.size}-byte entry of {e.key}"
+            )
+        reader_chunks = getattr(self._storage, "chunks", None)
+        if reader_chunks is None:
+            for off in range(start, start + size, chunk):
+                yield self._fetch(e, off, min(chunk, start + size - off), True)
+            return
+        self._check_shard_id(e)
+        with _shard_errors(e):
+            yield from reader_chunks(
+                e.shard_id, self.header.num_shards, e.offset + start, size, chunk
+            )
+
     def _check_shard_id(self, e: Entry) -> None:
         if e.shard_id >= self.header.num_shards:
             raise CorruptCheckpointError(

@@ -393,6 +393,14 @@ class LocalStorage:
     def checksum(self, shard_id: int, num_shards: int, offset: int, size: int) -> int:
         return self._shard(shard_id, num_shards, offset, size).checksum(offset, size)
 
+    def chunks(
+        self, shard_id: int, num_shards: int, offset: int, size: int, chunk: int
+    ) -> Iterator[Any]:
+        """Bytes [offset, offset+size) of a shard in pieces of `chunk` bytes, read with pread
+        into one buffer of the caller's own (each piece is valid until the next is asked
+        for): one open and no new memory per piece."""
+        return self._shard(shard_id, num_shards, offset, size).chunks(offset, size, chunk)
+
     def close(self) -> None:
         self._shards.clear()
 

@@ -147,22 +147,21 @@ def _positive(kind: type) -> Any:
     return parse
 
 
-def add_remote_options(parser: Any, walk: bool = False, storage_option: bool = True) -> None:
-    """The options of reading URLs: fsspec's (unless the parser has its own), and the
-    bounds of every request (with `walk`, those of walking a tree too)."""
+def add_remote_options(parser: Any, walk: bool = False) -> None:
+    """The options of reading URLs: fsspec's storage options, and the bounds of every
+    request (with `walk`, those of walking a tree too)."""
     from tfckpt.remote import RemoteLimits
 
     d = RemoteLimits()
     g = parser.add_argument_group("URLs (s3://, gs://, http(s)://)")
-    if storage_option:
-        g.add_argument(
-            "--storage-option",
-            action="append",
-            default=[],
-            metavar="K=V",
-            help="fsspec storage option for URLs (repeatable; V parsed as JSON "
-            "where it can be, e.g. anon=true)",
-        )
+    g.add_argument(
+        "--storage-option",
+        action="append",
+        default=[],
+        metavar="K=V",
+        help="fsspec storage option for URLs (repeatable; V parsed as JSON "
+        "where it can be, e.g. anon=true)",
+    )
     g.add_argument(
         "--timeout",
         type=_positive(float),

@@ -16,6 +16,7 @@ from ._common import (
     EXIT_OK,
     Progress,
     UsageError,
+    _positive,
     add_remote_options,
     error_stream,
     printable,
@@ -76,48 +77,30 @@ def register(sub: Any) -> None:
         metavar="ADDRESS",
         help="run the scan on the Dask cluster at ADDRESS (tcp://host:8786)",
     )
-    s.add_argument(
-        "--storage-option",
-        action="append",
-        default=[],
-        metavar="K=V",
-        help="fsspec storage option for URLs (repeatable; V parsed as JSON "
-        "where it can be, e.g. anon=true)",
-    )
     # -- archives: what one may cost
     s.add_argument(
         "--max-archive-members",
-        type=_positive,
+        type=_positive(int),
         metavar="N",
         help="an archive with more members is a record, not scanned (default: 200000)",
     )
     s.add_argument(
         "--max-member-bytes",
-        type=_positive,
+        type=_positive(int),
         metavar="N",
         help="a member of a compressed archive that must be held whole (--verify, --stats) "
         "and is larger is a record (default: 2147483648, 2 GiB)",
     )
     s.add_argument(
         "--max-archive-seconds",
-        type=_positive,
+        type=_positive(int),
         metavar="S",
         help="a compressed archive not read to its end in S seconds is a record for what "
         "was left (default: 3600)",
     )
     # -- URLs: the bounds of remote reads and walks (tfckpt.remote.RemoteLimits)
-    add_remote_options(s, walk=True, storage_option=False)
+    add_remote_options(s, walk=True)
     s.set_defaults(func=run)
-
-
-def _positive(text: str) -> int:
-    try:
-        n = int(text)
-    except ValueError:
-        n = 0
-    if n <= 0:
-        raise argparse.ArgumentTypeError(f"a positive whole number, not {text!r}")
-    return n
 
 
 def run(args: argparse.Namespace, out: TextIO) -> int:
