@@ -164,6 +164,12 @@ def test_sharded_v1_is_three_files_opened_any_way(ckpts):
             # each variable lives in the file of its device
             assert r.entry("dev2/w").shard_id == 2 and r.entry("dev0/name").shard_id == 0
             assert r.read("dev1/pv").tolist() == given["dev1/pv"].tolist()
+            # the record of a key in pieces, as a V2 reader gives payloads
+            e = r.entry("dev2/w")
+            record = r.payload(e)
+            assert b"".join(r.payload_chunks(e, 3, len(record) - 3, 7)) == record[3:]
+            with pytest.raises(ValueError, match="outside"):
+                list(r.payload_chunks(e, 0, len(record) + 1, 7))
 
 
 def test_partitioned_assembled_and_read_by_region(ckpts):

@@ -451,6 +451,17 @@ class V1Reader(Mapping[str, Any]):
         its own: `owned` is there for the Reader's interface.)"""
         return self.raw_entry(e.key)
 
+    def payload_chunks(self, e: Entry, start: int, size: int, chunk: int) -> Iterator[bytes]:
+        """Bytes [start, start+size) of :meth:`payload` in pieces of at most `chunk` bytes."""
+        data = self.payload(e)
+        if start < 0 or size < 0 or start + size > len(data):
+            raise ValueError(
+                f"bytes [{start}, {start + size}) are outside the {len(data)}-byte record of "
+                f"{e.key}"
+            )
+        for off in range(start, start + size, chunk):
+            yield data[off : min(off + chunk, start + size)]
+
     def variant_payloads(self, key: Union[str, bytes]) -> List[bytes]:
         """Format V1 cannot hold variant tensors: always raises."""
         t, _ = self._lookup(key)
