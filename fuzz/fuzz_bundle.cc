@@ -5,6 +5,7 @@
 // Input: the bytes of a .index file (seeds are real ones). As in fuzz_table,
 // a checksum failure is retried once with fixed block CRCs.
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "bundle.h"
@@ -19,7 +20,7 @@ void Check(const uint8_t* data, size_t size) {
   (void)h;
   size_t hidden = 0;
   for (size_t i = 0; i < bundle.size(); ++i) {
-    const std::string& key = bundle.key(i);
+    std::string_view key = bundle.key(i);
     FUZZ_CHECK(!key.empty());  // only the header has the empty key
     FUZZ_CHECK(bundle.Find(key) == static_cast<ptrdiff_t>(i));
     fuzz::Touch(bundle.raw_value(i));
