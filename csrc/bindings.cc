@@ -151,6 +151,9 @@ PyObject* ShapeObject(const std::vector<int64_t>& shape) {
     }
     PyTuple_SET_ITEM(t, d, v);
   }
+  // A tuple of ints is in no reference cycle: the garbage collector need not track it (it
+  // would untrack it itself at its first collection).
+  if (PyObject_GC_IsTracked(t)) PyObject_GC_UnTrack(t);
   return t;
 }
 
@@ -371,6 +374,10 @@ class PyIndex {
       failed |= values[f] == nullptr && f != EntryClass::kFields - 1;
     }
     if (failed) throw py::error_already_set();
+    // An entry without slices holds only a str, ints, a tuple of ints and a numpy dtype,
+    // none of which can refer back to it: it is in no cycle, and is left out of the garbage
+    // collector's passes.
+    if (e.slices.empty() && PyObject_GC_IsTracked(obj.ptr())) PyObject_GC_UnTrack(obj.ptr());
     return obj;
   }
 
