@@ -115,8 +115,10 @@ std::string_view Table::ReadBlock(const uint8_t* data, size_t size,
 std::string_view Table::StoreKey(std::string_view prev, size_t shared, std::string_view rest) {
   const size_t n = shared + rest.size();
   if (n > key_free_size_) {
-    constexpr size_t kChunk = size_t{64} << 10;
-    const size_t size = n > kChunk / 4 ? n : kChunk;  // a long key gets a chunk of its own
+    // A small index (most are) allocates little; a large one grows to 64 KiB chunks.
+    constexpr size_t kFirst = size_t{4} << 10, kLargest = size_t{64} << 10;
+    const size_t next = key_chunk_size_ == 0 ? kFirst : std::min(2 * key_chunk_size_, kLargest);
+    const size_t size = n > next / 4 ? n : next;  // a long key gets a chunk of its own
     key_chunks_.push_back(std::unique_ptr<char[]>(new char[size > 0 ? size : 1]));
     char* chunk = key_chunks_.back().get();
     if (size == n) {  // keep the shared chunk's free space for the keys that follow
@@ -126,6 +128,7 @@ std::string_view Table::StoreKey(std::string_view prev, size_t shared, std::stri
     }
     key_free_ = chunk;
     key_free_size_ = size;
+    key_chunk_size_ = size;
   }
   char* out = key_free_;
   if (shared) std::memcpy(out, prev.data(), shared);

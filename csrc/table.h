@@ -60,7 +60,8 @@ class Table {
                   bool check_order, size_t max_entries);
 
   // Stores a key, the first `shared` bytes of `prev` then `rest`, in memory the table owns
-  // (chunks that never move: one allocation per 64 KiB of keys, not one per key).
+  // (chunks that never move: the first 4 KiB, each next one twice the last up to 64 KiB;
+  // one allocation per chunk, not one per key).
   std::string_view StoreKey(std::string_view prev, size_t shared, std::string_view rest);
 
   std::string name_;
@@ -68,6 +69,7 @@ class Table {
   std::vector<std::unique_ptr<char[]>> key_chunks_;
   char* key_free_ = nullptr;  // the unused part of the last chunk
   size_t key_free_size_ = 0;
+  size_t key_chunk_size_ = 0;  // the size of the last shared chunk
   std::vector<std::unique_ptr<std::string>> owned_blocks_;
   TableStats stats_;
   size_t key_bytes_ = 0;
