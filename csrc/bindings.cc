@@ -864,6 +864,51 @@ PYBIND11_MODULE(_native, m) {
   }, py::arg("items"), py::arg("block_size") = 262144, py::arg("restart_interval") = 16,
         "Builds table bytes from (key, value) pairs given in strictly increasing key order.");
 
+  m.def(
+      "read_small_file",
+      [](const py::handle& path, size_t limit) -> py::object {
+        std::string name, data;
+        try {
+          name = PathBytes(path);
+        } catch (const py::error_already_set&) {
+          return py::none();  // (the caller's general path says what is wrong)
+        }
+        bool ok;
+        {
+          py::gil_scoped_release release;
+          ok = ReadSmallRegular(name, limit, &data);
+        }
+        if (!ok) return py::none();
+        return py::bytes(data);
+      },
+      py::arg("path"), py::arg("limit"),
+      "The bytes of regular file `path` if it holds at most `limit` bytes and reads whole; "
+      "None otherwise, errors included (the caller's general path then says what is "
+      "wrong). GIL released.");
+  m.def(
+      "file_identity",
+      [](const py::handle& path) -> py::object {
+        std::string name;
+        try {
+          name = PathBytes(path);
+        } catch (const py::error_already_set&) {
+          return py::none();
+        }
+        FileIdentity id;
+        bool ok;
+        {
+          py::gil_scoped_release release;
+          ok = StatRegular(name, &id);
+        }
+        if (!ok) return py::none();
+        return py::make_tuple(static_cast<uint64_t>(id.dev), static_cast<uint64_t>(id.ino),
+                              id.size, id.mtime_ns);
+      },
+      py::arg("path"),
+      "(device, inode, size, mtime in ns) of the regular file at `path` (symbolic links "
+      "followed), as MappedFile.identity; None when it cannot be stat'ed or is not a "
+      "regular file. GIL released.");
+
   py::class_<MappedFile>(m, "MappedFile", py::buffer_protocol())
       .def(py::init([](const py::handle& path, bool track_size) {
              return std::make_unique<MappedFile>(PathBytes(path), track_size);

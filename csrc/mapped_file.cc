@@ -25,7 +25,50 @@ namespace {
   throw FileError(errnum, path);
 }
 
+int64_t MtimeNs(const struct stat& st) {
+  return static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
+}
+
 }  // namespace
+
+bool StatRegular(const std::string& path, FileIdentity* id) {
+  if (path.find('\0') != std::string::npos) return false;
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) return false;
+  id->dev = st.st_dev;
+  id->ino = st.st_ino;
+  id->size = static_cast<int64_t>(st.st_size);
+  id->mtime_ns = MtimeNs(st);
+  return true;
+}
+
+bool ReadSmallRegular(const std::string& path, size_t limit, std::string* out) {
+  if (path.find('\0') != std::string::npos) return false;
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+  if (fd < 0) return false;
+  struct stat st;
+  bool ok = ::fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size >= 0 &&
+            static_cast<uint64_t>(st.st_size) <= limit;
+  if (ok) {
+    // One byte more than fstat said, to see a file that grew meanwhile.
+    const size_t want = static_cast<size_t>(st.st_size) + 1;
+    out->resize(want);
+    size_t got = 0;
+    while (got < want) {
+      ssize_t n = ::read(fd, &(*out)[got], want - got);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) {
+        ok = n == 0;
+        break;
+      }
+      got += static_cast<size_t>(n);
+    }
+    ok = ok && got == want - 1;
+    out->resize(ok ? got : 0);
+  }
+  ::close(fd);
+  return ok;
+}
 
 MappedFile::MappedFile(const std::string& path, bool track_size) : path_(path) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
@@ -35,7 +78,7 @@ MappedFile::MappedFile(const std::string& path, bool track_size) : path_(path) {
   if (S_ISDIR(st.st_mode)) Fail(fd, EISDIR, path);
   if (!S_ISREG(st.st_mode)) Fail(fd, EINVAL, path);  // a FIFO, socket or device never ends
   opened_size_ = static_cast<int64_t>(st.st_size);
-  mtime_ns_ = static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
+  mtime_ns_ = MtimeNs(st);
   size_ = static_cast<size_t>(st.st_size);
   if (size_ > 0 && size_ <= kReadBelow && !track_size) {
     // A small file (an index, typically) costs less to read than to map and unmap.

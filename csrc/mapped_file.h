@@ -27,6 +27,25 @@ class FileError : public std::runtime_error {
   std::string path_;
 };
 
+// What a reader records of a regular file to tell later that it changed: device, inode,
+// size and modification time (ns), as MappedFile keeps them.
+struct FileIdentity {
+  dev_t dev = 0;
+  ino_t ino = 0;
+  int64_t size = 0;
+  int64_t mtime_ns = 0;
+};
+
+// The identity of the regular file at `path` now (following symbolic links). False when
+// it cannot be stat'ed or is not a regular file.
+bool StatRegular(const std::string& path, FileIdentity* id);
+
+// The whole of the regular file at `path` into *out, when it holds at most `limit` bytes
+// and reads whole at the size fstat gave (a file that grows or shrinks meanwhile does
+// not). False in every other case, errors included, with nothing said: the caller then
+// takes its general path, which says what is wrong. Opened non-blocking, as MappedFile.
+bool ReadSmallRegular(const std::string& path, size_t limit, std::string* out);
+
 class MappedFile {
  public:
   // With `track_size`, CurrentSize() looks at the file again, so a file that shrinks

@@ -487,6 +487,33 @@ def test_mapped_file(tmp_path, monkeypatch, mapped):
     assert PY.MappedFile(os.fsencode(str(p))).path == str(p)  # bytes
 
 
+def test_small_file_reads_and_identities(tmp_path):
+    """read_small_file and file_identity (the reader's open and pin in one call each), in
+    both cores: bytes and identities as os reads them; None for anything else, at once."""
+    small = tmp_path / "small"
+    small.write_bytes(b"0123456789")
+    empty = tmp_path / "empty"
+    empty.write_bytes(b"")
+    fifo = tmp_path / "fifo"  # must not block: opened non-blocking, refused as no file
+    os.mkfifo(fifo)
+    link = tmp_path / "link"
+    link.symlink_to(small)
+    st = os.stat(small)
+    identity = (st.st_dev, st.st_ino, 10, st.st_mtime_ns)
+    for core in _cores_in_use():
+        read, ident = core.read_small_file, core.file_identity
+        assert read(str(small), 10) == b"0123456789"
+        assert read(small, 64) == read(os.fsencode(str(small)), 64) == b"0123456789"
+        assert read(str(link), 10) == b"0123456789"
+        assert read(str(empty), 0) == b""
+        for path in (tmp_path / "missing", tmp_path, fifo, str(small) + "\0x"):
+            assert read(str(path), 1 << 20) is None, (core, path)
+            assert ident(str(path)) is None, (core, path)
+        assert read(str(small), 9) is None  # over the limit
+        assert ident(str(small)) == ident(str(link)) == ident(small) == identity
+        assert ident(str(empty))[2] == 0
+
+
 def test_mapped_files_hold_no_descriptors(tmp_path):
     """Like the native core, a reader of thousands of checkpoints must not run out of file
     descriptors: small files are read (or, from Python 3.13, mapped without a descriptor)."""

@@ -117,6 +117,13 @@ class TotalsRow(NamedTuple):
     dtype_counts: Dict[int, int]  # {dtype: listed keys}
     data_bytes: int  # bytes of every decodable unpartitioned entry, slice entries included
 
+def read_small_file(path: Path, limit: int) -> Optional[bytes]:
+    """The bytes of regular file `path` if it holds at most `limit` bytes and reads whole;
+    None otherwise, errors included. GIL released."""
+def file_identity(path: Path) -> Optional[Tuple[int, int, int, int]]:
+    """(device, inode, size, mtime ns) of the regular file at `path`; None when it cannot be
+    stat'ed or is not a regular file. GIL released."""
+
 class MappedFile:
     """A file mapped read-only; supports the buffer protocol and outlives its views."""
 

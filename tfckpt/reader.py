@@ -92,9 +92,8 @@ def open(
     :class:`tfckpt.remote.RemoteLimits`; its defaults when None): a misbehaving server is
     an UnreadableError naming the URL and the bound, never a hang.
     """
-    from .remote import is_url
-
-    if is_url(path):
+    # (A str without "://" is no URL: the common case skips importing tfckpt.remote.)
+    if (not isinstance(path, str) or "://" in path) and _is_url(path):
         from .remote import V1_SET_URL, v1_files
 
         url = os.fspath(path)
@@ -131,6 +130,12 @@ def open(
 
         return V1Reader(found)  # type: ignore[return-value]
     return Reader(storage=LocalStorage(found.prefix, mmap=mmap))
+
+
+def _is_url(path: "str | os.PathLike[str]") -> bool:
+    from .remote import is_url
+
+    return is_url(path)
 
 
 # Indexes of up to this many entries are decoded whole at the first entry() (a few hundred
@@ -291,19 +296,22 @@ class Reader(Mapping[str, Any]):
         """The metadata of `key`: dtype, shape, shard, offset, size, CRC, slices."""
         # An Entry is immutable: each is decoded once per Reader (the loop every script
         # writes, entry() for each key, then costs a dictionary lookup per call).
-        e = self._entries.get(key)
+        try:
+            return self._entries[key]
+        except KeyError:
+            pass
+        e = None
+        if not self._all_decoded and (
+            len(self._index) <= _DECODE_ALL_UP_TO or len(self._entries) >= _DECODE_ALL_AFTER
+        ):
+            # A small index is decoded whole, in one native call, at the first entry(); a
+            # larger one once a script has asked for many of its entries.
+            decoded = cast(Dict[Any, Entry], self._index.entry_objects(Entry, _slices_of))
+            decoded.update(self._entries)  # bytes keys asked for so far stay as they are
+            self._entries, self._all_decoded = decoded, True
+            e = decoded.get(key)
         if e is None:
-            if not self._all_decoded and (
-                len(self._index) <= _DECODE_ALL_UP_TO or len(self._entries) >= _DECODE_ALL_AFTER
-            ):
-                # A small index is decoded whole, in one native call, at the first entry();
-                # a larger one once a script has asked for many of its entries.
-                decoded = cast(Dict[Any, Entry], self._index.entry_objects(Entry, _slices_of))
-                decoded.update(self._entries)  # bytes keys asked for so far stay as they are
-                self._entries, self._all_decoded = decoded, True
-                e = self._entries.get(key)
-            if e is None:
-                e = self._entries[key] = self._decode_entry(key)
+            e = self._entries[key] = self._decode_entry(key)
         return e
 
     def _decode_entry(self, key: Union[str, bytes]) -> Entry:

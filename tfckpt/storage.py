@@ -32,7 +32,6 @@ import errno
 import os
 import threading
 import zlib
-from stat import S_ISREG
 from typing import Any, Dict, Iterator, Optional, Tuple
 
 from ._core import core
@@ -273,16 +272,13 @@ class LocalStorage:
     def index_buffer(self):
         # Read, not mapped: the table's pages are touched throughout the reader's life, and
         # a mapped index truncated meanwhile would kill the process with SIGBUS.
+        # The common case in one native call (open, fstat, read, close); anything else
+        # (a large index, an error, a file changing size meanwhile) takes the general path,
+        # which says what is wrong.
+        small = core.read_small_file(self.index_path, _READ_AT_ONCE_BELOW)
+        if small is not None:
+            return small
         try:
-            fd, st = open_regular(self.index_path, "checkpoint index")
-            try:
-                if st.st_size <= _READ_AT_ONCE_BELOW:
-                    # One read of what fstat said, +1 to see a file that grew meanwhile.
-                    data = os.read(fd, st.st_size + 1)
-                    if len(data) == st.st_size:
-                        return data
-            finally:
-                os.close(fd)
             data, _ = read_regular(self.index_path, MAX_INDEX_BYTES, "checkpoint index")
         except FileNotFoundError:
             raise IndexMissingError(
@@ -297,12 +293,8 @@ class LocalStorage:
     def pin(self, num_shards: int) -> None:
         """Records each data shard's identity now, as the index was just read."""
         for shard_id in range(min(num_shards, _PIN_AT_OPEN)):
-            try:
-                st = os.stat(self.shard_path(shard_id, num_shards))
-            except (OSError, ValueError):
-                self._pins[shard_id] = None
-                continue
-            self._pins[shard_id] = identity_of(st) if _is_regular(st) else None
+            # None when missing or not a regular file: opening it later says what is wrong.
+            self._pins[shard_id] = core.file_identity(self.shard_path(shard_id, num_shards))
 
     def shard_path(self, shard_id: int, num_shards: int) -> str:
         return data_filename(self.prefix, shard_id, num_shards)
@@ -403,10 +395,6 @@ class LocalStorage:
 
     def close(self) -> None:
         self._shards.clear()
-
-
-def _is_regular(st: os.stat_result) -> bool:
-    return S_ISREG(st.st_mode)
 
 
 class PartialBytes:

@@ -34,7 +34,7 @@ from .crc32c import (
     mask_crc,
     unmask_crc,
 )
-from .mapped_file import MappedFile
+from .mapped_file import MappedFile, file_identity, read_small_file
 from .snappy import snappy_decompress
 from .stats import tensor_stats
 from .table import build_table, read_table
@@ -59,6 +59,8 @@ __all__ = [
     "build_table",
     "serialize_entry",
     "MappedFile",
+    "file_identity",
+    "read_small_file",
     "Index",
     "HeaderRow",
     "EntryRow",

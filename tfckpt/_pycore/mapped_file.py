@@ -128,3 +128,35 @@ def _current_size(f) -> int:
     if (st.st_dev, st.st_ino) != f._id:
         return f._size  # a different file now at the path: our mapping of the old one holds
     return min(f._size, st.st_size)
+
+
+def read_small_file(path, limit: int):
+    """The bytes of regular file `path` if it holds at most `limit` bytes and reads whole
+    (its size unchanged while read); None otherwise, errors included: the caller's
+    general path then says what is wrong."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except (OSError, ValueError, TypeError):
+        return None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_size > limit:
+            return None
+        data = _read_all(fd, st.st_size + 1)  # one byte more, to see a file that grew
+        return data if len(data) == st.st_size else None
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
+def file_identity(path):
+    """(device, inode, size, mtime in ns) of the regular file at `path`, as
+    MappedFile.identity; None when it cannot be stat'ed or is not a regular file."""
+    try:
+        st = os.stat(path)
+    except (OSError, ValueError, TypeError):
+        return None
+    if not stat.S_ISREG(st.st_mode):
+        return None
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
