@@ -27,6 +27,8 @@ from .errors import (
 )
 
 __all__ = [
+    "is_url",
+    "FILE_URL",
     "locate",
     "Located",
     "resolve_prefix",
@@ -58,6 +60,22 @@ __all__ = [
     "identity_of",
     "commit_lock_path",
 ]
+
+FILE_URL = "file://"
+_URL_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+
+
+def is_url(path: "str | os.PathLike[str]") -> bool:
+    """Whether `path` is read through fsspec (a URL other than ``file://``; see
+    tfckpt.remote)."""
+    text = os.fspath(path)
+    return (
+        isinstance(text, str)
+        and "://" in text  # most paths are not URLs: no regular expression for them
+        and bool(_URL_RE.match(text))
+        and not text.startswith(FILE_URL)
+    )
+
 
 # -- the names and magics of checkpoint files (FORMAT: docs/format.md, "File naming") -------
 

@@ -24,7 +24,7 @@ from .errors import (
     UnreadableShardError,
     UnsupportedCheckpointError,
 )
-from .files import check_git_lfs_pointer, locate, resolve_prefix
+from .files import check_git_lfs_pointer, is_url, locate, resolve_prefix
 from .keys import OBJECT_GRAPH_KEY
 from .slices import (
     Bounds,
@@ -92,8 +92,7 @@ def open(
     :class:`tfckpt.remote.RemoteLimits`; its defaults when None): a misbehaving server is
     an UnreadableError naming the URL and the bound, never a hang.
     """
-    # (A str without "://" is no URL: the common case skips importing tfckpt.remote.)
-    if (not isinstance(path, str) or "://" in path) and _is_url(path):
+    if is_url(path):
         from .remote import V1_SET_URL, v1_files
 
         url = os.fspath(path)
@@ -130,12 +129,6 @@ def open(
 
         return V1Reader(found)  # type: ignore[return-value]
     return Reader(storage=LocalStorage(found.prefix, mmap=mmap))
-
-
-def _is_url(path: "str | os.PathLike[str]") -> bool:
-    from .remote import is_url
-
-    return is_url(path)
 
 
 # Indexes of up to this many entries are decoded whole at the first entry() (a few hundred
@@ -194,8 +187,6 @@ class Reader(Mapping[str, Any]):
         if storage is None:
             if path is None:
                 raise TypeError("give a path or a storage")
-            from .remote import is_url
-
             if is_url(path):  # s3://, gs://, http(s):// ... (tfckpt.remote)
                 from .remote import open_storage
 

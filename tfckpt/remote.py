@@ -27,7 +27,6 @@ partial checkpoint.
 
 from __future__ import annotations
 
-import os
 import posixpath
 import re
 import time
@@ -50,6 +49,7 @@ from .files import (
     TABLE_MAGIC,
     check_git_lfs_pointer,
     data_filename,
+    is_url,
     parse_checkpoint_state,
 )
 from .storage import check_range
@@ -73,8 +73,6 @@ __all__ = [
     "ATTEMPTS",
 ]
 
-_URL_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
-_FILE_URL = "file://"
 #: Attempts per request before a server fault is reported (waits 0.2 s, 0.4 s ... between).
 ATTEMPTS = 4
 #: Bytes asked for in one request: a large read is made of such pieces, each bounded by the
@@ -117,17 +115,6 @@ class RemoteLimits:
 
 
 DEFAULT_LIMITS = RemoteLimits()
-
-
-def is_url(path: "str | os.PathLike[str]") -> bool:
-    """Whether `path` is read through fsspec (a URL other than ``file://``)."""
-    text = os.fspath(path)
-    return (
-        isinstance(text, str)
-        and "://" in text  # most paths are not URLs: no regular expression for them
-        and bool(_URL_RE.match(text))
-        and not text.startswith(_FILE_URL)
-    )
 
 
 # -- one request, bounded -------------------------------------------------------------------

@@ -53,7 +53,7 @@ class MappedFile(mmap.mmap):
         self._size = st.st_size
         self._track = bool(track_size)
         self._id = (st.st_dev, st.st_ino)
-        self._identity = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+        self._identity = _identity(st)
 
     @property
     def size(self) -> int:
@@ -157,6 +157,9 @@ def file_identity(path):
         st = os.stat(path)
     except (OSError, ValueError, TypeError):
         return None
-    if not stat.S_ISREG(st.st_mode):
-        return None
+    return _identity(st) if stat.S_ISREG(st.st_mode) else None
+
+
+def _identity(st: os.stat_result):
+    """What MappedFile.identity and file_identity give: device, inode, size, mtime (ns)."""
     return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)

@@ -8,7 +8,7 @@ import posixpath
 from typing import Iterator, Sequence
 
 from ..errors import CheckpointError, NotACheckpointError
-from ..files import INDEX_SUFFIX, STATE_FILE, sniff
+from ..files import FILE_URL, INDEX_SUFFIX, STATE_FILE, sniff
 from ..remote import DEFAULT_LIMITS, is_url, list_directory, path_exists
 from .archives import TooManyMembers, archive_kind, compressed_tar_tasks, tar_tree, zip_tree
 from .discover import dir_tasks, is_savedmodel_prefix, walk_tasks
@@ -18,11 +18,9 @@ from .trees import FsspecTree, LocalTree, is_local_checkpoint
 
 __all__ = ["is_url", "check_root", "root_tasks", "discover"]
 
-_FILE_URL = "file://"
-
 
 def _local(path: str) -> str:
-    return path[len(_FILE_URL) :] if path.startswith(_FILE_URL) else path
+    return path[len(FILE_URL) :] if path.startswith(FILE_URL) else path
 
 
 def check_root(path: str) -> None:
